@@ -1,0 +1,150 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { formatPath, issuesToDetails, type Detail } from '../core/validation.js';
+import { configSchema, type Config } from './schema.js';
+
+export class ConfigError extends Error {
+  readonly code = 'KEYGATE_CONFIG_INVALID';
+  readonly details: Detail[];
+  constructor(source: string, details: Detail[]) {
+    super(`${source}: invalid configuration\n${details.map((d) => `${d.path || '(root)'}: ${d.message}`).join('\n')}`);
+    this.details = details;
+  }
+}
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string value, reporting unset variables. */
+function substitute(value: unknown, path: PropertyKey[], env: NodeJS.ProcessEnv, errors: Detail[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(VAR, (_, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      errors.push({ path: formatPath(path), message: `environment variable ${name} is not set` });
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substitute(v, [...path, i], env, errors));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = substitute(v, [...path, k], env, errors);
+    return out;
+  }
+  return value;
+}
+
+/** Rules that span several fields, checked once the shape is right. */
+function crossCheck(c: Config): Detail[] {
+  const errors: Detail[] = [];
+  const envNames = Object.keys(c.keys.environments);
+  if (envNames.length === 0) errors.push({ path: 'keys.environments', message: 'must name at least one environment' });
+  const tags = new Set<string>();
+  for (const [env, tag] of Object.entries(c.keys.environments)) {
+    if (tags.has(tag)) errors.push({ path: `keys.environments.${env}`, message: `tag "${tag}" is used twice` });
+    tags.add(tag);
+  }
+  const ports = new Set<string>();
+  const bind = (p: string, host: string, port: number) => {
+    if (port === 0) return;
+    const id = `${host}:${port}`;
+    if (ports.has(id)) errors.push({ path: p, message: `${id} is bound twice` });
+    ports.add(id);
+  };
+  c.listeners.forEach((l, i) => {
+    if (!(l.environment in c.keys.environments)) {
+      errors.push({ path: `listeners[${i}].environment`, message: `must be one of: ${envNames.join(', ')}` });
+    }
+    bind(`listeners[${i}].port`, l.host, l.port);
+  });
+  if (c.role !== 'gateway') bind('admin.port', c.admin.host, c.admin.port);
+  if (c.demo_upstream) bind('demo_upstream.port', c.demo_upstream.host, c.demo_upstream.port);
+  if (c.role !== 'admin' && c.listeners.length === 0) {
+    errors.push({ path: 'listeners', message: 'the gateway needs at least one listener' });
+  }
+  if (!('default' in c.plans)) errors.push({ path: 'plans', message: 'must define a "default" plan' });
+  for (const [name, p] of Object.entries(c.plans)) {
+    if (p.burst !== null && p.burst < 1) errors.push({ path: `plans.${name}.burst`, message: 'must be at least 1' });
+  }
+  const catalog = new Set(c.scopes.catalog);
+  for (const [preset, scopes] of Object.entries(c.scopes.presets)) {
+    if (catalog.has(preset)) errors.push({ path: `scopes.presets.${preset}`, message: 'has the name of a scope' });
+    scopes.forEach((s, i) => {
+      if (!catalog.has(s)) errors.push({ path: `scopes.presets.${preset}[${i}]`, message: `"${s}" is not in scopes.catalog` });
+    });
+  }
+  const apiNames = new Set<string>();
+  c.apis.forEach((api, i) => {
+    if (apiNames.has(api.name)) errors.push({ path: `apis[${i}].name`, message: `"${api.name}" is used twice` });
+    apiNames.add(api.name);
+    api.routes.forEach((r, j) => {
+      r.scopes.forEach((s, k) => {
+        if (!catalog.has(s)) {
+          errors.push({ path: `apis[${i}].routes[${j}].scopes[${k}]`, message: `"${s}" is not in scopes.catalog` });
+        }
+      });
+      if (r.plan !== null && !(r.plan in c.plans)) {
+        errors.push({ path: `apis[${i}].routes[${j}].plan`, message: `"${r.plan}" is not a plan` });
+      }
+      if (r.plan !== null && r.rate_limit !== null) {
+        errors.push({ path: `apis[${i}].routes[${j}]`, message: 'set either plan or rate_limit, not both' });
+      }
+    });
+  });
+  const tokenNames = new Set<string>();
+  const tokenValues = new Set<string>();
+  c.admin.tokens.forEach((t, i) => {
+    if (tokenNames.has(t.name)) errors.push({ path: `admin.tokens[${i}].name`, message: `"${t.name}" is used twice` });
+    if (tokenValues.has(t.token)) errors.push({ path: `admin.tokens[${i}].token`, message: 'is the same as another token' });
+    tokenNames.add(t.name);
+    tokenValues.add(t.token);
+  });
+  if (c.role !== 'gateway' && c.admin.tokens.length === 0) {
+    errors.push({ path: 'admin.tokens', message: 'the admin plane needs at least one token' });
+  }
+  if (c.store.type === 'redis' && !c.store.url && !c.store.sentinels && !c.store.cluster) {
+    errors.push({ path: 'store', message: 'a redis store needs url, sentinels or cluster' });
+  }
+  return errors;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}
+
+/** Validates a parsed document; every problem is reported at once. The result is frozen. */
+export function parseConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = process.env): Config {
+  const errors: Detail[] = [];
+  const substituted = substitute(raw ?? {}, [], env, errors);
+  const parsed = configSchema.safeParse(substituted);
+  if (!parsed.success) throw new ConfigError(source, [...errors, ...issuesToDetails(parsed.error.issues)]);
+  errors.push(...crossCheck(parsed.data));
+  if (errors.length > 0) throw new ConfigError(source, errors);
+  return deepFreeze(parsed.data);
+}
+
+export function parseConfigText(text: string, source = 'config', env: NodeJS.ProcessEnv = process.env): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '(yaml)', message: e.message.split('\n')[0] ?? e.message })),
+    );
+  }
+  return parseConfig(doc.toJS(), source, env);
+}
+
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfigText(readFileSync(path, 'utf8'), path, env);
+}
+
+/** `--config` when given, else `gateway.yaml` in the working directory, else the example. */
+export function defaultConfigPath(explicit: string | undefined, cwd = process.cwd()): string {
+  if (explicit) return explicit;
+  const local = `${cwd}/gateway.yaml`;
+  return existsSync(local) ? local : `${cwd}/gateway.yaml.example`;
+}

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { parseCidr } from '../core/ip.js';
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "-" or "."');
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a valid HTTP header name')
+  .transform((s) => s.toLowerCase());
+
+export const cidr = z.string().refine((s) => parseCidr(s) !== null, 'must be an IPv4 or IPv6 address or CIDR');
+
+export const rateLimitSpec = z.strictObject({
+  limit: z.number().int().positive(),
+  window_seconds: z.number().positive(),
+  burst: z.number().int().positive().nullable().default(null),
+});
+
+const plan = z.strictObject({
+  limit: z.number().int().positive(),
+  window_seconds: z.number().positive(),
+  burst: z.number().int().positive().nullable().default(null),
+  /** What the limiter does when a shared store cannot be asked: admit, refuse, or count per node. */
+  on_store_failure: z.enum(['open', 'closed', 'local']).default('local'),
+});
+
+const route = z.strictObject({
+  name: name.optional(),
+  method: z
+    .string()
+    .regex(/^([A-Z]+|\*)$/, 'must be an upper-case HTTP method or "*"')
+    .default('*'),
+  path: z.string().regex(/^\//, 'must start with "/"'),
+  scopes: z.array(z.string()).default([]),
+  rate_limit: rateLimitSpec.nullable().default(null),
+  plan: z.string().nullable().default(null),
+});
+
+const api = z.strictObject({
+  name,
+  host: z.string().min(1).nullable().default(null),
+  path_prefix: z
+    .string()
+    .regex(/^\/[^?#]*$/, 'must start with "/" and hold no query')
+    .transform((s) => (s.length > 1 && s.endsWith('/') ? s.slice(0, -1) : s))
+    .default('/'),
+  upstream: z.string().refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL without query or fragment'),
+  strip_prefix: z.boolean().default(false),
+  timeout_ms: z.number().int().positive().default(30_000),
+  connect_timeout_ms: z.number().int().positive().default(5_000),
+  max_connections: z.number().int().positive().default(256),
+  /** Whether the upstream receives the client's credential header or parameter. */
+  forward_credential: z.boolean().default(false),
+  /** Keep the client's Host header instead of the upstream's authority. */
+  preserve_host: z.boolean().default(false),
+  routes: z.array(route).default([]),
+});
+
+const token = z.strictObject({
+  name,
+  token: z.string().min(16, 'must be at least 16 characters'),
+  role: z.enum(['admin', 'developer', 'viewer']),
+  tenant: z.string().min(1).nullable().default(null),
+});
+
+const pepper = z.strictObject({
+  id: name,
+  secret: z.string().min(16, 'must be at least 16 characters'),
+});
+
+const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });
+const redisStore = z.strictObject({
+  type: z.literal('redis'),
+  url: z.string().nullable().default(null),
+  sentinels: z.array(z.strictObject({ host, port })).nullable().default(null),
+  sentinel_name: z.string().nullable().default(null),
+  cluster: z.array(z.strictObject({ host, port })).nullable().default(null),
+  key_prefix: z.string().default('keygate:'),
+});
+
+export const configSchema = z.strictObject({
+  role: z.enum(['all', 'gateway', 'admin']).default('all'),
+  listeners: z.array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string() })).default([]),
+  trusted_proxies: z.array(cidr).default([]),
+  keys: z
+    .strictObject({
+      prefix: z
+        .string()
+        .regex(/^[a-z]{2,8}$/, 'must be 2 to 8 lower-case letters')
+        .default('gw'),
+      environments: z
+        .record(z.string(), z.string().regex(/^[a-z]{1,16}$/, 'tag must be 1 to 16 lower-case letters'))
+        .default({ production: 'live', test: 'test' }),
+      header: headerName.default('authorization'),
+      query_param: z.string().min(1).nullable().default(null),
+      cache: z
+        .strictObject({
+          max: z.number().int().positive().default(100_000),
+          ttl_seconds: z.number().positive().default(60),
+          negative_ttl_seconds: z.number().positive().default(5),
+        })
+        .default({ max: 100_000, ttl_seconds: 60, negative_ttl_seconds: 5 }),
+      pepper: pepper.nullable().default(null),
+      previous_peppers: z.array(pepper).default([]),
+    })
+    .prefault({}),
+  plans: z.record(name, plan).default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local' } }),
+  headers: z
+    .strictObject({
+      request_id: headerName.default('x-request-id'),
+      key_id: headerName.default('x-key-id'),
+      key_environment: headerName.default('x-key-environment'),
+      key_scopes: headerName.default('x-key-scopes'),
+      application_id: headerName.default('x-application-id'),
+      legacy_rate_limit: z.boolean().default(false),
+    })
+    .prefault({}),
+  scopes: z
+    .strictObject({
+      catalog: z.array(z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be a lower-case scope name')).default([]),
+      presets: z.record(z.string(), z.array(z.string())).default({}),
+    })
+    .prefault({}),
+  apis: z.array(api).default([]),
+  admin: z
+    .strictObject({
+      port: port.default(8081),
+      host: host.default('127.0.0.1'),
+      tokens: z.array(token).default([]),
+      max_body_bytes: z.number().int().positive().default(65_536),
+    })
+    .prefault({}),
+  store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
+  demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
+  log: z
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+      /** One JSON line per proxied request. */
+      access: z.boolean().default(false),
+    })
+    .prefault({}),
+  shutdown: z.strictObject({ drain_timeout_ms: z.number().int().nonnegative().default(10_000) }).prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ApiConfig = Config['apis'][number];
+export type RouteConfig = ApiConfig['routes'][number];
+export type PlanConfig = Config['plans'][string];
+export type TokenConfig = Config['admin']['tokens'][number];

@@ -1,0 +1,62 @@
+import ipaddr from 'ipaddr.js';
+
+export type Address = ipaddr.IPv4 | ipaddr.IPv6;
+export type Cidr = [Address, number];
+
+/** ipaddr.js also accepts `1.2.3`, `16909060` and hex forms; only dotted quads and IPv6 are addresses here. */
+export function strictAddress(s: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(s) || (s.includes(':') && ipaddr.IPv6.isValid(s));
+}
+
+/**
+ * Parses `a.b.c.d`, `a.b.c.d/n`, IPv6 and IPv6/n strictly; null when invalid. IPv4-mapped
+ * IPv6 forms are turned into IPv4 so they match IPv4 clients.
+ */
+export function parseCidr(s: string): Cidr | null {
+  const slash = s.indexOf('/');
+  const addrPart = slash === -1 ? s : s.slice(0, slash);
+  if (!strictAddress(addrPart)) return null;
+  try {
+    if (slash === -1) {
+      const addr = parseAddress(addrPart);
+      return addr ? [addr, addr.kind() === 'ipv4' ? 32 : 128] : null;
+    }
+    const bitsPart = s.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(bitsPart)) return null;
+    const [addr, bits] = ipaddr.parseCIDR(s);
+    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+      return [(addr as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    }
+    return [addr, bits];
+  } catch {
+    return null;
+  }
+}
+
+/** A strictly formed address, IPv4-mapped IPv6 turned into IPv4; null when malformed. */
+export function parseAddress(s: string): Address | null {
+  if (!strictAddress(s)) return null;
+  try {
+    const addr = ipaddr.parse(s);
+    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+      return (addr as ipaddr.IPv6).toIPv4Address();
+    }
+    return addr;
+  } catch {
+    return null;
+  }
+}
+
+export function inAnyCidr(addr: Address, cidrs: readonly Cidr[]): boolean {
+  const kind = addr.kind();
+  for (const range of cidrs) {
+    if (range[0].kind() === kind && addr.match(range)) return true;
+  }
+  return false;
+}
+
+/** The socket's peer address, IPv4-mapped IPv6 written as plain IPv4. */
+export function normalizePeer(s: string | undefined): string {
+  if (s === undefined) return '';
+  return s.startsWith('::ffff:') && s.includes('.') ? s.slice(7) : s;
+}

@@ -1,0 +1,92 @@
+import { toIso } from './clock.js';
+import { maskKey } from './key-format.js';
+import type { HashKind } from './key-hash.js';
+
+export interface RateLimitSpec {
+  limit: number;
+  window_seconds: number;
+  /** Bucket capacity; null means `limit`. */
+  burst: number | null;
+}
+
+export type KeyStatus = 'pending' | 'active' | 'suspended' | 'expired' | 'revoked';
+
+/**
+ * A key as stores keep it. Never holds the plaintext key: `hash` is the lookup id and
+ * `start`/`end` are the display fragments. Times are epoch milliseconds.
+ */
+export interface KeyRecord {
+  id: string;
+  version: number;
+  tenant: string | null;
+  hash: string;
+  hash_kind: HashKind;
+  start: string;
+  end: string;
+  name: string;
+  description: string | null;
+  environment: string;
+  scopes: string[];
+  apis: string[] | null;
+  plan: string | null;
+  rate_limit: RateLimitSpec | null;
+  ip_allowlist: string[] | null;
+  application: string | null;
+  policy: string | null;
+  meta: Record<string, unknown>;
+  created_at: number;
+  created_by: string | null;
+  updated_at: number;
+  expires_at: number | null;
+  not_before: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+  suspended_at: number | null;
+  suspended_reason: string | null;
+  replaces: string | null;
+  replaced_by: string | null;
+  usage: { total_requests: number; error_count: number };
+}
+
+/** Status at `now`: a permanent revocation first, then expiry, suspension, and a future start. */
+export function keyStatus(rec: KeyRecord, now: number): KeyStatus {
+  if (rec.revoked_at !== null) return 'revoked';
+  if (rec.expires_at !== null && rec.expires_at <= now) return 'expired';
+  if (rec.suspended_at !== null) return 'suspended';
+  if (rec.not_before !== null && rec.not_before > now) return 'pending';
+  return 'active';
+}
+
+/** The record as the admin API shows it: never the key, never the hash. */
+export function keyToWire(rec: KeyRecord, now: number) {
+  return {
+    id: rec.id,
+    name: rec.name,
+    description: rec.description,
+    environment: rec.environment,
+    masked: maskKey(rec.start, rec.end),
+    status: keyStatus(rec, now),
+    scopes: rec.scopes,
+    apis: rec.apis,
+    plan: rec.plan,
+    rate_limit: rec.rate_limit,
+    ip_allowlist: rec.ip_allowlist,
+    application: rec.application,
+    policy: rec.policy,
+    meta: rec.meta,
+    created_at: toIso(rec.created_at),
+    created_by: rec.created_by,
+    updated_at: toIso(rec.updated_at),
+    expires_at: toIso(rec.expires_at),
+    not_before: toIso(rec.not_before),
+    last_used_at: toIso(rec.last_used_at),
+    revoked_at: toIso(rec.revoked_at),
+    suspended_at: toIso(rec.suspended_at),
+    replaces: rec.replaces,
+    replaced_by: rec.replaced_by,
+    usage: { total_requests: rec.usage.total_requests, error_count: rec.usage.error_count },
+  };
+}
+
+export type KeyWire = ReturnType<typeof keyToWire>;

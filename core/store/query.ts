@@ -1,0 +1,61 @@
+import { keyStatus, type KeyRecord } from '../record.js';
+import { InvalidCursorError, type KeyPage, type KeyQuery } from './store.js';
+
+type SortValue = string | number;
+
+function sortValue(rec: KeyRecord, sort: KeyQuery['sort']): SortValue {
+  if (sort === 'name') return rec.name;
+  if (sort === 'last_used_at') return rec.last_used_at ?? -1;
+  return rec.created_at;
+}
+
+function compare(a: SortValue, aId: string, b: SortValue, bId: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return aId < bId ? -1 : aId > bId ? 1 : 0;
+}
+
+export function encodeCursor(v: SortValue, id: string): string {
+  return Buffer.from(JSON.stringify([v, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [SortValue, string] {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      (typeof parsed[0] === 'string' || typeof parsed[0] === 'number') &&
+      typeof parsed[1] === 'string'
+    ) {
+      return [parsed[0], parsed[1]];
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw new InvalidCursorError('cursor is not one this server issued');
+}
+
+/** Filters, sorts and pages records held in memory; a keyset cursor keeps pages stable under inserts. */
+export function queryKeys(records: Iterable<KeyRecord>, query: KeyQuery): KeyPage {
+  const q = query.q?.toLowerCase();
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  const dir = query.order === 'asc' ? 1 : -1;
+  const matches: KeyRecord[] = [];
+  for (const rec of records) {
+    if (query.tenant !== null && rec.tenant !== query.tenant) continue;
+    if (query.environment !== undefined && rec.environment !== query.environment) continue;
+    if (query.application !== undefined && rec.application !== query.application) continue;
+    if (query.scope !== undefined && !rec.scopes.includes(query.scope)) continue;
+    if (q !== undefined && rec.id !== query.q && !rec.name.toLowerCase().includes(q)) continue;
+    if (query.status !== undefined && keyStatus(rec, query.now) !== query.status) continue;
+    if (after && dir * compare(sortValue(rec, query.sort), rec.id, after[0], after[1]) <= 0) continue;
+    matches.push(rec);
+  }
+  matches.sort((a, b) => dir * compare(sortValue(a, query.sort), a.id, sortValue(b, query.sort), b.id));
+  const data = matches.slice(0, query.limit);
+  const last = data[data.length - 1];
+  const next_cursor =
+    matches.length > query.limit && last ? encodeCursor(sortValue(last, query.sort), last.id) : null;
+  return { data, next_cursor };
+}
