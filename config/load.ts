@@ -102,9 +102,6 @@ function crossCheck(c: Config): Detail[] {
   if (c.role !== 'gateway' && c.admin.tokens.length === 0) {
     errors.push({ path: 'admin.tokens', message: 'the admin plane needs at least one token' });
   }
-  if (c.store.type === 'redis' && !c.store.url && !c.store.sentinels && !c.store.cluster) {
-    errors.push({ path: 'store', message: 'a redis store needs url, sentinels or cluster' });
-  }
   return errors;
 }
 

@@ -77,15 +77,6 @@ const pepper = z.strictObject({
 });
 
 const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });
-const redisStore = z.strictObject({
-  type: z.literal('redis'),
-  url: z.string().nullable().default(null),
-  sentinels: z.array(z.strictObject({ host, port })).nullable().default(null),
-  sentinel_name: z.string().nullable().default(null),
-  cluster: z.array(z.strictObject({ host, port })).nullable().default(null),
-  key_prefix: z.string().default('keygate:'),
-});
-
 export const configSchema = z.strictObject({
   role: z.enum(['all', 'gateway', 'admin']).default('all'),
   listeners: z.array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string() })).default([]),
@@ -138,7 +129,7 @@ export const configSchema = z.strictObject({
       max_body_bytes: z.number().int().positive().default(65_536),
     })
     .prefault({}),
-  store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
+  store: fileStore.default({ type: 'file', path: './data' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   log: z
     .strictObject({

@@ -1,0 +1,54 @@
+import { hash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TokenConfig } from '../config/schema.js';
+import { HttpError } from '../core/errors.js';
+
+export type Role = TokenConfig['role'];
+export type Permission = 'read' | 'write_keys' | 'admin';
+
+/** Who is calling: from the matched admin token. */
+export interface Principal {
+  name: string;
+  role: Role;
+  tenant: string | null;
+}
+
+const GRANTS: Record<Role, ReadonlySet<Permission>> = {
+  admin: new Set(['read', 'write_keys', 'admin']),
+  developer: new Set(['read', 'write_keys']),
+  viewer: new Set(['read']),
+};
+
+/**
+ * Matches a bearer token against the configured ones. Both sides are reduced to SHA-256
+ * digests and every configured token is compared with timingSafeEqual, so neither a token's
+ * length nor how much of it matched shows in the time taken.
+ */
+export class TokenAuth {
+  readonly #tokens: { digest: Buffer; principal: Principal }[];
+
+  constructor(tokens: readonly TokenConfig[]) {
+    this.#tokens = tokens.map((t) => ({
+      digest: hash('sha256', t.token, 'buffer'),
+      principal: Object.freeze({ name: t.name, role: t.role, tenant: t.tenant }),
+    }));
+  }
+
+  authenticate(req: IncomingMessage): Principal {
+    const header = req.headers.authorization;
+    if (header === undefined || !/^bearer /i.test(header)) throw new HttpError('unauthorized');
+    const digest = hash('sha256', header.slice(7).trim(), 'buffer');
+    let found: Principal | null = null;
+    for (const t of this.#tokens) {
+      if (timingSafeEqual(digest, t.digest)) found = t.principal;
+    }
+    if (found === null) throw new HttpError('unauthorized', 'Admin token not recognised.');
+    return found;
+  }
+}
+
+export function authorize(p: Principal, permission: Permission): void {
+  if (!GRANTS[p.role].has(permission)) {
+    throw new HttpError('forbidden', `The ${p.role} role may not do this.`);
+  }
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { rateLimitSpec } from '../config/schema.js';
+import { parseCidr } from '../core/ip.js';
+
+const rfc3339 = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i, 'must be an RFC 3339 date-time')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a real date-time')
+  .transform((s) => Date.parse(s));
+
+const metaSchema = z
+  .record(z.string().max(64), z.json())
+  .refine((m) => JSON.stringify(m).length <= 4096, 'must be at most 4096 bytes as JSON');
+
+/** Admin request schemas that depend on the configured catalog, environments, APIs and plans. */
+export function keySchemas(config: Config) {
+  const envNames = Object.keys(config.keys.environments) as [string, ...string[]];
+  const catalog = new Set(config.scopes.catalog);
+  const presets = config.scopes.presets;
+  const apiNames = new Set(config.apis.map((a) => a.name));
+  const valid = [...config.scopes.catalog, ...Object.keys(presets)].join(', ');
+
+  const scopes = z
+    .array(z.string())
+    .max(256)
+    .superRefine((list, ctx) => {
+      list.forEach((s, i) => {
+        if (!catalog.has(s) && !(s in presets)) {
+          ctx.addIssue({ code: 'custom', path: [i], message: `unknown scope "${s}"; valid scopes and presets: ${valid}` });
+        }
+      });
+    })
+    .transform((list) => [...new Set(list.flatMap((s) => presets[s] ?? [s]))]);
+  const apis = z
+    .array(z.string())
+    .max(256)
+    .superRefine((list, ctx) => {
+      list.forEach((a, i) => {
+        if (!apiNames.has(a)) ctx.addIssue({ code: 'custom', path: [i], message: `unknown API "${a}"; configured: ${[...apiNames].join(', ')}` });
+      });
+    })
+    .transform((list) => [...new Set(list)]);
+  const allowlist = z
+    .array(
+      z.string().refine((s) => parseCidr(s) !== null, 'must be an IPv4 or IPv6 address or CIDR, like 203.0.113.0/24 or 2001:db8::/32'),
+    )
+    .max(256);
+  const plan = z.string().refine((p) => p in config.plans, `must be one of: ${Object.keys(config.plans).join(', ')}`);
+
+  const create = z.strictObject({
+    name: z.string().trim().min(1, 'must not be empty').max(200),
+    description: z.string().max(1000).nullable().default(null),
+    environment: z.enum(envNames).default(envNames[0]),
+    scopes: scopes.default([]),
+    apis: apis.nullable().default(null),
+    plan: plan.nullable().default(null),
+    rate_limit: rateLimitSpec.nullable().default(null),
+    ip_allowlist: allowlist.nullable().default(null),
+    expires_at: rfc3339.nullable().default(null),
+    not_before: rfc3339.nullable().default(null),
+    meta: metaSchema.default({}),
+  });
+
+  const revoke = z.strictObject({ reason: z.string().max(500).nullable().default(null) }).default({ reason: null });
+
+  const list = z.strictObject({
+    status: z.enum(['pending', 'active', 'suspended', 'expired', 'revoked']).optional(),
+    environment: z.enum(envNames).optional(),
+    application: z.string().optional(),
+    scope: z.string().optional(),
+    q: z.string().max(200).optional(),
+    sort: z.enum(['created_at', 'last_used_at', 'name']).default('created_at'),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(512).optional(),
+  });
+
+  return { create, revoke, list };
+}
+
+export type KeySchemas = ReturnType<typeof keySchemas>;
+export type CreateKeyInput = z.output<KeySchemas['create']>;

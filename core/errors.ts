@@ -1,0 +1,64 @@
+/**
+ * The error catalogue: every error code either plane answers with, its HTTP status and
+ * default message. README.md lists the same table; a test keeps the two in step.
+ */
+export const ERRORS = {
+  bad_request: { status: 400, message: 'Bad request.' },
+  validation_failed: { status: 400, message: 'The request is not valid. See details.' },
+  missing_token: { status: 401, message: 'API key required. Send it as "Authorization: Bearer <key>".' },
+  invalid_token: { status: 401, message: 'Invalid API key.' },
+  unauthorized: { status: 401, message: 'Admin token required. Send it as "Authorization: Bearer <token>".' },
+  api_not_allowed: { status: 403, message: 'This API key is not authorized for this API.' },
+  ip_not_allowed: { status: 403, message: 'Requests from this IP address are not allowed for this API key.' },
+  insufficient_permissions: { status: 403, message: 'Insufficient permissions. Update key permissions in settings.' },
+  forbidden: { status: 403, message: 'This admin token may not do that.' },
+  route_not_found: { status: 404, message: 'No API is served at this path.' },
+  not_found: { status: 404, message: 'Not found.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed.' },
+  conflict: { status: 409, message: 'The request conflicts with the current state.' },
+  already_revoked: { status: 409, message: 'This key is already revoked.' },
+  payload_too_large: { status: 413, message: 'Request body too large.' },
+  unsupported_media_type: { status: 415, message: 'Send a JSON body with content-type: application/json.' },
+  rate_limit_exceeded: { status: 429, message: 'Rate limit exceeded.' },
+  internal_error: { status: 500, message: 'Internal error.' },
+  bad_gateway: { status: 502, message: 'The upstream service could not be reached or sent a bad response.' },
+  service_unavailable: { status: 503, message: 'Service temporarily unavailable. Retry shortly.' },
+  gateway_timeout: { status: 504, message: 'The upstream service did not answer in time.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Reasons that qualify `invalid_token`, with the message each one renders. */
+export const INVALID_TOKEN_REASONS = {
+  malformed: 'API key is malformed.',
+  not_found: 'API key not found.',
+  expired: 'API key expired.',
+  revoked: 'API key revoked.',
+  suspended: 'API key suspended.',
+  pending: 'API key is not active yet.',
+  wrong_environment: 'API key belongs to another environment.',
+} as const;
+
+export type InvalidTokenReason = keyof typeof INVALID_TOKEN_REASONS;
+
+/** The JSON body both planes send for an error. */
+export interface ErrorBody {
+  error: ErrorCode;
+  reason?: string;
+  message: string;
+  request_id: string;
+  [extra: string]: unknown;
+}
+
+/** An error the admin plane raises from a handler; rendered in one place. */
+export class HttpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly extra: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message?: string, extra?: Record<string, unknown>) {
+    super(message ?? ERRORS[code].message);
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.extra = extra;
+  }
+}

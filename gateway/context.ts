@@ -1,0 +1,73 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ErrorCode } from '../core/errors.js';
+import type { Address } from '../core/ip.js';
+import { newRateState, type RateState } from '../core/limiter.js';
+import type { CompiledKey } from './compiled-key.js';
+import type { CompiledApi, CompiledRoute } from './routes.js';
+
+/** Why a request was refused; stops the pipeline and renders one error. */
+export interface Denial {
+  readonly code: ErrorCode;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+export interface Listener {
+  readonly environment: string;
+}
+
+/** Per-request state, one object with a fixed shape, filled stage by stage. */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  /** Null for a WebSocket upgrade, which answers on `socket`. */
+  readonly res: ServerResponse | null;
+  readonly socket: Duplex | null;
+  readonly head: Buffer | null;
+  readonly listener: Listener;
+  readonly startedAt: number;
+  /** Clock reading taken once for every time check of this request. */
+  now = 0;
+  requestId = '';
+  peer = '';
+  peerTrusted = false;
+  clientIp = '';
+  /** Parsed lazily by the allowlist stage: undefined not yet, null malformed. */
+  clientAddr: Address | null | undefined = undefined;
+  path = '';
+  query = '';
+  api: CompiledApi | null = null;
+  route: CompiledRoute | null = null;
+  token: string | null = null;
+  key: CompiledKey | null = null;
+  readonly rate: RateState = newRateState();
+  readonly routeRate: RateState = newRateState();
+  rateChecked = false;
+  status = 0;
+  /** `ok`, the error code answered, or `client_closed_request` when the client left first. */
+  outcome: ErrorCode | 'ok' | 'client_closed_request' = 'ok';
+  reason: string | null = null;
+  upstreamStartedAt = 0;
+  upstreamMs = -1;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse | null,
+    socket: Duplex | null,
+    head: Buffer | null,
+    listener: Listener,
+    startedAt: number,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.socket = socket;
+    this.head = head;
+    this.listener = listener;
+    this.startedAt = startedAt;
+  }
+}
+
+/** A stage continues with undefined, stops with a denial; only a cache miss returns a promise. */
+export type StageResult = Denial | undefined;
+export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;

@@ -1,0 +1,105 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../core/clock.js';
+import type { KeyHasher } from '../core/key-hash.js';
+import type { KeyRecord } from '../core/record.js';
+import { StoreUnavailableError, type Store } from '../core/store/store.js';
+import type { CompiledKey } from './compiled-key.js';
+
+/** Cached answer for a hash the store does not know. */
+export const MISSING = Object.freeze({ missing: true as const });
+export type CacheEntry = CompiledKey | typeof MISSING;
+
+export interface KeyCacheOptions {
+  max: number;
+  ttlMs: number;
+  negativeTtlMs: number;
+  clock: Clock;
+}
+
+/**
+ * Lookup id → compiled key, in front of the store. `get` is synchronous so that a hit never
+ * awaits; `load` fills a miss, sharing one store read among concurrent callers (lru-cache's
+ * fetch). Misses are cached for `negativeTtlMs`. When the store fails, a stale entry is served
+ * rather than refusing a key that was valid a moment ago.
+ */
+export class KeyCache {
+  readonly #lru: LRUCache<string, CacheEntry, string>;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(store: Store, hasher: KeyHasher, compile: (rec: KeyRecord) => CompiledKey, options: KeyCacheOptions) {
+    this.#lru = new LRUCache<string, CacheEntry, string>({
+      max: options.max,
+      ttl: options.ttlMs,
+      perf: options.clock,
+      updateAgeOnGet: false,
+      noDeleteOnStaleGet: true,
+      fetchMethod: async (hash, stale, { options: fetchOptions, context: key }) => {
+        try {
+          let rec = await store.getKeyByHash(hash);
+          let fallback = false;
+          if (!rec) {
+            for (const older of hasher.fallbacks(key)) {
+              rec = await store.getKeyByHash(older);
+              if (rec) {
+                fallback = true;
+                break;
+              }
+            }
+          }
+          if (!rec) {
+            fetchOptions.ttl = options.negativeTtlMs;
+            return MISSING;
+          }
+          // Invalidations name the stored hash, not this one: keep such entries briefly.
+          if (fallback) fetchOptions.ttl = options.negativeTtlMs;
+          return compile(rec);
+        } catch (err) {
+          if (stale !== undefined && stale !== MISSING) {
+            fetchOptions.ttl = options.negativeTtlMs;
+            return stale;
+          }
+          throw new StoreUnavailableError('key store unreachable', { cause: err });
+        }
+      },
+    });
+    store.onKeyChange((hash) => this.#lru.delete(hash));
+  }
+
+  /** A fresh entry, or undefined when the store must be asked. Never awaits. */
+  get(hash: string): CacheEntry | undefined {
+    const v = this.#lru.get(hash);
+    if (v === undefined) this.#misses++;
+    else this.#hits++;
+    return v;
+  }
+
+  async load(hash: string, key: string): Promise<CacheEntry> {
+    // A fetch is aborted when its entry is invalidated meanwhile; ask again for the new state.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const v = await this.#lru.fetch(hash, { context: key });
+        if (v !== undefined) return v;
+      } catch (err) {
+        if (err instanceof StoreUnavailableError || attempt >= 2) throw err;
+      }
+      if (attempt >= 2) throw new StoreUnavailableError('key lookup did not settle');
+    }
+  }
+
+  invalidate(hash: string): void {
+    this.#lru.delete(hash);
+  }
+
+  clear(): void {
+    this.#lru.clear();
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  get stats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+}

@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { RequestContext, type Denial, type Listener, type Stage } from './context.js';
+import { sendDenial } from './respond.js';
+import type { Runtime } from './runtime.js';
+import { createApiStage } from './stages/api.js';
+import { createClientIpStage } from './stages/client-ip.js';
+import { createEnvironmentStage } from './stages/environment.js';
+import { createForwardStage } from './stages/forward.js';
+import { createWebSocketForward } from './stages/forward-websocket.js';
+import { createIpAllowlistStage } from './stages/ip-allowlist.js';
+import { createParseKeyStage } from './stages/parse-key.js';
+import { createRateLimitStage } from './stages/rate-limit.js';
+import { createRecordStage } from './stages/record.js';
+import { createResolveKeyStage } from './stages/resolve-key.js';
+import { createRouteStage } from './stages/route.js';
+import { createScopesStage } from './stages/scopes.js';
+import { createStatusStage } from './stages/status.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const NOT_WEBSOCKET: Denial = Object.freeze({ code: 'bad_request', message: 'Only WebSocket upgrades are proxied.' });
+const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
+const CTX = Symbol('keygate.ctx');
+
+type Tagged = ServerResponse & { [CTX]?: RequestContext };
+
+export interface Pipeline {
+  handle(req: IncomingMessage, res: ServerResponse, listener: Listener): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
+  close(): void;
+}
+
+/**
+ * The one place that orders the stages of DESIGN.md §3. Checks run synchronously one after
+ * another; only a stage that returns a promise (a key-cache miss) makes the rest wait.
+ */
+export function createPipeline(rt: Runtime): Pipeline {
+  const checks: readonly Stage[] = [
+    createClientIpStage(rt),
+    createRouteStage(rt),
+    createParseKeyStage(rt),
+    createResolveKeyStage(rt),
+    createStatusStage(),
+    createEnvironmentStage(),
+    createApiStage(),
+    createIpAllowlistStage(),
+    createScopesStage(),
+    createRateLimitStage(rt),
+  ];
+  const forward = createForwardStage(rt);
+  const websocket = createWebSocketForward(rt);
+  const record = createRecordStage(rt);
+  const requestIdHeader = rt.config.headers.request_id;
+
+  function finish(ctx: RequestContext, denial: Denial | undefined): void {
+    if (denial !== undefined) {
+      sendDenial(rt, ctx, denial);
+      if (ctx.res === null) record(ctx);
+      return;
+    }
+    if (ctx.res !== null) {
+      forward(ctx);
+    } else {
+      if (ctx.req.headers.upgrade?.toLowerCase() !== 'websocket') {
+        sendDenial(rt, ctx, NOT_WEBSOCKET);
+        record(ctx);
+        return;
+      }
+      websocket.forward(ctx);
+      ctx.socket!.once('close', () => record(ctx));
+    }
+  }
+
+  function run(ctx: RequestContext, from: number): void {
+    for (let i = from; i < checks.length; i++) {
+      const result = checks[i]!(ctx);
+      if (result === undefined) continue;
+      if (result instanceof Promise) {
+        result.then(
+          (denial) => (denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
+          (err: unknown) => {
+            rt.log.error('pipeline stage failed', { request_id: ctx.requestId, err: String(err) });
+            finish(ctx, INTERNAL);
+          },
+        );
+        return;
+      }
+      finish(ctx, result);
+      return;
+    }
+    finish(ctx, undefined);
+  }
+
+  function start(ctx: RequestContext): void {
+    const given = ctx.req.headers[requestIdHeader];
+    ctx.requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.now = rt.clock.now();
+    try {
+      run(ctx, 0);
+    } catch (err) {
+      rt.log.error('pipeline stage failed', { request_id: ctx.requestId, err: String(err) });
+      finish(ctx, INTERNAL);
+    }
+  }
+
+  function onClose(this: Tagged): void {
+    const ctx = this[CTX];
+    if (ctx !== undefined) record(ctx);
+  }
+
+  return {
+    handle(req, res, listener) {
+      const ctx = new RequestContext(req, res, null, null, listener, performance.now());
+      (res as Tagged)[CTX] = ctx;
+      res.once('close', onClose);
+      start(ctx);
+    },
+    upgrade(req, socket, head, listener) {
+      socket.on('error', () => socket.destroy());
+      start(new RequestContext(req, null, socket, head, listener, performance.now()));
+    },
+    close() {
+      websocket.close();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import { Pool } from 'undici';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../core/clock.js';
+import { parseCidr, type Cidr } from '../core/ip.js';
+import type { KeyHasher } from '../core/key-hash.js';
+import { compilePolicy, LocalLimiter, type LimitPolicy } from '../core/limiter.js';
+import type { Logger } from '../core/log.js';
+import type { Store } from '../core/store/store.js';
+import { compileKey } from './compiled-key.js';
+import { KeyCache } from './key-cache.js';
+import { compilePattern, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
+
+/** Called once per request when its response is over, denials included. */
+export type UsageSink = (event: UsageEvent) => void;
+
+export interface UsageEvent {
+  time: number;
+  request_id: string;
+  key_id: string | null;
+  application: string | null;
+  environment: string;
+  api: string | null;
+  method: string;
+  route: string | null;
+  status: number;
+  outcome: string;
+  reason: string | null;
+  latency_ms: number;
+  upstream_ms: number | null;
+  client_ip: string;
+  rate_limit_remaining: number | null;
+}
+
+/** Everything the stages read, built once from the config at start-up. */
+export interface Runtime {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly store: Store;
+  readonly hasher: KeyHasher;
+  readonly keys: KeyCache;
+  readonly limiter: LocalLimiter;
+  readonly plans: ReadonlyMap<string, LimitPolicy>;
+  readonly apis: readonly CompiledApi[];
+  readonly trusted: readonly Cidr[];
+  /** Key tag (`live`) → environment name (`production`). */
+  readonly tagToEnv: ReadonlyMap<string, string>;
+  readonly sinks: UsageSink[];
+}
+
+export function buildRuntime(
+  config: Config,
+  deps: { clock: Clock; log: Logger; store: Store; hasher: KeyHasher },
+): Runtime {
+  const plans = new Map<string, LimitPolicy>();
+  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan));
+  const apis = orderApis(
+    config.apis.map((api): CompiledApi => {
+      const upstream = new URL(api.upstream);
+      const routes = api.routes.map((r, i): CompiledRoute => {
+        const name = r.name ?? `${api.name}_${i}`;
+        return {
+          name,
+          method: r.method,
+          pattern: compilePattern(r.path),
+          scopes: r.scopes,
+          policy: r.rate_limit ? compilePolicy(name, r.rate_limit) : r.plan ? plans.get(r.plan)! : null,
+        };
+      });
+      return {
+        name: api.name,
+        host: api.host?.toLowerCase() ?? null,
+        prefix: api.path_prefix,
+        upstream,
+        basePath: upstream.pathname.replace(/\/+$/, ''),
+        config: api,
+        routes,
+        pool: new Pool(upstream.origin, {
+          connections: api.max_connections,
+          pipelining: 1,
+          connect: { timeout: api.connect_timeout_ms },
+          headersTimeout: api.timeout_ms,
+          bodyTimeout: api.timeout_ms,
+        }),
+      };
+    }),
+  );
+  const keys = new KeyCache(deps.store, deps.hasher, (rec) => compileKey(rec, plans), {
+    max: config.keys.cache.max,
+    ttlMs: config.keys.cache.ttl_seconds * 1000,
+    negativeTtlMs: config.keys.cache.negative_ttl_seconds * 1000,
+    clock: deps.clock,
+  });
+  return {
+    config,
+    clock: deps.clock,
+    log: deps.log,
+    store: deps.store,
+    hasher: deps.hasher,
+    keys,
+    limiter: new LocalLimiter(() => deps.clock.now()),
+    plans,
+    apis,
+    trusted: config.trusted_proxies.map((c) => parseCidr(c)!),
+    tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
+    sinks: [],
+  };
+}

@@ -1,0 +1,38 @@
+import type { RequestContext } from '../context.js';
+import type { Runtime, UsageEvent } from '../runtime.js';
+
+/**
+ * The one place a request's outcome is recorded, once its response is over, denials
+ * included. Sinks (access log, usage shipping, metrics) receive the same event.
+ */
+export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
+  const sinks = rt.sinks;
+  return function record(ctx: RequestContext): void {
+    if (sinks.length === 0) return;
+    const key = ctx.key;
+    const event: UsageEvent = {
+      time: ctx.now,
+      request_id: ctx.requestId,
+      key_id: key?.id ?? null,
+      application: key?.application ?? null,
+      environment: ctx.listener.environment,
+      api: ctx.api?.name ?? null,
+      method: ctx.req.method ?? 'GET',
+      route: ctx.route?.name ?? null,
+      status: ctx.status,
+      outcome: ctx.outcome,
+      reason: ctx.reason,
+      latency_ms: performance.now() - ctx.startedAt,
+      upstream_ms: ctx.upstreamMs < 0 ? null : ctx.upstreamMs,
+      client_ip: ctx.clientIp,
+      rate_limit_remaining: ctx.rateChecked ? ctx.rate.remaining : null,
+    };
+    for (const sink of sinks) {
+      try {
+        sink(event);
+      } catch (err) {
+        rt.log.error('usage sink failed', { err: String(err) });
+      }
+    }
+  };
+}

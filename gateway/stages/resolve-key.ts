@@ -1,0 +1,32 @@
+import type { Denial, RequestContext, Stage, StageResult } from '../context.js';
+import type { CacheEntry } from '../key-cache.js';
+import type { Runtime } from '../runtime.js';
+
+const NOT_FOUND: Denial = Object.freeze({ code: 'invalid_token', reason: 'not_found' });
+const UNAVAILABLE: Denial = Object.freeze({
+  code: 'service_unavailable',
+  message: 'The key store is unreachable and this key is not cached. Retry shortly.',
+});
+
+/** Hash → compiled key from the LRU; only a miss goes to the store, and only a miss awaits. */
+export function createResolveKeyStage(rt: Runtime): Stage {
+  const { hasher, keys } = rt;
+  const settle = (ctx: RequestContext, entry: CacheEntry): StageResult => {
+    if ('missing' in entry) return NOT_FOUND;
+    ctx.key = entry;
+    return undefined;
+  };
+  return function resolveKey(ctx: RequestContext) {
+    const token = ctx.token!;
+    const hash = hasher.hash(token);
+    const hit = keys.get(hash);
+    if (hit !== undefined) return settle(ctx, hit);
+    return keys.load(hash, token).then(
+      (entry) => settle(ctx, entry),
+      (err: unknown) => {
+        rt.log.warn('key lookup failed', { request_id: ctx.requestId, err: String(err) });
+        return UNAVAILABLE;
+      },
+    );
+  };
+}
