@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { generateKey } from '../core/key-format.js';
 import { SwitchableStore } from './lib/flaky-store.js';
 import { bearer, call, rawCall, startStack } from './lib/stack.js';
@@ -15,7 +15,7 @@ const prod = stack.gw['production']!;
 const testEnv = stack.gw['test']!;
 
 function assertError(
-  t: Tap.Test,
+  t: Test,
   res: { status: number; headers: Record<string, unknown>; body: any },
   status: number,
   error: string,
