@@ -32,6 +32,9 @@ export class KeyCache {
       max: options.max,
       ttl: options.ttlMs,
       perf: options.clock,
+      // Read the injected clock on every check: a cached reading would let an entry outlive
+      // its TTL by up to the resolution, and makes the clock un-drivable in tests.
+      ttlResolution: 0,
       updateAgeOnGet: false,
       noDeleteOnStaleGet: true,
       fetchMethod: async (hash, stale, { options: fetchOptions, context: key }) => {

@@ -8,6 +8,10 @@ import { StoreUnavailableError, type KeyPage, type KeyQuery, type Store } from '
 export class SwitchableStore implements Store {
   readonly kind: string;
   down = false;
+  /** How many key lookups by hash reached the store. */
+  lookups = 0;
+  /** When set, lookups wait for it, so tests can hold several misses in flight. */
+  gate: Promise<void> | null = null;
   readonly #inner: Store;
 
   constructor(inner: Store) {
@@ -20,6 +24,8 @@ export class SwitchableStore implements Store {
   }
 
   async getKeyByHash(hash: string): Promise<KeyRecord | null> {
+    this.lookups++;
+    if (this.gate) await this.gate;
     this.#check();
     return this.#inner.getKeyByHash(hash);
   }

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ManualClock } from '../core/clock.js';
+import { generateKey, keyDisplayParts } from '../core/key-format.js';
+import { KeyHasher } from '../core/key-hash.js';
+import { compilePolicy } from '../core/limiter.js';
+import type { KeyRecord } from '../core/record.js';
+import { FileStore } from '../core/store/file-store.js';
+import { compileKey } from '../gateway/compiled-key.js';
+import { KeyCache, MISSING } from '../gateway/key-cache.js';
+import { SwitchableStore } from './lib/flaky-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'keygate-cache-'));
+const store = new SwitchableStore(await FileStore.open({ dir }));
+t.teardown(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+const clock = new ManualClock();
+const hasher = new KeyHasher(null);
+const plans = new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]);
+const cache = new KeyCache(store, hasher, (r) => compileKey(r, plans), { max: 1000, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+
+async function addKey(overrides: Partial<KeyRecord> = {}): Promise<{ key: string; rec: KeyRecord }> {
+  const key = generateKey('gw', 'live');
+  const { start, end } = keyDisplayParts(key);
+  const rec = await store.putKey(
+    {
+      id: `key_${Math.random().toString(36).slice(2)}`, version: 0, tenant: null, hash: hasher.hash(key), hash_kind: 'sha256', start, end,
+      name: 'k', description: null, environment: 'production', scopes: ['a', 'b'], apis: null, plan: null, rate_limit: null,
+      ip_allowlist: null, application: null, policy: null, meta: {}, created_at: clock.now(), created_by: null,
+      updated_at: clock.now(), expires_at: null, not_before: null, last_used_at: null, revoked_at: null, revoked_reason: null,
+      suspended_at: null, suspended_reason: null, replaces: null, replaced_by: null, usage: { total_requests: 0, error_count: 0 },
+      ...overrides,
+    },
+    0,
+  );
+  return { key, rec };
+}
+
+t.test('a hit is synchronous and compiled', async (t) => {
+  const { key, rec } = await addKey();
+  const hash = hasher.hash(key);
+  t.equal(cache.get(hash), undefined, 'cold');
+  const loaded = await cache.load(hash, key);
+  const hit = cache.get(hash);
+  t.equal(hit, loaded, 'the same compiled object, returned without awaiting');
+  t.not(hit, MISSING);
+  t.equal((hit as { id: string }).id, rec.id);
+  t.ok((hit as { scopes: Set<string> }).scopes.has('b'), 'scopes compiled to a Set');
+});
+
+t.test('concurrent misses for one hash share one store read', async (t) => {
+  const { key } = await addKey();
+  const hash = hasher.hash(key);
+  let open!: () => void;
+  store.gate = new Promise((r) => (open = r));
+  const before = store.lookups;
+  const loads = Array.from({ length: 50 }, () => cache.load(hash, key));
+  open();
+  store.gate = null;
+  const results = await Promise.all(loads);
+  t.equal(store.lookups - before, 1, 'one lookup for 50 concurrent misses');
+  t.ok(results.every((r) => r === results[0]));
+});
+
+t.test('unknown keys are cached for the negative TTL', async (t) => {
+  const key = generateKey('gw', 'live');
+  const hash = hasher.hash(key);
+  t.equal(await cache.load(hash, key), MISSING);
+  const before = store.lookups;
+  t.equal(cache.get(hash), MISSING, 'served from cache');
+  t.equal(store.lookups, before);
+  clock.advance(5_001);
+  t.equal(cache.get(hash), undefined, 'forgotten after the negative TTL');
+});
+
+t.test('a changed key is dropped from the cache at once', async (t) => {
+  const { key, rec } = await addKey();
+  const hash = hasher.hash(key);
+  await cache.load(hash, key);
+  t.ok(cache.get(hash));
+  await store.putKey({ ...rec, revoked_at: clock.now() }, rec.version);
+  t.equal(cache.get(hash), undefined, 'invalidated by the store change event');
+  const fresh = await cache.load(hash, key);
+  t.equal((fresh as { revoked: boolean }).revoked, true);
+});
+
+t.test('when the store fails, a stale entry is served; with none the load fails', async (t) => {
+  const { key } = await addKey();
+  const hash = hasher.hash(key);
+  await cache.load(hash, key);
+  clock.advance(60_001);
+  t.equal(cache.get(hash), undefined, 'stale after the TTL');
+  store.down = true;
+  try {
+    const stale = await cache.load(hash, key);
+    t.not(stale, MISSING, 'stale compiled key served during the outage');
+    const other = generateKey('gw', 'live');
+    await t.rejects(cache.load(hasher.hash(other), other), { code: 'KEYGATE_STORE_UNAVAILABLE' });
+  } finally {
+    store.down = false;
+  }
+});
+
+t.test('keys hashed before a pepper was configured are still found', async (t) => {
+  const { key, rec } = await addKey();
+  const peppered = new KeyHasher({ id: 'p1', secret: 'pepper-secret-0123456789' });
+  const pcache = new KeyCache(store, peppered, (r) => compileKey(r, plans), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+  const found = await pcache.load(peppered.hash(key), key);
+  t.equal((found as { id: string }).id, rec.id);
+  t.not(peppered.hash(key), hasher.hash(key));
+});
