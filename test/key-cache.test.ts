@@ -49,7 +49,7 @@ t.test('a hit is synchronous and compiled', async (t) => {
   t.equal(hit, loaded, 'the same compiled object, returned without awaiting');
   t.not(hit, MISSING);
   t.equal((hit as { id: string }).id, rec.id);
-  t.ok((hit as { scopes: Set<string> }).scopes.has('b'), 'scopes compiled to a Set');
+  t.ok((hit as unknown as { scopes: Set<string> }).scopes.has('b'), 'scopes compiled to a Set');
 });
 
 t.test('concurrent misses for one hash share one store read', async (t) => {
