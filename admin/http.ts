@@ -35,29 +35,34 @@ export function validationError(details: Detail[]): HttpError {
 
 /**
  * Reads a JSON body of at most `limit` bytes. An empty body is `undefined`; anything else must
- * be declared as JSON and parse as JSON.
+ * be declared as JSON and parse as JSON. An oversized body is refused as soon as it is seen to
+ * be too large, and the connection is closed after the answer rather than read to its end.
  */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) {
-    req.resume();
-    throw new HttpError('payload_too_large', `Request body is larger than ${limit} bytes.`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw new HttpError('payload_too_large', `Request body is larger than ${limit} bytes.`);
-    }
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
+export async function readJson(req: IncomingMessage, res: ServerResponse, limit: number): Promise<unknown> {
+  const tooLarge = () => {
+    res.shouldKeepAlive = false;
+    return new HttpError('payload_too_large', `Request body is larger than ${limit} bytes.`);
+  };
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw tooLarge();
+  const body = await new Promise<Buffer | null>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      req.off('data', onData);
+      req.pause();
+      reject(tooLarge());
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(size === 0 ? null : Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+  if (body === null) return undefined;
   const type = req.headers['content-type'] ?? '';
-  if (!/^application\/([a-z.+-]*\+)?json\b/i.test(type)) throw new HttpError('unsupported_media_type');
+  if (!/^application\/([a-z.+-]*\+)?json\s*(;|$)/i.test(type)) throw new HttpError('unsupported_media_type');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(body.toString('utf8')) as unknown;
   } catch {
     throw validationError([{ path: '', message: 'body is not valid JSON' }]);
   }
@@ -67,10 +72,12 @@ export interface Route<C> {
   method: string;
   pattern: RegExp;
   handler: (c: C, params: string[]) => Promise<void>;
+  /** Answered without an admin token (health checks). */
+  public: boolean;
 }
 
 /** `/v1/keys/:id/revoke` → a RegExp capturing each `:param` segment. */
-export function route<C>(method: string, path: string, handler: Route<C>['handler']): Route<C> {
+export function route<C>(method: string, path: string, handler: Route<C>['handler'], isPublic = false): Route<C> {
   const src = path.replace(/:[a-z_]+/g, '([^/]+)');
-  return { method, pattern: new RegExp(`^${src}$`), handler };
+  return { method, pattern: new RegExp(`^${src}$`), handler, public: isPublic };
 }

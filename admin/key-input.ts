@@ -3,10 +3,22 @@ import type { Config } from '../config/schema.js';
 import { rateLimitSpec } from '../config/schema.js';
 import { parseCidr } from '../core/ip.js';
 
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/i;
+
+/** RFC 3339 with every field in range: Date.parse alone rolls 2027-02-30 over into March. */
+export function isRealDateTime(s: string): boolean {
+  const m = RFC3339.exec(s);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const offsetOk = m[9] === undefined || (Number(m[9]) <= 23 && Number(m[10]) <= 59);
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offsetOk;
+}
+
 const rfc3339 = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i, 'must be an RFC 3339 date-time')
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a real date-time')
+  .regex(RFC3339, 'must be an RFC 3339 date-time, like 2027-01-31T12:00:00Z')
+  .refine(isRealDateTime, 'must be a real date-time')
   .transform((s) => Date.parse(s));
 
 const metaSchema = z

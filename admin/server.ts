@@ -28,6 +28,9 @@ export interface Admin {
   close(): Promise<void>;
 }
 
+/** The caller of the unauthenticated health routes. */
+const PUBLIC: Principal = Object.freeze({ name: 'anonymous', role: 'viewer', tenant: null });
+
 interface Call {
   req: IncomingMessage;
   res: ServerResponse;
@@ -58,9 +61,11 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   }
 
   const routes: Route<Call>[] = [
+    route('GET', '/healthz', async (c) => sendJson(c.res, 200, { status: 'ok' }, c.requestId), true),
+    route('GET', '/readyz', async (c) => sendJson(c.res, 200, { status: 'ready', store: deps.store.kind }, c.requestId), true),
     route('POST', '/v1/keys', async (c) => {
       authorize(c.principal, 'write_keys');
-      const input = parse(schemas.create, (await readJson(c.req, limit)) ?? {});
+      const input = parse(schemas.create, (await readJson(c.req, c.res, limit)) ?? {});
       const { record, key } = await keys.create(input, c.principal);
       log.info('key created', { request_id: c.requestId, key_id: record.id, by: c.principal.name });
       sendJson(c.res, 201, { ...keys.wire(record), key, curl: curlExample(record.environment, key) }, c.requestId);
@@ -77,7 +82,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     }),
     route('POST', '/v1/keys/:id/revoke', async (c, [id]) => {
       authorize(c.principal, 'write_keys');
-      const { reason } = parse(schemas.revoke, await readJson(c.req, limit));
+      const { reason } = parse(schemas.revoke, await readJson(c.req, c.res, limit));
       const rec = await keys.revoke(id!, reason, c.principal);
       log.info('key revoked', { request_id: c.requestId, key_id: rec.id, by: c.principal.name });
       sendJson(c.res, 200, keys.wire(rec), c.requestId);
@@ -89,19 +94,23 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const path = url.pathname;
-      if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' }, requestId);
-      if (path === '/readyz' && req.method === 'GET') return sendJson(res, 200, { status: 'ready', store: deps.store.kind }, requestId);
-      let pathMatched = false;
+      const allowed: string[] = [];
       for (const r of routes) {
         const m = r.pattern.exec(path);
         if (m === null) continue;
-        pathMatched = true;
-        if (r.method !== req.method) continue;
-        const principal = auth.authenticate(req);
+        if (r.method !== req.method) {
+          allowed.push(r.method);
+          continue;
+        }
+        const principal = r.public ? PUBLIC : auth.authenticate(req);
         await r.handler({ req, res, requestId, url, principal }, m.slice(1).map(decodeURIComponent));
         return;
       }
-      throw pathMatched ? new HttpError('method_not_allowed') : new HttpError('not_found', `No admin route ${req.method} ${path}.`);
+      if (allowed.length > 0) {
+        res.setHeader('allow', allowed.join(', '));
+        throw new HttpError('method_not_allowed', `${path} answers ${allowed.join(', ')}.`);
+      }
+      throw new HttpError('not_found', `No admin route ${req.method} ${path}.`);
     } catch (err) {
       sendError(res, toHttpError(err, log, requestId), requestId);
     }
