@@ -432,9 +432,8 @@ t.test('validation: expires_at must be an RFC 3339 date-time in the future', asy
   t.equal(lower.body.expires_at, '2027-01-01T00:00:00.000Z');
 });
 
-// Known product bug (admin/key-input.ts, the rfc3339 schema): Date.parse rolls impossible
-// calendar dates over (Feb 30 -> Mar 2) and accepts hour 24, so the "must be a real
-// date-time" refinement lets them through. Recorded as TODO assertions until fixed.
+// Date.parse rolls impossible calendar dates over (Feb 30 -> Mar 2) and accepts hour 24;
+// the schema must not.
 t.test('validation: calendar-impossible dates are not real date-times', async (t) => {
   for (const v of ['2027-02-30T00:00:00Z', '2027-04-31T00:00:00Z', '2027-01-01T24:00:00Z']) {
     const res = await create({ name: marker('exp-cal'), expires_at: v });
@@ -769,9 +768,7 @@ t.test('routing: unknown route 404, wrong method 405', async (t) => {
   t.equal((await stack.adminCall('GET', `/v1/keys/${id}`)).body.status, 'active', 'nothing changed');
 });
 
-// Known product bugs (admin/server.ts handle): /healthz and /readyz are matched only for GET,
-// ahead of the route table, so another method on them falls through to 404; and no 405
-// carries the Allow header that RFC 9110 §15.5.6 requires.
+// Another method on a known path is 405 with the Allow header of RFC 9110 §15.5.6.
 t.test('routing: wrong method on /healthz and /readyz is 405; 405 names the allowed methods', async (t) => {
   for (const path of ['/healthz', '/readyz']) {
     t.equal((await stack.adminCall('GET', path)).status, 200, `GET ${path} is 200`);
