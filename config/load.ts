@@ -14,16 +14,26 @@ export class ConfigError extends Error {
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** Replaces `${VAR}` and `${VAR:-default}` in every string value, reporting unset variables. */
+const WHOLE_VAR = /^\$\{[^}]+\}$/;
+
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in every string value, reporting unset variables.
+ * A value that is one reference and nothing else takes the type its text has in YAML, so
+ * `port: ${ADMIN_PORT}` becomes a number and `access: ${ACCESS_LOG}` a boolean.
+ */
 function substitute(value: unknown, path: PropertyKey[], env: NodeJS.ProcessEnv, errors: Detail[]): unknown {
   if (typeof value === 'string') {
-    return value.replace(VAR, (_, name: string, fallback: string | undefined) => {
+    const text = value.replace(VAR, (_, name: string, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
       errors.push({ path: formatPath(path), message: `environment variable ${name} is not set` });
       return '';
     });
+    if (!WHOLE_VAR.test(value)) return text;
+    if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+    if (text === 'true' || text === 'false') return text === 'true';
+    return text;
   }
   if (Array.isArray(value)) return value.map((v, i) => substitute(v, [...path, i], env, errors));
   if (value && typeof value === 'object') {

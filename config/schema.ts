@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parseCidr } from '../core/ip.js';
 
 const port = z.number().int().min(0).max(65535);
+/** A secret given as `${VAR}` may hold only digits; it is still a string. */
+const secret = z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(16, 'must be at least 16 characters'));
 const host = z.string().min(1);
 const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "-" or "."');
 const headerName = z
@@ -66,14 +68,14 @@ const api = z.strictObject({
 
 const token = z.strictObject({
   name,
-  token: z.string().min(16, 'must be at least 16 characters'),
+  token: secret,
   role: z.enum(['admin', 'developer', 'viewer']),
   tenant: z.string().min(1).nullable().default(null),
 });
 
 const pepper = z.strictObject({
   id: name,
-  secret: z.string().min(16, 'must be at least 16 characters'),
+  secret,
 });
 
 const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });

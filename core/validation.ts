@@ -22,7 +22,7 @@ export function issuesToDetails(issues: readonly z.core.$ZodIssue[], base: reado
     const path = [...base, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: formatPath([...path, key]), message: 'unknown key' });
-    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+    } else if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
       out.push({ path: formatPath(path), message: 'is required' });
     } else {
       out.push({ path: formatPath(path), message: issue.message });

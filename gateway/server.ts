@@ -44,6 +44,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     hasher: deps.hasher ?? hasherFor(config),
   });
   rt.sinks.push(...(deps.sinks ?? []));
+  if (config.log.access) rt.sinks.push((event) => log.info('request', { ...event, time: new Date(event.time).toISOString() }));
   const pipeline = createPipeline(rt);
   const servers: Server[] = [];
   const upgraded = new Set<Socket>();

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -41,6 +41,8 @@ export class FileStore implements Store {
   readonly #byHash = new Map<string, KeyRecord>();
   readonly #events = new EventEmitter();
   #fh: FileHandle | null = null;
+  /** Journal length after the last acknowledged write: a failed append is cut back to it. */
+  #offset = 0;
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -50,14 +52,20 @@ export class FileStore implements Store {
   }
 
   static async open(options: FileStoreOptions): Promise<FileStore> {
-    const store = new FileStore(options.dir);
     mkdirSync(options.dir, { recursive: true });
-    acquireLock(join(options.dir, LOCK));
+    // One spelling per directory, so that a relative and an absolute path share one lock.
+    const dir = realpathSync(options.dir);
+    const store = new FileStore(dir);
+    acquireLock(join(dir, LOCK));
     try {
       store.#replay(options.warn ?? (() => {}));
-      store.#fh = await open(join(options.dir, JOURNAL), 'a');
+      const path = join(dir, JOURNAL);
+      const created = !existsSync(path);
+      store.#fh = await open(path, 'a');
+      store.#offset = (await store.#fh.stat()).size;
+      if (created) syncDir(dir);
     } catch (err) {
-      releaseLock(join(options.dir, LOCK));
+      releaseLock(join(dir, LOCK));
       throw err;
     }
     return store;
@@ -103,12 +111,7 @@ export class FileStore implements Store {
       closeSync(fd);
     }
     renameSync(tmp, path);
-    const dirFd = openSync(this.#dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    syncDir(this.#dir);
   }
 
   #apply(rec: KeyRecord): void {
@@ -139,8 +142,7 @@ export class FileStore implements Store {
         throw new VersionConflictError('a key with this hash already exists');
       }
       const next: KeyRecord = { ...rec, version: expectedVersion + 1 };
-      await this.#fh.write(encodeLine({ t: 'key', v: next }));
-      await this.#fh.datasync();
+      await this.#append(encodeLine({ t: 'key', v: next }));
       this.#apply(next);
       this.#events.emit('key', next.hash);
       if (current && current.hash !== next.hash) this.#events.emit('key', current.hash);
@@ -148,6 +150,28 @@ export class FileStore implements Store {
     });
     this.#tail = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Appends and syncs one line. When that fails part-way (disk full, I/O error) the torn bytes
+   * are cut off, so the next acknowledged line is not glued to them and lost on replay; if
+   * even that fails, the store refuses further writes rather than risk it.
+   */
+  async #append(line: string): Promise<void> {
+    const fh = this.#fh!;
+    const bytes = Buffer.from(line);
+    try {
+      await fh.write(bytes);
+      await fh.datasync();
+      this.#offset += bytes.length;
+    } catch (err) {
+      try {
+        await fh.truncate(this.#offset);
+      } catch {
+        this.#closed = true;
+      }
+      throw new StoreUnavailableError('could not write the journal', { cause: err });
+    }
   }
 
   async listKeys(query: KeyQuery): Promise<KeyPage> {
@@ -166,6 +190,15 @@ export class FileStore implements Store {
     await this.#fh?.close();
     this.#fh = null;
     releaseLock(join(this.#dir, LOCK));
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

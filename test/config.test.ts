@@ -1,0 +1,464 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { ConfigError, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { randomBase62 } from '../core/key-format.js';
+import { ROOT, runCli, startKeygate } from './lib/cli.js';
+
+// config/: the example validates, ${VAR} substitution, every error at once with its path,
+// the frozen result and its defaults, cross-field rules; and the CLI: --check, and SIGTERM
+// draining an in-flight request.
+
+const EXAMPLE = join(ROOT, 'gateway.yaml.example');
+const TOKEN = '0123456789abcdef-token';
+
+/** The smallest config that passes: one listener, one admin token. */
+function minimal(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    listeners: [{ port: 0, environment: 'production' }],
+    admin: { port: 0, tokens: [{ name: 'ops', token: TOKEN, role: 'admin' }] },
+    ...extra,
+  };
+}
+
+/** The details of the ConfigError that `f` throws (fails the test when it does not throw one). */
+function configErrors(t: Test, f: () => unknown): string[] {
+  try {
+    f();
+  } catch (err) {
+    t.type(err, ConfigError, 'a ConfigError');
+    return (err as ConfigError).details.map((d) => `${d.path}: ${d.message}`);
+  }
+  t.fail('expected a ConfigError');
+  return [];
+}
+
+function tempDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('gateway.yaml.example validates', async (t) => {
+  // With nothing set in the environment: the example's ${VAR:-fallback}s must carry it.
+  const config = loadConfig(EXAMPLE, {});
+  t.equal(config.role, 'all');
+  t.same(
+    config.listeners.map((l) => [l.environment, l.port]),
+    [
+      ['production', 8080],
+      ['test', 8082],
+    ],
+  );
+  t.equal(config.admin.tokens[0]?.token, 'dev-admin-token-change-me', 'the fallback of ${KEYGATE_ADMIN_TOKEN:-…}');
+  t.same(Object.keys(config.plans).sort(), ['default', 'free']);
+  t.equal(config.apis.length, 2);
+  t.equal(config.headers.request_id, 'x-request-id', 'header names are lower-cased');
+  const withToken = loadConfig(EXAMPLE, { KEYGATE_ADMIN_TOKEN: 'from-the-environment-1234' });
+  t.equal(withToken.admin.tokens[0]?.token, 'from-the-environment-1234', 'the variable wins when set');
+});
+
+t.test('${VAR} and ${VAR:-default} substitution', async (t) => {
+  const yaml = `
+listeners:
+  - { port: 0, host: "\${BIND_HOST:-127.0.0.1}", environment: production }
+apis:
+  - { name: emails, path_prefix: /v1/emails, upstream: "http://\${UP_HOST}:\${UP_PORT:-9000}/base" }
+admin:
+  port: 0
+  tokens: [{ name: ops, token: "tok-\${ADMIN_SECRET}-\${ADMIN_SUFFIX:-end}", role: admin }]
+store: { type: file, path: "\${DATA_DIR:-./data}/keys" }
+`;
+  const c = parseConfigText(yaml, 'sub', { UP_HOST: 'api.internal', ADMIN_SECRET: 'abcdefghijklmnop', DATA_DIR: '' });
+  t.equal(c.listeners[0]?.host, '127.0.0.1', 'unset: the default');
+  t.equal(c.apis[0]?.upstream, 'http://api.internal:9000/base', 'several variables in one value');
+  t.equal(c.admin.tokens[0]?.token, 'tok-abcdefghijklmnop-end', 'set variables and defaults mixed');
+  t.equal(c.store.path, './data/keys', 'set but empty: the default');
+
+  const c2 = parseConfigText(yaml, 'sub', {
+    UP_HOST: 'h',
+    UP_PORT: '1234',
+    ADMIN_SECRET: 'abcdefghijklmnop',
+    ADMIN_SUFFIX: 'x',
+    BIND_HOST: '127.0.0.2',
+    DATA_DIR: '/var/lib/keygate',
+  });
+  t.equal(c2.listeners[0]?.host, '127.0.0.2', 'set: the variable, not the default');
+  t.equal(c2.apis[0]?.upstream, 'http://h:1234/base');
+  t.equal(c2.store.path, '/var/lib/keygate/keys');
+
+  const errors = configErrors(t, () => parseConfigText(yaml, 'sub', { ADMIN_SECRET: 'abcdefghijklmnop' }));
+  t.ok(errors.includes('apis[0].upstream: environment variable UP_HOST is not set'), 'an unset variable without default names its path');
+
+  // An unset variable is reported even where the empty result would pass the schema.
+  const errors2 = configErrors(t, () => parseConfig(minimal({ store: { type: 'file', path: '/srv/${MISSING_DIR}' } }), 'sub', {}));
+  t.same(errors2, ['store.path: environment variable MISSING_DIR is not set']);
+
+  // Keys are not substituted, only values; a value from the environment is not re-expanded.
+  const c3 = parseConfig(minimal({ store: { type: 'file', path: '${A}' } }), 'sub', { A: '${B}', B: 'nope' });
+  t.equal(c3.store.path, '${B}', 'substitution is one pass');
+});
+
+t.test('${VAR} in a numeric or boolean value', async (t) => {
+  // DESIGN.md §7: "${VAR} anywhere in a value is replaced from the environment". A port from
+  // the environment is the common case; the string is not coerced, so it is refused.
+  // (Block style: inside a flow mapping an unquoted `${…}` is a YAML syntax error.)
+  const yaml = `
+listeners: [{ port: 0, environment: production }]
+admin:
+  port: \${ADMIN_PORT}
+  tokens: [{ name: ops, token: "${TOKEN}", role: admin }]
+`;
+  let port: number | null = null;
+  let error = '';
+  try {
+    port = parseConfigText(yaml, 'num', { ADMIN_PORT: '9191' }).admin.port;
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  t.equal(port, 9191, `admin.port: \${ADMIN_PORT} with ADMIN_PORT=9191 ${error ? `(got: ${error.split('\n').slice(1).join('; ')})` : ''}`);
+});
+
+t.test('unknown keys are rejected with their full path; every error at once', async (t) => {
+  const errors = configErrors(t, () =>
+    parseConfig(
+      {
+        listeners: [{ port: 0, environment: 'production', hots: '127.0.0.1' }],
+        keys: { prefx: 'gw' },
+        apis: [
+          { name: 'ok', upstream: 'http://127.0.0.1:1' },
+          { name: 'emails', upstrem: 'http://127.0.0.1:9000', routes: [{ path: '/x', scope: ['a'] }] },
+        ],
+        admin: { port: 70000, tokens: [{ name: 'ops', token: 'short', role: 'root' }] },
+        bogus: true,
+      },
+      'unknown',
+      {},
+    ),
+  );
+  for (const expected of [
+    'listeners[0].hots: unknown key',
+    'keys.prefx: unknown key',
+    'apis[1].upstrem: unknown key',
+    'apis[1].upstream: is required',
+    'apis[1].routes[0].scope: unknown key',
+    'bogus: unknown key',
+    'admin.tokens[0].token: must be at least 16 characters',
+  ]) {
+    t.ok(errors.includes(expected), expected);
+  }
+  t.ok(errors.some((e) => e.startsWith('admin.port: ')), 'admin.port out of range');
+  t.ok(errors.some((e) => e.startsWith('admin.tokens[0].role: ')), 'admin.tokens[0].role not a role');
+  t.equal(errors.length, 9, `nothing else: ${errors.join(' | ')}`);
+
+  // The message of the thrown error lists them too, one per line.
+  try {
+    parseConfig({ bogus: 1, also: 2 }, 'file.yaml', {});
+  } catch (err) {
+    t.match((err as Error).message, /^file\.yaml: invalid configuration\nbogus: unknown key\nalso: unknown key$/);
+  }
+});
+
+t.test('a value of the wrong type is not reported as missing', async (t) => {
+  const errors = configErrors(t, () => parseConfig(minimal({ admin: { port: 'eighty', tokens: [] }, trusted_proxies: 'all' }), 'types', {}));
+  t.equal(errors.length, 2, errors.join(' | '));
+  // core/validation.ts issuesToDetails() turns invalid_type into "is required" when
+  // issue.input is undefined; zod 4 leaves `input` out of issues unless asked (reportInput),
+  // so every type error reads "is required", in config errors and in admin validation_failed.
+  t.notOk(errors.includes('admin.port: is required'), `admin.port: "eighty" is present, not missing (${errors[0]})`);
+  t.notOk(errors.includes('trusted_proxies: is required'), `trusted_proxies: "all" is present, not missing`);
+});
+
+t.test('the result is deeply frozen', async (t) => {
+  const c = loadConfig(EXAMPLE, {});
+  const unfrozen: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (v === null || typeof v !== 'object') return;
+    if (!Object.isFrozen(v)) unfrozen.push(path || '(root)');
+    for (const [k, child] of Object.entries(v)) walk(child, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k);
+  };
+  walk(c, '');
+  t.same(unfrozen, [], 'every object and array is frozen');
+  t.throws(() => {
+    (c.apis[0]!.routes[0]!.scopes as string[]).push('write_contacts');
+  }, TypeError);
+  t.throws(() => {
+    (c.keys as { prefix: string }).prefix = 'xx';
+  }, TypeError);
+  t.equal(c.keys.prefix, 'gw');
+});
+
+t.test('defaults are applied', async (t) => {
+  const c: Config = parseConfig(minimal(), 'defaults', {});
+  t.equal(c.role, 'all');
+  t.equal(c.listeners[0]?.host, '127.0.0.1');
+  t.same(c.trusted_proxies, []);
+  t.same(c.keys, {
+    prefix: 'gw',
+    environments: { production: 'live', test: 'test' },
+    header: 'authorization',
+    query_param: null,
+    cache: { max: 100_000, ttl_seconds: 60, negative_ttl_seconds: 5 },
+    pepper: null,
+    previous_peppers: [],
+  });
+  t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local' } });
+  t.same(c.headers, {
+    request_id: 'x-request-id',
+    key_id: 'x-key-id',
+    key_environment: 'x-key-environment',
+    key_scopes: 'x-key-scopes',
+    application_id: 'x-application-id',
+    legacy_rate_limit: false,
+  });
+  t.same(c.scopes, { catalog: [], presets: {} });
+  t.same(c.apis, []);
+  t.same(c.admin, { port: 0, host: '127.0.0.1', tokens: [{ name: 'ops', token: TOKEN, role: 'admin', tenant: null }], max_body_bytes: 65_536 });
+  t.same(c.store, { type: 'file', path: './data' });
+  t.equal(c.demo_upstream, null);
+  t.same(c.log, { level: 'info', access: false });
+  t.same(c.shutdown, { drain_timeout_ms: 10_000 });
+
+  const api = parseConfig(minimal({ apis: [{ name: 'a', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/a' }] }] }), 'd', {}).apis[0]!;
+  t.same(api, {
+    name: 'a',
+    host: null,
+    path_prefix: '/',
+    upstream: 'http://127.0.0.1:9000',
+    strip_prefix: false,
+    timeout_ms: 30_000,
+    connect_timeout_ms: 5_000,
+    max_connections: 256,
+    forward_credential: false,
+    preserve_host: false,
+    routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
+  });
+  const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
+  t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local' });
+});
+
+t.test('cross-field checks', async (t) => {
+  t.same(
+    configErrors(t, () => parseConfig(minimal({ listeners: [{ port: 0, environment: 'staging' }] }), 'x', {})),
+    ['listeners[0].environment: must be one of: production, test'],
+    'a listener environment not in keys.environments',
+  );
+  t.same(
+    configErrors(t, () =>
+      parseConfig(
+        minimal({
+          scopes: { catalog: ['read_campaigns'] },
+          apis: [{ name: 'e', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/e', scopes: ['read_campaigns', 'send_email'] }] }],
+        }),
+        'x',
+        {},
+      ),
+    ),
+    ['apis[0].routes[0].scopes[1]: "send_email" is not in scopes.catalog'],
+    'a route scope not in the catalog',
+  );
+  t.same(
+    configErrors(t, () => parseConfig(minimal({ plans: { free: { limit: 1, window_seconds: 1 } } }), 'x', {})),
+    ['plans: must define a "default" plan'],
+    'no default plan',
+  );
+  const all = configErrors(t, () =>
+    parseConfig(
+      minimal({
+        listeners: [
+          { port: 0, environment: 'staging' },
+          { port: 8080, environment: 'production' },
+          { port: 8080, environment: 'test' },
+        ],
+        plans: { free: { limit: 1, window_seconds: 1 } },
+        scopes: { catalog: ['a'], presets: { p: ['b'] } },
+        apis: [{ name: 'e', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/e', scopes: ['z'], plan: 'gold' }] }],
+      }),
+      'x',
+      {},
+    ),
+  );
+  for (const expected of [
+    'listeners[0].environment: must be one of: production, test',
+    'listeners[2].port: 127.0.0.1:8080 is bound twice',
+    'plans: must define a "default" plan',
+    'scopes.presets.p[0]: "b" is not in scopes.catalog',
+    'apis[0].routes[0].scopes[0]: "z" is not in scopes.catalog',
+    'apis[0].routes[0].plan: "gold" is not a plan',
+  ]) {
+    t.ok(all.includes(expected), expected);
+  }
+  t.equal(all.length, 6, 'all reported at once');
+});
+
+t.test('CLI --check', async (t) => {
+  const env = { KEYGATE_ADMIN_TOKEN: undefined };
+  const ok = await runCli(['--config', EXAMPLE, '--check'], { env });
+  t.equal(ok.code, 0, `the example passes: ${ok.stderr}`);
+  t.match(ok.stdout, /gateway\.yaml\.example: configuration is valid/);
+  t.equal(ok.stderr, '');
+
+  const dir = tempDir(t);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(
+    bad,
+    `listeners:
+  - { port: 0, environment: production, hots: 127.0.0.1 }
+apis:
+  - { name: emails, upstrem: "http://127.0.0.1:9000" }
+admin:
+  tokens: [{ name: ops, token: "\${KG_CHECK_UNSET}", role: admin }]
+bogus: 1
+`,
+  );
+  const res = await runCli(['--config', bad, '--check'], { env: { ...env, KG_CHECK_UNSET: undefined } });
+  t.equal(res.code, 1, 'exit code 1 on an invalid file');
+  t.equal(res.stdout, '', 'nothing claims it is valid');
+  const lines = res.stderr.trim().split('\n');
+  for (const expected of [
+    'listeners[0].hots: unknown key',
+    'apis[0].upstrem: unknown key',
+    'apis[0].upstream: is required',
+    'admin.tokens[0].token: environment variable KG_CHECK_UNSET is not set',
+    'admin.tokens[0].token: must be at least 16 characters',
+    'bogus: unknown key',
+  ]) {
+    t.ok(lines.includes(expected), `stderr has "${expected}"`);
+  }
+  t.equal(lines.at(-1), `${bad}: 6 errors`, 'and a count');
+  t.equal(lines.length, 7, res.stderr);
+
+  const cross = join(dir, 'cross.yaml');
+  writeFileSync(
+    cross,
+    `listeners: [{ port: 0, environment: staging }]
+plans: { free: { limit: 1, window_seconds: 1 } }
+scopes: { catalog: [read] }
+apis: [{ name: e, upstream: "http://127.0.0.1:9000", routes: [{ path: /e, scopes: [write] }] }]
+admin: { tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
+`,
+  );
+  const res2 = await runCli(['--config', cross, '--check'], { env });
+  t.equal(res2.code, 1);
+  t.same(res2.stderr.trim().split('\n'), [
+    'listeners[0].environment: must be one of: production, test',
+    'plans: must define a "default" plan',
+    'apis[0].routes[0].scopes[0]: "write" is not in scopes.catalog',
+    `${cross}: 3 errors`,
+  ]);
+
+  const broken = join(dir, 'broken.yaml');
+  writeFileSync(broken, 'listeners: [\nrole: all\n');
+  const res3 = await runCli(['--config', broken, '--check'], { env });
+  t.equal(res3.code, 1, 'a YAML syntax error is an error too');
+  t.match(res3.stderr, /^line \d+: /m, 'with its line');
+
+  const missing = await runCli(['--config', join(dir, 'nope.yaml'), '--check'], { env });
+  t.not(missing.code, 0, 'a missing file is an error');
+  t.match(missing.stderr, /nope\.yaml: no such file/);
+});
+
+/** An upstream that answers every request after `delayMs`, and tells when one arrives. */
+async function slowUpstream(delayMs: number): Promise<{ url: string; arrived: Promise<void>; close(): Promise<void> }> {
+  let arrivedResolve!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrivedResolve = resolve));
+  const timers = new Set<NodeJS.Timeout>();
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    arrivedResolve();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ slow: true, url: req.url, key_id: req.headers['x-key-id'] }));
+    }, delayMs);
+    timers.add(timer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    arrived,
+    async close() {
+      for (const timer of timers) clearTimeout(timer);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))),
+  ]);
+}
+
+t.test('SIGTERM drains an in-flight request, exits 0; logs never hold the key', async (t) => {
+  const dir = tempDir(t);
+  const upstream = await slowUpstream(300);
+  t.teardown(() => upstream.close());
+  const adminToken = `cfg-test-admin-${randomBase62(24)}`;
+  const configPath = join(dir, 'gateway.yaml');
+  writeFileSync(
+    configPath,
+    `listeners:
+  - { port: 0, host: 127.0.0.1, environment: production }
+scopes: { catalog: [read_campaigns] }
+apis:
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000 }
+admin:
+  port: 0
+  tokens: [{ name: ops, token: "\${KG_CFG_TEST_TOKEN}", role: admin }]
+store: { type: file, path: ${JSON.stringify(join(dir, 'data'))} }
+log: { level: debug, access: true }
+shutdown: { drain_timeout_ms: 5000 }
+`,
+  );
+  const kg = await startKeygate(configPath, { env: { KG_CFG_TEST_TOKEN: adminToken } });
+  t.teardown(() => kg.stop('SIGKILL'));
+
+  const created = await request(`${kg.adminUrl}/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'drain', scopes: ['read_campaigns'] }),
+  });
+  const { key, id } = (await created.body.json()) as { key: string; id: string };
+  t.equal(created.statusCode, 201);
+
+  const started = performance.now();
+  const inFlight = request(`${kg.gw['production']}/v1/emails/list`, { headers: { authorization: `Bearer ${key}` } }).then(
+    async (res) => ({ status: res.statusCode, headers: res.headers, body: (await res.body.json()) as Record<string, unknown> }),
+  );
+  await within(upstream.arrived, 5_000, 'the request reaching the upstream');
+  kg.proc.child.kill('SIGTERM');
+  await within(
+    kg.proc.waitForLog((l) => l.msg === 'shutting down'),
+    5_000,
+    'the shutting down log line',
+  );
+
+  const res = await within(inFlight, 5_000, 'the in-flight response');
+  t.equal(res.status, 200, 'the in-flight request completes');
+  t.same(res.body, { slow: true, url: '/v1/emails/list', key_id: id }, 'with the upstream answer');
+  t.ok(performance.now() - started >= 250, 'after the upstream delay');
+  // One SIGTERM only: the handler is process.once, so a second one would kill the process.
+  const exit = await within(kg.proc.exited, 10_000, 'the exit after SIGTERM');
+  t.same(exit, { code: 0, signal: null }, 'the process exits 0');
+
+  const out = kg.proc.stdout() + kg.proc.stderr();
+  const secret = key.slice('gw_live_'.length);
+  t.notOk(out.includes(key), 'the plaintext key is in no log line');
+  t.notOk(out.includes(secret), 'nor its secret part');
+  t.notOk(out.includes(adminToken), 'nor the admin token');
+  const logs = kg.proc.logs();
+  t.ok(logs.some((l) => l.msg === 'stopped'), 'it logged that it stopped');
+  t.ok(
+    logs.some((l) => l.request_id === res.headers['x-request-id']),
+    'log.access: true writes a JSON line for the proxied request',
+  );
+});
