@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,9 @@ import { createForwardStage } from '../gateway/stages/forward.js';
 
 /**
  * One benchmark target in its own process: `bare` (the gateway's forwarding code with no
- * checks) or `gateway` (full enforcement: scopes, API list, allowlist and rate limit on an
- * LRU hit). Prints `ready <key>` once listening.
+ * checks: it strips the credential, sets a request id and the identity and forwarding headers
+ * as the gateway does) or `gateway` (full enforcement: scopes, API list, allowlist and rate
+ * limit on an LRU hit). Prints `ready <key>` once listening.
  */
 const [kind, portArg, upstream] = process.argv.slice(2);
 const port = Number(portArg);
@@ -55,7 +57,7 @@ if (kind === 'gateway') {
     ctx.path = q === -1 ? url : url.slice(0, q);
     ctx.query = q === -1 ? '' : url.slice(q);
     ctx.peer = '127.0.0.1';
-    ctx.requestId = 'bench';
+    ctx.requestId = randomUUID();
     ctx.api = api;
     ctx.key = compiled;
     forward(ctx);
@@ -64,3 +66,5 @@ if (kind === 'gateway') {
   throw new Error(`unknown target ${kind}`);
 }
 process.stdout.write(`ready ${key}\n`);
+// A clean exit on SIGINT lets `--cpu-prof` write its profile.
+process.on('SIGINT', () => process.exit(0));

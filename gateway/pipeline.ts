@@ -21,12 +21,9 @@ import { createStatusStage } from './stages/status.js';
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 const NOT_WEBSOCKET: Denial = Object.freeze({ code: 'bad_request', message: 'Only WebSocket upgrades are proxied.' });
 const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
-const CTX = Symbol('keygate.ctx');
-
-type Tagged = ServerResponse & { [CTX]?: RequestContext };
-
 export interface Pipeline {
-  handle(req: IncomingMessage, res: ServerResponse, listener: Listener): void;
+  /** Runs one request; `onDone` is called once its response is over and recorded. */
+  handle(req: IncomingMessage, res: ServerResponse, listener: Listener, onDone: () => void): void;
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
   close(): void;
 }
@@ -104,16 +101,13 @@ export function createPipeline(rt: Runtime): Pipeline {
     }
   }
 
-  function onClose(this: Tagged): void {
-    const ctx = this[CTX];
-    if (ctx !== undefined) record(ctx);
-  }
-
   return {
-    handle(req, res, listener) {
+    handle(req, res, listener, onDone) {
       const ctx = new RequestContext(req, res, null, null, listener, performance.now());
-      (res as Tagged)[CTX] = ctx;
-      res.once('close', onClose);
+      res.once('close', () => {
+        record(ctx);
+        onDone();
+      });
       start(ctx);
     },
     upgrade(req, socket, head, listener) {

@@ -50,15 +50,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const upgraded = new Set<Socket>();
   let inFlight = 0;
   let drained: (() => void) | null = null;
+  const onDone = () => {
+    if (--inFlight === 0 && drained) drained();
+  };
 
   for (const l of config.listeners) {
     const listener = Object.freeze({ environment: l.environment });
     const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
       inFlight++;
-      res.once('close', () => {
-        if (--inFlight === 0 && drained) drained();
-      });
-      pipeline.handle(req, res, listener);
+      pipeline.handle(req, res, listener, onDone);
     });
     server.on('upgrade', (req, socket: Socket, head: Buffer) => {
       upgraded.add(socket);
