@@ -11,6 +11,7 @@ import type { KeyRecord } from '../core/record.js';
 import { FileStore, StoreLockedError } from '../core/store/file-store.js';
 import { StoreUnavailableError, VersionConflictError } from '../core/store/store.js';
 import { ROOT, startKeygate } from './lib/cli.js';
+import { keyRecord } from './lib/records.js';
 import { startUpstream } from './lib/upstream.js';
 
 // The embedded file store: compare-and-set writes, replay after a restart, torn journal
@@ -27,45 +28,17 @@ function tempDir(t: Test): string {
   return dir;
 }
 
-/** A fresh key record (version 0) and its plaintext. */
+/** A fresh key record (version 0) with a few fields set, so that round trips carry them. */
 function newRecord(over: Partial<KeyRecord> = {}): KeyRecord {
-  const key = generateKey('gw', 'live');
-  const { start, end } = keyDisplayParts(key);
-  const now = Date.UTC(2026, 5, 1, 12);
-  return {
-    id: `key_${randomBase62(20)}`,
-    version: 0,
-    tenant: null,
-    hash: hasher.hash(key),
-    hash_kind: hasher.currentKind,
-    start,
-    end,
+  return keyRecord(generateKey('gw', 'live'), hasher, Date.UTC(2026, 5, 1, 12), {
     name: 'a key',
-    description: null,
-    environment: 'production',
     scopes: ['read_campaigns'],
-    apis: null,
-    plan: null,
     rate_limit: { limit: 10, window_seconds: 60, burst: null },
     ip_allowlist: ['203.0.113.0/24'],
-    application: null,
-    policy: null,
     meta: { team: 'growth', nested: { n: 1 } },
-    created_at: now,
     created_by: 'ops',
-    updated_at: now,
-    expires_at: null,
-    not_before: null,
-    last_used_at: null,
-    revoked_at: null,
-    revoked_reason: null,
-    suspended_at: null,
-    suspended_reason: null,
-    replaces: null,
-    replaced_by: null,
-    usage: { total_requests: 0, error_count: 0 },
     ...over,
-  };
+  });
 }
 
 /** Opens a store and closes it at teardown (closing twice is harmless). */

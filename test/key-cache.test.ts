@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ManualClock } from '../core/clock.js';
-import { generateKey, keyDisplayParts } from '../core/key-format.js';
+import { generateKey } from '../core/key-format.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy } from '../core/limiter.js';
 import type { KeyRecord } from '../core/record.js';
@@ -11,6 +11,7 @@ import { FileStore } from '../core/store/file-store.js';
 import { compileKey } from '../gateway/compiled-key.js';
 import { KeyCache, MISSING } from '../gateway/key-cache.js';
 import { SwitchableStore } from './lib/flaky-store.js';
+import { keyRecord } from './lib/records.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keygate-cache-'));
 const store = new SwitchableStore(await FileStore.open({ dir }));
@@ -25,18 +26,7 @@ const cache = new KeyCache(store, hasher, (r) => compileKey(r, plans), { max: 10
 
 async function addKey(overrides: Partial<KeyRecord> = {}): Promise<{ key: string; rec: KeyRecord }> {
   const key = generateKey('gw', 'live');
-  const { start, end } = keyDisplayParts(key);
-  const rec = await store.putKey(
-    {
-      id: `key_${Math.random().toString(36).slice(2)}`, version: 0, tenant: null, hash: hasher.hash(key), hash_kind: 'sha256', start, end,
-      name: 'k', description: null, environment: 'production', scopes: ['a', 'b'], apis: null, plan: null, rate_limit: null,
-      ip_allowlist: null, application: null, policy: null, meta: {}, created_at: clock.now(), created_by: null,
-      updated_at: clock.now(), expires_at: null, not_before: null, last_used_at: null, revoked_at: null, revoked_reason: null,
-      suspended_at: null, suspended_reason: null, replaces: null, replaced_by: null, usage: { total_requests: 0, error_count: 0 },
-      ...overrides,
-    },
-    0,
-  );
+  const rec = await store.putKey(keyRecord(key, hasher, clock.now(), { scopes: ['a', 'b'], ...overrides }), 0);
   return { key, rec };
 }
 
