@@ -19,8 +19,9 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       api: ctx.api?.name ?? null,
       method: ctx.req.method ?? 'GET',
       route: ctx.route?.name ?? null,
-      status: ctx.status,
-      outcome: ctx.outcome,
+      // A response that never started means the client left first (nginx's 499).
+      status: ctx.status === 0 ? 499 : ctx.status,
+      outcome: ctx.status === 0 ? 'client_closed_request' : ctx.outcome,
       reason: ctx.reason,
       latency_ms: performance.now() - ctx.startedAt,
       upstream_ms: ctx.upstreamMs < 0 ? null : ctx.upstreamMs,
