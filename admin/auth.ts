@@ -2,9 +2,9 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TokenConfig } from '../config/schema.js';
 import { HttpError } from '../core/errors.js';
+import type { Permission } from './http.js';
 
 export type Role = TokenConfig['role'];
-export type Permission = 'read' | 'write_keys' | 'admin';
 
 /** Who is calling: from the matched admin token. */
 export interface Principal {
@@ -14,9 +14,9 @@ export interface Principal {
 }
 
 const GRANTS: Record<Role, ReadonlySet<Permission>> = {
-  admin: new Set(['read', 'write_keys', 'admin']),
-  developer: new Set(['read', 'write_keys']),
-  viewer: new Set(['read']),
+  admin: new Set(['public', 'read', 'write_keys', 'admin']),
+  developer: new Set(['public', 'read', 'write_keys']),
+  viewer: new Set(['public', 'read']),
 };
 
 /**

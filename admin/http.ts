@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERRORS, HttpError } from '../core/errors.js';
 import type { Detail } from '../core/validation.js';
+import type { z } from 'zod';
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -68,16 +69,29 @@ export async function readJson(req: IncomingMessage, res: ServerResponse, limit:
   }
 }
 
-export interface Route<C> {
-  method: string;
-  pattern: RegExp;
-  handler: (c: C, params: string[]) => Promise<void>;
-  /** Answered without an admin token (health checks). */
-  public: boolean;
+export type Permission = 'read' | 'write_keys' | 'admin' | 'public';
+
+/** What the OpenAPI document says of a route. */
+export interface RouteDoc {
+  summary: string;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  /** Status → description of the answers this route gives besides the common errors. */
+  responses: Record<number, string>;
 }
 
-/** `/v1/keys/:id/revoke` → a RegExp capturing each `:param` segment. */
-export function route<C>(method: string, path: string, handler: Route<C>['handler'], isPublic = false): Route<C> {
-  const src = path.replace(/:[a-z_]+/g, '([^/]+)');
-  return { method, pattern: new RegExp(`^${src}$`), handler, public: isPublic };
+export interface Route<C> {
+  method: string;
+  /** The path as documented, `{id}` for a parameter. */
+  path: string;
+  pattern: RegExp;
+  permission: Permission;
+  doc: RouteDoc;
+  handler: (c: C, params: string[]) => Promise<void>;
+}
+
+/** `/v1/keys/{id}/revoke` → a RegExp capturing each `{param}` segment. */
+export function route<C>(method: string, path: string, permission: Permission, doc: RouteDoc, handler: Route<C>['handler']): Route<C> {
+  const src = path.replace(/\{[a-z_]+\}/g, '([^/]+)');
+  return { method, path, pattern: new RegExp(`^${src}$`), permission, doc, handler };
 }

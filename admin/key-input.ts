@@ -28,10 +28,10 @@ const metaSchema = z
 /** Admin request schemas that depend on the configured catalog, environments, APIs and plans. */
 export function keySchemas(config: Config) {
   const envNames = Object.keys(config.keys.environments) as [string, ...string[]];
-  const catalog = new Set(config.scopes.catalog);
+  const catalog = new Set(config.scopes.catalog.map((e) => e.name));
   const presets = config.scopes.presets;
   const apiNames = new Set(config.apis.map((a) => a.name));
-  const valid = [...config.scopes.catalog, ...Object.keys(presets)].join(', ');
+  const valid = [...catalog, ...Object.keys(presets)].join(', ');
 
   const scopes = z
     .array(z.string())
@@ -60,21 +60,69 @@ export function keySchemas(config: Config) {
     .max(256);
   const plan = z.string().refine((p) => p in config.plans, `must be one of: ${Object.keys(config.plans).join(', ')}`);
 
+  const policyName = z.string().refine((p) => p in config.policies, {
+    message: Object.keys(config.policies).length ? `must be one of: ${Object.keys(config.policies).join(', ')}` : 'no policies are configured',
+  });
+  const name = z.string().trim().min(1, 'must not be empty').max(200);
+  const description = z.string().max(1000).nullable();
+
+  // Fields a policy may provide stay undefined when the request leaves them out.
   const create = z.strictObject({
-    name: z.string().trim().min(1, 'must not be empty').max(200),
-    description: z.string().max(1000).nullable().default(null),
+    name,
+    description: description.default(null),
     environment: z.enum(envNames).default(envNames[0]),
     scopes: scopes.default([]),
     apis: apis.nullable().default(null),
-    plan: plan.nullable().default(null),
-    rate_limit: rateLimitSpec.nullable().default(null),
-    ip_allowlist: allowlist.nullable().default(null),
-    expires_at: rfc3339.nullable().default(null),
+    plan: plan.nullable().optional(),
+    rate_limit: rateLimitSpec.nullable().optional(),
+    ip_allowlist: allowlist.nullable().optional(),
+    expires_at: rfc3339.nullable().optional(),
     not_before: rfc3339.nullable().default(null),
+    application: z.string().max(64).nullable().default(null),
+    policy: policyName.nullable().default(null),
     meta: metaSchema.default({}),
   });
 
-  const revoke = z.strictObject({ reason: z.string().max(500).nullable().default(null) }).default({ reason: null });
+  const update = z
+    .strictObject({
+      name: name.optional(),
+      description: description.optional(),
+      scopes: scopes.optional(),
+      apis: apis.nullable().optional(),
+      plan: plan.nullable().optional(),
+      rate_limit: rateLimitSpec.nullable().optional(),
+      ip_allowlist: allowlist.nullable().optional(),
+      expires_at: rfc3339.nullable().optional(),
+      meta: metaSchema.optional(),
+    })
+    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change');
+
+  const reason = z.strictObject({ reason: z.string().max(500).nullable().default(null) }).default({ reason: null });
+  const revoke = reason;
+  const regenerate = z
+    .strictObject({ grace_period_seconds: z.number().int().min(0).max(30 * 86_400).optional() })
+    .default({});
+
+  const appCreate = z.strictObject({ name, description: description.default(null), meta: metaSchema.default({}) });
+  const appUpdate = z
+    .strictObject({ name: name.optional(), description: description.optional(), meta: metaSchema.optional() })
+    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change');
+  const appList = z.strictObject({
+    status: z.enum(['active', 'suspended']).optional(),
+    q: z.string().max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(512).optional(),
+  });
+  const audit = z.strictObject({
+    actor: z.string().max(64).optional(),
+    action: z.string().max(64).optional(),
+    key_id: z.string().max(64).optional(),
+    application_id: z.string().max(64).optional(),
+    from: rfc3339.optional(),
+    to: rfc3339.optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(50),
+    cursor: z.string().max(512).optional(),
+  });
 
   const list = z.strictObject({
     status: z.enum(['pending', 'active', 'suspended', 'expired', 'revoked']).optional(),
@@ -88,8 +136,11 @@ export function keySchemas(config: Config) {
     cursor: z.string().max(512).optional(),
   });
 
-  return { create, revoke, list };
+  return { create, update, revoke, suspend: reason, regenerate, list, appCreate, appUpdate, appList, audit };
 }
 
 export type KeySchemas = ReturnType<typeof keySchemas>;
 export type CreateKeyInput = z.output<KeySchemas['create']>;
+export type UpdateKeyInput = z.output<KeySchemas['update']>;
+export type CreateAppInput = z.output<KeySchemas['appCreate']>;
+export type UpdateAppInput = z.output<KeySchemas['appUpdate']>;

@@ -1,14 +1,59 @@
-import type { Config } from '../config/schema.js';
+import { randomUUID } from 'node:crypto';
+import type { Config, PolicyConfig } from '../config/schema.js';
+import type { AppRecord } from '../core/application.js';
+import { diff, type Actor, type AuditEntry, type KeyEvent, type KeyEventType } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { keyStatus, keyToWire, type KeyRecord } from '../core/record.js';
-import { VersionConflictError, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
-import type { Principal } from './auth.js';
-import type { CreateKeyInput } from './key-input.js';
+import { isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, type KeyRecord } from '../core/record.js';
+import { VersionConflictError, type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
+import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
 
-/** Key lifecycle operations of the admin plane, over the shared store interface. */
+const DAY_MS = 86_400_000;
+
+/** Key configuration fields: what an edit may change and what a regeneration copies. */
+export const KEY_CONFIG_FIELDS = [
+  'name',
+  'description',
+  'scopes',
+  'apis',
+  'plan',
+  'rate_limit',
+  'ip_allowlist',
+  'expires_at',
+  'meta',
+] as const satisfies readonly (keyof KeyRecord)[];
+
+/** What the audit log shows of a key: never its hash or display fragments. */
+const AUDITED_FIELDS = [
+  ...KEY_CONFIG_FIELDS,
+  'environment',
+  'application',
+  'policy',
+  'not_before',
+  'revoked_at',
+  'suspended_at',
+  'app_suspended_at',
+  'replaced_by',
+  'grace_ends_at',
+] as const satisfies readonly (keyof KeyRecord)[];
+
+/** Rotation wins over expiry on the same UTC day: the key is rotated no later than it would expire. */
+export function rotationTime(rotateAt: number | null, expiresAt: number | null): number | null {
+  if (rotateAt === null || expiresAt === null) return rotateAt;
+  return Math.floor(rotateAt / DAY_MS) === Math.floor(expiresAt / DAY_MS) ? Math.min(rotateAt, expiresAt) : rotateAt;
+}
+
+export interface Issued {
+  record: KeyRecord;
+  key: string;
+}
+
+/**
+ * Key lifecycle operations of the admin plane. Each one is a single store commit: the
+ * records it changes, one audit entry, and the key's timeline events.
+ */
 export class KeyService {
   readonly #config: Config;
   readonly #store: Store;
@@ -22,93 +67,316 @@ export class KeyService {
     this.#hasher = hasher;
   }
 
-  async create(input: CreateKeyInput, by: Principal): Promise<{ record: KeyRecord; key: string }> {
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  policy(name: string | null): PolicyConfig | null {
+    return name === null ? null : (this.#config.policies[name] ?? null);
+  }
+
+  async create(input: CreateKeyInput, by: Actor): Promise<Issued> {
     const now = this.#clock.now();
-    if (input.expires_at !== null && input.expires_at <= now) {
-      throw new HttpError('validation_failed', undefined, { details: [{ path: 'expires_at', message: 'must be in the future' }] });
-    }
-    if (input.expires_at !== null && input.not_before !== null && input.not_before >= input.expires_at) {
-      throw new HttpError('validation_failed', undefined, { details: [{ path: 'not_before', message: 'must be before expires_at' }] });
-    }
-    const tag = this.#config.keys.environments[input.environment]!;
-    const key = generateKey(this.#config.keys.prefix, tag);
-    const { start, end } = keyDisplayParts(key);
+    const policy = this.policy(input.policy);
+    const expires_at = input.expires_at !== undefined ? input.expires_at : policy?.expires_in_seconds ? now + policy.expires_in_seconds * 1000 : null;
+    if (expires_at !== null && expires_at <= now) throw invalid('expires_at', 'must be in the future');
+    if (expires_at !== null && input.not_before !== null && input.not_before >= expires_at) throw invalid('not_before', 'must be before expires_at');
+    const app = input.application === null ? null : await this.#app(input.application, by, 'application');
+    const { key, fragments } = this.#mint(input.environment);
+    const rotate_at = policy?.rotation ? rotationTime((input.not_before ?? now) + policy.rotation.every_days * DAY_MS, expires_at) : null;
     const record: KeyRecord = {
-      id: `key_${randomBase62(20)}`,
-      version: 0,
+      ...NEW_KEY_STATE,
+      ...fragments,
+      id: newKeyId(),
       tenant: by.tenant,
-      hash: this.#hasher.hash(key),
-      hash_kind: this.#hasher.currentKind,
-      start,
-      end,
       name: input.name,
       description: input.description,
       environment: input.environment,
       scopes: input.scopes,
       apis: input.apis,
-      plan: input.plan,
-      rate_limit: input.rate_limit,
-      ip_allowlist: input.ip_allowlist,
-      application: null,
-      policy: null,
+      plan: input.plan !== undefined ? input.plan : (policy?.plan ?? null),
+      rate_limit: input.rate_limit !== undefined ? input.rate_limit : (policy?.rate_limit ?? null),
+      ip_allowlist: input.ip_allowlist !== undefined ? input.ip_allowlist : (policy?.ip_allowlist ?? null),
+      application: app?.id ?? null,
+      app_suspended_at: app?.suspended_at ?? null,
+      policy: input.policy,
       meta: input.meta,
       created_at: now,
       created_by: by.name,
       updated_at: now,
-      expires_at: input.expires_at,
+      expires_at,
       not_before: input.not_before,
-      last_used_at: null,
-      revoked_at: null,
-      revoked_reason: null,
-      suspended_at: null,
-      suspended_reason: null,
-      replaces: null,
-      replaced_by: null,
+      rotate_at,
       usage: { total_requests: 0, error_count: 0 },
     };
-    return { record: await this.#store.putKey(record, 0), key };
+    const [created] = await this.#commit(
+      { keys: [{ rec: record, expected: 0 }] },
+      [audit(by, now, 'key.created', record, diff(null, record, AUDITED_FIELDS))],
+      [event(record.id, 'created', null, now, by)],
+    );
+    return { record: created!, key };
   }
 
   /** The key, or 404 when it does not exist or belongs to another tenant (its existence is not revealed). */
-  async get(id: string, by: Principal): Promise<KeyRecord> {
+  async get(id: string, by: { tenant: string | null }): Promise<KeyRecord> {
     const rec = await this.#store.getKey(id);
-    if (rec === null || (by.tenant !== null && rec.tenant !== by.tenant)) {
-      throw new HttpError('not_found', `No key with id ${id}.`);
-    }
+    if (rec === null || (by.tenant !== null && rec.tenant !== by.tenant)) throw new HttpError('not_found', `No key with id ${id}.`);
     return rec;
   }
 
-  list(query: Omit<KeyQuery, 'tenant' | 'now'>, by: Principal): Promise<KeyPage> {
+  list(query: Omit<KeyQuery, 'tenant' | 'now'>, by: { tenant: string | null }): Promise<KeyPage> {
     return this.#store.listKeys({ ...query, tenant: by.tenant, now: this.#clock.now() });
   }
 
-  async revoke(id: string, reason: string | null, by: Principal): Promise<KeyRecord> {
-    return this.#update(id, by, (rec, now) => {
-      if (rec.revoked_at !== null) throw new HttpError('already_revoked', `Key ${id} was revoked at ${new Date(rec.revoked_at).toISOString()}.`);
-      return { ...rec, revoked_at: now, revoked_reason: reason, updated_at: now };
+  async events(id: string, by: { tenant: string | null }): Promise<KeyEvent[]> {
+    await this.get(id, by);
+    return this.#store.listKeyEvents(id);
+  }
+
+  async update(id: string, patch: UpdateKeyInput, by: Actor): Promise<KeyRecord> {
+    return this.#change(id, by, 'key.updated', (rec, now) => {
+      const status = keyStatus(rec, now);
+      if (status === 'revoked' || status === 'expired') throw new HttpError('conflict', `Key ${id} is ${status}; it can no longer be edited.`);
+      const next: KeyRecord = { ...rec, updated_at: now };
+      for (const field of KEY_CONFIG_FIELDS) {
+        if (patch[field] !== undefined) (next as unknown as Record<string, unknown>)[field] = patch[field];
+      }
+      if (next.expires_at !== null && next.expires_at <= now) throw invalid('expires_at', 'must be in the future');
+      if (next.expires_at !== null && next.not_before !== null && next.not_before >= next.expires_at) {
+        throw invalid('expires_at', 'must be after not_before');
+      }
+      if (patch.expires_at !== undefined && rec.rotate_at !== null) {
+        const policy = this.policy(rec.policy);
+        if (policy?.rotation) next.rotate_at = rotationTime(rec.rotate_at, next.expires_at);
+      }
+      const changed = Object.keys(diff(rec, next, KEY_CONFIG_FIELDS));
+      return { next, events: changed.length ? [event(id, 'edited', null, now, by, { fields: changed })] : [] };
     });
   }
 
-  /** Read, change, compare-and-set; a concurrent writer makes it read again. */
-  async #update(id: string, by: Principal, change: (rec: KeyRecord, now: number) => KeyRecord): Promise<KeyRecord> {
+  async revoke(id: string, reason: string | null, by: Actor): Promise<KeyRecord> {
+    return this.#change(id, by, 'key.revoked', (rec, now) => {
+      if (isRevoked(rec, now)) {
+        throw new HttpError('already_revoked', `Key ${id} was revoked at ${new Date(rec.revoked_at ?? rec.grace_ends_at!).toISOString()}.`);
+      }
+      return {
+        next: { ...rec, revoked_at: now, revoked_reason: reason, updated_at: now },
+        events: [event(id, 'revoked', null, now, by, reason === null ? {} : { reason })],
+      };
+    });
+  }
+
+  async suspend(id: string, reason: string | null, by: Actor): Promise<KeyRecord> {
+    return this.#change(id, by, 'key.suspended', (rec, now) => {
+      const status = keyStatus(rec, now);
+      if (status === 'revoked' || status === 'expired') throw new HttpError('conflict', `Key ${id} is ${status}; it cannot be suspended.`);
+      if (rec.suspended_at !== null) throw new HttpError('conflict', `Key ${id} is already suspended.`);
+      return {
+        next: { ...rec, suspended_at: now, suspended_reason: reason, updated_at: now },
+        events: [event(id, 'suspended', null, now, by, reason === null ? {} : { reason })],
+      };
+    });
+  }
+
+  async reactivate(id: string, by: Actor): Promise<KeyRecord> {
+    return this.#change(id, by, 'key.reactivated', (rec, now) => {
+      const status = keyStatus(rec, now);
+      if (status === 'revoked' || status === 'expired') throw new HttpError('conflict', `Key ${id} is ${status}; it cannot be reactivated.`);
+      if (rec.suspended_at === null) {
+        throw new HttpError(
+          'conflict',
+          rec.app_suspended_at !== null
+            ? `Key ${id} is suspended through its application ${rec.application}; reactivate the application.`
+            : `Key ${id} is not suspended.`,
+        );
+      }
+      return {
+        next: { ...rec, suspended_at: null, suspended_reason: null, updated_at: now },
+        events: [event(id, 'reactivated', null, now, by)],
+      };
+    });
+  }
+
+  /**
+   * Issues a successor with the same configuration. Without grace the old key is revoked now;
+   * with grace it keeps working until the grace ends. Only the latest key of a chain may be
+   * regenerated, and only while it is neither revoked nor expired.
+   */
+  async regenerate(
+    id: string,
+    grace: number | undefined,
+    by: Actor,
+    scheduledAt: number | null = null,
+    beforeCommit?: (issued: Issued) => Promise<void>,
+  ): Promise<Issued> {
     for (let attempt = 0; ; attempt++) {
       const rec = await this.get(id, by);
+      const now = this.#clock.now();
+      const status = keyStatus(rec, now);
+      if (rec.replaced_by !== null) {
+        throw new HttpError('conflict', `Key ${id} was already regenerated as ${rec.replaced_by}; regenerate the latest key of the chain.`);
+      }
+      const automatic = scheduledAt !== null;
+      // A rotation that was due no later than the expiry still happens, even when the scheduler
+      // gets to it after the expiry (downtime): rotation wins.
+      const rotationWins = automatic && rec.rotate_at !== null && rec.expires_at !== null && rec.rotate_at <= rec.expires_at;
+      if (status === 'revoked' || (status === 'expired' && !rotationWins)) {
+        throw new HttpError('conflict', `Key ${id} is ${status}; it cannot be regenerated.`);
+      }
+      const policy = this.policy(rec.policy);
+      if (!automatic && policy && !policy.allow_regeneration) {
+        throw new HttpError('conflict', `Policy ${rec.policy} does not allow regenerating its keys by hand.`);
+      }
+      const graceSeconds = grace ?? (automatic ? policy?.rotation?.grace_seconds : policy?.regeneration_grace_seconds) ?? 0;
+      const { key, fragments } = this.#mint(rec.environment);
+      const expires_at = automatic ? (policy?.expires_in_seconds ? now + policy.expires_in_seconds * 1000 : null) : rec.expires_at;
+      const successor: KeyRecord = {
+        ...NEW_KEY_STATE,
+        ...fragments,
+        id: newKeyId(),
+        tenant: rec.tenant,
+        name: rec.name,
+        description: rec.description,
+        environment: rec.environment,
+        scopes: rec.scopes,
+        apis: rec.apis,
+        plan: rec.plan,
+        rate_limit: rec.rate_limit,
+        ip_allowlist: rec.ip_allowlist,
+        application: rec.application,
+        policy: rec.policy,
+        meta: rec.meta,
+        created_at: now,
+        created_by: by.name,
+        updated_at: now,
+        expires_at,
+        not_before: null,
+        suspended_at: rec.suspended_at,
+        suspended_reason: rec.suspended_reason,
+        app_suspended_at: rec.app_suspended_at,
+        replaces: rec.id,
+        rotate_at: policy?.rotation ? rotationTime(now + policy.rotation.every_days * DAY_MS, expires_at) : null,
+        usage: { total_requests: 0, error_count: 0 },
+      };
+      const old: KeyRecord =
+        graceSeconds > 0
+          ? { ...rec, replaced_by: successor.id, grace_ends_at: now + graceSeconds * 1000, rotate_at: null, updated_at: now }
+          : { ...rec, replaced_by: successor.id, revoked_at: now, revoked_reason: 'regenerated', rotate_at: null, updated_at: now };
+      const detail = { replaced_by: successor.id, grace_ends_at: old.grace_ends_at === null ? null : new Date(old.grace_ends_at).toISOString() };
+      await beforeCommit?.({ record: successor, key });
       try {
-        return await this.#store.putKey(change(rec, this.#clock.now()), rec.version);
+        const [, created] = await this.#commit(
+          { keys: [{ rec: old, expected: rec.version }, { rec: successor, expected: 0 }] },
+          [audit(by, now, automatic ? 'key.rotated' : 'key.regenerated', rec, { ...diff(rec, old, AUDITED_FIELDS), grace_period_seconds: { from: null, to: graceSeconds } })],
+          [
+            event(rec.id, 'rotated', scheduledAt, now, by, detail),
+            ...(graceSeconds > 0 ? [] : [event(rec.id, 'revoked', null, now, by, { reason: 'regenerated' })]),
+            event(successor.id, 'created', null, now, by, { replaces: rec.id }),
+          ],
+        );
+        return { record: created!, key };
       } catch (err) {
-        if (!(err instanceof VersionConflictError) || attempt >= 4) {
-          if (err instanceof VersionConflictError) throw new HttpError('conflict', 'The key kept changing; try again.');
-          throw err;
-        }
+        if (!(err instanceof VersionConflictError) || attempt >= 4) throw conflictOr(err);
       }
     }
+  }
+
+  /** Records a transition that was due: activation, expiry, or the end of a grace (as revocation). */
+  async recordTransition(id: string, type: 'activated' | 'expired' | 'grace_ended', by: Actor): Promise<KeyRecord> {
+    return this.#change(id, by, `key.${type}`, (rec, now) => {
+      if (type === 'activated') {
+        return { next: { ...rec, activated_at: now }, events: [event(id, 'activated', rec.not_before, now, by)] };
+      }
+      if (type === 'expired') {
+        return { next: { ...rec, expired_at: now }, events: [event(id, 'expired', rec.expires_at, now, by)] };
+      }
+      return {
+        next: { ...rec, revoked_at: rec.grace_ends_at, revoked_reason: 'rotation grace ended' },
+        events: [event(id, 'revoked', rec.grace_ends_at, now, by, { reason: 'rotation grace ended' })],
+      };
+    });
   }
 
   wire(rec: KeyRecord) {
     return keyToWire(rec, this.#clock.now());
   }
 
-  status(rec: KeyRecord) {
-    return keyStatus(rec, this.#clock.now());
+  async #app(id: string, by: { tenant: string | null }, path: string): Promise<AppRecord> {
+    const app = await this.#store.getApp(id);
+    if (app === null || (by.tenant !== null && app.tenant !== by.tenant)) throw invalid(path, `no application with id ${id}`);
+    return app;
   }
+
+  #mint(environment: string) {
+    const tag = this.#config.keys.environments[environment]!;
+    const key = generateKey(this.#config.keys.prefix, tag);
+    return { key, fragments: { ...keyDisplayParts(key), hash: this.#hasher.hash(key), hash_kind: this.#hasher.currentKind } };
+  }
+
+  /** Read, change, compare-and-set with its audit entry and events; a concurrent writer makes it read again. */
+  async #change(
+    id: string,
+    by: Actor,
+    action: string,
+    change: (rec: KeyRecord, now: number) => { next: KeyRecord; events: KeyEvent[] },
+  ): Promise<KeyRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const rec = await this.get(id, by);
+      const now = this.#clock.now();
+      const { next, events } = change(rec, now);
+      try {
+        const [saved] = await this.#commit(
+          { keys: [{ rec: next, expected: rec.version }] },
+          [audit(by, now, action, rec, diff(rec, next, AUDITED_FIELDS))],
+          events,
+        );
+        return saved!;
+      } catch (err) {
+        if (!(err instanceof VersionConflictError) || attempt >= 4) throw conflictOr(err);
+      }
+    }
+  }
+
+  async #commit(change: Commit, entries: AuditEntry[], events: KeyEvent[]): Promise<KeyRecord[]> {
+    return (await this.#store.commit({ ...change, audit: entries, events })).keys;
+  }
+}
+
+function conflictOr(err: unknown): unknown {
+  return err instanceof VersionConflictError ? new HttpError('conflict', 'The key kept changing; try again.') : err;
+}
+
+function invalid(path: string, message: string): HttpError {
+  return new HttpError('validation_failed', undefined, { details: [{ path, message }] });
+}
+
+function newKeyId(): string {
+  return `key_${randomBase62(20)}`;
+}
+
+export function audit(
+  by: Actor,
+  now: number,
+  action: string,
+  target: { id: string; tenant: string | null },
+  changes: AuditEntry['changes'],
+  targetType: AuditEntry['target_type'] = 'key',
+): AuditEntry {
+  return {
+    id: `aud_${now.toString(36)}_${randomUUID().slice(0, 8)}`,
+    time: now,
+    actor: by.name,
+    role: by.role,
+    tenant: target.tenant,
+    ip: by.ip,
+    request_id: by.request_id,
+    action,
+    target_type: targetType,
+    target_id: target.id,
+    changes,
+  };
+}
+
+export function event(keyId: string, type: KeyEventType, scheduledAt: number | null, at: number, by: Actor, detail: Record<string, unknown> = {}): KeyEvent {
+  return { key_id: keyId, type, scheduled_at: scheduledAt, at, actor: by.name, detail };
 }

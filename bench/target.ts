@@ -37,9 +37,9 @@ const keys = new KeyService(config, store, systemClock, hasher);
 const { key, record } = await keys.create(
   {
     name: 'bench', description: null, environment: 'production', scopes: ['read'], apis: ['bench'], plan: null,
-    rate_limit: null, ip_allowlist: ['127.0.0.0/8'], expires_at: null, not_before: null, meta: {},
+    rate_limit: null, ip_allowlist: ['127.0.0.0/8'], expires_at: null, not_before: null, meta: {}, application: null, policy: null,
   },
-  { name: 'bench', role: 'admin', tenant: null },
+  { name: 'bench', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: 'bench' },
 );
 
 if (kind === 'gateway') {

@@ -76,7 +76,8 @@ function crossCheck(c: Config): Detail[] {
   for (const [name, p] of Object.entries(c.plans)) {
     if (p.burst !== null && p.burst < 1) errors.push({ path: `plans.${name}.burst`, message: 'must be at least 1' });
   }
-  const catalog = new Set(c.scopes.catalog);
+  const catalog = new Set(c.scopes.catalog.map((e) => e.name));
+  if (catalog.size !== c.scopes.catalog.length) errors.push({ path: 'scopes.catalog', message: 'names a scope twice' });
   for (const [preset, scopes] of Object.entries(c.scopes.presets)) {
     if (catalog.has(preset)) errors.push({ path: `scopes.presets.${preset}`, message: 'has the name of a scope' });
     scopes.forEach((s, i) => {
@@ -101,6 +102,10 @@ function crossCheck(c: Config): Detail[] {
       }
     });
   });
+  for (const [name, p] of Object.entries(c.policies)) {
+    if (p.plan !== null && !(p.plan in c.plans)) errors.push({ path: `policies.${name}.plan`, message: `"${p.plan}" is not a plan` });
+    if (p.plan !== null && p.rate_limit !== null) errors.push({ path: `policies.${name}`, message: 'set either plan or rate_limit, not both' });
+  }
   const tokenNames = new Set<string>();
   const tokenValues = new Set<string>();
   c.admin.tokens.forEach((t, i) => {

@@ -27,6 +27,55 @@ const plan = z.strictObject({
   on_store_failure: z.enum(['open', 'closed', 'local']).default('local'),
 });
 
+const scopeName = z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be a lower-case scope name');
+const scopeEntry = z.strictObject({
+  name: scopeName,
+  description: z.string().max(500).nullable().default(null),
+  category: z.string().min(1).max(64).nullable().default(null),
+});
+export interface ScopeEntry {
+  name: string;
+  description: string | null;
+  category: string;
+}
+function toScopeEntry(v: string | z.output<typeof scopeEntry>): ScopeEntry {
+  const entry = typeof v === 'string' ? { name: v, description: null, category: null } : v;
+  const underscore = entry.name.indexOf('_');
+  return { ...entry, category: entry.category ?? (underscore === -1 ? 'general' : entry.name.slice(underscore + 1)) };
+}
+
+const policy = z.strictObject({
+  description: z.string().max(500).nullable().default(null),
+  plan: z.string().nullable().default(null),
+  rate_limit: z
+    .strictObject({
+      limit: z.number().int().positive(),
+      window_seconds: z.number().positive(),
+      burst: z.number().int().positive().nullable().default(null),
+    })
+    .nullable()
+    .default(null),
+  /** New keys expire this many seconds after creation. */
+  expires_in_seconds: z.number().int().positive().nullable().default(null),
+  ip_allowlist: z.array(z.string().refine((s) => parseCidr(s) !== null, 'must be an IPv4 or IPv6 address or CIDR')).nullable().default(null),
+  /** Whether keys of this policy may be regenerated through the admin API. */
+  allow_regeneration: z.boolean().default(true),
+  /** Grace for manual regenerations that do not give their own. */
+  regeneration_grace_seconds: z.number().int().nonnegative().default(0),
+  rotation: z
+    .strictObject({
+      every_days: z.number().positive(),
+      grace_seconds: z.number().int().nonnegative().default(86_400),
+      webhook: z.strictObject({
+        url: z.string().refine((s) => /^https?:\/\//.test(s), 'must be an http:// or https:// URL'),
+        secret: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(16, 'must be at least 16 characters')),
+        timeout_ms: z.number().int().positive().default(5_000),
+      }),
+    })
+    .nullable()
+    .default(null),
+});
+
 const route = z.strictObject({
   name: name.optional(),
   method: z
@@ -118,8 +167,21 @@ export const configSchema = z.strictObject({
     .prefault({}),
   scopes: z
     .strictObject({
-      catalog: z.array(z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be a lower-case scope name')).default([]),
+      /** Scope names, or `{ name, description, category }`; the category defaults to the part after the first `_`. */
+      catalog: z.array(z.union([scopeName, scopeEntry]).transform(toScopeEntry)).default([]),
       presets: z.record(z.string(), z.array(z.string())).default({}),
+    })
+    .prefault({}),
+  /**
+   * Policy templates a key may name: the values it takes unless its request sets them.
+   * rotation: rotate the key every `every_days`, the old key working `grace_seconds` more;
+   * the new key is POSTed to `webhook.url`, signed with `webhook.secret`.
+   */
+  policies: z.record(name, policy).default({}),
+  scheduler: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      interval_ms: z.number().int().min(100).default(5_000),
     })
     .prefault({}),
   apis: z.array(api).default([]),
@@ -148,3 +210,4 @@ export type ApiConfig = Config['apis'][number];
 export type RouteConfig = ApiConfig['routes'][number];
 export type PlanConfig = Config['plans'][string];
 export type TokenConfig = Config['admin']['tokens'][number];
+export type PolicyConfig = Config['policies'][string];

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { LRUCache } from 'lru-cache';
 
 export type Address = ipaddr.IPv4 | ipaddr.IPv6;
 export type Cidr = [Address, number];
@@ -59,4 +60,46 @@ export function inAnyCidr(addr: Address, cidrs: readonly Cidr[]): boolean {
 export function normalizePeer(s: string | undefined): string {
   if (s === undefined) return '';
   return s.startsWith('::ffff:') && s.includes('.') ? s.slice(7) : s;
+}
+
+/**
+ * The `trusted_proxies` rule, shared by both planes: the client is the socket peer, unless the
+ * peer is a trusted proxy; then it is the right-most `X-Forwarded-For` entry that is not itself
+ * trusted. A malformed entry becomes the client as written, so no allowlist can match it.
+ * Verdicts per address are cached: peers repeat, and a parse costs about a microsecond.
+ */
+export class TrustedProxies {
+  readonly #cidrs: readonly Cidr[];
+  readonly #verdicts = new LRUCache<string, boolean>({ max: 10_000 });
+
+  constructor(cidrs: readonly Cidr[]) {
+    this.#cidrs = cidrs;
+  }
+
+  get empty(): boolean {
+    return this.#cidrs.length === 0;
+  }
+
+  isTrusted(ip: string): boolean {
+    let v = this.#verdicts.get(ip);
+    if (v === undefined) {
+      const addr = parseAddress(ip);
+      v = addr !== null && inAnyCidr(addr, this.#cidrs);
+      this.#verdicts.set(ip, v);
+    }
+    return v;
+  }
+
+  /** The client address for a peer and its X-Forwarded-For header; `trusted` tells whether the peer is a proxy. */
+  resolve(peer: string, xff: string | string[] | undefined): { ip: string; trusted: boolean } {
+    if (this.#cidrs.length === 0 || !this.isTrusted(peer)) return { ip: peer, trusted: false };
+    if (xff === undefined || xff === '') return { ip: peer, trusted: true };
+    const entries = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
+    let ip = peer;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      ip = normalizePeer(entries[i]!.trim());
+      if (!this.isTrusted(ip)) break;
+    }
+    return { ip, trusted: true };
+  }
 }

@@ -44,19 +44,51 @@ export interface KeyRecord {
   revoked_reason: string | null;
   suspended_at: number | null;
   suspended_reason: string | null;
+  /** Set while the key's application is suspended; kept apart from the key's own suspension. */
+  app_suspended_at: number | null;
   replaces: string | null;
   replaced_by: string | null;
+  /** After a regeneration with grace: the old key works until then, and is revoked from then on. */
+  grace_ends_at: number | null;
+  /** When the key's policy next rotates it; null when it does not rotate. */
+  rotate_at: number | null;
+  /** When the scheduler recorded that a pending key became active. */
+  activated_at: number | null;
+  /** When the scheduler recorded that the key expired. */
+  expired_at: number | null;
   usage: { total_requests: number; error_count: number };
+}
+
+/** Revoked at `now`: explicitly, or because the grace of its regeneration has ended. */
+export function isRevoked(rec: KeyRecord, now: number): boolean {
+  return rec.revoked_at !== null || (rec.grace_ends_at !== null && rec.grace_ends_at <= now);
 }
 
 /** Status at `now`: a permanent revocation first, then expiry, suspension, and a future start. */
 export function keyStatus(rec: KeyRecord, now: number): KeyStatus {
-  if (rec.revoked_at !== null) return 'revoked';
+  if (isRevoked(rec, now)) return 'revoked';
   if (rec.expires_at !== null && rec.expires_at <= now) return 'expired';
-  if (rec.suspended_at !== null) return 'suspended';
+  if (rec.suspended_at !== null || rec.app_suspended_at !== null) return 'suspended';
   if (rec.not_before !== null && rec.not_before > now) return 'pending';
   return 'active';
 }
+
+/** The fields a new key starts with that no request sets. */
+export const NEW_KEY_STATE = Object.freeze({
+  version: 0,
+  last_used_at: null,
+  revoked_at: null,
+  revoked_reason: null,
+  suspended_at: null,
+  suspended_reason: null,
+  app_suspended_at: null,
+  replaces: null,
+  replaced_by: null,
+  grace_ends_at: null,
+  rotate_at: null,
+  activated_at: null,
+  expired_at: null,
+});
 
 /** The record as the admin API shows it: never the key, never the hash. */
 export function keyToWire(rec: KeyRecord, now: number) {
@@ -81,10 +113,12 @@ export function keyToWire(rec: KeyRecord, now: number) {
     expires_at: toIso(rec.expires_at),
     not_before: toIso(rec.not_before),
     last_used_at: toIso(rec.last_used_at),
-    revoked_at: toIso(rec.revoked_at),
-    suspended_at: toIso(rec.suspended_at),
+    revoked_at: toIso(rec.revoked_at ?? (rec.grace_ends_at !== null && rec.grace_ends_at <= now ? rec.grace_ends_at : null)),
+    suspended_at: toIso(rec.suspended_at ?? rec.app_suspended_at),
     replaces: rec.replaces,
     replaced_by: rec.replaced_by,
+    grace_ends_at: toIso(rec.grace_ends_at),
+    rotate_at: toIso(rec.rotate_at),
     usage: { total_requests: rec.usage.total_requests, error_count: rec.usage.error_count },
   };
 }

@@ -9,8 +9,11 @@ import type { KeyRecord } from '../core/record.js';
 export interface CompiledKey {
   readonly id: string;
   readonly environment: string;
-  readonly revoked: boolean;
+  /** From this time on the key is revoked: at once, or when its rotation grace ends. */
+  readonly revokedAt: number;
   readonly suspended: boolean;
+  /** `Sunset` header value while the key is in a rotation grace; null otherwise. */
+  readonly sunset: string | null;
   readonly expiresAt: number;
   readonly notBefore: number;
   readonly apis: ReadonlySet<string> | null;
@@ -32,8 +35,9 @@ export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolic
   return Object.freeze({
     id: rec.id,
     environment: rec.environment,
-    revoked: rec.revoked_at !== null,
-    suspended: rec.suspended_at !== null,
+    revokedAt: Math.min(rec.revoked_at ?? Number.POSITIVE_INFINITY, rec.grace_ends_at ?? Number.POSITIVE_INFINITY),
+    suspended: rec.suspended_at !== null || rec.app_suspended_at !== null,
+    sunset: rec.grace_ends_at !== null && rec.revoked_at === null ? new Date(rec.grace_ends_at).toUTCString() : null,
     expiresAt: rec.expires_at ?? Number.POSITIVE_INFINITY,
     notBefore: rec.not_before ?? Number.NEGATIVE_INFINITY,
     apis: rec.apis ? new Set(rec.apis) : null,

@@ -9,12 +9,18 @@ function rateItem(p: LimitPolicy, s: RateState): string {
 }
 
 /**
- * RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11) for an
- * authenticated request; a request refused before the limiter ran reports its buckets unspent.
+ * Headers every response to an authenticated request carries: RateLimit-Policy and RateLimit
+ * (draft-ietf-httpapi-ratelimit-headers-11; a request refused before the limiter ran reports
+ * its buckets unspent), and Deprecation/Sunset while the key is in a rotation grace.
  */
-export function setRateHeaders(rt: Runtime, ctx: RequestContext, headers: Record<string, unknown>): void {
+export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<string, unknown>): void {
   const key = ctx.key;
   if (key === null) return;
+  if (key.sunset !== null) {
+    // A key replaced with a grace period: tell its holder it is going away, and when.
+    headers['deprecation'] = 'true';
+    headers['sunset'] = key.sunset;
+  }
   const routePolicy = ctx.route?.policy ?? null;
   if (!ctx.rateChecked) {
     rt.limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
@@ -57,7 +63,7 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
   if (denial.code === 'missing_token') headers['www-authenticate'] = 'Bearer realm="keygate"';
   else if (denial.code === 'invalid_token') headers['www-authenticate'] = 'Bearer realm="keygate", error="invalid_token"';
   if (denial.code === 'rate_limit_exceeded') headers['retry-after'] = String(denial.extra?.['retry_after'] ?? 1);
-  if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setRateHeaders(rt, ctx, headers);
+  if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setKeyHeaders(rt, ctx, headers);
   ctx.status = def.status;
   ctx.outcome = denial.code;
   ctx.reason = denial.reason ?? null;

@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
-import { parseCidr, type Cidr } from '../core/ip.js';
+import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type LimitPolicy } from '../core/limiter.js';
 import type { Logger } from '../core/log.js';
@@ -42,7 +42,7 @@ export interface Runtime {
   readonly limiter: LocalLimiter;
   readonly plans: ReadonlyMap<string, LimitPolicy>;
   readonly apis: readonly CompiledApi[];
-  readonly trusted: readonly Cidr[];
+  readonly trusted: TrustedProxies;
   /** Key tag (`live`) → environment name (`production`). */
   readonly tagToEnv: ReadonlyMap<string, string>;
   readonly sinks: UsageSink[];
@@ -101,7 +101,7 @@ export function buildRuntime(
     limiter: new LocalLimiter(() => deps.clock.now()),
     plans,
     apis,
-    trusted: config.trusted_proxies.map((c) => parseCidr(c)!),
+    trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
   };

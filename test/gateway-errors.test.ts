@@ -1,14 +1,18 @@
 import t, { type Test } from 'tap';
 import { generateKey } from '../core/key-format.js';
-import { SwitchableStore } from './lib/flaky-store.js';
+import { switchable, type Switchable } from './lib/flaky-store.js';
 import { bearer, call, rawCall, startStack } from './lib/stack.js';
 
 // One test per row of DESIGN.md §4's error table, through real sockets, asserting status,
 // error, reason and headers.
 
-let switchable: SwitchableStore | null = null;
+let cut: Switchable | null = null;
 const stack = await startStack({
-  wrapStore: (s) => (switchable = new SwitchableStore(s)),
+  wrapStore: (s) => {
+    const w = switchable(s);
+    cut = w;
+    return w;
+  },
 });
 t.teardown(() => stack.close());
 const prod = stack.gw['production']!;
@@ -177,13 +181,13 @@ t.test('503 service_unavailable when the store is down and the key is not cached
   const cached = await stack.createKey();
   t.equal((await call(`${prod}/v1/emails/list`, { headers: bearer(cached.key) })).status, 200, 'now cached');
   const uncached = await stack.createKey();
-  switchable!.down = true;
+  cut!.down = true;
   try {
     assertError(t, await call(`${prod}/v1/emails/list`, { headers: bearer(uncached.key) }), 503, 'service_unavailable');
     assertError(t, await call(`${prod}/v1/emails/list`, { headers: bearer(generateKey('gw', 'live')) }), 503, 'service_unavailable');
     t.equal((await call(`${prod}/v1/emails/list`, { headers: bearer(cached.key) })).status, 200, 'cached key still works');
   } finally {
-    switchable!.down = false;
+    cut!.down = false;
   }
   t.equal((await call(`${prod}/v1/emails/list`, { headers: bearer(uncached.key) })).status, 200, 'recovers without restart');
 });

@@ -19,7 +19,7 @@ import { createApiStage } from '../../gateway/stages/api.js';
 import { createIpAllowlistStage } from '../../gateway/stages/ip-allowlist.js';
 import { createScopesStage } from '../../gateway/stages/scopes.js';
 import { createRateLimitStage } from '../../gateway/stages/rate-limit.js';
-import { setRateHeaders } from '../../gateway/respond.js';
+import { setKeyHeaders } from '../../gateway/respond.js';
 import { randomUUID } from 'node:crypto';
 /**
  * Nanoseconds per call of every check stage on a cached key, and of the whole run of checks
@@ -35,7 +35,7 @@ const config = parseConfig({
 });
 const store = await FileStore.open({ dir: mkdtempSync(join(tmpdir(), 'kgm-')) });
 const hasher = hasherFor(config);
-const { key } = await new KeyService(config, store, systemClock, hasher).create({ name: 'b', description: null, environment: 'production', scopes: ['read'], apis: ['bench'], plan: null, rate_limit: null, ip_allowlist: ['127.0.0.0/8'], expires_at: null, not_before: null, meta: {} }, { name: 'b', role: 'admin', tenant: null });
+const { key } = await new KeyService(config, store, systemClock, hasher).create({ name: 'b', description: null, environment: 'production', scopes: ['read'], apis: ['bench'], plan: null, rate_limit: null, ip_allowlist: ['127.0.0.0/8'], expires_at: null, not_before: null, meta: {}, application: null, policy: null }, { name: 'b', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: 'bench' });
 const rt = buildRuntime(config, { clock: systemClock, log: new Logger({ level: 'error' }), store, hasher });
 const stages = [createClientIpStage(rt), createRouteStage(rt), createParseKeyStage(rt), createResolveKeyStage(rt), createStatusStage(), createEnvironmentStage(), createApiStage(), createIpAllowlistStage(), createScopesStage(), createRateLimitStage(rt)];
 const names = ['client-ip','route','parse-key','resolve-key','status','env','api','ip','scopes','rate'];
@@ -53,7 +53,7 @@ for (let round = 0; round < 3; round++) {
     const ctx = new RequestContext(req, null as any, null, null, listener, 0);
     ctx.requestId = randomUUID(); ctx.now = Date.now();
     for (let j = 0; j < stages.length; j++) { const r = stages[j]!(ctx); if (r !== undefined) throw new Error(names[j] + JSON.stringify(r)); }
-    const h: Record<string, unknown> = {}; setRateHeaders(rt, ctx, h);
+    const h: Record<string, unknown> = {}; setKeyHeaders(rt, ctx, h);
   }
   total = process.hrtime.bigint() - t0;
   console.log(`all checks + headers: ${(Number(total) / N).toFixed(0)} ns/request`);

@@ -3,9 +3,22 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import type { AppRecord } from '../application.js';
+import type { AuditEntry, KeyEvent } from '../audit.js';
 import type { KeyRecord } from '../record.js';
-import { queryKeys } from './query.js';
-import { StoreUnavailableError, VersionConflictError, type KeyPage, type KeyQuery, type Store } from './store.js';
+import { isDue, queryApps, queryAudit, queryKeys } from './query.js';
+import {
+  StoreUnavailableError,
+  VersionConflictError,
+  type AppQuery,
+  type AuditQuery,
+  type Commit,
+  type Committed,
+  type KeyPage,
+  type KeyQuery,
+  type Page,
+  type Store,
+} from './store.js';
 
 export class StoreLockedError extends Error {
   readonly code = 'KEYGATE_STORE_LOCKED';
@@ -17,9 +30,13 @@ export interface FileStoreOptions {
   warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
+/** One journal line: one commit, applied whole or (torn) not at all. */
 interface Entry {
-  t: 'key';
-  v: KeyRecord;
+  t: 'c';
+  keys: KeyRecord[];
+  apps: AppRecord[];
+  audit: AuditEntry[];
+  events: KeyEvent[];
 }
 
 const JOURNAL = 'journal.log';
@@ -39,7 +56,11 @@ export class FileStore implements Store {
   readonly #dir: string;
   readonly #byId = new Map<string, KeyRecord>();
   readonly #byHash = new Map<string, KeyRecord>();
-  readonly #events = new EventEmitter();
+  readonly #apps = new Map<string, AppRecord>();
+  readonly #audit: AuditEntry[] = [];
+  readonly #events = new Map<string, KeyEvent[]>();
+  readonly #leases = new Map<string, { holder: string; until: number }>();
+  readonly #emitter = new EventEmitter();
   #fh: FileHandle | null = null;
   /** Journal length after the last acknowledged write: a failed append is cut back to it. */
   #offset = 0;
@@ -48,7 +69,7 @@ export class FileStore implements Store {
 
   private constructor(dir: string) {
     this.#dir = dir;
-    this.#events.setMaxListeners(0);
+    this.#emitter.setMaxListeners(0);
   }
 
   static async open(options: FileStoreOptions): Promise<FileStore> {
@@ -88,7 +109,7 @@ export class FileStore implements Store {
       const end = nl === -1 ? buf.length : nl;
       const entry = nl === -1 ? null : decodeLine(buf.subarray(offset, end));
       if (entry) {
-        this.#apply(entry.v);
+        this.#apply(entry);
         lines++;
       } else {
         skipped++;
@@ -96,16 +117,17 @@ export class FileStore implements Store {
       }
       offset = end + 1;
     }
-    // Rewrite the journal when it was damaged or holds mostly superseded records, so that
-    // appends start from clean, compact ground.
-    if (skipped > 0 || (lines > 1000 && lines > 2 * this.#byId.size)) this.#compact(path);
+    // Rewrite the journal when it was damaged or holds many lines, so that appends start from
+    // clean, compact ground.
+    if (skipped > 0 || lines > 1000) this.#compact(path);
   }
 
   #compact(path: string): void {
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
-      for (const rec of this.#byId.values()) writeSync(fd, encodeLine({ t: 'key', v: rec }));
+      const events = [...this.#events.values()].flat();
+      writeSync(fd, encodeLine({ t: 'c', keys: [...this.#byId.values()], apps: [...this.#apps.values()], audit: this.#audit, events }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -114,11 +136,20 @@ export class FileStore implements Store {
     syncDir(this.#dir);
   }
 
-  #apply(rec: KeyRecord): void {
-    const prev = this.#byId.get(rec.id);
-    if (prev && prev.hash !== rec.hash) this.#byHash.delete(prev.hash);
-    this.#byId.set(rec.id, rec);
-    this.#byHash.set(rec.hash, rec);
+  #apply(entry: Entry): void {
+    for (const rec of entry.keys) {
+      const prev = this.#byId.get(rec.id);
+      if (prev && prev.hash !== rec.hash) this.#byHash.delete(prev.hash);
+      this.#byId.set(rec.id, rec);
+      this.#byHash.set(rec.hash, rec);
+    }
+    for (const app of entry.apps) this.#apps.set(app.id, app);
+    for (const a of entry.audit) this.#audit.push(a);
+    for (const e of entry.events) {
+      let list = this.#events.get(e.key_id);
+      if (!list) this.#events.set(e.key_id, (list = []));
+      list.push(e);
+    }
   }
 
   async getKeyByHash(hash: string): Promise<KeyRecord | null> {
@@ -129,24 +160,42 @@ export class FileStore implements Store {
     return this.#byId.get(id) ?? null;
   }
 
-  putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
-    // Writes are serialised so that the version check, the journal order and the in-memory
-    // state agree.
+  async putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
+    return (await this.commit({ keys: [{ rec, expected: expectedVersion }] })).keys[0]!;
+  }
+
+  commit(change: Commit): Promise<Committed> {
+    // Commits are serialised so that the version checks, the journal order and the in-memory
+    // state agree; each is one journal line, so a crash keeps all of it or none.
     const run = this.#tail.then(async () => {
       if (this.#closed || !this.#fh) throw new StoreUnavailableError('the file store is closed');
-      const current = this.#byId.get(rec.id);
-      if ((current?.version ?? 0) !== expectedVersion) {
-        throw new VersionConflictError(`key ${rec.id} changed since version ${expectedVersion}`);
+      const keys: KeyRecord[] = [];
+      const hashes = new Set<string>();
+      for (const { rec, expected } of change.keys ?? []) {
+        const current = this.#byId.get(rec.id);
+        if ((current?.version ?? 0) !== expected) throw new VersionConflictError(`key ${rec.id} changed since version ${expected}`);
+        const owner = this.#byHash.get(rec.hash);
+        if ((owner && owner.id !== rec.id) || hashes.has(rec.hash)) throw new VersionConflictError('a key with this hash already exists');
+        hashes.add(rec.hash);
+        keys.push({ ...rec, version: expected + 1 });
       }
-      if (!current && this.#byHash.has(rec.hash)) {
-        throw new VersionConflictError('a key with this hash already exists');
+      const apps: AppRecord[] = [];
+      for (const { rec, expected } of change.apps ?? []) {
+        if ((this.#apps.get(rec.id)?.version ?? 0) !== expected) {
+          throw new VersionConflictError(`application ${rec.id} changed since version ${expected}`);
+        }
+        apps.push({ ...rec, version: expected + 1 });
       }
-      const next: KeyRecord = { ...rec, version: expectedVersion + 1 };
-      await this.#append(encodeLine({ t: 'key', v: next }));
-      this.#apply(next);
-      this.#events.emit('key', next.hash);
-      if (current && current.hash !== next.hash) this.#events.emit('key', current.hash);
-      return next;
+      const entry: Entry = { t: 'c', keys, apps, audit: change.audit ?? [], events: change.events ?? [] };
+      const previous = keys.map((k) => this.#byId.get(k.id));
+      await this.#append(encodeLine(entry));
+      this.#apply(entry);
+      for (const [i, k] of keys.entries()) {
+        this.#emitter.emit('key', k.hash);
+        const prev = previous[i];
+        if (prev && prev.hash !== k.hash) this.#emitter.emit('key', prev.hash);
+      }
+      return { keys, apps };
     });
     this.#tail = run.catch(() => {});
     return run;
@@ -178,9 +227,48 @@ export class FileStore implements Store {
     return queryKeys(this.#byId.values(), query);
   }
 
+  async keysOfApp(appId: string): Promise<KeyRecord[]> {
+    return [...this.#byId.values()].filter((k) => k.application === appId);
+  }
+
+  async dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    const out: KeyRecord[] = [];
+    for (const rec of this.#byId.values()) {
+      if (isDue(rec, now)) out.push(rec);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async getApp(id: string): Promise<AppRecord | null> {
+    return this.#apps.get(id) ?? null;
+  }
+
+  async listApps(query: AppQuery): Promise<Page<AppRecord>> {
+    return queryApps(this.#apps.values(), query);
+  }
+
+  async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
+    return queryAudit(this.#audit, query);
+  }
+
+  async listKeyEvents(keyId: string): Promise<KeyEvent[]> {
+    return [...(this.#events.get(keyId) ?? [])];
+  }
+
+  async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    // One process owns this store, so a lease needs no more than memory; it still keeps two
+    // schedulers in one process apart.
+    const now = Date.now();
+    const current = this.#leases.get(name);
+    if (current && current.holder !== holder && current.until > now) return false;
+    this.#leases.set(name, { holder, until: now + ttlMs });
+    return true;
+  }
+
   onKeyChange(listener: (hash: string) => void): () => void {
-    this.#events.on('key', listener);
-    return () => this.#events.off('key', listener);
+    this.#emitter.on('key', listener);
+    return () => this.#emitter.off('key', listener);
   }
 
   async close(): Promise<void> {
@@ -213,7 +301,9 @@ function decodeLine(line: Buffer): Entry | null {
   if (crc32(json).toString(16).padStart(8, '0') !== line.subarray(0, 8).toString('latin1')) return null;
   try {
     const entry = JSON.parse(json.toString('utf8')) as Entry;
-    return entry.t === 'key' && entry.v && typeof entry.v.id === 'string' ? entry : null;
+    return entry.t === 'c' && Array.isArray(entry.keys) && Array.isArray(entry.apps) && Array.isArray(entry.audit) && Array.isArray(entry.events)
+      ? entry
+      : null;
   } catch {
     return null;
   }

@@ -1,5 +1,7 @@
-import { keyStatus, type KeyRecord } from '../record.js';
-import { InvalidCursorError, type KeyPage, type KeyQuery } from './store.js';
+import type { AppRecord } from '../application.js';
+import type { AuditEntry } from '../audit.js';
+import { isRevoked, keyStatus, type KeyRecord } from '../record.js';
+import { InvalidCursorError, type AppQuery, type AuditQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
 
 type SortValue = string | number;
 
@@ -58,4 +60,61 @@ export function queryKeys(records: Iterable<KeyRecord>, query: KeyQuery): KeyPag
   const next_cursor =
     matches.length > query.limit && last ? encodeCursor(sortValue(last, query.sort), last.id) : null;
   return { data, next_cursor };
+}
+
+/** Newest first, keyset-paged on (time, id). */
+function newestFirst<T>(items: Iterable<T>, keep: (item: T) => boolean, time: (item: T) => number, id: (item: T) => string, limit: number, cursor: string | undefined): Page<T> {
+  const after = cursor ? decodeCursor(cursor) : null;
+  const matches: T[] = [];
+  for (const item of items) {
+    if (!keep(item)) continue;
+    if (after && compare(time(item), id(item), after[0], after[1]) >= 0) continue;
+    matches.push(item);
+  }
+  matches.sort((a, b) => compare(time(b), id(b), time(a), id(a)));
+  const data = matches.slice(0, limit);
+  const last = data[data.length - 1];
+  return { data, next_cursor: matches.length > limit && last ? encodeCursor(time(last), id(last)) : null };
+}
+
+export function queryApps(apps: Iterable<AppRecord>, q: AppQuery): Page<AppRecord> {
+  const needle = q.q?.toLowerCase();
+  return newestFirst(
+    apps,
+    (a) =>
+      (q.tenant === null || a.tenant === q.tenant) &&
+      (q.status === undefined || (a.suspended_at === null ? 'active' : 'suspended') === q.status) &&
+      (needle === undefined || a.id === q.q || a.name.toLowerCase().includes(needle)),
+    (a) => a.created_at,
+    (a) => a.id,
+    q.limit,
+    q.cursor,
+  );
+}
+
+export function queryAudit(entries: Iterable<AuditEntry>, q: AuditQuery): Page<AuditEntry> {
+  return newestFirst(
+    entries,
+    (e) =>
+      (q.tenant === null || e.tenant === q.tenant) &&
+      (q.actor === undefined || e.actor === q.actor) &&
+      (q.action === undefined || e.action === q.action) &&
+      (q.target_id === undefined || e.target_id === q.target_id) &&
+      (q.from === undefined || e.time >= q.from) &&
+      (q.to === undefined || e.time < q.to),
+    (e) => e.time,
+    (e) => e.id,
+    q.limit,
+    q.cursor,
+  );
+}
+
+/** A transition the scheduler has yet to record: activation, expiry, end of grace, rotation. */
+export function isDue(rec: KeyRecord, now: number): boolean {
+  if (rec.revoked_at !== null) return false;
+  if (rec.grace_ends_at !== null) return rec.grace_ends_at <= now;
+  if (rec.expired_at !== null) return false;
+  if (rec.not_before !== null && rec.activated_at === null && rec.not_before <= now) return true;
+  if (rec.expires_at !== null && rec.expires_at <= now) return true;
+  return rec.rotate_at !== null && rec.replaced_by === null && rec.rotate_at <= now && !isRevoked(rec, now);
 }

@@ -1,3 +1,5 @@
+import type { AppRecord } from '../application.js';
+import type { AuditEntry, KeyEvent } from '../audit.js';
 import type { KeyRecord, KeyStatus } from '../record.js';
 
 export type KeySort = 'created_at' | 'last_used_at' | 'name';
@@ -19,9 +21,46 @@ export interface KeyQuery {
   now: number;
 }
 
-export interface KeyPage {
-  data: KeyRecord[];
+export interface Page<T> {
+  data: T[];
   next_cursor: string | null;
+}
+
+export type KeyPage = Page<KeyRecord>;
+
+export interface AppQuery {
+  tenant: string | null;
+  status?: 'active' | 'suspended' | undefined;
+  q?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+export interface AuditQuery {
+  tenant: string | null;
+  actor?: string | undefined;
+  action?: string | undefined;
+  target_id?: string | undefined;
+  from?: number | undefined;
+  to?: number | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/**
+ * One atomic change: records written compare-and-set on their versions, with the audit
+ * entries and lifecycle events that describe it. Either all of it is stored or none.
+ */
+export interface Commit {
+  keys?: { rec: KeyRecord; expected: number }[];
+  apps?: { rec: AppRecord; expected: number }[];
+  audit?: AuditEntry[];
+  events?: KeyEvent[];
+}
+
+export interface Committed {
+  keys: KeyRecord[];
+  apps: AppRecord[];
 }
 
 /** Raised when a write's expected version no longer matches: somebody wrote first. */
@@ -40,15 +79,31 @@ export class InvalidCursorError extends Error {
 
 /**
  * What both planes need of a store. Both implementations pass the same conformance tests.
- * Writes are compare-and-set on `version`: `putKey(rec, n)` succeeds only when the stored
- * version is `n` (0 for a new key) and stores the record with version `n + 1`.
+ * Writes are compare-and-set on `version`: a record is stored only when the stored version is
+ * the expected one (0 for a new record), and is stored with that version + 1.
  */
 export interface Store {
   readonly kind: string;
   getKeyByHash(hash: string): Promise<KeyRecord | null>;
   getKey(id: string): Promise<KeyRecord | null>;
+  /** `commit` of one key alone. */
   putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord>;
+  commit(change: Commit): Promise<Committed>;
   listKeys(query: KeyQuery): Promise<KeyPage>;
+  /** Every key of an application, in no particular order. */
+  keysOfApp(appId: string): Promise<KeyRecord[]>;
+  /** Keys with a scheduled transition at or before `now` that has not been recorded yet. */
+  dueKeys(now: number, limit: number): Promise<KeyRecord[]>;
+  getApp(id: string): Promise<AppRecord | null>;
+  listApps(query: AppQuery): Promise<Page<AppRecord>>;
+  listAudit(query: AuditQuery): Promise<Page<AuditEntry>>;
+  /** A key's lifecycle events, oldest first. */
+  listKeyEvents(keyId: string): Promise<KeyEvent[]>;
+  /**
+   * Takes or renews a named lease for `ttlMs`; true while `holder` has it. Keeps periodic work
+   * (the scheduler) to one process at a time.
+   */
+  lease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   /** Called with the lookup id of every key that changed, so caches can drop it. */
   onKeyChange(listener: (hash: string) => void): () => void;
   close(): Promise<void>;

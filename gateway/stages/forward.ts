@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
 import { connectionNamed, HOP_BY_HOP, stripResponseHeaders } from '../headers.js';
-import { sendDenial, setRateHeaders } from '../respond.js';
+import { sendDenial, setKeyHeaders } from '../respond.js';
 import type { CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
 
@@ -50,7 +50,7 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
     const headers = data.headers as Record<string, string | string[] | undefined>;
     stripResponseHeaders(headers);
     headers[h.request_id] = ctx.requestId;
-    setRateHeaders(rt, ctx, headers);
+    setKeyHeaders(rt, ctx, headers);
     ctx.status = data.statusCode;
     ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
     res.writeHead(data.statusCode, headers as OutgoingHttpHeaders);

@@ -10,7 +10,7 @@ const PENDING = d('pending');
 export function createStatusStage(): Stage {
   return function status(ctx: RequestContext) {
     const key = ctx.key!;
-    if (key.revoked) return REVOKED;
+    if (key.revokedAt <= ctx.now) return REVOKED;
     if (key.expiresAt <= ctx.now) return EXPIRED;
     if (key.suspended) return SUSPENDED;
     if (key.notBefore > ctx.now) return PENDING;

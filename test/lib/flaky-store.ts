@@ -1,50 +1,39 @@
-import type { KeyRecord } from '../../core/record.js';
-import { StoreUnavailableError, type KeyPage, type KeyQuery, type Store } from '../../core/store/store.js';
+import { StoreUnavailableError, type Store } from '../../core/store/store.js';
+
+export interface Switchable {
+  /** With `down` set, every call but close/onKeyChange fails as an unreachable store does. */
+  down: boolean;
+  /** How many key lookups by hash reached the store. */
+  lookups: number;
+  /** When set, lookups by hash wait for it, so tests can hold several misses in flight. */
+  gate: Promise<void> | null;
+}
 
 /**
- * The real store behind a switch: with `down` set, every call fails the way an unreachable
- * store does. Lets tests cut the store off without killing the process that owns it.
+ * The real store behind a switch, so tests can cut it off without killing the process that
+ * owns it. Every method is the real one; only the failure and the counting are added.
  */
-export class SwitchableStore implements Store {
-  readonly kind: string;
-  down = false;
-  /** How many key lookups by hash reached the store. */
-  lookups = 0;
-  /** When set, lookups wait for it, so tests can hold several misses in flight. */
-  gate: Promise<void> | null = null;
-  readonly #inner: Store;
-
-  constructor(inner: Store) {
-    this.#inner = inner;
-    this.kind = inner.kind;
-  }
-
-  #check(): void {
-    if (this.down) throw new StoreUnavailableError('store switched off by the test');
-  }
-
-  async getKeyByHash(hash: string): Promise<KeyRecord | null> {
-    this.lookups++;
-    if (this.gate) await this.gate;
-    this.#check();
-    return this.#inner.getKeyByHash(hash);
-  }
-  async getKey(id: string): Promise<KeyRecord | null> {
-    this.#check();
-    return this.#inner.getKey(id);
-  }
-  async putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
-    this.#check();
-    return this.#inner.putKey(rec, expectedVersion);
-  }
-  async listKeys(query: KeyQuery): Promise<KeyPage> {
-    this.#check();
-    return this.#inner.listKeys(query);
-  }
-  onKeyChange(listener: (hash: string) => void): () => void {
-    return this.#inner.onKeyChange(listener);
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
+export function switchable(inner: Store): Store & Switchable {
+  const state: Switchable = { down: false, lookups: 0, gate: null };
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop in state) return state[prop as keyof Switchable];
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      if (prop === 'close' || prop === 'onKeyChange') return value.bind(target);
+      return async (...args: unknown[]) => {
+        if (prop === 'getKeyByHash') {
+          state.lookups++;
+          if (state.gate) await state.gate;
+        }
+        if (state.down) throw new StoreUnavailableError('store switched off by the test');
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+    set(_target, prop, value) {
+      if (!(prop in state)) return false;
+      (state as unknown as Record<string, unknown>)[prop as string] = value;
+      return true;
+    },
+  }) as Store & Switchable;
 }

@@ -1,13 +1,13 @@
 import { randomBase62, keyDisplayParts } from '../../core/key-format.js';
 import type { KeyHasher } from '../../core/key-hash.js';
-import type { KeyRecord } from '../../core/record.js';
+import { NEW_KEY_STATE, type KeyRecord } from '../../core/record.js';
 
 /** A version-0 key record for `key`, as the admin plane would build it, with `over` applied. */
 export function keyRecord(key: string, hasher: KeyHasher, now: number, over: Partial<KeyRecord> = {}): KeyRecord {
   const { start, end } = keyDisplayParts(key);
   return {
+    ...NEW_KEY_STATE,
     id: `key_${randomBase62(20)}`,
-    version: 0,
     tenant: null,
     hash: hasher.hash(key),
     hash_kind: hasher.currentKind,
@@ -29,13 +29,6 @@ export function keyRecord(key: string, hasher: KeyHasher, now: number, over: Par
     updated_at: now,
     expires_at: null,
     not_before: null,
-    last_used_at: null,
-    revoked_at: null,
-    revoked_reason: null,
-    suspended_at: null,
-    suspended_reason: null,
-    replaces: null,
-    replaced_by: null,
     usage: { total_requests: 0, error_count: 0 },
     ...over,
   };

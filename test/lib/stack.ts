@@ -61,6 +61,8 @@ export function testConfig(upstream: string, overrides: Record<string, unknown> 
         ],
       },
       log: { level: 'error' },
+      // Tests drive the scheduler with tick() and a ManualClock.
+      scheduler: { enabled: false },
       ...overrides,
     },
     'test',

@@ -1,0 +1,132 @@
+import { randomBase62 } from '../core/key-format.js';
+import { appToWire, type AppRecord } from '../core/application.js';
+import { diff, type Actor, type KeyEvent } from '../core/audit.js';
+import type { Clock } from '../core/clock.js';
+import { HttpError } from '../core/errors.js';
+import { isRevoked, type KeyRecord } from '../core/record.js';
+import { VersionConflictError, type AppQuery, type Page, type Store } from '../core/store/store.js';
+import type { CreateAppInput, UpdateAppInput } from './key-input.js';
+import { audit, event } from './keys.js';
+
+const APP_FIELDS = ['name', 'description', 'meta', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
+
+/**
+ * Consumer applications. Suspending one marks every key it owns as suspended through it
+ * (`app_suspended_at`), in the same commit; reactivating clears only that mark, so keys
+ * suspended on their own stay suspended.
+ */
+export class AppService {
+  readonly #store: Store;
+  readonly #clock: Clock;
+
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  async create(input: CreateAppInput, by: Actor): Promise<AppRecord> {
+    const now = this.#clock.now();
+    const app: AppRecord = {
+      id: `app_${randomBase62(16)}`,
+      version: 0,
+      tenant: by.tenant,
+      name: input.name,
+      description: input.description,
+      meta: input.meta,
+      created_at: now,
+      created_by: by.name,
+      updated_at: now,
+      suspended_at: null,
+      suspended_reason: null,
+    };
+    const { apps } = await this.#store.commit({
+      apps: [{ rec: app, expected: 0 }],
+      audit: [audit(by, now, 'application.created', app, diff(null, app, APP_FIELDS), 'application')],
+    });
+    return apps[0]!;
+  }
+
+  async get(id: string, by: { tenant: string | null }): Promise<AppRecord> {
+    const app = await this.#store.getApp(id);
+    if (app === null || (by.tenant !== null && app.tenant !== by.tenant)) throw new HttpError('not_found', `No application with id ${id}.`);
+    return app;
+  }
+
+  list(query: Omit<AppQuery, 'tenant'>, by: { tenant: string | null }): Promise<Page<AppRecord>> {
+    return this.#store.listApps({ ...query, tenant: by.tenant });
+  }
+
+  update(id: string, patch: UpdateAppInput, by: Actor): Promise<AppRecord> {
+    return this.#change(id, by, 'application.updated', (app, now) => ({
+      next: {
+        ...app,
+        name: patch.name ?? app.name,
+        description: patch.description !== undefined ? patch.description : app.description,
+        meta: patch.meta ?? app.meta,
+        updated_at: now,
+      },
+      keys: [],
+    }));
+  }
+
+  suspend(id: string, reason: string | null, by: Actor): Promise<AppRecord> {
+    return this.#change(id, by, 'application.suspended', async (app, now) => {
+      if (app.suspended_at !== null) throw new HttpError('conflict', `Application ${id} is already suspended.`);
+      const keys = (await this.#store.keysOfApp(id)).filter((k) => !isRevoked(k, now));
+      return {
+        next: { ...app, suspended_at: now, suspended_reason: reason, updated_at: now },
+        keys: keys.map((k) => ({ before: k, after: { ...k, app_suspended_at: now, updated_at: now } })),
+        event: 'suspended',
+      };
+    });
+  }
+
+  reactivate(id: string, by: Actor): Promise<AppRecord> {
+    return this.#change(id, by, 'application.reactivated', async (app, now) => {
+      if (app.suspended_at === null) throw new HttpError('conflict', `Application ${id} is not suspended.`);
+      const keys = (await this.#store.keysOfApp(id)).filter((k) => k.app_suspended_at !== null);
+      return {
+        next: { ...app, suspended_at: null, suspended_reason: null, updated_at: now },
+        keys: keys.map((k) => ({ before: k, after: { ...k, app_suspended_at: null, updated_at: now } })),
+        event: 'reactivated',
+      };
+    });
+  }
+
+  wire(app: AppRecord) {
+    return appToWire(app);
+  }
+
+  async #change(
+    id: string,
+    by: Actor,
+    action: string,
+    change: (
+      app: AppRecord,
+      now: number,
+    ) =>
+      | Promise<{ next: AppRecord; keys: { before: KeyRecord; after: KeyRecord }[]; event?: 'suspended' | 'reactivated' }>
+      | { next: AppRecord; keys: { before: KeyRecord; after: KeyRecord }[]; event?: 'suspended' | 'reactivated' },
+  ): Promise<AppRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const app = await this.get(id, by);
+      const now = this.#clock.now();
+      const { next, keys, event: type } = await change(app, now);
+      const changes = diff(app, next, APP_FIELDS);
+      if (keys.length > 0) changes['keys'] = { from: null, to: keys.map((k) => k.before.id) };
+      const events: KeyEvent[] = type ? keys.map((k) => event(k.before.id, type, null, now, by, { application: id })) : [];
+      try {
+        const { apps } = await this.#store.commit({
+          apps: [{ rec: next, expected: app.version }],
+          keys: keys.map((k) => ({ rec: k.after, expected: k.before.version })),
+          audit: [audit(by, now, action, app, changes, 'application')],
+          events,
+        });
+        return apps[0]!;
+      } catch (err) {
+        if (!(err instanceof VersionConflictError)) throw err;
+        if (attempt >= 4) throw new HttpError('conflict', 'The application or its keys kept changing; try again.');
+      }
+    }
+  }
+}
