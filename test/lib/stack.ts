@@ -19,6 +19,7 @@ export const VIEWER_TOKEN = 'test-viewer-token-0123456789';
 export const DEV_TOKEN = 'test-developer-token-0123456789';
 export const TENANT_A_TOKEN = 'test-tenant-a-token-0123456789';
 export const TENANT_B_TOKEN = 'test-tenant-b-token-0123456789';
+export const TENANT_A_ADMIN_TOKEN = 'test-tenant-a-admin-token-0123456789';
 
 /** A config for tests: every port 0, the given upstream behind two APIs, loopback only. */
 export function testConfig(upstream: string, overrides: Record<string, unknown> = {}): Config {
@@ -58,6 +59,7 @@ export function testConfig(upstream: string, overrides: Record<string, unknown> 
           { name: 'dev', token: DEV_TOKEN, role: 'developer' },
           { name: 'tenant-a', token: TENANT_A_TOKEN, role: 'developer', tenant: 'a' },
           { name: 'tenant-b', token: TENANT_B_TOKEN, role: 'developer', tenant: 'b' },
+          { name: 'tenant-a-admin', token: TENANT_A_ADMIN_TOKEN, role: 'admin', tenant: 'a' },
         ],
       },
       log: { level: 'error' },
