@@ -209,6 +209,33 @@ t.test('a last journal line with a bad checksum is skipped on reopen', async (t)
   t.same(await third.getKey(c.id), c, 'the write after the reopen persisted');
 });
 
+t.test('a long journal is compacted on open into bounded lines, losing nothing', async (t) => {
+  const dir = tempDir(t);
+  const first = await openStore(t, dir);
+  const ids: string[] = [];
+  for (let i = 0; i < 1200; i++) {
+    const rec = await first.putKey(newRecord(), 0);
+    ids.push(rec.id);
+    if (i % 2 === 0) await first.putKey({ ...rec, name: `renamed ${i}` }, rec.version);
+  }
+  await first.commit({ audit: [{ id: 'aud_1', time: 1, actor: 'ops', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: 'r', action: 'key.created', target_type: 'key', target_id: ids[0]!, changes: {} }] });
+  await first.close();
+  const before = readFileSync(join(dir, JOURNAL), 'utf8').split('\n').filter(Boolean).length;
+  t.equal(before, 1801, 'one line per commit before compaction');
+  const second = await openStore(t, dir);
+  const lines = readFileSync(join(dir, JOURNAL), 'utf8').split('\n').filter(Boolean);
+  t.ok(lines.length < 10, `compacted to ${lines.length} lines`);
+  t.ok(lines.every((l) => l.length < 2_000_000), 'no line holds everything');
+  for (const [i, id] of ids.entries()) {
+    const rec = await second.getKey(id);
+    if (!rec || rec.name !== (i % 2 === 0 ? `renamed ${i}` : 'a key')) t.fail(`key ${i} lost or stale after compaction`);
+  }
+  t.equal((await second.listAudit({ tenant: null, limit: 10 })).data.length, 1, 'audit entries survive compaction');
+  await second.close();
+  const third = await openStore(t, dir);
+  t.ok(await third.getKey(ids[1199]!), 'the compacted journal replays');
+});
+
 t.test('LOCK: a second open in the same process is refused', async (t) => {
   const dir = tempDir(t);
   const store = await openStore(t, dir);

@@ -126,8 +126,16 @@ export class FileStore implements Store {
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
-      const events = [...this.#events.values()].flat();
-      writeSync(fd, encodeLine({ t: 'c', keys: [...this.#byId.values()], apps: [...this.#apps.values()], audit: this.#audit, events }));
+      // Many moderate lines rather than one huge one: a line must fit in a JavaScript string.
+      const chunk = 1000;
+      const empty = (): Entry => ({ t: 'c', keys: [], apps: [], audit: [], events: [] });
+      const write = <T>(items: readonly T[], wrap: (part: T[]) => Partial<Entry>) => {
+        for (let i = 0; i < items.length; i += chunk) writeSync(fd, encodeLine({ ...empty(), ...wrap(items.slice(i, i + chunk)) }));
+      };
+      write([...this.#byId.values()], (keys) => ({ keys }));
+      write([...this.#apps.values()], (apps) => ({ apps }));
+      write(this.#audit, (audit) => ({ audit }));
+      write([...this.#events.values()].flat(), (events) => ({ events }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
