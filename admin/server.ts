@@ -67,7 +67,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   };
 
   const routes: Route<Call>[] = adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store });
-  const openapi = JSON.stringify(buildOpenApi(routes, config));
+  let openapi: string | undefined; // built on first use, from the whole table including this route
   routes.push({
     method: 'GET',
     path: '/openapi.json',
@@ -75,6 +75,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     permission: 'public',
     doc: { summary: 'This document', responses: { 200: 'OpenAPI 3.1 document' } },
     handler: async (c) => {
+      openapi ??= JSON.stringify(buildOpenApi(routes, config));
       c.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(openapi), 'x-request-id': c.requestId });
       c.res.end(openapi);
     },
