@@ -88,7 +88,8 @@ export class KeyService {
       ...NEW_KEY_STATE,
       ...fragments,
       id: newKeyId(),
-      tenant: by.tenant,
+      // A key lives in its application's tenant, whoever creates it, so the tenant sees it.
+      tenant: app ? app.tenant : by.tenant,
       name: input.name,
       description: input.description,
       environment: input.environment,
