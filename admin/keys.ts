@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, type KeyRecord } from '../core/record.js';
+import { isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
 import { VersionConflictError, type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
 import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
 
@@ -220,7 +220,7 @@ export class KeyService {
       const automatic = scheduledAt !== null;
       // A rotation that was due no later than the expiry still happens, even when the scheduler
       // gets to it after the expiry (downtime): rotation wins.
-      const rotationWins = automatic && rec.rotate_at !== null && rec.expires_at !== null && rec.rotate_at <= rec.expires_at;
+      const rotationWins = automatic && rotatesBeforeExpiry(rec);
       if (status === 'revoked' || (status === 'expired' && !rotationWins)) {
         throw new HttpError('conflict', `Key ${id} is ${status}; it cannot be regenerated.`);
       }

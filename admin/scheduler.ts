@@ -2,7 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { schedulerActor } from '../core/audit.js';
 import type { Logger } from '../core/log.js';
-import type { KeyRecord } from '../core/record.js';
+import { dueTransition, type KeyRecord } from '../core/record.js';
 import type { Store } from '../core/store/store.js';
 import { KeyService, type Issued } from './keys.js';
 
@@ -70,19 +70,17 @@ export class Scheduler {
 
   async #process(rec: KeyRecord, now: number): Promise<void> {
     const actor = schedulerActor(`sched-${randomUUID()}`);
-    if (rec.grace_ends_at !== null && rec.grace_ends_at <= now) {
-      await this.#keys.recordTransition(rec.id, 'grace_ended', actor);
-    } else if (rec.not_before !== null && rec.activated_at === null && rec.not_before <= now) {
-      await this.#keys.recordTransition(rec.id, 'activated', actor);
-    } else if (rec.rotate_at !== null && rec.replaced_by === null && rec.rotate_at <= now) {
-      const policy = this.#keys.policy(rec.policy);
-      if (!policy?.rotation) throw new Error(`policy ${rec.policy} no longer rotates keys`);
-      const { url, secret, timeout_ms } = policy.rotation.webhook;
-      await this.#keys.regenerate(rec.id, undefined, actor, rec.rotate_at, (issued) => deliver(url, secret, timeout_ms, rec, issued));
-      this.#log.info('key rotated', { key_id: rec.id });
-    } else if (rec.expires_at !== null && rec.expires_at <= now) {
-      await this.#keys.recordTransition(rec.id, 'expired', actor);
+    const due = dueTransition(rec, now);
+    if (due === null) return;
+    if (due !== 'rotate') {
+      await this.#keys.recordTransition(rec.id, due, actor);
+      return;
     }
+    const policy = this.#keys.policy(rec.policy);
+    if (!policy?.rotation) throw new Error(`policy ${rec.policy} no longer rotates keys`);
+    const { url, secret, timeout_ms } = policy.rotation.webhook;
+    await this.#keys.regenerate(rec.id, undefined, actor, rec.rotate_at, (issued) => deliver(url, secret, timeout_ms, rec, issued));
+    this.#log.info('key rotated', { key_id: rec.id });
   }
 
   async close(): Promise<void> {

@@ -73,6 +73,29 @@ export function keyStatus(rec: KeyRecord, now: number): KeyStatus {
   return 'active';
 }
 
+export type Transition = 'grace_ended' | 'activated' | 'rotate' | 'expired';
+
+/**
+ * The scheduled change a key is due for at `now`, if any: the end of a rotation grace, then
+ * activation, then rotation, then expiry. A rotation is due only while it falls no later than
+ * the expiry (rotation wins on the expiry day, see rotationTime); a key that expired before its
+ * rotation time expires, even when the scheduler reaches it after both.
+ */
+export function dueTransition(rec: KeyRecord, now: number): Transition | null {
+  if (rec.revoked_at !== null) return null;
+  if (rec.grace_ends_at !== null) return rec.grace_ends_at <= now ? 'grace_ended' : null;
+  if (rec.expired_at !== null) return null;
+  if (rec.not_before !== null && rec.activated_at === null && rec.not_before <= now) return 'activated';
+  if (rotatesBeforeExpiry(rec) && rec.replaced_by === null && rec.rotate_at! <= now) return 'rotate';
+  if (rec.expires_at !== null && rec.expires_at <= now) return 'expired';
+  return null;
+}
+
+/** Whether the key has a rotation time that comes no later than its expiry. */
+export function rotatesBeforeExpiry(rec: KeyRecord): boolean {
+  return rec.rotate_at !== null && (rec.expires_at === null || rec.rotate_at <= rec.expires_at);
+}
+
 /** The fields a new key starts with that no request sets. */
 export const NEW_KEY_STATE = Object.freeze({
   version: 0,

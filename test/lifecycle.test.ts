@@ -907,15 +907,15 @@ t.test('scheduler: a rotating key that expired the day before its rotation is re
   const done = await tick(s);
   t.equal(hook.deliveries.length, 0, 'an expired key is not rotated');
   t.equal((await getKey(s, k.id)).body.replaced_by, null);
-  t.equal(done, 1, 'the expiry is recorded', { todo: 'bug: admin/scheduler.ts:77 tries the due rotation before the expiry; regenerate refuses the expired key (409, admin/keys.ts:223) on every pass, so the expiry is never recorded' });
+  t.equal(done, 1, 'the expiry is recorded');
   const expired = eventsOf(await timeline(s, k.id), 'expired');
-  t.equal(expired.length, 1, 'an expired event', { todo: 'bug: admin/scheduler.ts:77 — a due rotation that cannot happen blocks the expiry branch (line 83)' });
-  t.equal(expired[0]?.scheduled_at, iso(expiresAt), 'scheduled_at = expires_at', { todo: 'bug: same as above' });
+  t.equal(expired.length, 1, 'an expired event');
+  t.equal(expired[0]?.scheduled_at, iso(expiresAt), 'scheduled_at = expires_at');
   const warnings = () => s.logs.filter((l) => l.includes('scheduled transition failed')).length;
   const before = warnings();
   s.clock.advance(MIN);
   await tick(s);
-  t.equal(warnings(), before, 'a later pass does not fail on the key again', { todo: 'bug: same as above; every pass retries the refused rotation and logs a warning' });
+  t.equal(warnings(), before, 'a later pass does not fail on the key again');
 });
 
 // ---------------------------------------------------------------------------------------------

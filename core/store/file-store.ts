@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
-import type { KeyRecord } from '../record.js';
-import { isDue, queryApps, queryAudit, queryKeys } from './query.js';
+import { dueTransition, type KeyRecord } from '../record.js';
+import { queryApps, queryAudit, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
   VersionConflictError,
@@ -242,7 +242,7 @@ export class FileStore implements Store {
   async dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
     const out: KeyRecord[] = [];
     for (const rec of this.#byId.values()) {
-      if (isDue(rec, now)) out.push(rec);
+      if (dueTransition(rec, now) !== null) out.push(rec);
       if (out.length >= limit) break;
     }
     return out;

@@ -108,13 +108,3 @@ export function queryAudit(entries: Iterable<AuditEntry>, q: AuditQuery): Page<A
     q.cursor,
   );
 }
-
-/** A transition the scheduler has yet to record: activation, expiry, end of grace, rotation. */
-export function isDue(rec: KeyRecord, now: number): boolean {
-  if (rec.revoked_at !== null) return false;
-  if (rec.grace_ends_at !== null) return rec.grace_ends_at <= now;
-  if (rec.expired_at !== null) return false;
-  if (rec.not_before !== null && rec.activated_at === null && rec.not_before <= now) return true;
-  if (rec.expires_at !== null && rec.expires_at <= now) return true;
-  return rec.rotate_at !== null && rec.replaced_by === null && rec.rotate_at <= now && !isRevoked(rec, now);
-}
