@@ -39,9 +39,16 @@ const AUDITED_FIELDS = [
   'grace_ends_at',
 ] as const satisfies readonly (keyof KeyRecord)[];
 
-/** Rotation wins over expiry on the same UTC day: the key is rotated no later than it would expire. */
-export function rotationTime(rotateAt: number | null, expiresAt: number | null): number | null {
-  if (rotateAt === null || expiresAt === null) return rotateAt;
+/**
+ * When a key of a rotating policy rotates: `every_days` after it started (its `not_before`, or
+ * its creation; a rotated key's successor starts at the rotation). Rotation wins over expiry on
+ * the same UTC day: the key is rotated no later than it would expire.
+ */
+export function rotationTime(rec: Pick<KeyRecord, 'not_before' | 'created_at' | 'expires_at'>, policy: PolicyConfig | null): number | null {
+  if (!policy?.rotation) return null;
+  const rotateAt = (rec.not_before ?? rec.created_at) + policy.rotation.every_days * DAY_MS;
+  const expiresAt = rec.expires_at;
+  if (expiresAt === null) return rotateAt;
   return Math.floor(rotateAt / DAY_MS) === Math.floor(expiresAt / DAY_MS) ? Math.min(rotateAt, expiresAt) : rotateAt;
 }
 
@@ -83,7 +90,7 @@ export class KeyService {
     if (expires_at !== null && input.not_before !== null && input.not_before >= expires_at) throw invalid('not_before', 'must be before expires_at');
     const app = input.application === null ? null : await this.#app(input.application, by, 'application');
     const { key, fragments } = this.#mint(input.environment);
-    const rotate_at = policy?.rotation ? rotationTime((input.not_before ?? now) + policy.rotation.every_days * DAY_MS, expires_at) : null;
+    const rotate_at = rotationTime({ not_before: input.not_before, created_at: now, expires_at }, policy);
     const record: KeyRecord = {
       ...NEW_KEY_STATE,
       ...fragments,
@@ -146,10 +153,7 @@ export class KeyService {
       if (next.expires_at !== null && next.not_before !== null && next.not_before >= next.expires_at) {
         throw invalid('expires_at', 'must be after not_before');
       }
-      if (patch.expires_at !== undefined && rec.rotate_at !== null) {
-        const policy = this.policy(rec.policy);
-        if (policy?.rotation) next.rotate_at = rotationTime(rec.rotate_at, next.expires_at);
-      }
+      if (patch.expires_at !== undefined && rec.rotate_at !== null) next.rotate_at = rotationTime(next, this.policy(rec.policy));
       const changed = Object.keys(diff(rec, next, KEY_CONFIG_FIELDS));
       return { next, events: changed.length ? [event(id, 'edited', null, now, by, { fields: changed })] : [] };
     });
@@ -256,7 +260,7 @@ export class KeyService {
         suspended_reason: rec.suspended_reason,
         app_suspended_at: rec.app_suspended_at,
         replaces: rec.id,
-        rotate_at: policy?.rotation ? rotationTime(now + policy.rotation.every_days * DAY_MS, expires_at) : null,
+        rotate_at: rotationTime({ not_before: null, created_at: now, expires_at }, policy),
         usage: { total_requests: 0, error_count: 0 },
       };
       const old: KeyRecord =
