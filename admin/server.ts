@@ -18,6 +18,7 @@ import { KeyService } from './keys.js';
 import { buildOpenApi } from './openapi.js';
 import { adminRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
+import { UsageRecorder } from './usage.js';
 
 export interface AdminDeps {
   store: Store;
@@ -32,6 +33,8 @@ export interface Admin {
   readonly keys: KeyService;
   readonly apps: AppService;
   readonly scheduler: Scheduler;
+  /** Where the gateway's usage events go when both planes run in one process. */
+  readonly usage: UsageRecorder;
   listen(): Promise<{ host: string; port: number; url: string }>;
   close(): Promise<void>;
 }
@@ -55,6 +58,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const keys = new KeyService(config, deps.store, clock, hasher);
   const apps = new AppService(deps.store, clock);
   const scheduler = new Scheduler(keys, deps.store, log, config.scheduler.interval_ms);
+  const usage = new UsageRecorder(deps.store, log, { flushIntervalMs: config.usage.flush_interval_ms, maxPendingKeys: config.usage.max_pending_keys });
   const auth = new TokenAuth(config.admin.tokens);
   const proxies = new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!));
   const schemas = keySchemas(config);
@@ -117,6 +121,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     keys,
     apps,
     scheduler,
+    usage,
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -126,6 +131,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
         });
       });
       if (config.scheduler.enabled) scheduler.start();
+      usage.start();
       const addr = server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       log.info('admin listening', { address: addr.address, port: addr.port });
@@ -133,6 +139,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     },
     async close() {
       await scheduler.close();
+      await usage.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -87,14 +87,14 @@ async function run(config: Config, path: string): Promise<number> {
       log.info('demo upstream listening', { address: d.host, port: d.port });
     }
     const gatewayUrls: Record<string, string> = {};
+    if (config.role !== 'gateway') admin = createAdmin(config, { store, log, gatewayUrls });
     if (config.role !== 'admin') {
-      gateway = createGateway(config, { store, log });
+      // Both planes in one process: usage is handed over in memory.
+      const usage = admin?.usage;
+      gateway = createGateway(config, { store, log, sinks: usage ? [(e) => usage.add(e)] : [] });
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
     }
-    if (config.role !== 'gateway') {
-      admin = createAdmin(config, { store, log, gatewayUrls });
-      await admin.listen();
-    }
+    await admin?.listen();
   } catch (err) {
     log.error('start-up failed', { err: (err as Error).message });
     await Promise.allSettled([gateway?.close(0), admin?.close(), store.close()]);

@@ -184,6 +184,13 @@ export const configSchema = z.strictObject({
       interval_ms: z.number().int().min(100).default(5_000),
     })
     .prefault({}),
+  /** Per-key usage (counters, last use, first use): batched from the gateway to the store. */
+  usage: z
+    .strictObject({
+      flush_interval_ms: z.number().int().min(10).default(1_000),
+      max_pending_keys: z.number().int().positive().default(100_000),
+    })
+    .prefault({}),
   apis: z.array(api).default([]),
   admin: z
     .strictObject({

@@ -1007,10 +1007,18 @@ t.test('GET /v1/keys/{id}/events: every step with its actual time, and its sched
   assertError(t, await s.adminCall('GET', '/v1/keys/key_doesnotexist000000/events'), 404, 'not_found');
   const used = await s.createKey({ name: 'used' });
   assertOk(t, await list(s, used.key), 'first use');
+  const firstAt = s.clock.now();
+  await s.admin.usage.flush();
+  s.clock.advance(MIN);
   assertOk(t, await list(s, used.key), 'second use');
-  t.equal(eventsOf(await timeline(s, used.id), 'first_used').length, 1, 'first_used recorded once', {
-    todo: 'bug: issue 3 item 7 lists "first used" in the timeline; nothing ever appends a first_used event (core/audit.ts:34 declares the type only)',
-  });
+  await s.admin.usage.flush();
+  const firstUsed = eventsOf(await timeline(s, used.id), 'first_used');
+  t.equal(firstUsed.length, 1, 'first_used recorded once');
+  t.equal(firstUsed[0]?.at, iso(firstAt), 'at the time of the first request');
+  t.equal(firstUsed[0]?.scheduled_at, null, 'first use is never scheduled');
+  const usedRec = (await getKey(s, used.id)).body;
+  t.equal(usedRec.last_used_at, iso(firstAt + MIN), 'last_used_at is the second request');
+  t.same(usedRec.usage, { total_requests: 2, error_count: 0 }, 'both requests counted');
   const viewer = await s.adminCall('GET', `/v1/keys/${id}/events`, undefined, 'test-viewer-token-0123456789');
   t.equal(viewer.status, 200, 'a viewer reads the timeline');
 });

@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { dueTransition, type KeyRecord } from '../record.js';
+import type { KeyUsageDelta } from '../usage.js';
 import { queryApps, queryAudit, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
@@ -37,6 +38,8 @@ interface Entry {
   apps: AppRecord[];
   audit: AuditEntry[];
   events: KeyEvent[];
+  /** Traffic added to keys' usage (recordUsage); absent from configuration commits. */
+  usage?: KeyUsageDelta[];
 }
 
 const JOURNAL = 'journal.log';
@@ -145,9 +148,22 @@ export class FileStore implements Store {
   }
 
   #apply(entry: Entry): void {
-    for (const rec of entry.keys) {
-      const prev = this.#byId.get(rec.id);
+    for (const written of entry.keys) {
+      const prev = this.#byId.get(written.id);
+      // Usage belongs to the traffic, not to whoever wrote the configuration last.
+      const rec = prev ? { ...written, usage: prev.usage, last_used_at: prev.last_used_at } : written;
       if (prev && prev.hash !== rec.hash) this.#byHash.delete(prev.hash);
+      this.#byId.set(rec.id, rec);
+      this.#byHash.set(rec.hash, rec);
+    }
+    for (const d of entry.usage ?? []) {
+      const prev = this.#byId.get(d.key_id);
+      if (!prev) continue;
+      const rec: KeyRecord = {
+        ...prev,
+        usage: { total_requests: prev.usage.total_requests + d.requests, error_count: prev.usage.error_count + d.errors },
+        last_used_at: Math.max(prev.last_used_at ?? d.last_at, d.last_at),
+      };
       this.#byId.set(rec.id, rec);
       this.#byHash.set(rec.hash, rec);
     }
@@ -198,6 +214,7 @@ export class FileStore implements Store {
       const previous = keys.map((k) => this.#byId.get(k.id));
       await this.#append(encodeLine(entry));
       this.#apply(entry);
+      for (const [i, k] of keys.entries()) keys[i] = this.#byId.get(k.id)!;
       for (const [i, k] of keys.entries()) {
         this.#emitter.emit('key', k.hash);
         const prev = previous[i];
@@ -214,6 +231,22 @@ export class FileStore implements Store {
    * are cut off, so the next acknowledged line is not glued to them and lost on replay; if
    * even that fails, the store refuses further writes rather than risk it.
    */
+  recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
+    const run = this.#tail.then(async () => {
+      if (this.#closed || !this.#fh) throw new StoreUnavailableError('the file store is closed');
+      const usage = deltas.filter((d) => this.#byId.has(d.key_id));
+      if (usage.length === 0) return;
+      const events: KeyEvent[] = usage
+        .filter((d) => this.#byId.get(d.key_id)!.last_used_at === null)
+        .map((d) => ({ key_id: d.key_id, type: 'first_used', scheduled_at: null, at: d.first_at, actor: 'gateway', detail: {} }));
+      const entry: Entry = { t: 'c', keys: [], apps: [], audit: [], events, usage };
+      await this.#append(encodeLine(entry));
+      this.#apply(entry);
+    });
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
   async #append(line: string): Promise<void> {
     const fh = this.#fh!;
     const bytes = Buffer.from(line);
@@ -309,7 +342,12 @@ function decodeLine(line: Buffer): Entry | null {
   if (crc32(json).toString(16).padStart(8, '0') !== line.subarray(0, 8).toString('latin1')) return null;
   try {
     const entry = JSON.parse(json.toString('utf8')) as Entry;
-    return entry.t === 'c' && Array.isArray(entry.keys) && Array.isArray(entry.apps) && Array.isArray(entry.audit) && Array.isArray(entry.events)
+    return entry.t === 'c' &&
+      Array.isArray(entry.keys) &&
+      Array.isArray(entry.apps) &&
+      Array.isArray(entry.audit) &&
+      Array.isArray(entry.events) &&
+      (entry.usage === undefined || Array.isArray(entry.usage))
       ? entry
       : null;
   } catch {

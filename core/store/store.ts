@@ -1,6 +1,7 @@
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import type { KeyRecord, KeyStatus } from '../record.js';
+import type { KeyUsageDelta } from '../usage.js';
 
 export type KeySort = 'created_at' | 'last_used_at' | 'name';
 
@@ -104,6 +105,12 @@ export interface Store {
    * (the scheduler) to one process at a time.
    */
   lease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Adds traffic to keys' `usage` counters and moves `last_used_at` forward, without changing
+   * their version; a key's first recorded use also appends its `first_used` event. Deltas for
+   * keys that no longer exist are dropped.
+   */
+  recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void>;
   /** Called with the lookup id of every key that changed, so caches can drop it. */
   onKeyChange(listener: (hash: string) => void): () => void;
   close(): Promise<void>;

@@ -106,10 +106,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const fileStore = await FileStore.open({ dir });
   const store = options.wrapStore ? options.wrapStore(fileStore) : fileStore;
   const events: UsageEvent[] = [];
-  const gateway = createGateway(config, { store, clock, log, sinks: [(e) => events.push(e)] });
   const gw: Record<string, string> = {};
-  for (const l of await gateway.listen()) gw[l.environment] = l.url;
   const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw });
+  const gateway = createGateway(config, { store, clock, log, sinks: [(e) => events.push(e), (e) => admin.usage.add(e)] });
+  for (const l of await gateway.listen()) gw[l.environment] = l.url;
   const adminUrl = (await admin.listen()).url;
 
   const adminCall: Stack['adminCall'] = async (method, path, body, token = ADMIN_TOKEN) => {
