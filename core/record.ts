@@ -91,6 +91,25 @@ export function dueTransition(rec: KeyRecord, now: number): Transition | null {
   return null;
 }
 
+/**
+ * The earliest time at which dueTransition stops answering null, or null if it never will
+ * without a write: `dueTransition(rec, now) !== null` exactly when this is at or before `now`.
+ * Stores index keys by it to find the due ones without scanning.
+ */
+export function nextDueAt(rec: KeyRecord): number | null {
+  if (rec.revoked_at !== null) return null;
+  if (rec.grace_ends_at !== null) return rec.grace_ends_at;
+  if (rec.expired_at !== null) return null;
+  let at: number | null = null;
+  const consider = (t: number | null) => {
+    if (t !== null && (at === null || t < at)) at = t;
+  };
+  if (rec.not_before !== null && rec.activated_at === null) consider(rec.not_before);
+  if (rotatesBeforeExpiry(rec) && rec.replaced_by === null) consider(rec.rotate_at);
+  consider(rec.expires_at);
+  return at;
+}
+
 /** Whether the key has a rotation time that comes no later than its expiry. */
 export function rotatesBeforeExpiry(rec: KeyRecord): boolean {
   return rec.rotate_at !== null && (rec.expires_at === null || rec.rotate_at <= rec.expires_at);

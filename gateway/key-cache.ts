@@ -66,7 +66,7 @@ export class KeyCache {
         }
       },
     });
-    store.onKeyChange((hash) => this.#lru.delete(hash));
+    store.onKeyChange((hash) => (hash === null ? this.#lru.clear() : this.#lru.delete(hash)));
   }
 
   /** A fresh entry, or undefined when the store must be asked. Never awaits. */

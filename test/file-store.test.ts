@@ -86,7 +86,7 @@ t.test('putKey / getKey / getKeyByHash round trip', async (t) => {
 
 t.test('compare-and-set on version', async (t) => {
   const store = await openStore(t, tempDir(t));
-  const changed: string[] = [];
+  const changed: (string | null)[] = [];
   store.onKeyChange((h) => changed.push(h));
   const v1 = await store.putKey(newRecord(), 0);
   const v2 = await store.putKey({ ...v1, name: 'renamed' }, 1);

@@ -307,7 +307,7 @@ export class FileStore implements Store {
     return true;
   }
 
-  onKeyChange(listener: (hash: string) => void): () => void {
+  onKeyChange(listener: (hash: string | null) => void): () => void {
     this.#emitter.on('key', listener);
     return () => this.#emitter.off('key', listener);
   }

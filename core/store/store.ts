@@ -111,7 +111,10 @@ export interface Store {
    * keys that no longer exist are dropped.
    */
   recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void>;
-  /** Called with the lookup id of every key that changed, so caches can drop it. */
-  onKeyChange(listener: (hash: string) => void): () => void;
+  /**
+   * Called with the lookup id of every key that changed, so caches can drop it; with null when
+   * changes may have been missed (a lost connection), so caches drop everything.
+   */
+  onKeyChange(listener: (hash: string | null) => void): () => void;
   close(): Promise<void>;
 }

@@ -1,6 +1,8 @@
 import type { Test } from 'tap';
 import { generateKey } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
+import type { AppRecord } from '../../core/application.js';
+import type { AuditEntry, KeyEvent } from '../../core/audit.js';
 import type { KeyRecord } from '../../core/record.js';
 import type { Store } from '../../core/store/store.js';
 import { keyRecord } from './records.js';
@@ -22,7 +24,159 @@ function newKey(over: Partial<KeyRecord> = {}): KeyRecord {
   return keyRecord(generateKey('gw', 'live'), hasher, T0, { name: 'conformance', ...over });
 }
 
+function newApp(over: Partial<AppRecord> = {}): AppRecord {
+  return {
+    id: `app_${Math.random().toString(36).slice(2, 12)}`,
+    version: 0,
+    tenant: null,
+    name: 'an app',
+    description: null,
+    meta: {},
+    created_at: T0,
+    created_by: 'ops',
+    updated_at: T0,
+    suspended_at: null,
+    suspended_reason: null,
+    ...over,
+  };
+}
+
+function auditEntry(i: number, over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    id: `aud_${String(i).padStart(6, '0')}`,
+    time: T0 + i * 1000,
+    actor: 'ops',
+    role: 'admin',
+    tenant: null,
+    ip: '127.0.0.1',
+    request_id: `req-${i}`,
+    action: 'key.created',
+    target_type: 'key',
+    target_id: `key_${i}`,
+    changes: { name: { from: null, to: `k${i}` } },
+    ...over,
+  };
+}
+
+function keyEvent(keyId: string, type: KeyEvent['type'], at: number): KeyEvent {
+  return { key_id: keyId, type, scheduled_at: null, at, actor: 'ops', detail: { n: at } };
+}
+
 export function storeConformance(t: Test, target: ConformanceTarget): void {
+  t.test('round trip: by id and by hash, every field kept, version 1', async (t) => {
+    const store = await target.open(t);
+    const rec = newKey({ scopes: ['a', 'b'], meta: { team: 'x', nested: { n: 1 } }, ip_allowlist: ['10.0.0.0/8'], expires_at: T0 + 5000 });
+    const written = await store.putKey(rec, 0);
+    t.same(written, { ...rec, version: 1 });
+    t.same(await store.getKey(rec.id), written);
+    t.same(await store.getKeyByHash(rec.hash), written);
+    t.equal(await store.getKey('key_missing'), null);
+    t.equal(await store.getKeyByHash('0'.repeat(64)), null);
+  });
+
+  t.test('a commit is all or nothing, and its listeners hear each changed hash', async (t) => {
+    const store = await target.open(t);
+    const heard: (string | null)[] = [];
+    store.onKeyChange((h) => heard.push(h));
+    const a = await store.putKey(newKey(), 0);
+    const b = newKey();
+    await t.rejects(
+      store.commit({ keys: [{ rec: b, expected: 0 }, { rec: { ...a, name: 'stale' }, expected: 0 }], audit: [auditEntry(1)] }),
+      { code: 'KEYGATE_VERSION_CONFLICT' },
+    );
+    t.equal(await store.getKey(b.id), null, 'the first record of a refused commit is not written');
+    t.equal((await store.listAudit({ tenant: null, limit: 10 })).data.length, 0, 'nor its audit entry');
+    // A new hash for an existing key (a re-hash): the old lookup is gone, both hashes are announced.
+    const rehashed = { ...a, hash: 'f'.repeat(64) };
+    await store.commit({ keys: [{ rec: rehashed, expected: 1 }], events: [keyEvent(a.id, 'edited', T0)] });
+    t.equal(await store.getKeyByHash(a.hash), null, 'the old hash finds nothing');
+    t.equal((await store.getKeyByHash(rehashed.hash))?.id, a.id);
+    // Pub/sub may deliver a moment later than the write returns.
+    for (let i = 0; i < 100 && !heard.includes(rehashed.hash); i++) await new Promise((r) => setTimeout(r, 10));
+    t.ok(heard.includes(a.hash) && heard.includes(rehashed.hash), 'both hashes announced');
+  });
+
+  t.test('lists: filters, tenant, sort and cursor pages that neither repeat nor skip', async (t) => {
+    const store = await target.open(t);
+    const recs: KeyRecord[] = [];
+    for (let i = 0; i < 7; i++) {
+      recs.push(
+        await store.putKey(newKey({ name: `key ${i}`, created_at: T0 + i, tenant: i % 2 ? 'a' : null, environment: i < 5 ? 'production' : 'test', scopes: i === 3 ? ['special'] : [] }), 0),
+      );
+    }
+    const base = { tenant: null, sort: 'created_at' as const, order: 'desc' as const, now: T0 };
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listKeys({ ...base, limit: 3, cursor });
+      seen.push(...page.data.map((k) => k.id));
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    t.same(seen, recs.map((r) => r.id).reverse(), 'newest first, every key once');
+    t.same((await store.listKeys({ ...base, tenant: 'a', limit: 10 })).data.map((k) => k.name), ['key 5', 'key 3', 'key 1']);
+    t.same((await store.listKeys({ ...base, environment: 'test', limit: 10 })).data.map((k) => k.name), ['key 6', 'key 5']);
+    t.same((await store.listKeys({ ...base, scope: 'special', limit: 10 })).data.map((k) => k.name), ['key 3']);
+    t.same((await store.listKeys({ ...base, q: 'KEY 4', limit: 10 })).data.map((k) => k.name), ['key 4']);
+    await t.rejects(store.listKeys({ ...base, limit: 3, cursor: 'nonsense' }), { code: 'KEYGATE_INVALID_CURSOR' });
+  });
+
+  t.test('applications: compare-and-set, list, and the keys of one', async (t) => {
+    const store = await target.open(t);
+    const app = newApp({ tenant: 'a' });
+    const [written] = (await store.commit({ apps: [{ rec: app, expected: 0 }] })).apps;
+    t.equal(written!.version, 1);
+    await t.rejects(store.commit({ apps: [{ rec: app, expected: 0 }] }), { code: 'KEYGATE_VERSION_CONFLICT' });
+    t.same(await store.getApp(app.id), written);
+    t.equal(await store.getApp('app_missing'), null);
+    await store.commit({ apps: [{ rec: newApp({ tenant: 'b' }), expected: 0 }] });
+    t.same((await store.listApps({ tenant: 'a', limit: 10 })).data.map((a) => a.id), [app.id], 'tenant filter');
+    t.equal((await store.listApps({ tenant: null, limit: 10 })).data.length, 2);
+    const k1 = await store.putKey(newKey({ application: app.id }), 0);
+    await store.putKey(newKey(), 0);
+    t.same((await store.keysOfApp(app.id)).map((k) => k.id), [k1.id]);
+  });
+
+  t.test('audit and events: appended in order, paged newest first', async (t) => {
+    const store = await target.open(t);
+    for (let i = 0; i < 5; i++) await store.commit({ audit: [auditEntry(i, { tenant: i === 2 ? 'a' : null })] });
+    const first = await store.listAudit({ tenant: null, limit: 3 });
+    t.same(first.data.map((e) => e.id), ['aud_000004', 'aud_000003', 'aud_000002']);
+    const rest = await store.listAudit({ tenant: null, limit: 3, cursor: first.next_cursor! });
+    t.same(rest.data.map((e) => e.id), ['aud_000001', 'aud_000000']);
+    t.same((await store.listAudit({ tenant: 'a', limit: 10 })).data.map((e) => e.id), ['aud_000002']);
+    t.same((await store.listAudit({ tenant: null, target_id: 'key_3', limit: 10 })).data.map((e) => e.id), ['aud_000003']);
+    t.same(await store.listKeyEvents('key_none'), []);
+    await store.commit({ events: [keyEvent('key_e', 'created', T0), keyEvent('key_e', 'edited', T0 + 1)] });
+    await store.commit({ events: [keyEvent('key_e', 'revoked', T0 + 2)] });
+    t.same((await store.listKeyEvents('key_e')).map((e) => e.type), ['created', 'edited', 'revoked']);
+  });
+
+  t.test('due keys: each scheduled transition found once due, and not after it is recorded', async (t) => {
+    const store = await target.open(t);
+    const expiring = await store.putKey(newKey({ expires_at: T0 + 100 }), 0);
+    const pending = await store.putKey(newKey({ not_before: T0 + 50 }), 0);
+    await store.putKey(newKey(), 0);
+    const ids = async (now: number) => (await store.dueKeys(now, 100)).map((k) => k.id).sort();
+    t.same(await ids(T0), [], 'nothing due yet');
+    t.same(await ids(T0 + 60), [pending.id]);
+    t.same(await ids(T0 + 100), [expiring.id, pending.id].sort());
+    await store.putKey({ ...pending, activated_at: T0 + 60 }, pending.version);
+    await store.putKey({ ...expiring, expired_at: T0 + 100 }, expiring.version);
+    t.same(await ids(T0 + 1000), [], 'recorded transitions are no longer due');
+    t.equal((await store.dueKeys(T0 + 1000, 1)).length, 0);
+    await store.putKey(newKey({ expires_at: T0 + 10 }), 0);
+    await store.putKey(newKey({ expires_at: T0 + 20 }), 0);
+    t.equal((await store.dueKeys(T0 + 1000, 1)).length, 1, 'the limit holds');
+  });
+
+  t.test('lease: one holder at a time, renewable by its holder', async (t) => {
+    const store = await target.open(t);
+    t.equal(await store.lease('scheduler', 'one', 60_000), true);
+    t.equal(await store.lease('scheduler', 'two', 60_000), false, 'taken');
+    t.equal(await store.lease('scheduler', 'one', 60_000), true, 'renewed');
+    t.equal(await store.lease('other', 'two', 60_000), true, 'leases are by name');
+  });
+
   t.test('usage: counters and last use move, the version does not, first use is an event', async (t) => {
     const store = await target.open(t);
     const rec = await store.putKey(newKey(), 0);

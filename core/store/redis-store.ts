@@ -1,0 +1,413 @@
+import { EventEmitter } from 'node:events';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { AppRecord } from '../application.js';
+import type { AuditEntry, KeyEvent } from '../audit.js';
+import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
+import type { KeyUsageDelta } from '../usage.js';
+import { queryApps, queryAudit, queryKeys } from './query.js';
+import {
+  StoreUnavailableError,
+  VersionConflictError,
+  type AppQuery,
+  type AuditQuery,
+  type Commit,
+  type Committed,
+  type KeyPage,
+  type KeyQuery,
+  type Page,
+  type Store,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  /** `redis://` or `rediss://` URL of a single node (or the master, with sentinels). */
+  url?: string | undefined;
+  sentinels?: { host: string; port: number }[] | undefined;
+  /** Master name known to the sentinels. */
+  name?: string | undefined;
+  cluster?: { host: string; port: number }[] | undefined;
+  password?: string | null | undefined;
+  /** Key-name prefix; everything of one deployment shares it. */
+  prefix: string;
+  /** A command that takes longer fails (the caller answers 503) rather than hanging a request. */
+  commandTimeoutMs: number;
+  /** How long `open` waits for a first connection before starting degraded. */
+  connectTimeoutMs: number;
+  warn?: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+type Client = Redis | Cluster;
+
+// Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
+// keys, applications, the audit list and the due index runs as one script on one Cluster slot.
+// Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
+
+/** Writes one commit if every expected version still holds; publishes the hashes it changed. */
+const COMMIT = `
+local p = ARGV[1]
+local c = cjson.decode(ARGV[2])
+for _, k in ipairs(c.keys) do
+  local v = tonumber(redis.call('HGET', p .. ':ver', k.id) or '0')
+  if v ~= k.expected then return {'conflict', 'key ' .. k.id .. ' changed since version ' .. k.expected} end
+  local owner = redis.call('GET', p .. ':hash:' .. k.hash)
+  if owner and owner ~= k.id then return {'conflict', 'a key with this hash already exists'} end
+end
+for _, a in ipairs(c.apps) do
+  local v = tonumber(redis.call('HGET', p .. ':aver', a.id) or '0')
+  if v ~= a.expected then return {'conflict', 'application ' .. a.id .. ' changed since version ' .. a.expected} end
+end
+local changed = {}
+local out = {'ok'}
+for _, k in ipairs(c.keys) do
+  local old = redis.call('GET', p .. ':key:' .. k.id)
+  if old then
+    local oh = cjson.decode(old).hash
+    if oh ~= k.hash then
+      redis.call('DEL', p .. ':hash:' .. oh)
+      table.insert(changed, oh)
+    end
+  end
+  redis.call('SET', p .. ':key:' .. k.id, k.json)
+  redis.call('HSET', p .. ':ver', k.id, k.expected + 1)
+  redis.call('SET', p .. ':hash:' .. k.hash, k.id)
+  redis.call('SADD', p .. ':keys', k.id)
+  if k.app ~= '' then redis.call('SADD', p .. ':appkeys:' .. k.app, k.id) end
+  if k.due >= 0 then redis.call('ZADD', p .. ':due', k.due, k.id) else redis.call('ZREM', p .. ':due', k.id) end
+  table.insert(changed, k.hash)
+  local u = redis.call('HMGET', p .. ':usage:' .. k.id, 'r', 'e', 'l')
+  table.insert(out, u[1] or '0')
+  table.insert(out, u[2] or '0')
+  table.insert(out, u[3] or '')
+end
+for _, a in ipairs(c.apps) do
+  redis.call('SET', p .. ':app:' .. a.id, a.json)
+  redis.call('HSET', p .. ':aver', a.id, a.expected + 1)
+  redis.call('SADD', p .. ':apps', a.id)
+end
+for _, e in ipairs(c.audit) do redis.call('RPUSH', p .. ':audit', e) end
+for _, e in ipairs(c.events) do redis.call('RPUSH', p .. ':events:' .. e.key, e.json) end
+if #changed > 0 then redis.call('PUBLISH', p .. ':invalidate', table.concat(changed, ' ')) end
+return out
+`;
+
+/** Adds usage deltas (id, requests, errors, first, last; repeated); the first use of a key appends its event. */
+const USAGE = `
+local p = ARGV[1]
+for i = 2, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
+    local u = p .. ':usage:' .. id
+    local last = redis.call('HGET', u, 'l')
+    if not last then
+      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(ARGV[i + 3]), actor = 'gateway', detail = {}}))
+    end
+    redis.call('HINCRBY', u, 'r', ARGV[i + 1])
+    redis.call('HINCRBY', u, 'e', ARGV[i + 2])
+    if not last or tonumber(last) < tonumber(ARGV[i + 4]) then redis.call('HSET', u, 'l', ARGV[i + 4]) end
+  end
+end
+return 1
+`;
+
+/** Key record JSON and usage by lookup hash, in one round trip. */
+const BY_HASH = `
+local p = ARGV[1]
+local id = redis.call('GET', p .. ':hash:' .. ARGV[2])
+if not id then return false end
+local json = redis.call('GET', p .. ':key:' .. id)
+if not json then return false end
+local u = redis.call('HMGET', p .. ':usage:' .. id, 'r', 'e', 'l')
+return {json, u[1] or '0', u[2] or '0', u[3] or ''}
+`;
+
+/** Records (and usage) by id: four values per id, the first false when there is none. */
+const BY_IDS = `
+local p = ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local json = redis.call('GET', p .. ':key:' .. ARGV[i])
+  local u = redis.call('HMGET', p .. ':usage:' .. ARGV[i], 'r', 'e', 'l')
+  table.insert(out, json or '')
+  table.insert(out, u[1] or '0')
+  table.insert(out, u[2] or '0')
+  table.insert(out, u[3] or '')
+end
+return out
+`;
+
+/** Takes or renews a lease: true while ARGV[1] holds it. */
+const LEASE = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+interface Scripts {
+  kgCommit(routing: string, prefix: string, payload: string): Promise<string[]>;
+  kgUsage(routing: string, prefix: string, ...args: (string | number)[]): Promise<number>;
+  kgByHash(routing: string, prefix: string, hash: string): Promise<[string, string, string, string] | null>;
+  kgByIds(routing: string, prefix: string, ...ids: string[]): Promise<string[]>;
+  kgLease(key: string, holder: string, ttl: number): Promise<number>;
+}
+
+const CHUNK = 500;
+
+/**
+ * The production store: every gateway and admin process shares one Redis (single node,
+ * Sentinel or Cluster). Writes are Lua scripts, so a commit is all-or-nothing and its version
+ * checks cannot race; each commit publishes the lookup hashes it changed, and every process's
+ * `onKeyChange` listeners hear them. Commands that cannot be sent (Redis down) or take longer
+ * than `commandTimeoutMs` fail with StoreUnavailableError; nothing queues and nothing hangs.
+ */
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly #client: Client & Scripts;
+  readonly #sub: Client;
+  readonly #tag: string;
+  readonly #emitter = new EventEmitter();
+  #closed = false;
+
+  private constructor(client: Client, sub: Client, prefix: string) {
+    this.#client = client as Client & Scripts;
+    this.#sub = sub;
+    this.#tag = `{${prefix}}`;
+    this.#emitter.setMaxListeners(0);
+  }
+
+  static async open(options: RedisStoreOptions): Promise<RedisStore> {
+    const warn = options.warn ?? (() => {});
+    const common: RedisOptions = {
+      password: options.password ?? undefined,
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: options.connectTimeoutMs,
+      // Fail at once while disconnected: a request waits for nothing that may never come.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    };
+    const connect = (): Client => {
+      if (options.cluster?.length) {
+        return new Cluster(options.cluster, { redisOptions: common, enableOfflineQueue: false, clusterRetryStrategy: common.retryStrategy! });
+      }
+      if (options.sentinels?.length) {
+        return new Redis({ ...common, sentinels: options.sentinels, name: options.name ?? 'mymaster' });
+      }
+      return new Redis(options.url ?? 'redis://127.0.0.1:6379', common);
+    };
+    const client = connect();
+    // The subscriber may queue its SUBSCRIBE until it is connected; it sends nothing else.
+    const sub = options.cluster?.length
+      ? new Cluster(options.cluster, { redisOptions: { ...common, commandTimeout: undefined } })
+      : (client as Redis).duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+    const store = new RedisStore(client, sub, options.prefix);
+    store.#define();
+    client.on('error', (err: Error) => warn('redis error', { err: err.message }));
+    sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
+    await store.#subscribe(warn);
+    const ready = await waitReady(client, options.connectTimeoutMs);
+    if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
+    return store;
+  }
+
+  #define(): void {
+    const c = this.#client as Client;
+    c.defineCommand('kgCommit', { numberOfKeys: 1, lua: COMMIT });
+    c.defineCommand('kgUsage', { numberOfKeys: 1, lua: USAGE });
+    c.defineCommand('kgByHash', { numberOfKeys: 1, lua: BY_HASH });
+    c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
+    c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
+  }
+
+  async #subscribe(warn: NonNullable<RedisStoreOptions['warn']>): Promise<void> {
+    const channel = `${this.#tag}:invalidate`;
+    let connectedOnce = false;
+    this.#sub.on('message', (ch: string, msg: string) => {
+      if (ch !== channel) return;
+      for (const hash of msg.split(' ')) this.#emitter.emit('key', hash);
+    });
+    // Messages published while the subscriber was away are lost: after a reconnect, every
+    // cached key is suspect.
+    this.#sub.on('ready', () => {
+      if (connectedOnce) {
+        warn('redis subscriber reconnected; dropping cached keys', {});
+        this.#emitter.emit('key', null);
+      }
+      connectedOnce = true;
+    });
+    this.#sub.subscribe(channel).catch((err: Error) => warn('redis subscribe failed', { err: err.message }));
+  }
+
+  /** Runs a Redis call; a failure to reach Redis (or a timeout) becomes StoreUnavailableError. */
+  async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
+    try {
+      return await fn();
+    } catch (err) {
+      throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  #routing(suffix: string): string {
+    return `${this.#tag}:${suffix}`;
+  }
+
+  async getKeyByHash(hash: string): Promise<KeyRecord | null> {
+    const row = await this.#run('lookup', () => this.#client.kgByHash(this.#routing('hash'), this.#tag, hash));
+    return row ? withUsage(row[0], row[1], row[2], row[3]) : null;
+  }
+
+  async getKey(id: string): Promise<KeyRecord | null> {
+    return (await this.#keys([id]))[0] ?? null;
+  }
+
+  /** Records by id, in order, leaving out ids with none. */
+  async #keys(ids: readonly string[]): Promise<KeyRecord[]> {
+    const out: KeyRecord[] = [];
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const part = ids.slice(i, i + CHUNK);
+      const flat = await this.#run('read', () => this.#client.kgByIds(this.#routing('keys'), this.#tag, ...part));
+      for (let j = 0; j < flat.length; j += 4) {
+        if (flat[j]) out.push(withUsage(flat[j]!, flat[j + 1]!, flat[j + 2]!, flat[j + 3]!));
+      }
+    }
+    return out;
+  }
+
+  async putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
+    return (await this.commit({ keys: [{ rec, expected: expectedVersion }] })).keys[0]!;
+  }
+
+  async commit(change: Commit): Promise<Committed> {
+    const hashes = new Set<string>();
+    const keys = (change.keys ?? []).map(({ rec, expected }) => {
+      if (hashes.has(rec.hash)) throw new VersionConflictError('a key with this hash already exists');
+      hashes.add(rec.hash);
+      return { ...rec, version: expected + 1 };
+    });
+    const apps = (change.apps ?? []).map(({ rec, expected }) => ({ ...rec, version: expected + 1 }));
+    const payload = JSON.stringify({
+      keys: keys.map((k, i) => ({
+        id: k.id,
+        hash: k.hash,
+        expected: change.keys![i]!.expected,
+        json: JSON.stringify(k),
+        app: k.application ?? '',
+        due: nextDueAt(k) ?? -1,
+      })),
+      apps: apps.map((a, i) => ({ id: a.id, expected: change.apps![i]!.expected, json: JSON.stringify(a) })),
+      audit: (change.audit ?? []).map((a) => JSON.stringify(a)),
+      events: (change.events ?? []).map((e) => ({ key: e.key_id, json: JSON.stringify(e) })),
+    });
+    const out = await this.#run('commit', () => this.#client.kgCommit(this.#routing('ver'), this.#tag, payload));
+    if (out[0] === 'conflict') throw new VersionConflictError(out[1] ?? 'version conflict');
+    return {
+      keys: keys.map((k, i) => applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
+      apps,
+    };
+  }
+
+  async recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
+    for (let i = 0; i < deltas.length; i += CHUNK) {
+      const args: (string | number)[] = [];
+      for (const d of deltas.slice(i, i + CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
+      await this.#run('usage', () => this.#client.kgUsage(this.#routing('ver'), this.#tag, ...args));
+    }
+  }
+
+  async listKeys(query: KeyQuery): Promise<KeyPage> {
+    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('keys')));
+    return queryKeys(await this.#keys(ids), query);
+  }
+
+  async keysOfApp(appId: string): Promise<KeyRecord[]> {
+    const ids = await this.#run('list', () => this.#client.smembers(this.#routing(`appkeys:${appId}`)));
+    return (await this.#keys(ids)).filter((k) => k.application === appId);
+  }
+
+  async dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    const ids = await this.#run('due', () => this.#client.zrangebyscore(this.#routing('due'), '-inf', now, 'LIMIT', 0, limit));
+    return (await this.#keys(ids)).filter((k) => dueTransition(k, now) !== null);
+  }
+
+  async getApp(id: string): Promise<AppRecord | null> {
+    const json = await this.#run('read', () => this.#client.get(this.#routing(`app:${id}`)));
+    return json ? (JSON.parse(json) as AppRecord) : null;
+  }
+
+  async listApps(query: AppQuery): Promise<Page<AppRecord>> {
+    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('apps')));
+    const apps: AppRecord[] = [];
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const part = ids.slice(i, i + CHUNK).map((id) => this.#routing(`app:${id}`));
+      const rows = await this.#run('list', () => this.#client.mget(...part));
+      for (const json of rows) if (json) apps.push(JSON.parse(json) as AppRecord);
+    }
+    return queryApps(apps, query);
+  }
+
+  async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
+    const rows = await this.#run('audit', () => this.#client.lrange(this.#routing('audit'), 0, -1));
+    return queryAudit(
+      rows.map((r) => JSON.parse(r) as AuditEntry),
+      query,
+    );
+  }
+
+  async listKeyEvents(keyId: string): Promise<KeyEvent[]> {
+    const rows = await this.#run('events', () => this.#client.lrange(this.#routing(`events:${keyId}`), 0, -1));
+    return rows.map((r) => JSON.parse(r) as KeyEvent);
+  }
+
+  async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return (await this.#run('lease', () => this.#client.kgLease(this.#routing(`lease:${name}`), holder, ttlMs))) === 1;
+  }
+
+  onKeyChange(listener: (hash: string | null) => void): () => void {
+    this.#emitter.on('key', listener);
+    return () => this.#emitter.off('key', listener);
+  }
+
+  /** The shared client, for the distributed rate limiter. */
+  get client(): Client {
+    return this.#client;
+  }
+
+  get ready(): boolean {
+    return this.#client.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([this.#client.quit(), this.#sub.quit()]);
+    this.#client.disconnect();
+    this.#sub.disconnect();
+  }
+}
+
+function applyUsage(rec: KeyRecord, requests: string, errors: string, last: string): KeyRecord {
+  return {
+    ...rec,
+    usage: { total_requests: Number(requests), error_count: Number(errors) },
+    last_used_at: last === '' ? null : Number(last),
+  };
+}
+
+function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
+  return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
+}
+
+function waitReady(client: Client, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    client.once('ready', onReady);
+  });
+}
