@@ -1,12 +1,14 @@
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
+import { UsageRecorder } from '../admin/usage.js';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
-import { FileStore } from '../core/store/file-store.js';
+import { openStore } from '../core/store/open.js';
 import type { Store } from '../core/store/store.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { createDemoUpstream } from './demo-upstream.js';
@@ -52,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     config = loadConfig(path);
     if (args.role !== undefined) config = { ...config, role: args.role as Config['role'] };
+    // A worker of a multi-process gateway runs the gateway only; its primary runs the rest.
+    if (cluster.isWorker) config = { ...config, role: 'gateway' };
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const d of err.details) process.stderr.write(`${d.path || '(root)'}: ${d.message}\n`);
@@ -71,7 +75,7 @@ async function run(config: Config, path: string): Promise<number> {
   const log = new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
   let store: Store;
   try {
-    store = await FileStore.open({ dir: resolve(config.store.path), warn: (msg, f) => log.warn(msg, f) });
+    store = await openStore(config, log);
   } catch (err) {
     log.error('cannot open the store', { err: (err as Error).message });
     return 1;
@@ -79,6 +83,8 @@ async function run(config: Config, path: string): Promise<number> {
   let demo: Server | null = null;
   let gateway: Gateway | null = null;
   let admin: Admin | null = null;
+  let usage: UsageRecorder | null = null;
+  const workers = cluster.isPrimary && config.role !== 'admin' && config.workers > 1 ? new Workers(config.workers, log) : null;
   try {
     if (config.demo_upstream) {
       demo = createDemoUpstream();
@@ -88,20 +94,28 @@ async function run(config: Config, path: string): Promise<number> {
     }
     const gatewayUrls: Record<string, string> = {};
     if (config.role !== 'gateway') admin = createAdmin(config, { store, log, gatewayUrls });
-    if (config.role !== 'admin') {
-      // Both planes in one process: usage is handed over in memory.
-      const usage = admin?.usage;
-      gateway = createGateway(config, { store, log, sinks: usage ? [(e) => usage.add(e)] : [] });
+    if (workers) {
+      // The workers run the gateway and share its listeners; this process runs the rest.
+      await workers.start();
+    } else if (config.role !== 'admin') {
+      // With the admin plane in this process, usage is handed over in memory; a gateway on
+      // its own writes it to the shared store itself.
+      usage = admin ? null : new UsageRecorder(store, log, { flushIntervalMs: config.usage.flush_interval_ms, maxPendingKeys: config.usage.max_pending_keys });
+      usage?.start();
+      const recorder = admin?.usage ?? usage!;
+      gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
     }
     await admin?.listen();
   } catch (err) {
     log.error('start-up failed', { err: (err as Error).message });
-    await Promise.allSettled([gateway?.close(0), admin?.close(), store.close()]);
+    await Promise.allSettled([gateway?.close(0), admin?.close(), usage?.close(), workers?.stop()]);
+    await store.close();
     demo?.close();
     return 1;
   }
-  log.info('keygate started', { config: path, role: config.role, store: store.kind });
+  if (cluster.isWorker) process.send?.({ type: 'keygate-ready' });
+  log.info('keygate started', { config: path, role: config.role, store: store.kind, workers: config.workers, worker: cluster.isWorker ? cluster.worker!.id : null });
 
   return new Promise<number>((done) => {
     let stopping = false;
@@ -109,7 +123,8 @@ async function run(config: Config, path: string): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info('shutting down', { signal, drain_ms: config.shutdown.drain_timeout_ms });
-      await Promise.allSettled([gateway?.close(), admin?.close()]);
+      await Promise.allSettled([gateway?.close(), admin?.close(), workers?.stop()]);
+      await usage?.close();
       await store.close();
       demo?.closeAllConnections();
       demo?.close();
@@ -119,4 +134,52 @@ async function run(config: Config, path: string): Promise<number> {
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
   });
+}
+
+/**
+ * The primary of a multi-process gateway: forks the workers (each runs this CLI as a gateway),
+ * replaces one that dies, and on stop lets each drain and waits for all of them.
+ */
+class Workers {
+  readonly #count: number;
+  readonly #log: Logger;
+  #stopping = false;
+
+  constructor(count: number, log: Logger) {
+    this.#count = count;
+    this.#log = log;
+  }
+
+  async start(): Promise<void> {
+    cluster.on('exit', (worker, code, signal) => {
+      if (this.#stopping) return;
+      this.#log.error('gateway worker died; starting another', { worker: worker.id, code, signal });
+      cluster.fork();
+    });
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.#count; i++) {
+      const w = cluster.fork();
+      ready.push(
+        new Promise((ok, fail) => {
+          w.on('message', (m: { type?: string }) => m?.type === 'keygate-ready' && ok());
+          w.once('exit', (code) => fail(new Error(`gateway worker exited with ${code} during start-up`)));
+        }),
+      );
+    }
+    await Promise.all(ready);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && !w.isDead());
+    await Promise.all(
+      alive.map(
+        (w) =>
+          new Promise<void>((ok) => {
+            w!.once('exit', () => ok());
+            w!.process.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
 }

@@ -72,6 +72,9 @@ function crossCheck(c: Config): Detail[] {
   if (c.role !== 'admin' && c.listeners.length === 0) {
     errors.push({ path: 'listeners', message: 'the gateway needs at least one listener' });
   }
+  if (c.workers > 1 && c.store.type !== 'redis') {
+    errors.push({ path: 'workers', message: 'more than one gateway worker needs the redis store (a file store has one owner)' });
+  }
   if (!('default' in c.plans)) errors.push({ path: 'plans', message: 'must define a "default" plan' });
   for (const [name, p] of Object.entries(c.plans)) {
     if (p.burst !== null && p.burst < 1) errors.push({ path: `plans.${name}.burst`, message: 'must be at least 1' });

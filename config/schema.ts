@@ -128,8 +128,31 @@ const pepper = z.strictObject({
 });
 
 const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });
+const redisNode = z.strictObject({ host: z.string().min(1), port });
+const redisStore = z
+  .strictObject({
+    type: z.literal('redis'),
+    /** A single node (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). */
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    /** Sentinels watching the master `name`, instead of `url`. */
+    sentinels: z.array(redisNode).min(1).optional(),
+    name: z.string().min(1).default('mymaster'),
+    /** Cluster seed nodes, instead of `url`. */
+    cluster: z.array(redisNode).min(1).optional(),
+    password: z.string().nullable().default(null),
+    /** Every Redis key name starts with `{prefix}`, one hash tag, so Cluster keeps them together. */
+    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('keygate'),
+    command_timeout_ms: z.number().int().positive().default(500),
+    connect_timeout_ms: z.number().int().positive().default(5_000),
+  })
+  .superRefine((v, ctx) => {
+    const modes = [v.url, v.sentinels, v.cluster].filter((m) => m !== undefined).length;
+    if (modes !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of url, sentinels or cluster' });
+  });
 export const configSchema = z.strictObject({
   role: z.enum(['all', 'gateway', 'admin']).default('all'),
+  /** Gateway worker processes (node:cluster) sharing the listeners; more than 1 needs the redis store. */
+  workers: z.number().int().min(1).max(256).default(1),
   listeners: z.array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string() })).default([]),
   trusted_proxies: z.array(cidr).default([]),
   keys: z
@@ -200,7 +223,7 @@ export const configSchema = z.strictObject({
       max_body_bytes: z.number().int().positive().default(65_536),
     })
     .prefault({}),
-  store: fileStore.default({ type: 'file', path: './data' }),
+  store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   log: z
     .strictObject({
