@@ -60,6 +60,7 @@ t.test('gateway.yaml.example validates', async (t) => {
   t.equal(config.admin.tokens[0]?.token, 'dev-admin-token-change-me', 'the fallback of ${KEYGATE_ADMIN_TOKEN:-…}');
   t.same(Object.keys(config.plans).sort(), ['default', 'free']);
   t.equal(config.apis.length, 2);
+  t.same(config.trusted_proxies, [], 'no proxy is trusted by default, loopback included');
   t.equal(config.headers.request_id, 'x-request-id', 'header names are lower-cased');
   const withToken = loadConfig(EXAMPLE, { KEYGATE_ADMIN_TOKEN: 'from-the-environment-1234' });
   t.equal(withToken.admin.tokens[0]?.token, 'from-the-environment-1234', 'the variable wins when set');
@@ -448,7 +449,7 @@ shutdown: { drain_timeout_ms: 5000 }
   t.equal(res.status, 200, 'the in-flight request completes');
   t.same(res.body, { slow: true, url: '/v1/emails/list', key_id: id }, 'with the upstream answer');
   t.ok(performance.now() - started >= 250, 'after the upstream delay');
-  // One SIGTERM only: the handler is process.once, so a second one would kill the process.
+  // One SIGTERM is enough: keygate drains and exits on its own (a repeated signal is ignored while it stops).
   const exit = await within(kg.proc.exited, 10_000, 'the exit after SIGTERM');
   t.same(exit, { code: 0, signal: null }, 'the process exits 0');
 
