@@ -19,12 +19,14 @@ export const rateLimitSpec = z.strictObject({
   burst: z.number().int().positive().nullable().default(null),
 });
 
+/** What the limiter does when a shared store cannot be asked: admit, refuse (503), or count per node. */
+const onStoreFailure = z.enum(['open', 'closed', 'local']).default('local');
+
 const plan = z.strictObject({
   limit: z.number().int().positive(),
   window_seconds: z.number().positive(),
   burst: z.number().int().positive().nullable().default(null),
-  /** What the limiter does when a shared store cannot be asked: admit, refuse, or count per node. */
-  on_store_failure: z.enum(['open', 'closed', 'local']).default('local'),
+  on_store_failure: onStoreFailure,
 });
 
 const scopeName = z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be a lower-case scope name');
@@ -84,7 +86,7 @@ const route = z.strictObject({
     .default('*'),
   path: z.string().regex(/^\//, 'must start with "/"'),
   scopes: z.array(z.string()).default([]),
-  rate_limit: rateLimitSpec.nullable().default(null),
+  rate_limit: rateLimitSpec.extend({ on_store_failure: onStoreFailure }).nullable().default(null),
   plan: z.string().nullable().default(null),
 });
 
@@ -205,6 +207,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       interval_ms: z.number().int().min(100).default(5_000),
+    })
+    .prefault({}),
+  /** The shared (redis store) rate limiter: how many tokens a gateway leases from Redis at once. */
+  rate_limiter: z
+    .strictObject({
+      lease_fraction: z.number().min(0).max(1).default(0.02),
+      lease_max: z.number().int().min(1).default(50),
+      lease_ttl_ms: z.number().int().min(10).default(1_000),
     })
     .prefault({}),
   /** Per-key usage (counters, last use, first use): batched from the gateway to the store. */

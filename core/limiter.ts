@@ -10,12 +10,17 @@ export interface LimitPolicy {
   readonly tokensPerMs: number;
   /** This policy's item in the `RateLimit-Policy` header, built once. */
   readonly header: string;
+  readonly onStoreFailure: StoreFailureMode;
 }
 
-export function compilePolicy(name: string, spec: RateLimitSpec): LimitPolicy {
+/** What a shared limiter does for a policy when its store cannot be asked. */
+export type StoreFailureMode = 'open' | 'closed' | 'local';
+
+export function compilePolicy(name: string, spec: RateLimitSpec, onStoreFailure: StoreFailureMode = 'local'): LimitPolicy {
   const capacity = spec.burst ?? spec.limit;
   return Object.freeze({
     name,
+    onStoreFailure,
     limit: spec.limit,
     windowSeconds: spec.window_seconds,
     capacity,
@@ -33,10 +38,28 @@ export interface RateState {
   resetSeconds: number;
   /** Seconds until one token is available (at least 1); meaningful when refused. */
   retryAfter: number;
+  /** Refused because the shared store could not be asked and the policy fails closed. */
+  unavailable: boolean;
 }
 
 export function newRateState(): RateState {
-  return { allowed: true, remaining: 0, resetSeconds: 0, retryAfter: 1 };
+  return { allowed: true, remaining: 0, resetSeconds: 0, retryAfter: 1, unavailable: false };
+}
+
+/**
+ * Token buckets by id. `take` answers synchronously whenever it can; a limiter that must ask a
+ * shared store returns a promise instead, and the pipeline waits for it.
+ */
+export interface Limiter {
+  /** Spends one token when there is one. */
+  take(id: string, policy: LimitPolicy, now: number, out: RateState): boolean | Promise<boolean>;
+  /** Gives back a token just taken, for a request another bucket refused. */
+  refund(id: string, policy: LimitPolicy, now: number): void;
+  /** Reports the bucket as far as it is known here, without spending. */
+  peek(id: string, policy: LimitPolicy, now: number, out: RateState): boolean;
+  /** True while the shared store is failing and policies fall back to `onStoreFailure`. */
+  readonly degraded: boolean;
+  close(): void;
 }
 
 interface Bucket {
@@ -50,7 +73,8 @@ interface Bucket {
  * window up to its capacity, and spends one token per admitted request. Full buckets are
  * indistinguishable from absent ones, so a sweep drops them to bound memory.
  */
-export class LocalLimiter {
+export class LocalLimiter implements Limiter {
+  readonly degraded = false;
   readonly #buckets = new Map<string, Bucket>();
   readonly #sweep: NodeJS.Timeout;
   readonly #now: () => number;
@@ -94,10 +118,19 @@ export class LocalLimiter {
       }
     }
     out.allowed = allowed;
+    out.unavailable = false;
     out.remaining = Math.floor(tokens);
     out.resetSeconds = Math.ceil((policy.capacity - tokens) / policy.tokensPerMs / 1000);
     out.retryAfter = allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / policy.tokensPerMs / 1000));
     return allowed;
+  }
+
+  refund(id: string, policy: LimitPolicy, now: number): void {
+    const bucket = this.#buckets.get(id);
+    if (bucket === undefined) return;
+    const elapsed = now - bucket.last;
+    bucket.tokens = Math.min(policy.capacity, bucket.tokens + (elapsed > 0 ? elapsed * policy.tokensPerMs : 0) + 1);
+    if (elapsed > 0) bucket.last = now;
   }
 
   /** Drops buckets that have refilled completely under the policy they were last used with. */

@@ -45,6 +45,6 @@ export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolic
     scopesHeader: rec.scopes.join(','),
     cidrs: rec.ip_allowlist && rec.ip_allowlist.length > 0 ? cidrs : null,
     application: rec.application,
-    policy: rec.rate_limit ? compilePolicy('key', rec.rate_limit) : plan,
+    policy: rec.rate_limit ? compilePolicy('key', rec.rate_limit, plan.onStoreFailure) : plan,
   });
 }

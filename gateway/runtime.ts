@@ -3,7 +3,9 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { compilePolicy, LocalLimiter, type LimitPolicy } from '../core/limiter.js';
+import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
+import { SharedLimiter } from '../core/shared-limiter.js';
+import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { compileKey } from './compiled-key.js';
@@ -39,7 +41,7 @@ export interface Runtime {
   readonly store: Store;
   readonly hasher: KeyHasher;
   readonly keys: KeyCache;
-  readonly limiter: LocalLimiter;
+  readonly limiter: Limiter;
   readonly plans: ReadonlyMap<string, LimitPolicy>;
   readonly apis: readonly CompiledApi[];
   readonly trusted: TrustedProxies;
@@ -53,7 +55,7 @@ export function buildRuntime(
   deps: { clock: Clock; log: Logger; store: Store; hasher: KeyHasher },
 ): Runtime {
   const plans = new Map<string, LimitPolicy>();
-  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan));
+  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure));
   const apis = orderApis(
     config.apis.map((api): CompiledApi => {
       const upstream = new URL(api.upstream);
@@ -64,7 +66,7 @@ export function buildRuntime(
           method: r.method,
           pattern: compilePattern(r.path),
           scopes: r.scopes,
-          policy: r.rate_limit ? compilePolicy(name, r.rate_limit) : r.plan ? plans.get(r.plan)! : null,
+          policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,
         };
       });
       return {
@@ -98,11 +100,24 @@ export function buildRuntime(
     store: deps.store,
     hasher: deps.hasher,
     keys,
-    limiter: new LocalLimiter(() => deps.clock.now()),
+    limiter: createLimiter(config, deps.store, deps.clock),
     plans,
     apis,
     trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
   };
+}
+
+/** Buckets in Redis when the store is Redis (shared by every gateway), else in this process. */
+function createLimiter(config: Config, store: Store, clock: Clock): Limiter {
+  const local = new LocalLimiter(() => clock.now());
+  if (!(store instanceof RedisStore) || config.store.type !== 'redis') return local;
+  const r = config.rate_limiter;
+  return new SharedLimiter(store.client, local, {
+    prefix: config.store.prefix,
+    leaseFraction: r.lease_fraction,
+    leaseMax: r.lease_max,
+    leaseTtlMs: r.lease_ttl_ms,
+  });
 }

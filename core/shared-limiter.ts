@@ -1,0 +1,144 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Limiter, LimitPolicy, LocalLimiter, RateState } from './limiter.js';
+
+/**
+ * Takes up to ARGV[3] tokens from the bucket KEYS[1] (capacity ARGV[1], ARGV[2] tokens per ms),
+ * refilled by Redis's own clock so that gateway clocks do not matter. Answers the tokens
+ * granted and those left. The bucket expires once it would be full again.
+ */
+const TAKE = `
+local cap = tonumber(ARGV[1])
+local perMs = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 't', 'l')
+local tokens = tonumber(b[1])
+local last = tonumber(b[2])
+if not tokens then
+  tokens = cap
+  last = now
+end
+if now > last then tokens = math.min(cap, tokens + (now - last) * perMs) end
+if tokens > cap then tokens = cap end
+local granted = 0
+if tokens >= 1 then
+  granted = math.min(want, math.floor(tokens))
+  tokens = tokens - granted
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'l', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / perMs) + 1000)
+return {granted, tostring(tokens)}
+`;
+
+export interface SharedLimiterOptions {
+  /** Redis key-name prefix; each bucket is its own hash tag, so Cluster spreads them. */
+  prefix: string;
+  /** Tokens a gateway takes at once, as a share of the bucket's capacity (at least 1). */
+  leaseFraction: number;
+  leaseMax: number;
+  /** Leased tokens not spent within this are forgotten (they stay spent in Redis). */
+  leaseTtlMs: number;
+}
+
+interface Lease {
+  /** Tokens taken from Redis and not yet spent here. */
+  tokens: number;
+  /** Tokens Redis had left when this lease was taken. */
+  shared: number;
+  until: number;
+}
+
+type TakeScript = { kgTake(key: string, capacity: number, perMs: number, want: number): Promise<[number, string]> };
+
+/**
+ * Token buckets shared by every gateway through Redis, exact by construction: a request is
+ * admitted only with a token Redis handed out, so all gateways together never admit more than
+ * capacity + rate × elapsed. To keep a round trip off most requests, a gateway takes a small
+ * lease of tokens at once (`leaseFraction` of the capacity, at most `leaseMax`) and spends it
+ * locally; the price is that tokens leased by one gateway and not yet spent are unavailable to
+ * the others for up to `leaseTtlMs`. Small buckets lease one token at a time and so are exact
+ * per request. When Redis cannot be asked, each policy's `onStoreFailure` decides: admit
+ * (`open`), refuse with 503 (`closed`), or count in this process (`local`).
+ */
+export class SharedLimiter implements Limiter {
+  readonly #client: (Redis | Cluster) & TakeScript;
+  readonly #local: LocalLimiter;
+  readonly #options: SharedLimiterOptions;
+  readonly #leases = new Map<string, Lease>();
+  readonly #sweep: NodeJS.Timeout;
+  #failedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(client: Redis | Cluster, local: LocalLimiter, options: SharedLimiterOptions) {
+    client.defineCommand('kgTake', { numberOfKeys: 1, lua: TAKE });
+    this.#client = client as (Redis | Cluster) & TakeScript;
+    this.#local = local;
+    this.#options = options;
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [id, lease] of this.#leases) if (lease.until <= now) this.#leases.delete(id);
+    }, options.leaseTtlMs * 4);
+    this.#sweep.unref();
+  }
+
+  get degraded(): boolean {
+    return performance.now() - this.#failedAt < 5_000;
+  }
+
+  take(id: string, policy: LimitPolicy, now: number, out: RateState): boolean | Promise<boolean> {
+    const lease = this.#leases.get(id);
+    if (lease !== undefined && lease.tokens >= 1 && lease.until > performance.now()) {
+      lease.tokens--;
+      report(out, policy, lease.shared + lease.tokens, true);
+      return true;
+    }
+    const want = Math.max(1, Math.min(this.#options.leaseMax, Math.floor(policy.capacity * this.#options.leaseFraction)));
+    return this.#client.kgTake(`${this.#options.prefix}:rl:{${id}}`, policy.capacity, policy.tokensPerMs, want).then(
+      ([granted, left]) => {
+        const shared = Number(left);
+        if (granted < 1) {
+          this.#leases.delete(id);
+          report(out, policy, shared, false);
+          return false;
+        }
+        this.#leases.set(id, { tokens: granted - 1, shared, until: performance.now() + this.#options.leaseTtlMs });
+        report(out, policy, shared + granted - 1, true);
+        return true;
+      },
+      () => {
+        this.#failedAt = performance.now();
+        if (policy.onStoreFailure === 'local') return this.#local.take(id, policy, now, out);
+        const open = policy.onStoreFailure === 'open';
+        report(out, policy, open ? policy.capacity : 0, open);
+        out.unavailable = !open;
+        return open;
+      },
+    );
+  }
+
+  refund(id: string, policy: LimitPolicy, now: number): void {
+    const lease = this.#leases.get(id);
+    if (lease !== undefined) lease.tokens++;
+    else this.#local.refund(id, policy, now);
+  }
+
+  peek(id: string, policy: LimitPolicy, _now: number, out: RateState): boolean {
+    const lease = this.#leases.get(id);
+    // Unknown here: reported as the last lease saw it, or full.
+    report(out, policy, lease ? lease.shared + lease.tokens : policy.capacity, true);
+    return true;
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+    this.#local.close();
+  }
+}
+
+function report(out: RateState, policy: LimitPolicy, tokens: number, allowed: boolean): void {
+  out.allowed = allowed;
+  out.unavailable = false;
+  out.remaining = Math.max(0, Math.floor(tokens));
+  out.resetSeconds = Math.max(0, Math.ceil((policy.capacity - tokens) / policy.tokensPerMs / 1000));
+  out.retryAfter = allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / policy.tokensPerMs / 1000));
+}
