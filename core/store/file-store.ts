@@ -56,6 +56,8 @@ const heldLocks = new Set<string>();
  */
 export class FileStore implements Store {
   readonly kind = 'file';
+  /** On local disk: there is no connection to lose. */
+  readonly available = true;
   readonly #dir: string;
   readonly #byId = new Map<string, KeyRecord>();
   readonly #byHash = new Map<string, KeyRecord>();

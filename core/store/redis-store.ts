@@ -372,7 +372,7 @@ export class RedisStore implements Store {
     return this.#client;
   }
 
-  get ready(): boolean {
+  get available(): boolean {
     return this.#client.status === 'ready';
   }
 

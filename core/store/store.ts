@@ -85,6 +85,8 @@ export class InvalidCursorError extends Error {
  */
 export interface Store {
   readonly kind: string;
+  /** False while the store cannot be reached (the process runs degraded meanwhile). */
+  readonly available: boolean;
   getKeyByHash(hash: string): Promise<KeyRecord | null>;
   getKey(id: string): Promise<KeyRecord | null>;
   /** `commit` of one key alone. */

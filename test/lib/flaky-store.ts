@@ -18,6 +18,7 @@ export function switchable(inner: Store): Store & Switchable {
   return new Proxy(inner, {
     get(target, prop, receiver) {
       if (prop in state) return state[prop as keyof Switchable];
+      if (prop === 'available') return !state.down && target.available;
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function') return value;
       if (prop === 'close' || prop === 'onKeyChange') return value.bind(target);
