@@ -152,8 +152,13 @@ function toHttpError(err: unknown, log: Logger, requestId: string): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof InvalidCursorError) return validationError([{ path: 'cursor', message: err.message }]);
   if (err instanceof StoreUnavailableError) {
-    log.warn('store unavailable', { request_id: requestId, err: err.message });
-    return new HttpError('service_unavailable', 'The key store is unavailable; nothing was changed. Retry shortly.');
+    log.warn('store unavailable', { request_id: requestId, err: err.message, uncertain: err.uncertain });
+    return new HttpError(
+      'service_unavailable',
+      err.uncertain
+        ? 'The key store did not answer in time. The change may still be applied, whole or not at all: check the record before retrying.'
+        : 'The key store is unavailable; nothing was changed. Retry shortly.',
+    );
   }
   if (err instanceof URIError) return new HttpError('bad_request', 'Malformed percent-encoding in the path.');
   log.error('admin request failed', { request_id: requestId, err: err instanceof Error ? err.stack : String(err) });

@@ -59,6 +59,8 @@ export interface Limiter {
   peek(id: string, policy: LimitPolicy, now: number, out: RateState): boolean;
   /** True while the shared store is failing and policies fall back to `onStoreFailure`. */
   readonly degraded: boolean;
+  /** Whether buckets are shared by every gateway (in the store) or kept in this process. */
+  readonly shared: boolean;
   close(): void;
 }
 
@@ -75,6 +77,7 @@ interface Bucket {
  */
 export class LocalLimiter implements Limiter {
   readonly degraded = false;
+  readonly shared = false;
   readonly #buckets = new Map<string, Bucket>();
   readonly #sweep: NodeJS.Timeout;
   readonly #now: () => number;

@@ -62,12 +62,14 @@ type TakeScript = { kgTake(key: string, capacity: number, perMs: number, want: n
  * (`open`), refuse with 503 (`closed`), or count in this process (`local`).
  */
 export class SharedLimiter implements Limiter {
+  readonly shared = true;
   readonly #client: (Redis | Cluster) & TakeScript;
   readonly #local: LocalLimiter;
   readonly #options: SharedLimiterOptions;
   readonly #leases = new Map<string, Lease>();
   readonly #sweep: NodeJS.Timeout;
   #failedAt = Number.NEGATIVE_INFINITY;
+  #failing = false;
 
   constructor(client: Redis | Cluster, local: LocalLimiter, options: SharedLimiterOptions) {
     client.defineCommand('kgTake', { numberOfKeys: 1, lua: TAKE });
@@ -81,8 +83,9 @@ export class SharedLimiter implements Limiter {
     this.#sweep.unref();
   }
 
+  /** Since the last failed call, until one succeeds (or 5 s pass without one failing). */
   get degraded(): boolean {
-    return performance.now() - this.#failedAt < 5_000;
+    return this.#failing && performance.now() - this.#failedAt < 5_000;
   }
 
   take(id: string, policy: LimitPolicy, now: number, out: RateState): boolean | Promise<boolean> {
@@ -95,6 +98,7 @@ export class SharedLimiter implements Limiter {
     const want = Math.max(1, Math.min(this.#options.leaseMax, Math.floor(policy.capacity * this.#options.leaseFraction)));
     return this.#client.kgTake(`${this.#options.prefix}:rl:{${id}}`, policy.capacity, policy.tokensPerMs, want).then(
       ([granted, left]) => {
+        this.#failing = false;
         const shared = Number(left);
         if (granted < 1) {
           this.#leases.delete(id);
@@ -106,6 +110,7 @@ export class SharedLimiter implements Limiter {
         return true;
       },
       () => {
+        this.#failing = true;
         this.#failedAt = performance.now();
         if (policy.onStoreFailure === 'local') return this.#local.take(id, policy, now, out);
         const open = policy.onStoreFailure === 'open';

@@ -151,6 +151,8 @@ interface Scripts {
 }
 
 const CHUNK = 500;
+/** `#run` labels of calls that change data. */
+const WRITES = new Set(['commit', 'usage', 'lease']);
 
 /**
  * The production store: every gateway and admin process shares one Redis (single node,
@@ -243,7 +245,9 @@ export class RedisStore implements Store {
     try {
       return await fn();
     } catch (err) {
-      throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
+      // A write that timed out was sent: Redis may run it yet. One that could not be sent was not.
+      const uncertain = WRITES.has(what) && (err as Error).message === 'Command timed out';
+      throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err, uncertain });
     }
   }
 

@@ -72,6 +72,16 @@ export class VersionConflictError extends Error {
 /** Raised when the store cannot be reached or cannot persist; callers answer 503. */
 export class StoreUnavailableError extends Error {
   readonly code = 'KEYGATE_STORE_UNAVAILABLE';
+  /**
+   * True when a write was sent but not answered in time: the store may still apply it (whole,
+   * never in part). False when it certainly was not applied.
+   */
+  readonly uncertain: boolean;
+
+  constructor(message: string, options: ErrorOptions & { uncertain?: boolean } = {}) {
+    super(message, options);
+    this.uncertain = options.uncertain ?? false;
+  }
 }
 
 export class InvalidCursorError extends Error {
