@@ -43,8 +43,11 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
     route('GET', '/healthz', 'public', { summary: 'Liveness', responses: { 200: 'The process is up' } }, async (c) =>
       sendJson(c.res, 200, { status: 'ok' }, c.requestId),
     ),
-    route('GET', '/readyz', 'public', { summary: 'Readiness', responses: { 200: 'Ready to serve' } }, async (c) =>
-      sendJson(c.res, 200, { status: 'ready', store: d.store.kind }, c.requestId),
+    // The admin plane can neither read nor write without its store: unready while it is away.
+    route('GET', '/readyz', 'public', { summary: 'Readiness', responses: { 200: 'Ready to serve', 503: 'The store cannot be reached' } }, async (c) =>
+      d.store.available
+        ? sendJson(c.res, 200, { status: 'ready', store: { kind: d.store.kind, reachable: true } }, c.requestId)
+        : sendJson(c.res, 503, { status: 'degraded', store: { kind: d.store.kind, reachable: false } }, c.requestId),
     ),
 
     route('POST', '/v1/keys', 'write_keys', { summary: 'Create a key; the key itself is in this answer only', body: schemas.create, responses: { 201: 'The new key record, with `key` and a `curl` example' } }, async (c) => {

@@ -11,6 +11,7 @@ import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
 import type { Store } from '../core/store/store.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
+import { createOpsServer, listenOps } from '../gateway/ops.js';
 import { createDemoUpstream } from './demo-upstream.js';
 
 const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check]
@@ -84,6 +85,8 @@ async function run(config: Config, path: string): Promise<number> {
   let gateway: Gateway | null = null;
   let admin: Admin | null = null;
   let usage: UsageRecorder | null = null;
+  let ops: Server | null = null;
+  let stopping = false;
   const workers = cluster.isPrimary && config.role !== 'admin' && config.workers > 1 ? new Workers(config.workers, log) : null;
   try {
     if (config.demo_upstream) {
@@ -105,11 +108,17 @@ async function run(config: Config, path: string): Promise<number> {
       const recorder = admin?.usage ?? usage!;
       gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
+      if (config.status_listener) {
+        ops = createOpsServer(gateway.runtime, () => stopping);
+        const bound = await listenOps(ops, config.status_listener.port, config.status_listener.host);
+        log.info('status listening', { address: bound.host, port: bound.port });
+      }
     }
     await admin?.listen();
   } catch (err) {
     log.error('start-up failed', { err: (err as Error).message });
     await Promise.allSettled([gateway?.close(0), admin?.close(), usage?.close(), workers?.stop()]);
+    ops?.close();
     await store.close();
     demo?.close();
     return 1;
@@ -118,13 +127,14 @@ async function run(config: Config, path: string): Promise<number> {
   log.info('keygate started', { config: path, role: config.role, store: store.kind, workers: config.workers, worker: cluster.isWorker ? cluster.worker!.id : null });
 
   return new Promise<number>((done) => {
-    let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info('shutting down', { signal, drain_ms: config.shutdown.drain_timeout_ms });
       await Promise.allSettled([gateway?.close(), admin?.close(), workers?.stop()]);
       await usage?.close();
+      ops?.closeAllConnections();
+      ops?.close();
       await store.close();
       demo?.closeAllConnections();
       demo?.close();

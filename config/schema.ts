@@ -235,6 +235,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
+  /** The gateway's operations listener: /healthz, /readyz, /metrics (null: none). */
+  status_listener: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

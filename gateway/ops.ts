@@ -1,0 +1,105 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Gauge, Registry } from 'prom-client';
+import type { Runtime } from './runtime.js';
+
+/** What a gateway process can do right now, as /readyz reports it. */
+export interface GatewayHealth {
+  /**
+   * `ready`; `degraded` while the store cannot be reached (cached keys still pass, uncached
+   * ones get 503, rate limits follow `on_store_failure`); `stopping` once a shutdown began.
+   */
+  status: 'ready' | 'degraded' | 'stopping';
+  store: { kind: string; reachable: boolean };
+  /** `shared` (Redis buckets), `local` (this process's), or `fallback` (shared, but failing). */
+  rate_limiter: 'shared' | 'local' | 'fallback';
+  cached_keys: number;
+}
+
+export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
+  const reachable = rt.store.available;
+  const fallback = rt.limiter.degraded;
+  return {
+    status: stopping ? 'stopping' : reachable && !fallback ? 'ready' : 'degraded',
+    store: { kind: rt.store.kind, reachable },
+    rate_limiter: fallback ? 'fallback' : rt.limiter.shared ? 'shared' : 'local',
+    cached_keys: rt.keys.size,
+  };
+}
+
+/** The gateway's gauges; read when scraped, so the request path never touches them. */
+export function gatewayRegistry(rt: Runtime, stopping: () => boolean): Registry {
+  const registry = new Registry();
+  new Gauge({
+    name: 'keygate_degraded',
+    help: 'Whether this gateway runs degraded (1) because its store or shared rate limiter cannot be reached',
+    registers: [registry],
+    collect() {
+      this.set(gatewayHealth(rt, stopping()).status === 'degraded' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'keygate_store_up',
+    help: 'Whether the key store can be reached (1) or not (0)',
+    registers: [registry],
+    collect() {
+      this.set(rt.store.available ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'keygate_key_cache_entries',
+    help: 'Keys (and known-unknown hashes) held in the key cache',
+    registers: [registry],
+    collect() {
+      this.set(rt.keys.size);
+    },
+  });
+  return registry;
+}
+
+/**
+ * The operations listener beside the gateway's client listeners: `/healthz` (the process
+ * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
+ * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus).
+ */
+export function createOpsServer(rt: Runtime, stopping: () => boolean): Server {
+  const registry = gatewayRegistry(rt, stopping);
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const json = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      res.end(text);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method_not_allowed', message: 'Use GET.' });
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const health = gatewayHealth(rt, stopping());
+      return json(health.status === 'stopping' ? 503 : 200, health);
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        () => json(500, { error: 'internal_error', message: 'Metrics could not be collected.' }),
+      );
+      return;
+    }
+    json(404, { error: 'not_found', message: 'Try /healthz, /readyz or /metrics.' });
+  });
+}
+
+export async function listenOps(server: Server, port: number, host: string): Promise<{ host: string; port: number; url: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return { host: addr.address, port: addr.port, url: `http://${h}:${addr.port}` };
+}
