@@ -205,9 +205,20 @@ export class RedisStore implements Store {
     store.#define();
     client.on('error', (err: Error) => warn('redis error', { err: err.message }));
     sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
-    await store.#subscribe(warn);
-    const ready = await waitReady(client, options.connectTimeoutMs);
+    // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
+    // published before that is never delivered, so a store handed out earlier could let a
+    // caller cache a key that another process changes a moment later and never hear of it.
+    const subscribed = store.#subscribe(warn);
+    const [ready, listening] = await Promise.all([
+      waitReady(client, options.connectTimeoutMs),
+      within(subscribed, options.connectTimeoutMs, false),
+    ]);
     if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
+    if (!listening) {
+      warn('redis invalidation channel not subscribed yet', { timeout_ms: options.connectTimeoutMs });
+      // Whatever was cached before the subscription took effect may have missed a change.
+      void subscribed.then((ok) => ok && !store.#closed && store.#emitter.emit('key', null));
+    }
     return store;
   }
 
@@ -220,7 +231,8 @@ export class RedisStore implements Store {
     c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
   }
 
-  async #subscribe(warn: NonNullable<RedisStoreOptions['warn']>): Promise<void> {
+  /** Subscribes to the invalidation channel; true once Redis has acknowledged it, false if that failed. */
+  #subscribe(warn: NonNullable<RedisStoreOptions['warn']>): Promise<boolean> {
     const channel = `${this.#tag}:invalidate`;
     let connectedOnce = false;
     this.#sub.on('message', (ch: string, msg: string) => {
@@ -236,7 +248,13 @@ export class RedisStore implements Store {
       }
       connectedOnce = true;
     });
-    this.#sub.subscribe(channel).catch((err: Error) => warn('redis subscribe failed', { err: err.message }));
+    return this.#sub.subscribe(channel).then(
+      () => true,
+      (err: Error) => {
+        warn('redis subscribe failed', { err: err.message });
+        return false;
+      },
+    );
   }
 
   /** Runs a Redis call; a failure to reach Redis (or a timeout) becomes StoreUnavailableError. */
@@ -399,6 +417,17 @@ function applyUsage(rec: KeyRecord, requests: string, errors: string, last: stri
 
 function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
   return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
+}
+
+/** `promise`'s value, or `fallback` if it has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms);
+    void promise.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
 }
 
 function waitReady(client: Client, timeoutMs: number): Promise<boolean> {
