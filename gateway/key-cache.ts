@@ -16,19 +16,31 @@ export interface KeyCacheOptions {
   clock: Clock;
 }
 
+/** A cached answer and the cache generation it was read in. */
+interface Slot {
+  readonly entry: CacheEntry;
+  readonly gen: number;
+}
+
 /**
  * Lookup id → compiled key, in front of the store. `get` is synchronous so that a hit never
  * awaits; `load` fills a miss, sharing one store read among concurrent callers (lru-cache's
  * fetch). Misses are cached for `negativeTtlMs`. When the store fails, a stale entry is served
  * rather than refusing a key that was valid a moment ago.
+ *
+ * When the store says changes may have been missed (its change feed reconnected), every entry
+ * becomes suspect at once: the generation moves on, and an entry of an older generation is
+ * read again on its next use, but kept to serve while the store cannot answer. Flushing the
+ * cache instead would turn every key into a 503 while the store is still coming back.
  */
 export class KeyCache {
-  readonly #lru: LRUCache<string, CacheEntry, string>;
+  readonly #lru: LRUCache<string, Slot, string>;
+  #gen = 0;
   #hits = 0;
   #misses = 0;
 
   constructor(store: Store, hasher: KeyHasher, compile: (rec: KeyRecord) => CompiledKey, options: KeyCacheOptions) {
-    this.#lru = new LRUCache<string, CacheEntry, string>({
+    this.#lru = new LRUCache<string, Slot, string>({
       max: options.max,
       ttl: options.ttlMs,
       perf: options.clock,
@@ -38,6 +50,8 @@ export class KeyCache {
       updateAgeOnGet: false,
       noDeleteOnStaleGet: true,
       fetchMethod: async (hash, stale, { options: fetchOptions, context: key }) => {
+        // What is read now is as old as this generation: a reconnect meanwhile makes it suspect.
+        const gen = this.#gen;
         try {
           let rec = await store.getKeyByHash(hash);
           let fallback = false;
@@ -52,37 +66,46 @@ export class KeyCache {
           }
           if (!rec) {
             fetchOptions.ttl = options.negativeTtlMs;
-            return MISSING;
+            return { entry: MISSING, gen };
           }
           // Invalidations name the stored hash, not this one: keep such entries briefly.
           if (fallback) fetchOptions.ttl = options.negativeTtlMs;
-          return compile(rec);
+          return { entry: compile(rec), gen };
         } catch (err) {
-          if (stale !== undefined && stale !== MISSING) {
+          if (stale !== undefined && stale.entry !== MISSING) {
+            // Served while the store is away; asked again after negativeTtlMs, or at once
+            // when it reconnects (the generation moves on).
             fetchOptions.ttl = options.negativeTtlMs;
-            return stale;
+            return { entry: stale.entry, gen };
           }
           throw new StoreUnavailableError('key store unreachable', { cause: err });
         }
       },
     });
-    store.onKeyChange((hash) => (hash === null ? this.#lru.clear() : this.#lru.delete(hash)));
+    store.onKeyChange((hash) => {
+      if (hash === null) this.#gen++;
+      else this.#lru.delete(hash);
+    });
   }
 
   /** A fresh entry, or undefined when the store must be asked. Never awaits. */
   get(hash: string): CacheEntry | undefined {
-    const v = this.#lru.get(hash);
-    if (v === undefined) this.#misses++;
-    else this.#hits++;
-    return v;
+    const slot = this.#lru.get(hash);
+    if (slot === undefined || slot.gen !== this.#gen) {
+      this.#misses++;
+      return undefined;
+    }
+    this.#hits++;
+    return slot.entry;
   }
 
   async load(hash: string, key: string): Promise<CacheEntry> {
     // A fetch is aborted when its entry is invalidated meanwhile; ask again for the new state.
     for (let attempt = 0; ; attempt++) {
       try {
-        const v = await this.#lru.fetch(hash, { context: key });
-        if (v !== undefined) return v;
+        // Forced: an entry of an older generation is fresh by its TTL but must be read again.
+        const slot = await this.#lru.fetch(hash, { context: key, forceRefresh: true });
+        if (slot !== undefined) return slot.entry;
       } catch (err) {
         if (err instanceof StoreUnavailableError || attempt >= 2) throw err;
       }

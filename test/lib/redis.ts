@@ -89,6 +89,15 @@ export class RedisServer {
     await waitUntil(() => answers(this.port), `redis-server on port ${this.port}`);
   }
 
+  /** SIGSTOP: the server keeps its connections but answers nothing, as a hung server does. */
+  pause(): void {
+    this.#proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#proc?.kill('SIGCONT');
+  }
+
   /** SIGKILL: the server is gone at once, as in a crash. */
   async kill(): Promise<void> {
     const proc = this.#proc;
@@ -97,6 +106,7 @@ export class RedisServer {
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
       proc.kill('SIGKILL');
+      proc.kill('SIGCONT'); // a paused server dies only once it runs again
     });
   }
 

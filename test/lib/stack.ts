@@ -94,6 +94,8 @@ export interface StackOptions {
   overrides?: (upstream: string) => Record<string, unknown>;
   /** Wraps the file store, e.g. to make it fail on demand. */
   wrapStore?: (store: Store) => Store;
+  /** Opens another store (e.g. Redis) instead of a file store in a temp dir. */
+  openStore?: (config: Config) => Promise<Store>;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -103,8 +105,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
   const logs: string[] = [];
   const log = new Logger({ level: 'debug', write: (l) => logs.push(l), keyPrefix: config.keys.prefix });
-  const fileStore = await FileStore.open({ dir });
-  const store = options.wrapStore ? options.wrapStore(fileStore) : fileStore;
+  const inner = options.openStore ? await options.openStore(config) : await FileStore.open({ dir });
+  const store = options.wrapStore ? options.wrapStore(inner) : inner;
   const events: UsageEvent[] = [];
   const gw: Record<string, string> = {};
   const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw });
