@@ -11,7 +11,7 @@ import { RedisStore, type RedisStoreOptions } from '../core/store/redis-store.js
 import type { Store } from '../core/store/store.js';
 import { keyRecord } from './lib/records.js';
 import { waitUntil } from './lib/redis.js';
-import { RedisClusterSet, RedisSentinelSet } from './lib/redis-topology.js';
+import { RedisClusterSet, RedisSentinelSet, redisCli } from './lib/redis-topology.js';
 import { storeConformance } from './lib/store-conformance.js';
 
 // The Redis store's Sentinel and Cluster modes against real processes: one master watched by
@@ -23,9 +23,10 @@ const [sentinelSet, clusterSet] = await Promise.all([RedisSentinelSet.start(), R
 t.teardown(() => Promise.all([sentinelSet.stop(), clusterSet.stop()]));
 
 type Connection = Pick<RedisStoreOptions, 'sentinels' | 'name' | 'cluster'>;
-const modes: { mode: string; connection: Connection }[] = [
-  { mode: 'sentinel', connection: { sentinels: sentinelSet.sentinels, name: sentinelSet.name } },
-  { mode: 'cluster', connection: { cluster: clusterSet.nodes } },
+/** Each mode's connection options, and the ports of the data nodes (where subscribers connect). */
+const modes: { mode: string; connection: Connection; dataPorts: number[] }[] = [
+  { mode: 'sentinel', connection: { sentinels: sentinelSet.sentinels, name: sentinelSet.name }, dataPorts: [sentinelSet.masterPort] },
+  { mode: 'cluster', connection: { cluster: clusterSet.nodes }, dataPorts: clusterSet.ports },
 ];
 
 const hasher = new KeyHasher(null);
@@ -44,7 +45,7 @@ async function open(t: Test, connection: Connection, prefix: string, warnings: s
   return store;
 }
 
-for (const { mode, connection } of modes) {
+for (const { mode, connection, dataPorts } of modes) {
   t.test(`${mode}: store conformance`, async (t) => {
     const prefixes = new WeakMap<Store, string>();
     storeConformance(t, {
@@ -86,6 +87,25 @@ for (const { mode, connection } of modes) {
     t.same(heard, [rec.hash, second.hash]);
     t.same(otherHeard, [], 'another prefix hears nothing');
     t.same(warnings, [], 'no warnings');
+  });
+
+  t.test(`${mode}: a dropped subscriber connection drops cached keys, and changes keep arriving`, async (t) => {
+    const prefix = `${mode}${n++}`;
+    const writer = await open(t, connection, prefix);
+    const warnings: string[] = [];
+    const reader = await open(t, connection, prefix, warnings);
+    const heard: (string | null)[] = [];
+    reader.onKeyChange((h) => heard.push(h));
+    // Every subscriber connection on every data node is cut (a network blip, a proxy timeout);
+    // a Cluster client then re-subscribes through whichever node it picks next.
+    for (const port of dataPorts) t.not(await redisCli(port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']), null, `CLIENT KILL on ${port}`);
+    // Changes published while it was away are lost, so every cached key is suspect.
+    await waitUntil(() => heard.includes(null), 'the reader to drop its cached keys', 5000);
+    t.ok(warnings.some((w) => w.startsWith('redis subscriber reconnected')), 'and it says so');
+    // The re-SUBSCRIBE was sent before the flush was announced; changes arrive again.
+    const rec = await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, Date.now()), 0);
+    await waitUntil(() => heard.includes(rec.hash), 'the reader to hear a change after the reconnect', 5000);
+    t.pass('a change after the reconnect is heard');
   });
 
   t.test(`${mode}: openStore connects from a parsed config`, async (t) => {

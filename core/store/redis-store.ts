@@ -241,13 +241,14 @@ export class RedisStore implements Store {
     });
     // Messages published while the subscriber was away are lost: after a reconnect, every
     // cached key is suspect.
-    this.#sub.on('ready', () => {
+    const watched = onSubscriberReady(this.#sub, () => {
       if (connectedOnce) {
         warn('redis subscriber reconnected; dropping cached keys', {});
         this.#emitter.emit('key', null);
       }
       connectedOnce = true;
     });
+    if (!watched) warn('cannot watch the redis cluster subscriber for reconnects; cached keys are not dropped after one', {});
     return this.#sub.subscribe(channel).then(
       () => true,
       (err: Error) => {
@@ -417,6 +418,39 @@ function applyUsage(rec: KeyRecord, requests: string, errors: string, last: stri
 
 function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
   return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
+}
+
+/** What `onSubscriberReady` uses of ioredis's (private) Cluster subscriber. */
+interface ClusterSubscriberInternals {
+  selectSubscriber(): void;
+  getInstance(): Redis | null;
+}
+
+/**
+ * Calls `fn` on every (re)connection of the connection that carries the SUBSCRIBE; false when
+ * that cannot be watched. For a single node or Sentinel that is the subscriber client itself,
+ * whose 'ready' follows each reconnect. A Cluster client instead subscribes through a
+ * connection of its own to one node, and when that connection drops it quietly opens another
+ * (to any node) and subscribes again there; the Cluster itself stays 'ready' and emits nothing,
+ * so the flush after a reconnect never happened. Each new subscriber connection is watched
+ * instead, through ioredis's Cluster internals (`subscriber.selectSubscriber`, ioredis 6.0.0,
+ * pinned in package.json; if they change, this answers false and the store warns at open).
+ */
+function onSubscriberReady(sub: Client, fn: () => void): boolean {
+  if (!(sub instanceof Cluster)) {
+    sub.on('ready', fn);
+    return true;
+  }
+  const inner = (sub as unknown as { subscriber?: Partial<ClusterSubscriberInternals> }).subscriber;
+  const select = inner?.selectSubscriber;
+  if (!inner || typeof select !== 'function' || typeof inner.getInstance !== 'function') return false;
+  // Every selection (the first, once the Cluster is ready, and each after a drop) goes through
+  // this method on the instance; the new connection connects lazily, with the SUBSCRIBE.
+  inner.selectSubscriber = function (this: ClusterSubscriberInternals) {
+    select.call(this);
+    this.getInstance()?.once('ready', fn);
+  };
+  return true;
 }
 
 /** `promise`'s value, or `fallback` if it has not settled within `ms`. */
