@@ -67,6 +67,8 @@ export class SharedLimiter implements Limiter {
   readonly #local: LocalLimiter;
   readonly #options: SharedLimiterOptions;
   readonly #leases = new Map<string, Lease>();
+  /** Round trips in flight, by bucket; requests that find no leased token wait for these. */
+  readonly #pending = new Map<string, Promise<{ granted: number; shared: number } | null>>();
   readonly #sweep: NodeJS.Timeout;
   #failedAt = Number.NEGATIVE_INFINITY;
   #failing = false;
@@ -95,30 +97,61 @@ export class SharedLimiter implements Limiter {
       report(out, policy, lease.shared + lease.tokens, true);
       return true;
     }
-    const want = Math.max(1, Math.min(this.#options.leaseMax, Math.floor(policy.capacity * this.#options.leaseFraction)));
-    return this.#client.kgTake(`${this.#options.prefix}:rl:{${id}}`, policy.capacity, policy.tokensPerMs, want).then(
-      ([granted, left]) => {
-        this.#failing = false;
-        const shared = Number(left);
-        if (granted < 1) {
-          this.#leases.delete(id);
-          report(out, policy, shared, false);
-          return false;
-        }
-        this.#leases.set(id, { tokens: granted - 1, shared, until: performance.now() + this.#options.leaseTtlMs });
-        report(out, policy, shared + granted - 1, true);
+    return this.#refill(id, policy, now, out);
+  }
+
+  /**
+   * Waits for a lease: one round trip per bucket at a time, however many requests wait for
+   * it. When others spent the whole grant first, asks again; only an empty grant refuses.
+   */
+  #refill(id: string, policy: LimitPolicy, now: number, out: RateState): Promise<boolean> {
+    let pending = this.#pending.get(id);
+    if (pending === undefined) {
+      pending = this.#ask(id, policy).finally(() => this.#pending.delete(id));
+      this.#pending.set(id, pending);
+    }
+    return pending.then((answer) => {
+      if (answer === null) return this.#fallback(id, policy, now, out);
+      const lease = this.#leases.get(id);
+      if (lease !== undefined && lease.tokens >= 1) {
+        lease.tokens--;
+        report(out, policy, lease.shared + lease.tokens, true);
         return true;
-      },
-      () => {
-        this.#failing = true;
-        this.#failedAt = performance.now();
-        if (policy.onStoreFailure === 'local') return this.#local.take(id, policy, now, out);
-        const open = policy.onStoreFailure === 'open';
-        report(out, policy, open ? policy.capacity : 0, open);
-        out.unavailable = !open;
-        return open;
-      },
-    );
+      }
+      if (answer.granted === 0) {
+        report(out, policy, answer.shared, false);
+        return false;
+      }
+      return this.#refill(id, policy, now, out);
+    });
+  }
+
+  /** One TAKE: adds what Redis grants to the lease; null when Redis could not be asked. */
+  async #ask(id: string, policy: LimitPolicy): Promise<{ granted: number; shared: number } | null> {
+    const want = Math.max(1, Math.min(this.#options.leaseMax, Math.floor(policy.capacity * this.#options.leaseFraction)));
+    try {
+      const [granted, left] = await this.#client.kgTake(`${this.#options.prefix}:rl:{${id}}`, policy.capacity, policy.tokensPerMs, want);
+      this.#failing = false;
+      const shared = Number(left);
+      const at = performance.now();
+      const lease = this.#leases.get(id);
+      // Tokens still leased here (a refund) are kept with the new ones.
+      const kept = lease !== undefined && lease.until > at ? lease.tokens : 0;
+      this.#leases.set(id, { tokens: kept + granted, shared, until: at + this.#options.leaseTtlMs });
+      return { granted, shared };
+    } catch {
+      this.#failing = true;
+      this.#failedAt = performance.now();
+      return null;
+    }
+  }
+
+  #fallback(id: string, policy: LimitPolicy, now: number, out: RateState): boolean {
+    if (policy.onStoreFailure === 'local') return this.#local.take(id, policy, now, out);
+    const open = policy.onStoreFailure === 'open';
+    report(out, policy, open ? policy.capacity : 0, open);
+    out.unavailable = !open;
+    return open;
   }
 
   refund(id: string, policy: LimitPolicy, now: number): void {
