@@ -57,32 +57,127 @@ export function matchApi(apis: readonly CompiledApi[], host: string | null, path
   return null;
 }
 
+/**
+ * The first rule whose method and pattern match. HEAD is matched as GET (RFC 9110 §9.3.2: a
+ * HEAD is a GET without the body), so a rule list that guards a GET guards its HEAD too; a
+ * HEAD rule listed before the GET rule still wins, as first match wins.
+ */
 export function matchRoute(api: CompiledApi, method: string, path: string): CompiledRoute | null {
+  const head = method === 'HEAD';
   for (const route of api.routes) {
-    if ((route.method === '*' || route.method === method) && route.pattern.test(path)) return route;
+    const m = route.method;
+    if ((m === '*' || m === method || (head && m === 'GET')) && route.pattern.test(path)) return route;
   }
   return null;
 }
 
-const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+/** The path as the upstream receives it, and the path routes are matched against. */
+export interface CanonicalPath {
+  readonly forward: string;
+  readonly match: string;
+}
+
+/** What makes a path unfit to forward; the route stage renders each as a 400. */
+export type PathFault = 'character' | 'escape' | 'separator' | 'dot_segment' | 'parameters';
+
+// Bytes allowed in a path as sent: RFC 3986 pchar (unreserved, sub-delims, ":", "@"), "/" and
+// "%" (checked for its two hex digits later). Anything else, "#" included, is a fault.
+const PATH_BYTE = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%") PATH_BYTE[c.charCodeAt(0)] = 1;
 
 /**
- * The path routes are matched against: percent-encoded unreserved characters decoded
- * (RFC 3986 §6.2.2.2 says they are equivalent), so `/v1/s%65nd` cannot dodge a `/v1/send` rule.
+ * One pass over the path. 'plain' means it is already canonical: only allowed bytes, no
+ * "%", no ";", no empty segment and no segment starting with "." (the common case, which
+ * costs no allocation). 'work' means canonicalPath() must look closer.
  */
-export function matchablePath(path: string): string {
-  return path.includes('%') ? path.replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16))) : path;
+export function scanPath(path: string): 'plain' | 'work' | 'character' {
+  let work = false;
+  let prev = 0;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 128 || PATH_BYTE[c] === 0) return 'character';
+    if (c === 37 /* % */ || c === 59 /* ; */ || (prev === 47 /* / */ && (c === 47 || c === 46 /* . */))) work = true;
+    prev = c;
+  }
+  return work ? 'work' : 'plain';
+}
+
+const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+const HEX = /^[0-9A-Fa-f]{2}$/;
+// Percent-encoded ";" ends a segment's name too where dot segments are concerned: an upstream
+// that decodes before it strips parameters would read `..%3B` as `..`.
+const PARAMS = /;|%3[bB]/;
+
+function decodeUnreserved(s: string): string {
+  return s.includes('%') ? s.replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16))) : s;
 }
 
 /**
- * True when a segment of the path is `.` or `..`, written plainly or percent-encoded, or
- * split by an encoded or back slash. Such paths are refused: upstreams resolve them in
- * different ways, and one that climbs out of the API's prefix would reach what the key was
- * never granted.
+ * The one rule for paths (DESIGN.md §4), applied to what is matched and to what is forwarded:
+ *
+ * - Empty segments are dropped (`/v1//admin` is `/v1/admin`) in both: upstreams disagree on
+ *   them (nginx merges slashes, most frameworks do not), so the upstream gets the path the
+ *   gateway matched. A trailing slash is kept.
+ * - Percent-encoded unreserved characters are equivalent to the characters (RFC 3986
+ *   §6.2.2.2): decoded for matching (`/v1/%61dmin` is `/v1/admin`), forwarded as sent.
+ * - `;` parameters are removed from each segment for matching (`/v1/admin;x/y` is
+ *   `/v1/admin/y`, as servlet containers read it), forwarded as sent.
+ * - Refused, never forwarded, because upstreams read them in different ways and some of
+ *   those ways climb out of the API or dodge a route: `.` and `..` segments, plain,
+ *   percent-encoded or with parameters (`..;`, `%2e%2e`); encoded `/` or `\` (`%2F`,
+ *   `%5C`) and their double encodings (`%252F`, `%252e`); encoded control characters (`%00`);
+ *   a `%` without two hex digits; a segment of parameters only (`/;x/`).
+ *
+ * So the upstream never sees a segment structure other than the one the gateway matched.
  */
-export function hasDotSegment(path: string): boolean {
-  if (!path.includes('.') && !path.includes('%') && !path.includes('\\')) return false;
-  const decoded = path.replace(/%2[eE]/g, '.').replace(/%2[fF]|%5[cC]|\\/g, '/');
-  for (const seg of decoded.split('/')) if (seg === '.' || seg === '..') return true;
-  return false;
+export function canonicalPath(path: string): CanonicalPath | PathFault {
+  const segments = path.split('/');
+  let forward = '';
+  let match = '';
+  const last = segments.length - 1;
+  for (let i = 1; i <= last; i++) {
+    const seg = segments[i]!;
+    if (seg === '') {
+      if (i === last) {
+        forward += '/';
+        match += '/';
+      }
+      continue;
+    }
+    for (let p = seg.indexOf('%'); p !== -1; p = seg.indexOf('%', p + 1)) {
+      const hex = seg.slice(p + 1, p + 3);
+      if (!HEX.test(hex)) return 'escape';
+      const code = Number.parseInt(hex, 16);
+      if (code === 0x2f || code === 0x5c || code < 0x20 || code === 0x7f) return 'separator';
+      if (code === 0x25 && /^(2[eEfF]|5[cC]|00)/.test(seg.slice(p + 3, p + 5))) return 'separator';
+    }
+    const semi = seg.indexOf(';');
+    if (semi === 0) return 'parameters';
+    const matched = decodeUnreserved(semi === -1 ? seg : seg.slice(0, semi));
+    const params = seg.search(PARAMS);
+    const name = params === semi ? matched : decodeUnreserved(seg.slice(0, params));
+    if (name === '.' || name === '..') return 'dot_segment';
+    forward += `/${seg}`;
+    match += `/${matched}`;
+  }
+  return { forward: forward === '' ? '/' : forward, match: match === '' ? '/' : match };
+}
+
+/**
+ * The forwarded path with the API's prefix removed (`strip_prefix`). The prefix was matched
+ * on the canonical path, which has the forwarded path's segments one for one, so the prefix's
+ * segments are dropped from the forwarded path as the client wrote them: escapes reach the
+ * upstream unchanged.
+ */
+export function stripPrefix(path: string, prefix: string): string {
+  if (prefix === '/') return path;
+  const n = prefix.length;
+  if (path.startsWith(prefix) && (path.length === n || path.charCodeAt(n) === 47)) return path.length === n ? '/' : path.slice(n);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    if (prefix.charCodeAt(i) !== 47) continue;
+    at = path.indexOf('/', at + 1);
+    if (at === -1) return '/';
+  }
+  return path.slice(at);
 }

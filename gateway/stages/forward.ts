@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
 import { connectionNamed, HOP_BY_HOP, stripResponseHeaders } from '../headers.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
-import type { CompiledApi } from '../routes.js';
+import { stripPrefix, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
 
 const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
@@ -106,8 +106,7 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
     out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
     if (key.application !== null) out.push(h.application_id, key.application);
 
-    let path = api.config.strip_prefix ? ctx.path.slice(api.prefix.length) : ctx.path;
-    if (path === '' || path.charCodeAt(0) !== 47) path = `/${path}`;
+    let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
     if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
     let query = ctx.query;
     if (paramStrip && !api.config.forward_credential && query.includes(`${param}=`)) query = withoutParam(query, param!);

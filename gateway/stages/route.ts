@@ -1,15 +1,31 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
-import { hasDotSegment, matchablePath, matchApi, matchRoute } from '../routes.js';
+import { canonicalPath, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
 
 const NOT_FOUND: Denial = Object.freeze({ code: 'route_not_found' });
 const BAD_TARGET: Denial = Object.freeze({ code: 'bad_request', message: 'Request target must be an absolute path.' });
-const DOT_SEGMENT: Denial = Object.freeze({
-  code: 'bad_request',
-  message: 'Request path must not contain "." or ".." segments, plain or percent-encoded.',
-});
+const FAULTS: Readonly<Record<PathFault, Denial>> = Object.freeze({
+  character: Object.freeze({
+    code: 'bad_request',
+    message: 'Request target holds a character that is not allowed in a URL path ("#" and the like); percent-encode it.',
+  }),
+  escape: Object.freeze({ code: 'bad_request', message: 'Request path holds a "%" that is not followed by two hex digits.' }),
+  separator: Object.freeze({
+    code: 'bad_request',
+    message: 'Request path must not contain an encoded "/", "\\" or control character (%2F, %5C, %00 and the like).',
+  }),
+  dot_segment: Object.freeze({
+    code: 'bad_request',
+    message: 'Request path must not contain "." or ".." segments, plain or percent-encoded.',
+  }),
+  parameters: Object.freeze({ code: 'bad_request', message: 'Request path must not contain a segment of ";" parameters only.' }),
+} satisfies Record<PathFault, Denial>);
 
-/** Finds the API by host and longest path prefix, then the first matching route rule. */
+/**
+ * Checks the request target, puts its path in canonical form (routes.ts canonicalPath), finds
+ * the API by host and longest path prefix, then the first matching route rule. `ctx.path` is
+ * what the upstream receives; the rule is matched on the canonical form of the same segments.
+ */
 export function createRouteStage(rt: Runtime): Stage {
   const apis = rt.apis;
   const anyHost = apis.some((a) => a.host !== null);
@@ -17,10 +33,22 @@ export function createRouteStage(rt: Runtime): Stage {
     const url = ctx.req.url ?? '';
     if (url.charCodeAt(0) !== 47 /* / */) return BAD_TARGET;
     const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
+    let path = q === -1 ? url : url.slice(0, q);
+    if (q !== -1) {
+      ctx.query = url.slice(q);
+      // A fragment is never sent (RFC 9112 §3.2); one in the query is refused like one in the path.
+      if (ctx.query.includes('#')) return FAULTS.character;
+    }
+    let match = path;
+    const scan = scanPath(path);
+    if (scan === 'character') return FAULTS.character;
+    if (scan === 'work') {
+      const canonical = canonicalPath(path);
+      if (typeof canonical === 'string') return FAULTS[canonical];
+      path = canonical.forward;
+      match = canonical.match;
+    }
     ctx.path = path;
-    ctx.query = q === -1 ? '' : url.slice(q);
-    if (hasDotSegment(path)) return DOT_SEGMENT;
     let host: string | null = null;
     if (anyHost) {
       const h = ctx.req.headers.host;
@@ -29,11 +57,10 @@ export function createRouteStage(rt: Runtime): Stage {
         host = (colon === -1 ? h : h.slice(0, colon)).toLowerCase();
       }
     }
-    const matchable = matchablePath(path);
-    const api = matchApi(apis, host, matchable);
+    const api = matchApi(apis, host, match);
     if (api === null) return NOT_FOUND;
     ctx.api = api;
-    ctx.route = api.routes.length === 0 ? null : matchRoute(api, ctx.req.method ?? 'GET', matchable);
+    ctx.route = api.routes.length === 0 ? null : matchRoute(api, ctx.req.method ?? 'GET', match);
     return undefined;
   };
 }
