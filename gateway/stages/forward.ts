@@ -5,6 +5,7 @@ import { connectionNamed, HOP_BY_HOP, stripResponseHeaders } from '../headers.js
 import { sendDenial, setKeyHeaders } from '../respond.js';
 import { stripPrefix, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
+import { withoutQueryParam } from './parse-key.js';
 
 const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
@@ -109,7 +110,7 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
     let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
     if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
     let query = ctx.query;
-    if (paramStrip && !api.config.forward_credential && query.includes(`${param}=`)) query = withoutParam(query, param!);
+    if (paramStrip && !api.config.forward_credential) query = withoutQueryParam(query, param!);
 
     const te = reqHeaders['transfer-encoding'];
     const cl = reqHeaders['content-length'];
@@ -127,17 +128,4 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
       done,
     );
   };
-}
-
-/** The query string without the credential parameter; other parameters stay byte for byte. */
-export function withoutParam(query: string, param: string): string {
-  const kept = query
-    .slice(1)
-    .split('&')
-    .filter((part) => {
-      const eq = part.indexOf('=');
-      const name = eq === -1 ? part : part.slice(0, eq);
-      return name !== param;
-    });
-  return kept.length === 0 ? '' : `?${kept.join('&')}`;
 }
