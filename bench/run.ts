@@ -259,11 +259,14 @@ Notes:
   row; Redis pub/sub would drop it on a change) and the rate limit in Redis's shared token buckets.
   The plan (1e9 per second) never refuses, yet every request spends a token leased from Redis:
   leases are 2% of the capacity, at most 50, so by design one Redis round trip (a Lua script) per
-  50 requests, 0.020 scripts/req; more means refills overlapped (each concurrent request that
-  finds the lease empty takes a lease of its own). Against the file-store row: ${vsFile(REDIS_ROW)}.
-- "${REDIS_1_ROW}": the same with rate_limiter.lease_max 1, a Redis round trip on every request
-  (what a small bucket costs, and the upper bound of the shared limiter's price). Against the
-  file-store row: ${vsFile(REDIS_1_ROW)}.
+  50 requests: 0.020 scripts/req (more would mean concurrent refills each took a lease of their
+  own). Against the file-store row: ${vsFile(REDIS_ROW)}.
+- "${REDIS_1_ROW}": the same with rate_limiter.lease_max 1, a Redis round trip on every request:
+  the upper bound of the shared limiter's price. A gateway makes one round trip per bucket at a
+  time (waiting requests share it), so one hot key on one gateway is bounded by the Redis round
+  trip here (about 1 / RTT requests per second); buckets small enough to lease 1 token by
+  default (capacity under 100) have limits far below that. Against the file-store row:
+  ${vsFile(REDIS_1_ROW)}.
 - redis-server runs on loopback${pin ? ' on CPU 1, beside wrk and the upstream (the gateways have CPU 0)' : ''}, so its CPU
   time competes with the load generator: in production it is on another host. "Redis scripts/req"
   counts the EVAL/EVALSHA calls redis-server ran during the run; "redis-server CPU µs/req" is its
