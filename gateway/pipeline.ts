@@ -105,6 +105,10 @@ export function createPipeline(rt: Runtime): Pipeline {
     handle(req, res, listener, onDone) {
       const ctx = new RequestContext(req, res, null, null, listener, performance.now());
       res.once('close', () => {
+        // Closed before the response was complete: the client left, or the upstream failed
+        // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts
+        // passes the request to undici as its abort signal).
+        if (!res.writableFinished) req.emit('abort');
         record(ctx);
         onDone();
       });

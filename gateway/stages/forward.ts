@@ -11,6 +11,12 @@ const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/** How an upstream failure is answered: 504 when it timed out, else 502. */
+export function upstreamFailure(err: Error): Denial {
+  const code = (err as { code?: string }).code;
+  return code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : BAD_GATEWAY;
+}
+
 /** Request headers never forwarded as the client sent them: hop-by-hop, and those the gateway sets. */
 function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
   const h = rt.config.headers;
@@ -37,6 +43,10 @@ function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
  * Proxies the request through the API's undici Pool. Bodies stream both ways with
  * backpressure (undici writes into the ServerResponse and pauses when it is full); nothing is
  * buffered whole. Headers are rebuilt from rawHeaders so duplicates and case survive.
+ *
+ * The client's request doubles as undici's abort signal (undici takes any EventEmitter): the
+ * pipeline emits `abort` on it when the response closes unfinished, so a client that leaves
+ * while the upstream still works cancels the upstream request, at no cost per request.
  */
 export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
   const drops = new Map<CompiledApi, Set<string>>();
@@ -63,19 +73,16 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
     const ctx = data.opaque;
     const res = ctx.res!;
     if (res.headersSent) {
-      // The status is already on the wire: all that is left is to cut the response short.
-      ctx.outcome = 'bad_gateway';
+      // The status is already on the wire: all that is left is to cut the response short,
+      // never to end it as if complete. The record stage finds the error on res.errored.
       res.destroy(err);
       return;
     }
-    if (res.destroyed || ctx.req.destroyed) {
-      ctx.status = 499;
-      ctx.outcome = 'client_closed_request';
-      return;
-    }
+    // The client left first; the record stage counts it as 499.
+    if (res.destroyed) return;
     const code = (err as { code?: string }).code;
     rt.log.warn('upstream request failed', { request_id: ctx.requestId, api: ctx.api?.name, code: code ?? err.name, err: err.message });
-    sendDenial(rt, ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : BAD_GATEWAY);
+    sendDenial(rt, ctx, upstreamFailure(err));
   }
 
   return function forward(ctx: RequestContext): void {
@@ -122,6 +129,7 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
         method: req.method as Dispatcher.HttpMethod,
         headers: out,
         body: hasBody ? req : null,
+        signal: req,
         opaque: ctx,
       },
       factory,

@@ -1,5 +1,7 @@
+import { ERRORS } from '../../core/errors.js';
 import type { RequestContext } from '../context.js';
 import type { Runtime, UsageEvent } from '../runtime.js';
+import { upstreamFailure } from './forward.js';
 
 /**
  * The one place a request's outcome is recorded, once its response is over, denials
@@ -8,6 +10,14 @@ import type { Runtime, UsageEvent } from '../runtime.js';
 export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
   const sinks = rt.sinks;
   return function record(ctx: RequestContext): void {
+    const failed = ctx.res?.errored;
+    if (failed && ctx.outcome === 'ok') {
+      // The upstream failed after its status went out (a reset or timeout mid-body): the client
+      // saw that status, then a cut connection. Counted as the failure it was, not as a success.
+      const denial = upstreamFailure(failed);
+      ctx.outcome = denial.code;
+      ctx.status = ERRORS[denial.code].status;
+    }
     if (sinks.length === 0) return;
     const key = ctx.key;
     const event: UsageEvent = {
