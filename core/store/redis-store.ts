@@ -151,6 +151,8 @@ interface Scripts {
 }
 
 const CHUNK = 500;
+/** How often a Cluster store checks that the node holding its slot answers (see `available`). */
+const SLOT_PROBE_MS = 1_000;
 /** `#run` labels of calls that change data. */
 const WRITES = new Set(['commit', 'usage', 'lease']);
 
@@ -168,6 +170,9 @@ export class RedisStore implements Store {
   readonly #tag: string;
   readonly #emitter = new EventEmitter();
   #closed = false;
+  /** Cluster only: whether the node serving this deployment's slot answered the last probe. */
+  #slotReachable = true;
+  #probe: NodeJS.Timeout | undefined;
 
   private constructor(client: Client, sub: Client, prefix: string) {
     this.#client = client as Client & Scripts;
@@ -213,6 +218,7 @@ export class RedisStore implements Store {
       waitReady(client, options.connectTimeoutMs),
       within(subscribed, options.connectTimeoutMs, false),
     ]);
+    if (client instanceof Cluster) await store.#watchSlot();
     if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
     if (!listening) {
       warn('redis invalidation channel not subscribed yet', { timeout_ms: options.connectTimeoutMs });
@@ -229,6 +235,23 @@ export class RedisStore implements Store {
     c.defineCommand('kgByHash', { numberOfKeys: 1, lua: BY_HASH });
     c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
     c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
+  }
+
+  /**
+   * A Cluster client stays 'ready' while any node answers, so while the node that holds this
+   * deployment's slot is down it still looked available, though every store command timed
+   * out. For Cluster, a read of one of our keys (routed by the hash tag to that node) every
+   * second decides instead; the first is awaited at open.
+   */
+  #watchSlot(): Promise<void> {
+    const probe = () =>
+      this.#client.exists(this.#routing('ver')).then(
+        () => void (this.#slotReachable = true),
+        () => void (this.#slotReachable = false),
+      );
+    this.#probe = setInterval(() => void probe(), SLOT_PROBE_MS);
+    this.#probe.unref();
+    return probe();
   }
 
   /** Subscribes to the invalidation channel; true once Redis has acknowledged it, false if that failed. */
@@ -396,12 +419,13 @@ export class RedisStore implements Store {
   }
 
   get available(): boolean {
-    return this.#client.status === 'ready';
+    return this.#client.status === 'ready' && this.#slotReachable;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#probe);
     await Promise.allSettled([this.#client.quit(), this.#sub.quit()]);
     this.#client.disconnect();
     this.#sub.disconnect();

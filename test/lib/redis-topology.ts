@@ -130,7 +130,8 @@ export class RedisSentinelSet {
 export class RedisClusterSet {
   readonly ports: number[];
   readonly #dir: string;
-  readonly #procs: ChildProcess[] = [];
+  /** The running process of each node, by port. */
+  readonly #procs = new Map<number, ChildProcess>();
 
   private constructor(ports: number[]) {
     this.ports = ports;
@@ -157,23 +158,8 @@ export class RedisClusterSet {
   async #start(timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
     const left = () => Math.max(1, until - Date.now());
-    for (const port of this.ports) {
-      this.#procs.push(
-        spawnRedis([
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--dir', this.#dir,
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout', '2000',
-          '--save', '',
-          '--appendonly', 'no',
-        ]),
-      );
-    }
-    for (const port of this.ports) {
-      await whileRunning(this.#procs, waitUntil(async () => (await redisCli(port, ['PING']))?.trim() === 'PONG', `cluster node on ${port}`, left()));
-    }
+    for (const port of this.ports) this.#spawn(port);
+    for (const port of this.ports) await this.#answers(port, left());
     const created = await new Promise<{ ok: boolean; out: string }>((resolve) => {
       execFile(
         'redis-cli',
@@ -183,12 +169,76 @@ export class RedisClusterSet {
       );
     });
     if (!created.ok) throw new Error(`redis-cli --cluster create failed:\n${created.out}`);
-    for (const port of this.ports) {
+    await this.waitOk(left());
+  }
+
+  #spawn(port: number): void {
+    this.#procs.set(
+      port,
+      spawnRedis([
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--dir', this.#dir,
+        '--cluster-enabled', 'yes',
+        // Kept across a restart: the node comes back with its id, epoch and slots.
+        '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout', '2000',
+        '--save', '',
+        '--appendonly', 'no',
+      ]),
+    );
+  }
+
+  async #answers(port: number, timeoutMs: number): Promise<void> {
+    await whileRunning([...this.#procs.values()], waitUntil(async () => (await redisCli(port, ['PING']))?.trim() === 'PONG', `cluster node on ${port}`, timeoutMs));
+  }
+
+  /** Until every running node reports `cluster_state:ok`. */
+  async waitOk(timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (const port of this.#procs.keys()) {
       await whileRunning(
-        this.#procs,
-        waitUntil(async () => (await redisCli(port, ['CLUSTER', 'INFO']))?.includes('cluster_state:ok') ?? false, `cluster_state:ok on ${port}`, left()),
+        [...this.#procs.values()],
+        waitUntil(
+          async () => (await redisCli(port, ['CLUSTER', 'INFO']))?.includes('cluster_state:ok') ?? false,
+          `cluster_state:ok on ${port}`,
+          Math.max(1, until - Date.now()),
+        ),
       );
     }
+  }
+
+  /** The port of the node that serves `key`'s slot. */
+  async ownerOf(key: string): Promise<number> {
+    const slot = Number((await redisCli(this.ports[0]!, ['CLUSTER', 'KEYSLOT', key]))?.trim());
+    for (const port of this.ports) {
+      if (!this.#procs.has(port)) continue;
+      const nodes = (await redisCli(port, ['CLUSTER', 'NODES'])) ?? '';
+      for (const line of nodes.split('\n')) {
+        const f = line.split(' ');
+        if (!f[2]?.split(',').includes('master')) continue;
+        const owns = f.slice(8).some((r) => {
+          const [lo, hi] = r.split('-').map(Number);
+          return slot >= lo! && slot <= (hi ?? lo)!;
+        });
+        if (owns) return Number(f[1]!.split('@')[0]!.split(':')[1]);
+      }
+    }
+    throw new Error(`no node owns the slot of ${key}`);
+  }
+
+  /** SIGKILL one node, as in a crash. */
+  async kill(port: number): Promise<void> {
+    const proc = this.#procs.get(port);
+    this.#procs.delete(port);
+    if (proc) await killAll([proc]);
+  }
+
+  /** Starts a killed node again on its port, with its cluster config; waits until it answers. */
+  async restart(port: number, timeoutMs = 10_000): Promise<void> {
+    if (this.#procs.has(port)) return;
+    this.#spawn(port);
+    await this.#answers(port, timeoutMs);
   }
 
   get nodes(): { host: string; port: number }[] {
@@ -196,7 +246,9 @@ export class RedisClusterSet {
   }
 
   async stop(): Promise<void> {
-    await killAll(this.#procs.splice(0));
+    const procs = [...this.#procs.values()];
+    this.#procs.clear();
+    await killAll(procs);
     rmSync(this.#dir, { recursive: true, force: true });
   }
 }
