@@ -14,9 +14,10 @@ export interface Principal {
 }
 
 const GRANTS: Record<Role, ReadonlySet<Permission>> = {
-  admin: new Set(['public', 'read', 'write_keys', 'admin']),
+  admin: new Set(['public', 'read', 'write_keys', 'admin', 'ingest_usage']),
   developer: new Set(['public', 'read', 'write_keys']),
   viewer: new Set(['public', 'read']),
+  gateway: new Set(['public', 'ingest_usage']),
 };
 
 /**

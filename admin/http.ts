@@ -69,7 +69,7 @@ export async function readJson(req: IncomingMessage, res: ServerResponse, limit:
   }
 }
 
-export type Permission = 'read' | 'write_keys' | 'admin' | 'public';
+export type Permission = 'read' | 'write_keys' | 'admin' | 'public' | 'ingest_usage';
 
 /** What the OpenAPI document says of a route. */
 export interface RouteDoc {

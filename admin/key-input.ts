@@ -15,7 +15,7 @@ export function isRealDateTime(s: string): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offsetOk;
 }
 
-const rfc3339 = z
+export const rfc3339 = z
   .string()
   .regex(RFC3339, 'must be an RFC 3339 date-time, like 2027-01-31T12:00:00Z')
   .refine(isRealDateTime, 'must be a real date-time')

@@ -18,7 +18,8 @@ import { KeyService } from './keys.js';
 import { buildOpenApi } from './openapi.js';
 import { adminRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
-import { UsageRecorder } from './usage.js';
+import { recorderOptions, UsageRecorder } from './usage.js';
+import { usageRoutes } from './usage-routes.js';
 
 export interface AdminDeps {
   store: Store;
@@ -48,7 +49,8 @@ export interface Call {
   actor: Actor;
   /** Validates input against a schema; bad input is a 400 naming every field. */
   parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S>;
-  body(): Promise<unknown>;
+  /** The JSON body, up to `max` bytes (default `admin.max_body_bytes`). */
+  body(max?: number): Promise<unknown>;
 }
 
 export function createAdmin(config: Config, deps: AdminDeps): Admin {
@@ -58,7 +60,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const keys = new KeyService(config, deps.store, clock, hasher);
   const apps = new AppService(deps.store, clock);
   const scheduler = new Scheduler(keys, deps.store, log, config.scheduler.interval_ms);
-  const usage = new UsageRecorder(deps.store, log, { flushIntervalMs: config.usage.flush_interval_ms, maxPendingKeys: config.usage.max_pending_keys });
+  const usage = new UsageRecorder(deps.store, log, recorderOptions(config.usage));
   const auth = new TokenAuth(config.admin.tokens);
   const proxies = new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!));
   const schemas = keySchemas(config);
@@ -70,7 +72,10 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     return result.data;
   };
 
-  const routes: Route<Call>[] = adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store });
+  const routes: Route<Call>[] = [
+    ...adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store }),
+    ...usageRoutes({ config, keys, store: deps.store, clock, usage }),
+  ];
   let openapi: string | undefined; // built on first use, from the whole table including this route
   routes.push({
     method: 'GET',
@@ -102,7 +107,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
         if (principal) authorize(principal, r.permission);
         const ip = proxies.resolve(normalizePeer(req.socket.remoteAddress), req.headers['x-forwarded-for']).ip;
         const actor: Actor = { name: principal?.name ?? 'anonymous', role: principal?.role ?? 'none', tenant: principal?.tenant ?? null, ip, request_id: requestId };
-        const call: Call = { req, res, requestId, url, actor, parse, body: () => readJson(req, res, limit) };
+        const call: Call = { req, res, requestId, url, actor, parse, body: (max = limit) => readJson(req, res, max) };
         await r.handler(call, m.slice(1).map(decodeURIComponent));
         return;
       }

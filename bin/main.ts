@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
-import { UsageRecorder } from '../admin/usage.js';
+import { recorderOptions, UsageRecorder } from '../admin/usage.js';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
@@ -12,6 +12,7 @@ import { openStore } from '../core/store/open.js';
 import type { Store } from '../core/store/store.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { createOpsServer, listenOps } from '../gateway/ops.js';
+import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
 
 const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check]
@@ -84,7 +85,7 @@ async function run(config: Config, path: string): Promise<number> {
   let demo: Server | null = null;
   let gateway: Gateway | null = null;
   let admin: Admin | null = null;
-  let usage: UsageRecorder | null = null;
+  let usage: UsageRecorder | UsageShipper | null = null;
   let ops: Server | null = null;
   let stopping = false;
   const workers = cluster.isPrimary && config.role !== 'admin' && config.workers > 1 ? new Workers(config.workers, log) : null;
@@ -102,8 +103,16 @@ async function run(config: Config, path: string): Promise<number> {
       await workers.start();
     } else if (config.role !== 'admin') {
       // With the admin plane in this process, usage is handed over in memory; a gateway on
-      // its own writes it to the shared store itself.
-      usage = admin ? null : new UsageRecorder(store, log, { flushIntervalMs: config.usage.flush_interval_ms, maxPendingKeys: config.usage.max_pending_keys });
+      // its own sends it to the admin plane (usage.ship_to) or writes it to the store itself.
+      const ship = config.usage.ship_to;
+      if (!admin && ship) {
+        usage = new UsageShipper(
+          { url: ship.url, token: ship.token, flushIntervalMs: config.usage.flush_interval_ms, maxBufferedEvents: ship.max_buffered_events, maxBatchEvents: ship.max_batch_events, timeoutMs: ship.timeout_ms },
+          log,
+        );
+      } else if (!admin) {
+        usage = new UsageRecorder(store, log, recorderOptions(config.usage));
+      }
       usage?.start();
       const recorder = admin?.usage ?? usage!;
       gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });

@@ -120,7 +120,8 @@ const api = z.strictObject({
 const token = z.strictObject({
   name,
   token: secret,
-  role: z.enum(['admin', 'developer', 'viewer']),
+  /** `gateway`: may only hand usage to the admin plane (POST /v1/usage/events). */
+  role: z.enum(['admin', 'developer', 'viewer', 'gateway']),
   tenant: z.string().min(1).nullable().default(null),
 });
 
@@ -222,6 +223,34 @@ export const configSchema = z.strictObject({
     .strictObject({
       flush_interval_ms: z.number().int().min(10).default(1_000),
       max_pending_keys: z.number().int().positive().default(100_000),
+      /** How long per-minute and per-day aggregates are kept. */
+      minute_retention_hours: z.number().int().min(1).max(24 * 14).default(24),
+      day_retention_days: z.number().int().min(1).max(3660).default(30),
+      /** Most recent errors kept for GET /v1/usage/errors. */
+      errors_kept: z.number().int().min(0).max(1_000_000).default(10_000),
+      /** A request header holding the client's country (ISO 3166 alpha-2), e.g. cf-ipcountry. */
+      country_header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]+$/, 'must be a header name')
+        .transform((h) => h.toLowerCase())
+        .nullable()
+        .default(null),
+      /**
+       * A gateway running without the admin plane sends its usage events here over HTTP (the
+       * admin plane's URL and a token with role `gateway`); null: it writes usage to the store
+       * itself.
+       */
+      ship_to: z
+        .strictObject({
+          url: z.url({ protocol: /^https?$/ }),
+          token: z.string().min(16, 'must be at least 16 characters'),
+          /** Events held while the admin plane cannot take them; more are dropped and counted. */
+          max_buffered_events: z.number().int().min(1_000).default(1_000_000),
+          max_batch_events: z.number().int().min(1).max(100_000).default(5_000),
+          timeout_ms: z.number().int().min(100).default(10_000),
+        })
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   apis: z.array(api).default([]),
@@ -231,6 +260,8 @@ export const configSchema = z.strictObject({
       host: host.default('127.0.0.1'),
       tokens: z.array(token).default([]),
       max_body_bytes: z.number().int().positive().default(65_536),
+      /** Body limit of POST /v1/usage/events, where gateways send batches of usage events. */
+      max_usage_batch_bytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
   store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),

@@ -22,6 +22,7 @@ export interface CompiledKey {
   /** Null when the key has no allowlist; an entry that fails to parse matches nothing. */
   readonly cidrs: readonly Cidr[] | null;
   readonly application: string | null;
+  readonly tenant: string | null;
   readonly policy: LimitPolicy;
 }
 
@@ -45,6 +46,7 @@ export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolic
     scopesHeader: rec.scopes.join(','),
     cidrs: rec.ip_allowlist && rec.ip_allowlist.length > 0 ? cidrs : null,
     application: rec.application,
+    tenant: rec.tenant,
     policy: rec.rate_limit ? compilePolicy('key', rec.rate_limit, plan.onStoreFailure) : plan,
   });
 }

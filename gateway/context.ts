@@ -50,6 +50,9 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** The connection's byte counters when this request began (for usage's bytes in and out). */
+  readonly bytesRead0: number;
+  readonly bytesWritten0: number;
 
   constructor(
     req: IncomingMessage,
@@ -65,6 +68,8 @@ export class RequestContext {
     this.head = head;
     this.listener = listener;
     this.startedAt = startedAt;
+    this.bytesRead0 = req.socket.bytesRead;
+    this.bytesWritten0 = req.socket.bytesWritten;
   }
 }
 

@@ -31,6 +31,13 @@ export interface UsageEvent {
   upstream_ms: number | null;
   client_ip: string;
   rate_limit_remaining: number | null;
+  /** The key's tenant, for per-tenant usage. */
+  tenant: string | null;
+  /** Request body bytes (Content-Length, or as read), response bytes written (headers included). */
+  bytes_in: number;
+  bytes_out: number;
+  /** From `usage.country_header`, when the request carried a two-letter code. */
+  country: string | null;
 }
 
 /** Everything the stages read, built once from the config at start-up. */
@@ -64,6 +71,7 @@ export function buildRuntime(
         return {
           name,
           method: r.method,
+          template: r.path,
           pattern: compilePattern(r.path),
           scopes: r.scopes,
           policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,

@@ -7,6 +7,8 @@ import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
+import type { Bucket, ErrorSample, Fields, Granularity } from '../usage-agg.js';
+import { DAY, MINUTE, bucketStart } from '../usage-agg.js';
 import { queryApps, queryAudit, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
@@ -18,7 +20,9 @@ import {
   type KeyPage,
   type KeyQuery,
   type Page,
+  type ErrorQuery,
   type Store,
+  type UsageBatch,
 } from './store.js';
 
 export class StoreLockedError extends Error {
@@ -40,7 +44,26 @@ interface Entry {
   events: KeyEvent[];
   /** Traffic added to keys' usage (recordUsage); absent from configuration commits. */
   usage?: KeyUsageDelta[];
+  /** A usage batch's id (applied once), its aggregate increments and error samples. */
+  batch?: string;
+  buckets?: StoredBucket[];
+  errors?: ErrorSample[];
+  keep_errors?: number;
 }
+
+/** An aggregate bucket; `expires` is the end of its retention. */
+interface StoredBucket {
+  scope: string;
+  gran: Granularity;
+  start: number;
+  expires: number;
+  fields: Fields;
+}
+
+/** Usage batch ids remembered, to apply a batch sent twice once (far more than are ever in flight). */
+const BATCH_IDS_KEPT = 100_000;
+/** Journal lines appended since the last compaction that trigger the next one. */
+const COMPACT_AFTER = 20_000;
 
 const JOURNAL = 'journal.log';
 const LOCK = 'LOCK';
@@ -65,6 +88,12 @@ export class FileStore implements Store {
   readonly #audit: AuditEntry[] = [];
   readonly #events = new Map<string, KeyEvent[]>();
   readonly #leases = new Map<string, { holder: string; until: number }>();
+  readonly #buckets = new Map<string, StoredBucket>();
+  #errors: ErrorSample[] = [];
+  /** Applied usage batch ids, oldest first (a Map keeps insertion order). */
+  readonly #batches = new Map<string, true>();
+  #newestBucket = 0;
+  #appended = 0;
   readonly #emitter = new EventEmitter();
   #fh: FileHandle | null = null;
   /** Journal length after the last acknowledged write: a failed append is cut back to it. */
@@ -141,6 +170,10 @@ export class FileStore implements Store {
       write([...this.#apps.values()], (apps) => ({ apps }));
       write(this.#audit, (audit) => ({ audit }));
       write([...this.#events.values()].flat(), (events) => ({ events }));
+      // Buckets past their retention (judged by the newest data, not this machine's clock) go.
+      write([...this.#buckets.values()].filter((b) => b.expires > this.#newestBucket), (buckets) => ({ buckets }));
+      write(this.#errors, (errors) => ({ errors, keep_errors: Number.MAX_SAFE_INTEGER }));
+      for (const id of this.#batches.keys()) writeSync(fd, encodeLine({ ...empty(), batch: id }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -168,6 +201,25 @@ export class FileStore implements Store {
       };
       this.#byId.set(rec.id, rec);
       this.#byHash.set(rec.hash, rec);
+    }
+    if (entry.batch !== undefined) {
+      this.#batches.set(entry.batch, true);
+      if (this.#batches.size > BATCH_IDS_KEPT) this.#batches.delete(this.#batches.keys().next().value!);
+    }
+    for (const b of entry.buckets ?? []) {
+      const id = `${b.scope}\u0000${b.gran}\u0000${b.start}`;
+      const cur = this.#buckets.get(id);
+      if (cur === undefined) this.#buckets.set(id, { ...b, fields: { ...b.fields } });
+      else {
+        for (const [name, v] of Object.entries(b.fields)) cur.fields[name] = (cur.fields[name] ?? 0) + v;
+        cur.expires = Math.max(cur.expires, b.expires);
+      }
+      if (b.start > this.#newestBucket) this.#newestBucket = b.start;
+    }
+    if (entry.errors !== undefined && entry.errors.length > 0) {
+      for (const e of entry.errors) this.#errors.push(e);
+      const keep = entry.keep_errors ?? Number.MAX_SAFE_INTEGER;
+      if (this.#errors.length > keep) this.#errors = this.#errors.slice(this.#errors.length - keep);
     }
     for (const app of entry.apps) this.#apps.set(app.id, app);
     for (const a of entry.audit) this.#audit.push(a);
@@ -216,6 +268,7 @@ export class FileStore implements Store {
       const previous = keys.map((k) => this.#byId.get(k.id));
       await this.#append(encodeLine(entry));
       this.#apply(entry);
+      await this.#compactWhenLong();
       for (const [i, k] of keys.entries()) keys[i] = this.#byId.get(k.id)!;
       for (const [i, k] of keys.entries()) {
         this.#emitter.emit('key', k.hash);
@@ -228,27 +281,72 @@ export class FileStore implements Store {
     return run;
   }
 
-  /**
-   * Appends and syncs one line. When that fails part-way (disk full, I/O error) the torn bytes
-   * are cut off, so the next acknowledged line is not glued to them and lost on replay; if
-   * even that fails, the store refuses further writes rather than risk it.
-   */
-  recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
+  async recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
+    await this.ingestUsage({ id: '', keys: [...deltas], buckets: [], errors: [], keep_errors: 0 });
+  }
+
+  ingestUsage(batch: UsageBatch): Promise<boolean> {
     const run = this.#tail.then(async () => {
       if (this.#closed || !this.#fh) throw new StoreUnavailableError('the file store is closed');
-      const usage = deltas.filter((d) => this.#byId.has(d.key_id));
-      if (usage.length === 0) return;
+      if (batch.id !== '' && this.#batches.has(batch.id)) return false;
+      const usage = batch.keys.filter((d) => this.#byId.has(d.key_id));
+      if (usage.length === 0 && batch.buckets.length === 0 && batch.errors.length === 0) return true;
       const events: KeyEvent[] = usage
         .filter((d) => this.#byId.get(d.key_id)!.last_used_at === null)
         .map((d) => ({ key_id: d.key_id, type: 'first_used', scheduled_at: null, at: d.first_at, actor: 'gateway', detail: {} }));
       const entry: Entry = { t: 'c', keys: [], apps: [], audit: [], events, usage };
+      if (batch.id !== '') entry.batch = batch.id;
+      if (batch.buckets.length > 0) {
+        entry.buckets = batch.buckets.map((b) => ({
+          scope: b.scope,
+          gran: b.gran,
+          start: b.start,
+          expires: b.start + (b.gran === 'm' ? MINUTE : DAY) + b.ttl_ms,
+          fields: b.fields,
+        }));
+      }
+      if (batch.errors.length > 0) {
+        entry.errors = batch.errors;
+        entry.keep_errors = batch.keep_errors;
+      }
       await this.#append(encodeLine(entry));
       this.#apply(entry);
+      await this.#compactWhenLong();
+      return true;
     });
     this.#tail = run.catch(() => {});
     return run;
   }
 
+  async usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
+    const size = gran === 'm' ? MINUTE : DAY;
+    const out: Bucket[] = [];
+    for (let start = bucketStart(from, gran); start < to; start += size) {
+      if (start < from) continue;
+      const b = this.#buckets.get(`${scope}\u0000${gran}\u0000${start}`);
+      if (b !== undefined) out.push({ start, fields: { ...b.fields } });
+    }
+    return out;
+  }
+
+  async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
+    const out: ErrorSample[] = [];
+    for (let i = this.#errors.length - 1; i >= 0 && out.length < query.limit; i--) {
+      const e = this.#errors[i]!;
+      if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
+      if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
+      if (query.from !== undefined && e.time < query.from) continue;
+      if (query.to !== undefined && e.time >= query.to) continue;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * Appends and syncs one line. When that fails part-way (disk full, I/O error) the torn bytes
+   * are cut off, so the next acknowledged line is not glued to them and lost on replay; if
+   * even that fails, the store refuses further writes rather than risk it.
+   */
   async #append(line: string): Promise<void> {
     const fh = this.#fh!;
     const bytes = Buffer.from(line);
@@ -263,6 +361,21 @@ export class FileStore implements Store {
         this.#closed = true;
       }
       throw new StoreUnavailableError('could not write the journal', { cause: err });
+    }
+  }
+
+  /** Rewrites the journal from memory once it has grown by COMPACT_AFTER lines (usage adds one a second). */
+  async #compactWhenLong(): Promise<void> {
+    if (++this.#appended < COMPACT_AFTER) return;
+    this.#appended = 0;
+    const path = join(this.#dir, JOURNAL);
+    await this.#fh!.close();
+    this.#fh = null;
+    try {
+      this.#compact(path);
+    } finally {
+      this.#fh = await open(path, 'a');
+      this.#offset = (await this.#fh.stat()).size;
     }
   }
 
@@ -349,7 +462,9 @@ function decodeLine(line: Buffer): Entry | null {
       Array.isArray(entry.apps) &&
       Array.isArray(entry.audit) &&
       Array.isArray(entry.events) &&
-      (entry.usage === undefined || Array.isArray(entry.usage))
+      (entry.usage === undefined || Array.isArray(entry.usage)) &&
+      (entry.buckets === undefined || Array.isArray(entry.buckets)) &&
+      (entry.errors === undefined || Array.isArray(entry.errors))
       ? entry
       : null;
   } catch {

@@ -2,6 +2,7 @@ import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import type { KeyRecord, KeyStatus } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
+import type { Bucket, BucketDelta, ErrorSample, Granularity } from '../usage-agg.js';
 
 export type KeySort = 'created_at' | 'last_used_at' | 'name';
 
@@ -93,6 +94,26 @@ export class InvalidCursorError extends Error {
  * Writes are compare-and-set on `version`: a record is stored only when the stored version is
  * the expected one (0 for a new record), and is stored with that version + 1.
  */
+/** One batch of traffic for the store, applied whole and at most once. */
+export interface UsageBatch {
+  /** Unique per batch: a batch sent again (a retry after a lost answer) is not counted twice. */
+  id: string;
+  keys: KeyUsageDelta[];
+  /** Aggregate increments, each kept `ttl_ms` from this write (the retention). */
+  buckets: (BucketDelta & { ttl_ms: number })[];
+  errors: ErrorSample[];
+  /** Most error samples kept; older ones are dropped. */
+  keep_errors: number;
+}
+
+export interface ErrorQuery {
+  key_id?: string | undefined;
+  tenant?: string | undefined;
+  from?: number | undefined;
+  to?: number | undefined;
+  limit: number;
+}
+
 export interface Store {
   readonly kind: string;
   /** False while the store cannot be reached (the process runs degraded meanwhile). */
@@ -123,6 +144,15 @@ export interface Store {
    * keys that no longer exist are dropped.
    */
   recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void>;
+  /**
+   * `recordUsage` with aggregates and error samples, all in one atomic write; answers false
+   * (and changes nothing) when a batch with this id was applied before.
+   */
+  ingestUsage(batch: UsageBatch): Promise<boolean>;
+  /** A scope's buckets of one granularity with `from` ≤ start < `to`, oldest first; empty ones left out. */
+  usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]>;
+  /** Error samples, newest first. */
+  recentErrors(query: ErrorQuery): Promise<ErrorSample[]>;
   /**
    * Called with the lookup id of every key that changed, so caches can drop it; with null when
    * changes may have been missed (a lost connection), so caches drop everything.
