@@ -136,7 +136,8 @@ for (const { mode, connection, dataPorts } of modes) {
     t.teardown(() => opened.close());
     t.equal(opened.kind, 'redis');
     t.ok(opened.available, 'connected');
-    const client = (opened as RedisStore).client;
+    if (!(opened instanceof RedisStore)) throw new Error('openStore did not open a RedisStore');
+    const client = opened.client;
     if (mode === 'cluster') t.ok(client instanceof Cluster, 'a Cluster client');
     else t.same((client.options as { sentinels?: unknown }).sentinels, sentinelSet.sentinels, 'through the sentinel');
     const rec = await opened.putKey(keyRecord(generateKey('gw', 'live'), hasher, Date.now()), 0);
