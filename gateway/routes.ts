@@ -5,6 +5,8 @@ import type { LimitPolicy } from '../core/limiter.js';
 export interface CompiledRoute {
   readonly name: string;
   readonly method: string;
+  /** The rule's path as configured (`/v1/emails/:id`): what usage and metrics name it by. */
+  readonly template: string;
   readonly pattern: RegExp;
   readonly scopes: readonly string[];
   /** A limit of its own, on top of the key's; null when the route has none. */
