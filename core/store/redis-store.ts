@@ -4,6 +4,7 @@ import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
+import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { queryApps, queryAudit, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
@@ -15,7 +16,9 @@ import {
   type KeyPage,
   type KeyQuery,
   type Page,
+  type ErrorQuery,
   type Store,
+  type UsageBatch,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -108,6 +111,42 @@ end
 return 1
 `;
 
+/**
+ * One usage batch, at most once (ARGV[2] is its id, remembered a day): per-key counters as
+ * USAGE does, aggregate buckets (hashes of counters, each expiring after its retention), and
+ * error samples (a list trimmed to the newest ARGV[4]). ARGV[3] is the JSON payload.
+ */
+const INGEST = `
+local p = ARGV[1]
+if ARGV[2] ~= '' then
+  if not redis.call('SET', p .. ':batch:' .. ARGV[2], '1', 'NX', 'PX', 86400000) then return 0 end
+end
+local b = cjson.decode(ARGV[3])
+for _, d in ipairs(b.keys) do
+  local id = d.key_id
+  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
+    local u = p .. ':usage:' .. id
+    local last = redis.call('HGET', u, 'l')
+    if not last then
+      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(d.first_at), actor = 'gateway', detail = {}}))
+    end
+    redis.call('HINCRBY', u, 'r', d.requests)
+    redis.call('HINCRBY', u, 'e', d.errors)
+    if not last or tonumber(last) < tonumber(d.last_at) then redis.call('HSET', u, 'l', d.last_at) end
+  end
+end
+for _, k in ipairs(b.buckets) do
+  local key = p .. ':' .. k.name
+  for name, v in pairs(k.fields) do redis.call('HINCRBYFLOAT', key, name, v) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < k.ttl_ms then redis.call('PEXPIRE', key, k.ttl_ms) end
+end
+if #b.errors > 0 then
+  for _, e in ipairs(b.errors) do redis.call('RPUSH', p .. ':errors', cjson.encode(e)) end
+  redis.call('LTRIM', p .. ':errors', -tonumber(ARGV[4]), -1)
+end
+return 1
+`;
 /** Key record JSON and usage by lookup hash, in one round trip. */
 const BY_HASH = `
 local p = ARGV[1]
@@ -148,13 +187,14 @@ interface Scripts {
   kgByHash(routing: string, prefix: string, hash: string): Promise<[string, string, string, string] | null>;
   kgByIds(routing: string, prefix: string, ...ids: string[]): Promise<string[]>;
   kgLease(key: string, holder: string, ttl: number): Promise<number>;
+  kgIngest(routing: string, prefix: string, id: string, payload: string, keep: number): Promise<number>;
 }
 
 const CHUNK = 500;
 /** How often a Cluster store checks that the node holding its slot answers (see `available`). */
 const SLOT_PROBE_MS = 1_000;
 /** `#run` labels of calls that change data. */
-const WRITES = new Set(['commit', 'usage', 'lease']);
+const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
 
 /**
  * The production store: every gateway and admin process shares one Redis (single node,
@@ -235,6 +275,7 @@ export class RedisStore implements Store {
     c.defineCommand('kgByHash', { numberOfKeys: 1, lua: BY_HASH });
     c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
     c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
+    c.defineCommand('kgIngest', { numberOfKeys: 1, lua: INGEST });
   }
 
   /**
@@ -358,6 +399,62 @@ export class RedisStore implements Store {
       for (const d of deltas.slice(i, i + CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
       await this.#run('usage', () => this.#client.kgUsage(this.#routing('ver'), this.#tag, ...args));
     }
+  }
+
+  async ingestUsage(batch: UsageBatch): Promise<boolean> {
+    if (batch.keep_errors === 0) batch = { ...batch, errors: [] };
+    // Numbers that must stay exact (times) travel as strings; Lua's cjson keeps 14 digits.
+    const payload = JSON.stringify({
+      keys: batch.keys.map((d) => ({ ...d, first_at: String(d.first_at), last_at: String(d.last_at) })),
+      buckets: batch.buckets.map((b) => ({ name: `agg:${b.gran}:${b.start}:${b.scope}`, ttl_ms: b.ttl_ms, fields: b.fields })),
+      errors: batch.errors,
+    });
+    // cjson turns an empty array into an object; the script reads both the same way.
+    const applied = await this.#run('ingest', () =>
+      this.#client.kgIngest(this.#routing('ver'), this.#tag, batch.id, payload, Math.max(1, batch.keep_errors)),
+    );
+    return applied === 1;
+  }
+
+  async usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
+    const size = gran === 'm' ? MINUTE : DAY;
+    const starts: number[] = [];
+    for (let start = bucketStart(from, gran); start < to && starts.length < 100_000; start += size) if (start >= from) starts.push(start);
+    const out: Bucket[] = [];
+    for (let i = 0; i < starts.length; i += CHUNK) {
+      const part = starts.slice(i, i + CHUNK);
+      const pipeline = this.#client.pipeline();
+      for (const start of part) pipeline.hgetall(this.#routing(`agg:${gran}:${start}:${scope}`));
+      const rows = await this.#run('usage', async () => {
+        const res = (await pipeline.exec()) ?? [];
+        return res.map(([err, v]) => {
+          if (err) throw err;
+          return v as Record<string, string>;
+        });
+      });
+      rows.forEach((row, j) => {
+        const names = Object.keys(row);
+        if (names.length === 0) return;
+        const fields: Record<string, number> = {};
+        for (const name of names) fields[name] = Number(row[name]);
+        out.push({ start: part[j]!, fields });
+      });
+    }
+    return out;
+  }
+
+  async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
+    const rows = await this.#run('usage', () => this.#client.lrange(this.#routing('errors'), 0, -1));
+    const out: ErrorSample[] = [];
+    for (let i = rows.length - 1; i >= 0 && out.length < query.limit; i--) {
+      const e = JSON.parse(rows[i]!) as ErrorSample;
+      if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
+      if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
+      if (query.from !== undefined && e.time < query.from) continue;
+      if (query.to !== undefined && e.time >= query.to) continue;
+      out.push(e);
+    }
+    return out;
   }
 
   async listKeys(query: KeyQuery): Promise<KeyPage> {

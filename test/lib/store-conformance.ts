@@ -4,7 +4,7 @@ import { KeyHasher } from '../../core/key-hash.js';
 import type { AppRecord } from '../../core/application.js';
 import type { AuditEntry, KeyEvent } from '../../core/audit.js';
 import type { KeyRecord } from '../../core/record.js';
-import type { Store } from '../../core/store/store.js';
+import type { Store, UsageBatch } from '../../core/store/store.js';
 import { keyRecord } from './records.js';
 
 // What every store must do, whatever holds the data. Each store's test file runs this suite
@@ -221,6 +221,48 @@ export function storeConformance(t: Test, target: ConformanceTarget): void {
     t.same(got.usage, { total_requests: 2, error_count: 1 }, 'usage survives a restart');
     t.equal(got.last_used_at, T0 + 100);
     t.equal((await store.listKeyEvents(rec.id)).filter((e) => e.type === 'first_used').length, 1);
+  });
+
+  t.test('usage batches: counters, aggregates and errors in one write, once per batch id, persisted', async (t) => {
+    let store = await target.open(t);
+    const rec = await store.putKey(newKey(), 0);
+    const minute = T0 - (T0 % 60_000);
+    const batch = (id: string, n: number): UsageBatch => ({
+      id,
+      keys: [{ key_id: rec.id, requests: n, errors: 1, first_at: T0 + 1, last_at: T0 + 2 }],
+      buckets: [
+        { scope: rec.id, gran: 'm', start: minute, ttl_ms: 86_400_000, fields: { n, ok: n - 1, 's:200': n - 1, 's:503': 1, lat: 2.5 * n, 'e:n|emails|GET|/v1/*': n } },
+        { scope: '*', gran: 'm', start: minute, ttl_ms: 86_400_000, fields: { n, [`k:${rec.id}`]: n } },
+        { scope: rec.id, gran: 'd', start: T0 - (T0 % 86_400_000), ttl_ms: 30 * 86_400_000, fields: { n } },
+      ],
+      errors: [
+        { time: T0 + 2, request_id: `r-${id}`, key_id: rec.id, tenant: null, api: 'emails', method: 'GET', route: '/v1/*', status: 503, error: 'service_unavailable', reason: null },
+      ],
+      keep_errors: 2,
+    });
+    t.equal(await store.ingestUsage(batch('b1', 3)), true, 'a new batch is applied');
+    t.equal(await store.ingestUsage(batch('b1', 3)), false, 'the same batch again is not');
+    t.equal(await store.ingestUsage(batch('b2', 2)), true);
+    t.equal(await store.ingestUsage(batch('b3', 1)), true);
+    const got = (await store.getKey(rec.id))!;
+    t.same(got.usage, { total_requests: 6, error_count: 3 }, 'key counters count each batch once');
+    t.equal(got.last_used_at, T0 + 2);
+    t.equal((await store.listKeyEvents(rec.id)).filter((e) => e.type === 'first_used').length, 1, 'first use once');
+    const check = async (s: Store, when: string) => {
+      const minutes = await s.usageBuckets(rec.id, 'm', minute - 60_000, minute + 120_000);
+      t.same(minutes, [{ start: minute, fields: { n: 6, ok: 3, 's:200': 3, 's:503': 3, lat: 15, 'e:n|emails|GET|/v1/*': 6 } }], `${when}: minute fields summed`);
+      t.same(await s.usageBuckets('*', 'm', minute, minute + 60_000), [{ start: minute, fields: { n: 6, [`k:${rec.id}`]: 6 } }]);
+      t.same(await s.usageBuckets(rec.id, 'm', minute + 60_000, minute + 120_000), [], 'a range without traffic is empty');
+      t.equal((await s.usageBuckets(rec.id, 'd', T0 - 86_400_000, T0 + 86_400_000))[0]?.fields['n'], 6, 'day bucket');
+      const errors = await s.recentErrors({ limit: 10 });
+      t.same(errors.map((e) => e.request_id), ['r-b3', 'r-b2'], `${when}: errors newest first, the oldest past keep_errors dropped`);
+      t.same(await s.recentErrors({ key_id: 'key_other', limit: 10 }), [], 'filtered by key');
+      t.same((await s.recentErrors({ from: T0 + 3, limit: 10 })).length, 0, 'filtered by time');
+    };
+    await check(store, 'live');
+    store = await target.reopen(t, store);
+    await check(store, 'after a restart');
+    t.equal(await store.ingestUsage(batch('b2', 2)), false, 'a batch id is still known after a restart');
   });
 
   t.test('compare-and-set: a stale version is refused and changes nothing', async (t) => {
