@@ -61,13 +61,22 @@ const eventBatch = z.strictObject({
   events: z.array(event).max(1_000_000),
 });
 
-/** Resolves `range` or `from`/`to` into a window and the granularity that serves it. */
+/**
+ * Resolves `range` or `from`/`to` into a window and the granularity that serves it. A `range`
+ * is that many whole buckets ending with the current one (1h: 60 minutes, 7d: 7 days); an
+ * explicit window is read in minutes when short and recent enough, in days otherwise.
+ */
 function window(q: { range?: keyof typeof SPANS | undefined; from?: number | undefined; to?: number | undefined }, now: number, config: Config) {
-  const to = q.to ?? now;
-  const from = q.from ?? to - SPANS[q.range ?? '24h'];
-  // Minutes while they are kept and the series stays readable; days beyond.
+  if (q.from === undefined && q.to === undefined) {
+    const span = SPANS[q.range ?? '24h'];
+    const gran: Granularity = span <= DAY ? 'm' : 'd';
+    const size = gran === 'm' ? MINUTE : DAY;
+    return { from: bucketStart(now, gran) - (span / size - 1) * size, to: now + 1, gran };
+  }
+  const to = q.to ?? now + 1;
+  const from = q.from ?? to - DAY;
   const minutesKept = config.usage.minute_retention_hours * 3_600_000;
-  const gran: Granularity = to - from <= 2 * DAY && from >= now - minutesKept - MINUTE ? 'm' : 'd';
+  const gran: Granularity = to - from <= 2 * DAY && from >= now - minutesKept ? 'm' : 'd';
   return { from, to, gran };
 }
 

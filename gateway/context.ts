@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../core/errors.js';
 import type { Address } from '../core/ip.js';
@@ -50,6 +51,8 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** The connection, kept: `req.socket` is null once the response is over. */
+  readonly conn: Socket;
   /** The connection's byte counters when this request began (for usage's bytes in and out). */
   readonly bytesRead0: number;
   readonly bytesWritten0: number;
@@ -68,6 +71,7 @@ export class RequestContext {
     this.head = head;
     this.listener = listener;
     this.startedAt = startedAt;
+    this.conn = req.socket;
     this.bytesRead0 = req.socket.bytesRead;
     this.bytesWritten0 = req.socket.bytesWritten;
   }
