@@ -9,6 +9,7 @@ import { upstreamFailure } from './forward.js';
  */
 export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
   const sinks = rt.sinks;
+  const countryHeader = rt.config.usage.country_header;
   return function record(ctx: RequestContext): void {
     const failed = ctx.res?.errored;
     if (failed && ctx.outcome === 'ok') {
@@ -28,7 +29,7 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       environment: ctx.listener.environment,
       api: ctx.api?.name ?? null,
       method: ctx.req.method ?? 'GET',
-      route: ctx.route?.name ?? null,
+      route: ctx.route?.template ?? null,
       // A response that never started means the client left first (nginx's 499).
       status: ctx.status === 0 ? 499 : ctx.status,
       outcome: ctx.status === 0 ? 'client_closed_request' : ctx.outcome,
@@ -37,6 +38,10 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       upstream_ms: ctx.upstreamMs < 0 ? null : ctx.upstreamMs,
       client_ip: ctx.clientIp,
       rate_limit_remaining: ctx.rateChecked ? ctx.rate.remaining : null,
+      tenant: key?.tenant ?? null,
+      bytes_in: bytesIn(ctx),
+      bytes_out: ctx.conn.bytesWritten - ctx.bytesWritten0,
+      country: countryHeader === null ? null : country(ctx.req.headers[countryHeader]),
     };
     for (const sink of sinks) {
       try {
@@ -46,4 +51,18 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       }
     }
   };
+}
+
+/** The request body's size: its Content-Length, else what the connection read after the head. */
+function bytesIn(ctx: RequestContext): number {
+  const length = ctx.req.headers['content-length'];
+  if (length !== undefined) {
+    const n = Number(length);
+    if (Number.isSafeInteger(n) && n >= 0) return n;
+  }
+  return Math.max(0, ctx.conn.bytesRead - ctx.bytesRead0);
+}
+
+function country(value: string | string[] | undefined): string | null {
+  return typeof value === 'string' && value.length === 2 && /^[A-Za-z]{2}$/.test(value) ? value.toUpperCase() : null;
 }
