@@ -9,7 +9,7 @@ import { withoutQueryParam } from './parse-key.js';
 
 const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
 /** How an upstream failure is answered: 504 when it timed out, else 502. */
 export function upstreamFailure(err: Error): Denial {
@@ -18,7 +18,7 @@ export function upstreamFailure(err: Error): Denial {
 }
 
 /** Request headers never forwarded as the client sent them: hop-by-hop, and those the gateway sets. */
-function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
+export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
   const h = rt.config.headers;
   const drop = new Set([
     ...HOP_BY_HOP,
@@ -40,9 +40,57 @@ function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
 }
 
 /**
+ * The headers the upstream receives, as a flat name/value list rebuilt from rawHeaders so
+ * duplicates and case survive: the client's minus `drop` and the headers its `Connection`
+ * names, plus the forwarding, request id and identity headers.
+ */
+export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: ReadonlySet<string>): string[] {
+  const h = rt.config.headers;
+  const req = ctx.req;
+  const raw = req.rawHeaders;
+  const reqHeaders: IncomingHttpHeaders = req.headers;
+  const named = connectionNamed(reqHeaders.connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (drop.has(lower) || (named !== null && named.has(lower))) {
+      if (lower === 'te' && raw[i + 1]!.toLowerCase().includes('trailers')) out.push('te', 'trailers');
+      continue;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  const xff = reqHeaders['x-forwarded-for'];
+  out.push('x-forwarded-for', ctx.peerTrusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer);
+  const proto = reqHeaders['x-forwarded-proto'];
+  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : 'http');
+  const fwdHost = reqHeaders['x-forwarded-host'];
+  const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
+  if (host !== undefined) out.push('x-forwarded-host', host);
+  out.push(h.request_id, ctx.requestId);
+  const key = ctx.key!;
+  out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
+  if (key.application !== null) out.push(h.application_id, key.application);
+  return out;
+}
+
+/**
+ * The path and query the upstream receives: the route stage's path (as the client wrote it,
+ * in canonical segments), the prefix removed when `strip_prefix` says so, under the
+ * upstream's base path; the credential parameter removed unless the API forwards it.
+ */
+export function upstreamTarget(rt: Runtime, ctx: RequestContext): string {
+  const api = ctx.api!;
+  let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
+  if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
+  const param = rt.config.keys.query_param;
+  return param === null || api.config.forward_credential ? path + ctx.query : path + withoutQueryParam(ctx.query, param);
+}
+
+/**
  * Proxies the request through the API's undici Pool. Bodies stream both ways with
  * backpressure (undici writes into the ServerResponse and pauses when it is full); nothing is
- * buffered whole. Headers are rebuilt from rawHeaders so duplicates and case survive.
+ * buffered whole.
  *
  * The client's request doubles as undici's abort signal (undici takes any EventEmitter): the
  * pipeline emits `abort` on it when the response closes unfinished, so a client that leaves
@@ -52,8 +100,6 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
   const drops = new Map<CompiledApi, Set<string>>();
   for (const api of rt.apis) drops.set(api, dropSet(rt, api));
   const h = rt.config.headers;
-  const param = rt.config.keys.query_param;
-  const paramStrip = param !== null && rt.apis.some((a) => !a.config.forward_credential);
 
   function factory(data: Dispatcher.StreamFactoryData<RequestContext>) {
     const ctx = data.opaque;
@@ -88,46 +134,15 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
   return function forward(ctx: RequestContext): void {
     const api = ctx.api!;
     const req = ctx.req;
-    const drop = drops.get(api)!;
-    const raw = req.rawHeaders;
-    const reqHeaders: IncomingHttpHeaders = req.headers;
-    const named = connectionNamed(reqHeaders.connection);
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      if (drop.has(lower) || (named !== null && named.has(lower))) {
-        if (lower === 'te' && raw[i + 1]!.toLowerCase().includes('trailers')) out.push('te', 'trailers');
-        continue;
-      }
-      out.push(name, raw[i + 1]!);
-    }
-    const xff = reqHeaders['x-forwarded-for'];
-    out.push('x-forwarded-for', ctx.peerTrusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer);
-    const proto = reqHeaders['x-forwarded-proto'];
-    out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : 'http');
-    const fwdHost = reqHeaders['x-forwarded-host'];
-    const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
-    if (host !== undefined) out.push('x-forwarded-host', host);
-    out.push(h.request_id, ctx.requestId);
-    const key = ctx.key!;
-    out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
-    if (key.application !== null) out.push(h.application_id, key.application);
-
-    let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
-    if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
-    let query = ctx.query;
-    if (paramStrip && !api.config.forward_credential) query = withoutQueryParam(query, param!);
-
-    const te = reqHeaders['transfer-encoding'];
-    const cl = reqHeaders['content-length'];
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
     const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
     ctx.upstreamStartedAt = performance.now();
     api.pool.stream(
       {
-        path: path + query,
+        path: upstreamTarget(rt, ctx),
         method: req.method as Dispatcher.HttpMethod,
-        headers: out,
+        headers: upstreamHeaders(rt, ctx, drops.get(api)!),
         body: hasBody ? req : null,
         signal: req,
         opaque: ctx,
