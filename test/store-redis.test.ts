@@ -1,13 +1,20 @@
 import t from 'tap';
 import { RedisStore } from '../core/store/redis-store.js';
 import type { Store } from '../core/store/store.js';
-import { RedisServer } from './lib/redis.js';
+import { Redis } from 'ioredis';
+import { generateKey } from '../core/key-format.js';
+import { KeyHasher } from '../core/key-hash.js';
+import { RedisServer, waitUntil } from './lib/redis.js';
+import { keyRecord } from './lib/records.js';
 import { storeConformance } from './lib/store-conformance.js';
 
 // The shared store conformance suite on the Redis store, against a real redis-server.
 
 const server = await RedisServer.start();
 t.teardown(() => server.stop());
+const raw = new Redis(server.url);
+t.teardown(() => raw.quit());
+const hasher = new KeyHasher(null);
 
 let n = 0;
 const prefixes = new WeakMap<Store, string>();
@@ -31,4 +38,38 @@ storeConformance(t, {
     prefixes.set(again, prefix);
     return again;
   },
+});
+
+t.test('a write that changes keys answers once every gateway process has dropped them', async (t) => {
+  const prefix = `ack${n++}`;
+  const warnings: string[] = [];
+  const writer = await RedisStore.open({
+    url: server.url, prefix, commandTimeoutMs: 1000, connectTimeoutMs: 2000, invalidationWaitMs: 300,
+    warn: (msg) => warnings.push(msg),
+  });
+  const holder = await open(prefix);
+  t.teardown(() => Promise.all([writer.close(), holder.close()]));
+  const heard: string[] = [];
+  holder.onKeyChange((h) => h !== null && heard.push(h));
+  await waitUntil(async () => (await raw.hlen(`{${prefix}}:members`)) === 1, 'the cache holder to join');
+
+  for (let i = 0; i < 20; i++) {
+    const rec = await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, Date.now()), 0);
+    t.ok(heard.includes(rec.hash), `write ${i}: the other process had dropped the key when the write answered`);
+  }
+  t.same(warnings, [], 'no one lagged');
+
+  // A member that never confirms (a hung gateway) delays a write by the wait, then it answers.
+  await raw.hset(`{${prefix}}:members`, 'hung-gateway', String(Date.now() + 60_000));
+  let began = performance.now();
+  await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, Date.now()), 0);
+  const waited = performance.now() - began;
+  t.ok(waited >= 290 && waited < 1500, `waited ${waited.toFixed(0)} ms for the hung member, then answered`);
+  t.match(warnings, ['gateways did not confirm a key change in time']);
+  // Once its membership lapses (the process is gone), nobody waits for it.
+  await raw.hset(`{${prefix}}:members`, 'hung-gateway', String(Date.now() - 1));
+  began = performance.now();
+  await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, Date.now()), 0);
+  t.ok(performance.now() - began < 250, 'a lapsed member is not waited for');
+  t.equal(await raw.hexists(`{${prefix}}:members`, 'hung-gateway'), 0, 'and is removed');
 });

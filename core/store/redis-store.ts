@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { AppRecord } from '../application.js';
@@ -36,6 +37,11 @@ export interface RedisStoreOptions {
   /** How long `open` waits for a first connection before starting degraded. */
   connectTimeoutMs: number;
   warn?: (msg: string, fields: Record<string, unknown>) => void;
+  /**
+   * How long a write that changed keys waits for every live gateway process to acknowledge
+   * that it dropped them from its cache (0: not at all). Past it the write answers anyway.
+   */
+  invalidationWaitMs?: number;
 }
 
 type Client = Redis | Cluster;
@@ -88,7 +94,13 @@ for _, a in ipairs(c.apps) do
 end
 for _, e in ipairs(c.audit) do redis.call('RPUSH', p .. ':audit', e) end
 for _, e in ipairs(c.events) do redis.call('RPUSH', p .. ':events:' .. e.key, e.json) end
-if #changed > 0 then redis.call('PUBLISH', p .. ':invalidate', table.concat(changed, ' ')) end
+if #changed > 0 then
+  local seq = redis.call('INCR', p .. ':invseq')
+  redis.call('PUBLISH', p .. ':invalidate', seq .. ' ' .. table.concat(changed, ' '))
+  table.insert(out, tostring(seq))
+else
+  table.insert(out, '0')
+end
 return out
 `;
 
@@ -173,6 +185,35 @@ end
 return out
 `;
 
+/**
+ * Cache holders (gateway processes) renew their membership: ARGV[2] is the id, held until
+ * Redis's clock passes now + ARGV[3] ms.
+ */
+const MEMBER = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', ARGV[1] .. ':members', ARGV[2], now + tonumber(ARGV[3]))
+return 1
+`;
+/**
+ * How many live cache holders have not yet acknowledged invalidation ARGV[2]; members whose
+ * membership lapsed (a process that died) are removed.
+ */
+const LAGGING = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('HGETALL', ARGV[1] .. ':members')
+local lagging = 0
+for i = 1, #members, 2 do
+  if tonumber(members[i + 1]) < now then
+    redis.call('HDEL', ARGV[1] .. ':members', members[i])
+    redis.call('HDEL', ARGV[1] .. ':acks', members[i])
+  elseif tonumber(redis.call('HGET', ARGV[1] .. ':acks', members[i]) or '0') < tonumber(ARGV[2]) then
+    lagging = lagging + 1
+  end
+end
+return lagging
+`;
 /** Takes or renews a lease: true while ARGV[1] holds it. */
 const LEASE = `
 local cur = redis.call('GET', KEYS[1])
@@ -188,6 +229,8 @@ interface Scripts {
   kgByIds(routing: string, prefix: string, ...ids: string[]): Promise<string[]>;
   kgLease(key: string, holder: string, ttl: number): Promise<number>;
   kgIngest(routing: string, prefix: string, id: string, payload: string, keep: number): Promise<number>;
+  kgMember(routing: string, prefix: string, id: string, ttl: number): Promise<number>;
+  kgLagging(routing: string, prefix: string, seq: string): Promise<number>;
 }
 
 const CHUNK = 500;
@@ -210,11 +253,18 @@ export class RedisStore implements Store {
   readonly #tag: string;
   readonly #emitter = new EventEmitter();
   #closed = false;
+  readonly #instance = randomUUID();
+  readonly #waitMs: number;
+  readonly #warn: NonNullable<RedisStoreOptions['warn']>;
+  /** Set once something caches keys from this store: it is then a member that acknowledges. */
+  #membership: NodeJS.Timeout | undefined;
   /** Cluster only: whether the node serving this deployment's slot answered the last probe. */
   #slotReachable = true;
   #probe: NodeJS.Timeout | undefined;
 
-  private constructor(client: Client, sub: Client, prefix: string) {
+  private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
+    this.#waitMs = options.invalidationWaitMs ?? 500;
+    this.#warn = options.warn ?? (() => {});
     this.#client = client as Client & Scripts;
     this.#sub = sub;
     this.#tag = `{${prefix}}`;
@@ -246,7 +296,7 @@ export class RedisStore implements Store {
     const sub = options.cluster?.length
       ? new Cluster(options.cluster, { redisOptions: { ...common, commandTimeout: undefined } })
       : (client as Redis).duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
-    const store = new RedisStore(client, sub, options.prefix);
+    const store = new RedisStore(client, sub, options.prefix, options);
     store.#define();
     client.on('error', (err: Error) => warn('redis error', { err: err.message }));
     sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
@@ -276,6 +326,8 @@ export class RedisStore implements Store {
     c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
     c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
     c.defineCommand('kgIngest', { numberOfKeys: 1, lua: INGEST });
+    c.defineCommand('kgMember', { numberOfKeys: 1, lua: MEMBER });
+    c.defineCommand('kgLagging', { numberOfKeys: 1, lua: LAGGING });
   }
 
   /**
@@ -301,7 +353,12 @@ export class RedisStore implements Store {
     let connectedOnce = false;
     this.#sub.on('message', (ch: string, msg: string) => {
       if (ch !== channel) return;
-      for (const hash of msg.split(' ')) this.#emitter.emit('key', hash);
+      const parts = msg.split(' ');
+      for (let i = 1; i < parts.length; i++) this.#emitter.emit('key', parts[i]!);
+      // Dropped from every cache of this process: say so, so that the writer can answer.
+      if (this.#membership !== undefined) {
+        this.#client.hset(this.#routing('acks'), this.#instance, parts[0]!).catch(() => {});
+      }
     });
     // Messages published while the subscriber was away are lost: after a reconnect, every
     // cached key is suspect.
@@ -387,6 +444,8 @@ export class RedisStore implements Store {
     });
     const out = await this.#run('commit', () => this.#client.kgCommit(this.#routing('ver'), this.#tag, payload));
     if (out[0] === 'conflict') throw new VersionConflictError(out[1] ?? 'version conflict');
+    const seq = out[1 + keys.length * 3] ?? '0';
+    if (seq !== '0' && this.#waitMs > 0) await this.#awaitAcks(seq);
     return {
       keys: keys.map((k, i) => applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
       apps,
@@ -505,7 +564,41 @@ export class RedisStore implements Store {
     return (await this.#run('lease', () => this.#client.kgLease(this.#routing(`lease:${name}`), holder, ttlMs))) === 1;
   }
 
+  /**
+   * Waits (polling, bounded by `invalidationWaitMs`) until every live cache holder has
+   * acknowledged invalidation `seq`, so that a revocation's answer means every gateway refuses
+   * the key from then on. A holder that does not acknowledge in time only delays the answer;
+   * the write stands, and that holder's cache TTL still bounds how long it may be stale.
+   */
+  async #awaitAcks(seq: string): Promise<void> {
+    const until = performance.now() + this.#waitMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      let lagging: number;
+      try {
+        lagging = await this.#client.kgLagging(this.#routing('members'), this.#tag, seq);
+      } catch {
+        return; // Redis went away after the write: nobody can be waited for.
+      }
+      if (lagging === 0) return;
+      if (performance.now() >= until) {
+        this.#warn('gateways did not confirm a key change in time', { lagging, wait_ms: this.#waitMs });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** Keeps this process listed as a cache holder while it runs (renewed every second, held 5 s). */
+  #joinMembers(): void {
+    if (this.#membership !== undefined) return;
+    const renew = () => void this.#client.kgMember(this.#routing('members'), this.#tag, this.#instance, 5_000).catch(() => {});
+    this.#membership = setInterval(renew, 1_000);
+    this.#membership.unref();
+    renew();
+  }
+
   onKeyChange(listener: (hash: string | null) => void): () => void {
+    this.#joinMembers();
     this.#emitter.on('key', listener);
     return () => this.#emitter.off('key', listener);
   }
@@ -523,6 +616,10 @@ export class RedisStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#probe);
+    if (this.#membership !== undefined) {
+      clearInterval(this.#membership);
+      await this.#client.hdel(this.#routing('members'), this.#instance).catch(() => {});
+    }
     await Promise.allSettled([this.#client.quit(), this.#sub.quit()]);
     this.#client.disconnect();
     this.#sub.disconnect();
