@@ -147,6 +147,8 @@ const redisStore = z
     prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('keygate'),
     command_timeout_ms: z.number().int().positive().default(500),
     connect_timeout_ms: z.number().int().positive().default(5_000),
+    /** How long a key change waits for every gateway process to confirm it dropped the key. */
+    invalidation_wait_ms: z.number().int().min(0).max(10_000).default(500),
   })
   .superRefine((v, ctx) => {
     const modes = [v.url, v.sentinels, v.cluster].filter((m) => m !== undefined).length;

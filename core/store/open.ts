@@ -19,6 +19,7 @@ export function openStore(config: Config, log: Logger): Promise<Store> {
     prefix: s.prefix,
     commandTimeoutMs: s.command_timeout_ms,
     connectTimeoutMs: s.connect_timeout_ms,
+    invalidationWaitMs: s.invalidation_wait_ms,
     warn,
   });
 }
