@@ -19,11 +19,11 @@ import { createScopesStage } from './stages/scopes.js';
 import { createStatusStage } from './stages/status.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
-const NOT_WEBSOCKET: Denial = Object.freeze({ code: 'bad_request', message: 'Only WebSocket upgrades are proxied.' });
 const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
 export interface Pipeline {
   /** Runs one request; `onDone` is called once its response is over and recorded. */
   handle(req: IncomingMessage, res: ServerResponse, listener: Listener, onDone: () => void): void;
+  /** Runs one WebSocket upgrade (the server hands over only those; see server.ts). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
   close(): void;
 }
@@ -59,11 +59,6 @@ export function createPipeline(rt: Runtime): Pipeline {
     if (ctx.res !== null) {
       forward(ctx);
     } else {
-      if (ctx.req.headers.upgrade?.toLowerCase() !== 'websocket') {
-        sendDenial(rt, ctx, NOT_WEBSOCKET);
-        record(ctx);
-        return;
-      }
       websocket.forward(ctx);
       ctx.socket!.once('close', () => record(ctx));
     }

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -14,6 +15,8 @@ export interface GatewayDeps {
   log?: Logger;
   hasher?: KeyHasher;
   sinks?: UsageSink[];
+  /** Node HTTP server limits (tests shorten the header timeout); Node's defaults otherwise. */
+  serverOptions?: Pick<ServerOptions, 'headersTimeout' | 'connectionsCheckingInterval' | 'maxHeaderSize'>;
 }
 
 export interface BoundListener {
@@ -56,23 +59,17 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   for (const l of config.listeners) {
     const listener = Object.freeze({ environment: l.environment });
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, ...deps.serverOptions }, (req, res) => {
       inFlight++;
       pipeline.handle(req, res, listener, onDone);
     });
-    server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head);
       upgraded.add(socket);
       socket.once('close', () => upgraded.delete(socket));
       pipeline.upgrade(req, socket, head, listener);
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (socket.writable && err.code !== 'ECONNRESET') {
-        const body = JSON.stringify({ error: 'bad_request', message: 'Malformed HTTP request.', request_id: '' });
-        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
-      } else {
-        socket.destroy();
-      }
-    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id));
     servers.push(server);
   }
 
@@ -118,4 +115,67 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       await Promise.all(rt.apis.map((a) => (drainedInTime ? a.pool.close() : a.pool.destroy())));
     },
   };
+}
+
+/** A WebSocket opening handshake (RFC 6455 §4.1): a GET asking to upgrade to `websocket`. */
+function isWebSocket(req: IncomingMessage): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
+}
+
+const UPGRADE_ONLY = new Set(['upgrade', 'http2-settings']);
+
+/**
+ * Node hands every request with `Connection: upgrade` to the 'upgrade' event, whatever it
+ * asks to upgrade to. Any other upgrade (`h2c`, say) is optional for the server (RFC 9110
+ * §7.8), so the request is served as plain HTTP: its head is written again without `Upgrade`,
+ * `HTTP2-Settings` and their `Connection` tokens, put back in front of what the socket still
+ * holds, and the socket handed to the server as a new connection, which parses it as it
+ * parses any request (a body, chunked or not, and later keep-alive requests included).
+ */
+function replayWithoutUpgrade(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (UPGRADE_ONLY.has(lower)) continue;
+    let value = raw[i + 1]!;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '' && !UPGRADE_ONLY.has(t.toLowerCase()))
+        .join(', ');
+      if (value === '') continue;
+    }
+    text += `${raw[i]}: ${value}\r\n`;
+  }
+  if (head.length > 0) socket.unshift(head);
+  socket.unshift(Buffer.from(`${text}\r\n`, 'latin1'));
+  server.emit('connection', socket);
+}
+
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'bad_request', 'Request headers are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'bad_request', 'The request was not received in time.'],
+};
+
+/**
+ * A request Node could not parse or did not receive in time: answered in the gateway's error
+ * shape (DESIGN.md §4) with a fresh request id, 431 for oversized headers, 408 for a timeout,
+ * 400 otherwise; then the connection is closed. A socket already answering a request, or
+ * one the client reset, is only closed, as Node itself does.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, text, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', 'bad_request', 'Malformed HTTP request.'];
+  const requestId = randomUUID();
+  const body = JSON.stringify({ error: code, message, request_id: requestId });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `cache-control: no-store\r\n${requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
