@@ -159,11 +159,15 @@ t.test('unknown keys are rejected with their full path; every error at once', as
   t.ok(errors.some((e) => e.startsWith('admin.tokens[0].role: ')), 'admin.tokens[0].role not a role');
   t.equal(errors.length, 9, `nothing else: ${errors.join(' | ')}`);
 
-  // The message of the thrown error lists them too, one per line.
+  // The message of the thrown error lists them too, one per line, the cross-field rules the
+  // rest of the file breaks included.
   try {
     parseConfig({ bogus: 1, also: 2 }, 'file.yaml', {});
   } catch (err) {
-    t.match((err as Error).message, /^file\.yaml: invalid configuration\nbogus: unknown key\nalso: unknown key$/);
+    t.match(
+      (err as Error).message,
+      /^file\.yaml: invalid configuration\nbogus: unknown key\nalso: unknown key\nlisteners: the gateway needs at least one listener\nadmin\.tokens: the admin plane needs at least one token$/,
+    );
   }
 });
 
@@ -221,7 +225,13 @@ t.test('defaults are applied', async (t) => {
   });
   t.same(c.scopes, { catalog: [], presets: {} });
   t.same(c.apis, []);
-  t.same(c.admin, { port: 0, host: '127.0.0.1', tokens: [{ name: 'ops', token: TOKEN, role: 'admin', tenant: null }], max_body_bytes: 65_536 });
+  t.same(c.admin, {
+    port: 0,
+    host: '127.0.0.1',
+    tokens: [{ name: 'ops', token: TOKEN, role: 'admin', tenant: null }],
+    max_body_bytes: 65_536,
+    max_usage_batch_bytes: 32 * 1024 * 1024,
+  });
   t.same(c.store, { type: 'file', path: './data' });
   t.equal(c.demo_upstream, null);
   t.same(c.log, { level: 'info', access: false });
@@ -299,6 +309,46 @@ t.test('cross-field checks', async (t) => {
   t.equal(all.length, 6, 'all reported at once');
 });
 
+t.test('schema and cross-field errors are reported together', async (t) => {
+  const both = configErrors(t, () =>
+    parseConfig(
+      minimal({
+        listeners: [{ port: 0, environment: 'staging' }],
+        admin: { port: 70000, tokens: [{ name: 'ops', token: TOKEN, role: 'admin' }] },
+        scopes: { catalog: ['read_campaigns'] },
+        apis: [{ name: 'e', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/e', scopes: ['send_email'] }] }],
+      }),
+      'x',
+      {},
+    ),
+  );
+  t.ok(both.some((e) => e.startsWith('admin.port: ')), 'the schema error');
+  t.ok(both.includes('listeners[0].environment: must be one of: production, test'), 'a cross-field error beside it');
+  t.ok(both.includes('apis[0].routes[0].scopes[0]: "send_email" is not in scopes.catalog'), 'and another');
+  t.equal(both.length, 3, both.join(' | '));
+
+  // A rule that reads a section the schema refused is skipped: its verdict would follow from
+  // the first error (the catalog is unreadable, so no route scope can be checked against it;
+  // the admin section is, so its tokens are not counted).
+  const skipped = configErrors(t, () =>
+    parseConfig(
+      minimal({
+        scopes: { catalog: ['Not A Scope'] },
+        admin: { port: 'eighty', tokens: [] },
+        apis: [{ name: 'e', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/e', scopes: ['send_email'], plan: 'gold' }] }],
+      }),
+      'x',
+      {},
+    ),
+  );
+  t.ok(skipped.some((e) => e.startsWith('scopes.catalog[0]')), 'the catalog error');
+  t.ok(skipped.some((e) => e.startsWith('admin.port: ')), 'the admin error');
+  t.ok(skipped.includes('apis[0].routes[0].plan: "gold" is not a plan'), 'rules on valid sections still run');
+  t.notOk(skipped.some((e) => e.includes('is not in scopes.catalog')), 'no route scope judged against a broken catalog');
+  t.notOk(skipped.includes('admin.tokens: the admin plane needs at least one token'), 'no token count of a broken admin section');
+  t.equal(skipped.length, 3, skipped.join(' | '));
+});
+
 t.test('CLI --check', async (t) => {
   const env = { KEYGATE_ADMIN_TOKEN: undefined };
   const ok = await runCli(['--config', EXAMPLE, '--check'], { env });
@@ -354,6 +404,20 @@ admin: { tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
     'apis[0].routes[0].scopes[0]: "write" is not in scopes.catalog',
     `${cross}: 3 errors`,
   ]);
+
+  const mixed = join(dir, 'mixed.yaml');
+  writeFileSync(
+    mixed,
+    `listeners: [{ port: 0, environment: staging }]
+admin: { port: 70000, tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
+`,
+  );
+  const res4 = await runCli(['--config', mixed, '--check'], { env });
+  t.equal(res4.code, 1);
+  const mixedLines = res4.stderr.trim().split('\n');
+  t.ok(mixedLines.some((l) => l.startsWith('admin.port: ')), 'a schema error');
+  t.ok(mixedLines.includes('listeners[0].environment: must be one of: production, test'), 'and a cross-field error, in one run');
+  t.equal(mixedLines.at(-1), `${mixed}: 2 errors`);
 
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, 'listeners: [\nrole: all\n');
