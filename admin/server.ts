@@ -8,6 +8,8 @@ import { HttpError } from '../core/errors.js';
 import { normalizePeer, parseCidr, TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { Logger } from '../core/log.js';
+import type { ProcessMetrics } from '../core/metrics.js';
+import { Registry } from 'prom-client';
 import { InvalidCursorError, StoreUnavailableError, type Store } from '../core/store/store.js';
 import { issuesToDetails } from '../core/validation.js';
 import { AppService } from './applications.js';
@@ -19,6 +21,7 @@ import { buildOpenApi } from './openapi.js';
 import { adminRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
 import { recorderOptions, UsageRecorder } from './usage.js';
+import { AdminMetrics } from './metrics.js';
 import { usageRoutes } from './usage-routes.js';
 
 export interface AdminDeps {
@@ -26,6 +29,8 @@ export interface AdminDeps {
   clock?: Clock;
   log?: Logger;
   hasher?: KeyHasher;
+  /** Process-wide metrics (store round trips, Node) to serve beside the admin plane's own. */
+  processMetrics?: ProcessMetrics;
   /** Where the gateway answers, per environment, for the curl example of a new key. */
   gatewayUrls?: Record<string, string>;
 }
@@ -90,8 +95,31 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     },
   });
 
+  const metrics = config.metrics.enabled ? new AdminMetrics(deps.store, usage) : null;
+  if (metrics) {
+    const registry = deps.processMetrics ? Registry.merge([metrics.registry, deps.processMetrics.registry]) : metrics.registry;
+    routes.push({
+      method: 'GET',
+      path: '/metrics',
+      pattern: /^\/metrics$/,
+      permission: 'public',
+      doc: { summary: 'Prometheus metrics', responses: { 200: 'Prometheus text exposition format' } },
+      handler: async (c) => {
+        const text = await registry.metrics();
+        c.res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text), 'x-request-id': c.requestId });
+        c.res.end(text);
+      },
+    });
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = requestIdOf(req);
+    // The documented path of the route that answered; 'unmatched' for anything else.
+    let matched = 'unmatched';
+    if (metrics) {
+      const began = performance.now();
+      res.once('finish', () => metrics.record(matched, req.method ?? 'GET', res.statusCode, (performance.now() - began) / 1000));
+    }
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const path = url.pathname;
@@ -103,6 +131,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
           allowed.push(r.method);
           continue;
         }
+        matched = r.path;
         const principal = r.permission === 'public' ? null : auth.authenticate(req);
         if (principal) authorize(principal, r.permission);
         const ip = proxies.resolve(normalizePeer(req.socket.remoteAddress), req.headers['x-forwarded-for']).ip;

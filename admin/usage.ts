@@ -47,6 +47,8 @@ export class UsageRecorder {
   dropped = 0;
   /** Requests whose usage is in the store. */
   stored = 0;
+  /** Writes of a batch that failed and were (or will be) tried again. */
+  retried = 0;
 
   constructor(store: Store, log: Logger, options: UsageRecorderOptions) {
     this.#store = store;
@@ -107,6 +109,7 @@ export class UsageRecorder {
       try {
         await this.#store.ingestUsage(head.batch);
       } catch (err) {
+        this.retried++;
         this.#log.warn('usage not stored yet; kept for the next flush', { batches: this.#queue.length, err: (err as Error).message });
         return;
       }

@@ -9,6 +9,7 @@ import { ConfigError, defaultConfigPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
+import { observedStore, ProcessMetrics } from '../core/metrics.js';
 import type { Store } from '../core/store/store.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { createOpsServer, listenOps } from '../gateway/ops.js';
@@ -75,9 +76,10 @@ export async function main(argv: string[]): Promise<number> {
 
 async function run(config: Config, path: string): Promise<number> {
   const log = new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
+  const processMetrics = new ProcessMetrics();
   let store: Store;
   try {
-    store = await openStore(config, log);
+    store = observedStore(await openStore(config, log), processMetrics);
   } catch (err) {
     log.error('cannot open the store', { err: (err as Error).message });
     return 1;
@@ -97,7 +99,7 @@ async function run(config: Config, path: string): Promise<number> {
       log.info('demo upstream listening', { address: d.host, port: d.port });
     }
     const gatewayUrls: Record<string, string> = {};
-    if (config.role !== 'gateway') admin = createAdmin(config, { store, log, gatewayUrls });
+    if (config.role !== 'gateway') admin = createAdmin(config, { store, log, gatewayUrls, processMetrics });
     if (workers) {
       // The workers run the gateway and share its listeners; this process runs the rest.
       await workers.start();
@@ -116,9 +118,12 @@ async function run(config: Config, path: string): Promise<number> {
       usage?.start();
       const recorder = admin?.usage ?? usage!;
       gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });
+      gateway.runtime.metrics?.usageFrom(() =>
+        recorder instanceof UsageShipper ? recorder : { shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped },
+      );
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
-        ops = createOpsServer(gateway.runtime, () => stopping);
+        ops = createOpsServer(gateway.runtime, () => stopping, processMetrics);
         const bound = await listenOps(ops, config.status_listener.port, config.status_listener.host);
         log.info('status listening', { address: bound.host, port: bound.port });
       }

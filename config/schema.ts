@@ -268,6 +268,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
+  /** Prometheus metrics on /metrics of both planes (the gateway's on its status listener). */
+  metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   /** The gateway's operations listener: /healthz, /readyz, /metrics (null: none). */
   status_listener: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   log: z

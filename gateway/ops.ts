@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import type { ProcessMetrics } from '../core/metrics.js';
 import type { Runtime } from './runtime.js';
 
 /** What a gateway process can do right now, as /readyz reports it. */
@@ -27,43 +28,13 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
   };
 }
 
-/** The gateway's gauges; read when scraped, so the request path never touches them. */
-export function gatewayRegistry(rt: Runtime, stopping: () => boolean): Registry {
-  const registry = new Registry();
-  new Gauge({
-    name: 'keygate_degraded',
-    help: 'Whether this gateway runs degraded (1) because its store or shared rate limiter cannot be reached',
-    registers: [registry],
-    collect() {
-      this.set(gatewayHealth(rt, stopping()).status === 'degraded' ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'keygate_store_up',
-    help: 'Whether the key store can be reached (1) or not (0)',
-    registers: [registry],
-    collect() {
-      this.set(rt.store.available ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'keygate_key_cache_entries',
-    help: 'Keys (and known-unknown hashes) held in the key cache',
-    registers: [registry],
-    collect() {
-      this.set(rt.keys.size);
-    },
-  });
-  return registry;
-}
-
 /**
  * The operations listener beside the gateway's client listeners: `/healthz` (the process
  * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
  * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus).
  */
-export function createOpsServer(rt: Runtime, stopping: () => boolean): Server {
-  const registry = gatewayRegistry(rt, stopping);
+export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+  const registry = rt.metrics === null ? null : processMetrics ? Registry.merge([rt.metrics.registry, processMetrics.registry]) : rt.metrics.registry;
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     const json = (status: number, body: unknown) => {
@@ -77,7 +48,7 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean): Server {
       const health = gatewayHealth(rt, stopping());
       return json(health.status === 'stopping' ? 503 : 200, health);
     }
-    if (path === '/metrics') {
+    if (path === '/metrics' && registry !== null) {
       registry.metrics().then(
         (text) => {
           res.writeHead(200, { 'content-type': registry.contentType });
@@ -87,7 +58,7 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean): Server {
       );
       return;
     }
-    json(404, { error: 'not_found', message: 'Try /healthz, /readyz or /metrics.' });
+    json(404, { error: 'not_found', message: `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.` });
   });
 }
 

@@ -9,6 +9,7 @@ import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { compileKey } from './compiled-key.js';
+import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
 import { compilePattern, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
 
@@ -53,6 +54,8 @@ export interface Runtime {
   readonly apis: readonly CompiledApi[];
   readonly trusted: TrustedProxies;
   /** Key tag (`live`) → environment name (`production`). */
+  /** Prometheus metrics of this gateway; null when `metrics.enabled` is off. */
+  metrics: GatewayMetrics | null;
   readonly tagToEnv: ReadonlyMap<string, string>;
   readonly sinks: UsageSink[];
 }
@@ -101,7 +104,8 @@ export function buildRuntime(
     negativeTtlMs: config.keys.cache.negative_ttl_seconds * 1000,
     clock: deps.clock,
   });
-  return {
+  const rt: Runtime = {
+    metrics: null,
     config,
     clock: deps.clock,
     log: deps.log,
@@ -115,6 +119,11 @@ export function buildRuntime(
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
   };
+  if (config.metrics.enabled) {
+    rt.metrics = new GatewayMetrics(rt);
+    rt.sinks.push(rt.metrics.record);
+  }
+  return rt;
 }
 
 /** Buckets in Redis when the store is Redis (shared by every gateway), else in this process. */

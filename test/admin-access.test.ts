@@ -234,7 +234,7 @@ const EXPECTED_OPS = [
   'POST /v1/usage/events',
 ];
 /** The document is built (admin/server.ts:70) before the /openapi.json route is added to the table (:71), so it leaves itself out. */
-const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json']);
+const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /metrics']);
 
 /** What one call of a documented route needs: a fresh id in the right state, a query, a body, and where to look for changes. */
 interface Case {
@@ -284,6 +284,7 @@ const PREP: Record<string, () => Promise<Case>> = {
   'GET /v1/usage': async () => ({ query: '?range=1h' }),
   'GET /v1/usage/errors': async () => ({ query: '?limit=5' }),
   'POST /v1/usage/events': async () => ({ body: { id: marker('matrix-batch'), events: [] } }),
+  'GET /metrics': async () => ({}),
 };
 
 /** The concrete URL of a documented route for a case: `{id}` replaced by a real id. */
