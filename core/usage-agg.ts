@@ -31,33 +31,30 @@ export interface AggregatedEvent {
   time: number;
   request_id: string;
   key_id: string | null;
+  /** The key's tenant, for per-tenant usage. */
   tenant: string | null;
   api: string | null;
   method: string;
+  /** The route rule's path template, not the raw path (bounded cardinality); null: no rule. */
   route: string | null;
   status: number;
+  /** `ok`, the error code answered, or `client_closed_request`. */
   outcome: string;
   reason: string | null;
   latency_ms: number;
   upstream_ms: number | null;
+  /** Request body bytes (Content-Length, or as read), response bytes written (headers included). */
   bytes_in: number;
   bytes_out: number;
+  /** From `usage.country_header`, when the request carried a two-letter code. */
   country: string | null;
 }
 
 /** One request answered with an error, as `GET /v1/usage/errors` lists it. */
-export interface ErrorSample {
-  time: number;
-  request_id: string;
-  key_id: string | null;
-  tenant: string | null;
-  api: string | null;
-  method: string;
-  route: string | null;
-  status: number;
+export type ErrorSample = Pick<AggregatedEvent, 'time' | 'request_id' | 'key_id' | 'tenant' | 'api' | 'method' | 'route' | 'status' | 'reason'> & {
+  /** The error code answered (the event's outcome). */
   error: string;
-  reason: string | null;
-}
+};
 
 /** Histogram bins a quarter-octave wide from 0.1 ms: bin i holds latencies up to 0.1 × 2^(i/4) ms. */
 const BINS = 80;

@@ -8,6 +8,7 @@ import { SharedLimiter } from '../core/shared-limiter.js';
 import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
+import type { AggregatedEvent } from '../core/usage-agg.js';
 import { compileKey } from './compiled-key.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
@@ -16,29 +17,15 @@ import { compilePattern, orderApis, type CompiledApi, type CompiledRoute } from 
 /** Called once per request when its response is over, denials included. */
 export type UsageSink = (event: UsageEvent) => void;
 
-export interface UsageEvent {
-  time: number;
-  request_id: string;
-  key_id: string | null;
+/**
+ * One finished request: what aggregates read (core/usage-agg.ts documents those fields), plus
+ * what only the access log and the usage API's callers see.
+ */
+export interface UsageEvent extends AggregatedEvent {
   application: string | null;
   environment: string;
-  api: string | null;
-  method: string;
-  route: string | null;
-  status: number;
-  outcome: string;
-  reason: string | null;
-  latency_ms: number;
-  upstream_ms: number | null;
   client_ip: string;
   rate_limit_remaining: number | null;
-  /** The key's tenant, for per-tenant usage. */
-  tenant: string | null;
-  /** Request body bytes (Content-Length, or as read), response bytes written (headers included). */
-  bytes_in: number;
-  bytes_out: number;
-  /** From `usage.country_header`, when the request carried a two-letter code. */
-  country: string | null;
 }
 
 /** Everything the stages read, built once from the config at start-up. */

@@ -9,7 +9,7 @@ import { dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import type { Bucket, ErrorSample, Fields, Granularity } from '../usage-agg.js';
 import { DAY, MINUTE, bucketStart } from '../usage-agg.js';
-import { queryApps, queryAudit, queryKeys } from './query.js';
+import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
   VersionConflictError,
@@ -330,16 +330,7 @@ export class FileStore implements Store {
   }
 
   async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
-    const out: ErrorSample[] = [];
-    for (let i = this.#errors.length - 1; i >= 0 && out.length < query.limit; i--) {
-      const e = this.#errors[i]!;
-      if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
-      if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
-      if (query.from !== undefined && e.time < query.from) continue;
-      if (query.to !== undefined && e.time >= query.to) continue;
-      out.push(e);
-    }
-    return out;
+    return queryErrors(this.#errors, (e) => e, query);
   }
 
   /**

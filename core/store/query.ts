@@ -1,7 +1,8 @@
 import type { AppRecord } from '../application.js';
 import type { AuditEntry } from '../audit.js';
 import { isRevoked, keyStatus, type KeyRecord } from '../record.js';
-import { InvalidCursorError, type AppQuery, type AuditQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
+import type { ErrorSample } from '../usage-agg.js';
+import { InvalidCursorError, type AppQuery, type AuditQuery, type ErrorQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
 
 type SortValue = string | number;
 
@@ -107,4 +108,18 @@ export function queryAudit(entries: Iterable<AuditEntry>, q: AuditQuery): Page<A
     q.limit,
     q.cursor,
   );
+}
+
+/** Error samples kept oldest first → those matching `query`, newest first, at most `limit`. */
+export function queryErrors<T>(kept: readonly T[], parse: (row: T) => ErrorSample, query: ErrorQuery): ErrorSample[] {
+  const out: ErrorSample[] = [];
+  for (let i = kept.length - 1; i >= 0 && out.length < query.limit; i--) {
+    const e = parse(kept[i]!);
+    if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
+    if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
+    if (query.from !== undefined && e.time < query.from) continue;
+    if (query.to !== undefined && e.time >= query.to) continue;
+    out.push(e);
+  }
+  return out;
 }

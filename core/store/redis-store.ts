@@ -6,7 +6,7 @@ import type { AuditEntry, KeyEvent } from '../audit.js';
 import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
-import { queryApps, queryAudit, queryKeys } from './query.js';
+import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
 import {
   StoreUnavailableError,
   VersionConflictError,
@@ -504,16 +504,7 @@ export class RedisStore implements Store {
 
   async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
     const rows = await this.#run('usage', () => this.#client.lrange(this.#routing('errors'), 0, -1));
-    const out: ErrorSample[] = [];
-    for (let i = rows.length - 1; i >= 0 && out.length < query.limit; i--) {
-      const e = JSON.parse(rows[i]!) as ErrorSample;
-      if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
-      if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
-      if (query.from !== undefined && e.time < query.from) continue;
-      if (query.to !== undefined && e.time >= query.to) continue;
-      out.push(e);
-    }
-    return out;
+    return queryErrors(rows, (r) => JSON.parse(r) as ErrorSample, query);
   }
 
   async listKeys(query: KeyQuery): Promise<KeyPage> {
