@@ -1,26 +1,41 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { generateKey } from '../core/key-format.js';
+import { nginxConfig } from './peers/nginx.js';
 
 /**
  * Proxy benchmark: the same wrk load, in one invocation, against
- *   direct   the upstream itself
- *   bare     a proxy made of Keygate's forwarding code alone
- *   gateway  Keygate with full enforcement (scopes, API list, allowlist, rate limit) on an LRU hit
- *   redis    the same with the key in a RedisStore and the rate limit in Redis's shared token
- *            buckets, twice: leases of 50 tokens (the default for a big bucket), and leases of
- *            1 token (a Redis round trip on every request)
- * Targets run interleaved, round after round, so drift hits all alike; medians are reported
- * with ratios to the direct upstream and to the bare proxy. Besides requests per second, the
- * CPU time the serving process spent per request is read from /proc: when the proxy is not
- * the only bottleneck (wrk and the upstream share one core), it is the steadier measure. With taskset, the proxy gets CPU 0
- * and wrk, the upstream and redis-server share CPU 1. The redis-server this starts (on a free
- * loopback port, no persistence) is killed on exit; for the redis rows, the Redis commands and
- * redis-server CPU time per request are reported too.
+ *   direct            the upstream itself
+ *   nginx             nginx as a plain reverse proxy, keep-alive pool to the upstream, 1 worker
+ *   nginx-keys        nginx doing Keygate's job: a static key map (401 otherwise), the credential
+ *                     dropped, limit_req per key; 1 worker
+ *   bare              a Node proxy made of Keygate's forwarding code alone
+ *   fastify           @fastify/http-proxy, bare
+ *   express           express + http-proxy-middleware, bare
+ *   express-gateway   express-gateway with its key-auth and rate-limit policies (the Node peer
+ *                     doing the same job), when it installs and runs
+ *   keygate-checks    Keygate, full enforcement on an LRU hit (file store), metrics and usage off
+ *   keygate           the same with Prometheus metrics and usage recording on, as in production
+ *   redis             Keygate on Redis: the key in a RedisStore, the rate limit in Redis's shared
+ *                     token buckets (leases of 50 tokens), metrics and usage to Redis
+ *   redis-lease1      the same with leases of 1 token: a Redis round trip on every request
+ *   nginx-2w          plain nginx with 2 worker processes, not pinned
+ *   keygate-2w        the keygate CLI with `workers: 2` (node:cluster; the redis store, which more
+ *                     than one worker needs), not pinned
+ * Targets run interleaved, round after round, so drift hits all alike, after a warm-up of each;
+ * medians are reported with ratios to the direct upstream and to plain nginx. Besides requests
+ * per second, the CPU time the serving processes (a target and every process under it) spent
+ * per request is read from /proc: when the proxy is not the only bottleneck (wrk and the
+ * upstream share one core), it is the steadier measure. With taskset, one-worker proxies get
+ * CPU 0 and wrk, the upstream and redis-server share CPU 1; the two-worker rows may use both
+ * CPUs (sharing CPU 1 with the load). Missing tools (wrk, redis-server, nginx) are installed
+ * with apt-get. Writes bench/results/proxy.json.
  *
- *   npm run bench -- [--duration 5] [--rounds 3] [--connections 50]
+ *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--connections 50] [--only keygate,nginx]
  */
 const { values } = parseArgs({
   options: {
@@ -28,12 +43,45 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
+    only: { type: 'string' },
   },
 });
-const duration = Math.min(60, Number(values.duration));
-const rounds = Math.min(10, Number(values.rounds));
-const connections = Math.min(1000, Number(values.connections));
-const warmup = Math.min(30, Number(values.warmup));
+const duration = Math.max(1, Math.min(60, Number(values.duration)));
+const rounds = Math.max(1, Math.min(10, Number(values.rounds)));
+const connections = Math.max(1, Math.min(1000, Number(values.connections)));
+const warmup = Math.max(0, Math.min(30, Number(values.warmup)));
+
+type Placement = 'one' | 'two';
+interface RowSpec {
+  id: string;
+  name: string;
+  /** `one`: pinned to CPU 0 (one worker); `two`: two workers, free to use both CPUs. */
+  cpus: Placement;
+  needs?: 'nginx' | 'redis';
+}
+const ROWS: RowSpec[] = [
+  { id: 'direct', name: 'direct upstream', cpus: 'one' },
+  { id: 'nginx', name: 'nginx plain proxy', cpus: 'one', needs: 'nginx' },
+  { id: 'nginx-keys', name: 'nginx, key map + limit_req', cpus: 'one', needs: 'nginx' },
+  { id: 'bare', name: 'bare Node proxy (Keygate forwarding)', cpus: 'one' },
+  { id: 'fastify', name: '@fastify/http-proxy', cpus: 'one' },
+  { id: 'express', name: 'express + http-proxy-middleware', cpus: 'one' },
+  { id: 'express-gateway', name: 'express-gateway, key-auth + rate-limit', cpus: 'one' },
+  { id: 'keygate-checks', name: 'keygate, checks only (metrics, usage off)', cpus: 'one' },
+  { id: 'keygate', name: 'keygate, full enforcement', cpus: 'one' },
+  { id: 'redis', name: 'keygate on Redis', cpus: 'one', needs: 'redis' },
+  { id: 'redis-lease1', name: 'keygate on Redis, lease 1', cpus: 'one', needs: 'redis' },
+  { id: 'nginx-2w', name: 'nginx plain proxy, 2 workers', cpus: 'two', needs: 'nginx' },
+  { id: 'keygate-2w', name: 'keygate CLI, 2 workers (Redis)', cpus: 'two', needs: 'redis' },
+];
+const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+for (const id of only ?? []) {
+  if (!ROWS.some((r) => r.id === id)) {
+    process.stderr.write(`--only: no row ${id}; rows: ${ROWS.map((r) => r.id).join(', ')}\n`);
+    process.exit(2);
+  }
+}
+const selected = ROWS.filter((r) => only === undefined || only.includes(r.id));
 
 function have(cmd: string): boolean {
   try {
@@ -43,18 +91,30 @@ function have(cmd: string): boolean {
     return false;
   }
 }
+function install(cmd: string, pkg: string): void {
+  if (have(cmd)) return;
+  process.stderr.write(`${cmd} not found; installing it (apt-get install -y ${pkg})\n`);
+  execFileSync('sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${pkg}`], { stdio: 'inherit' });
+}
+// nginx is under /usr/sbin, which a non-login shell may lack.
+process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
+install('wrk', 'wrk');
+if (selected.some((r) => r.needs === 'redis')) install('redis-server', 'redis-server');
+if (selected.some((r) => r.needs === 'nginx')) install('nginx', 'nginx');
 
-if (!have('wrk')) {
-  process.stderr.write('wrk not found; installing it (apt-get install -y wrk)\n');
-  execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq wrk'], { stdio: 'inherit' });
-}
-if (!have('redis-server')) {
-  process.stderr.write('redis-server not found; installing it (apt-get install -y redis-server)\n');
-  execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq redis-server'], { stdio: 'inherit' });
-}
 const pin = have('taskset');
+const notes: string[] = [];
+/** Every process started here leads its own process group; the groups are killed on exit. */
 const children: ChildProcess[] = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+process.on('exit', () => {
+  for (const c of children) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
 async function freePort(): Promise<number> {
@@ -66,19 +126,33 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** User + system CPU seconds a process has used so far (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** The command line for `cmd`, pinned to `cpus` when taskset exists ('0,1': not pinned). */
+function placed(cpus: string, cmd: string[]): string[] {
+  return pin && cpus !== '0,1' ? ['taskset', '-c', cpus, ...cmd] : cmd;
 }
 
-async function start(cpu: number, args: string[]): Promise<{ pid: number; line: string }> {
-  const cmd = pin ? ['taskset', '-c', String(cpu), process.execPath, ...args] : [process.execPath, ...args];
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+function spawnGroup(cmd: string[], stdout: 'pipe' | 'ignore'): ChildProcess {
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', stdout, 'pipe'], detached: true });
   children.push(child);
+  return child;
+}
+
+/** The last lines a child wrote to stderr, for the notes when it fails. */
+function tail(child: ChildProcess): () => string {
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    err = (err + c.toString()).slice(-2_000);
+  });
+  return () => err.trim().split('\n').slice(-3).join(' / ');
+}
+
+/** Starts a Node script; resolves with what follows `ready` on the first line that starts with it. */
+async function startNode(cpus: string, args: string[]): Promise<{ pid: number; line: string }> {
+  const child = spawnGroup(placed(cpus, [process.execPath, ...args]), 'pipe');
+  const stderr = tail(child);
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start in 20 s`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`did not start in 30 s ${stderr()}`)), 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c;
       const line = out.split('\n').find((l) => l.startsWith('ready'));
@@ -87,17 +161,66 @@ async function start(cpu: number, args: string[]): Promise<{ pid: number; line: 
         resolve({ pid: child.pid!, line: line.slice(6).trim() });
       }
     });
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}: ${stderr()}`));
+    });
   });
+}
+
+/** GET's status, or 0 when nothing answers. */
+function status(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const req = get(url, { headers, agent: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+async function startNginx(cpus: string, kind: 'plain' | 'keys', workers: number, upstream: string, key: string): Promise<{ pid: number; port: number }> {
+  const port = await freePort();
+  const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key });
+  const child = spawnGroup(placed(cpus, ['nginx', '-p', prefix, '-c', conf, '-g', 'daemon off;']), 'ignore');
+  const stderr = tail(child);
+  let exited: number | null = null;
+  child.once('exit', (code) => (exited = code ?? 1));
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && exited === null) {
+    if ((await status(`http://127.0.0.1:${port}/bench`, { authorization: `Bearer ${key}` })) === 200) return { pid: child.pid!, port };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(exited === null ? `nginx did not answer 200 in 10 s (${prefix}/error.log)` : `nginx exited with ${exited}: ${stderr()}`);
+}
+
+/** User + system CPU seconds of a process and all its descendants so far (Linux /proc). */
+function cpuSeconds(root: number): number {
+  const stats = new Map<number, { ppid: number; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const fields = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      stats.set(Number(d), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    total += stats.get(pid)?.cpu ?? 0;
+    for (const [child, s] of stats) if (s.ppid === pid) queue.push(child);
+  }
+  return total;
 }
 
 /** redis-server on a free loopback port, no persistence, pinned with wrk and the upstream. */
 async function startRedis(): Promise<{ pid: number; url: string; client: Redis }> {
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const cmd = pin ? ['taskset', '-c', '1', 'redis-server', ...args] : ['redis-server', ...args];
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
+  const child = spawnGroup(placed('1', ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']), 'ignore');
   const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
@@ -130,9 +253,11 @@ interface Sample {
   rps: number;
   p50: number;
   p99: number;
-  /** CPU time the serving process spent per request, in microseconds. */
+  /** CPU time the serving processes spent per request, in microseconds. */
   cpuUs: number;
   requests: number;
+  /** wrk's socket errors (connect, read, write, timeout). */
+  errors: number;
   /** Redis Lua scripts (round trips) per request (redis rows only). */
   redisScripts?: number;
   /** redis-server CPU time per request, in microseconds (redis rows only). */
@@ -149,23 +274,32 @@ function toMs(v: string): number {
 function wrk(url: string, seconds: number, headers: string[], pid: number): Sample {
   const cpuBefore = cpuSeconds(pid);
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
-  const cmd = pin ? ['taskset', '-c', '1', 'wrk', ...args] : ['wrk', ...args];
+  const cmd = placed('1', ['wrk', ...args]);
   const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const cpu = cpuSeconds(pid) - cpuBefore;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  if (non2xx) throw new Error(`${url}: ${non2xx[1]} non-2xx responses; the target is misconfigured`);
+  if (non2xx) throw new Error(`${non2xx[1]} non-2xx responses; the target is misconfigured`);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
     p50: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
     p99: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
-    cpuUs: ((cpuSeconds(pid) - cpuBefore) * 1e6) / requests,
+    cpuUs: (cpu * 1e6) / requests,
     requests,
+    errors: socket ? socket.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
   };
+}
+
+interface Target extends RowSpec {
+  url: string;
+  headers: string[];
+  pid: number;
 }
 
 /** wrk against one target; for a redis target, also what redis-server did meanwhile. */
 async function measure(t: Target, seconds: number): Promise<Sample> {
-  if (!t.redis) return wrk(t.url, seconds, t.headers, t.pid);
+  if (t.needs !== 'redis' || redis === null) return wrk(t.url, seconds, t.headers, t.pid);
   const scriptsBefore = await redisScripts(redis.client);
   const cpuBefore = cpuSeconds(redis.pid);
   const s = wrk(t.url, seconds, t.headers, t.pid);
@@ -176,104 +310,207 @@ async function measure(t: Target, seconds: number): Promise<Sample> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const upstreamPort = await freePort();
-const up = await start(1, ['--import=tsx', 'bench/upstream.ts', String(upstreamPort)]);
-const upstream = `http://127.0.0.1:${upstreamPort}`;
-const redis = await startRedis();
-interface Target {
-  name: string;
-  url: string;
-  headers: string[];
-  pid: number;
-  redis: boolean;
-}
-const targets: Target[] = [{ name: 'direct upstream', url: `${upstream}/bench`, headers: [], pid: up.pid, redis: false }];
-const FILE_ROW = 'keygate, full enforcement';
-const REDIS_ROW = 'keygate on Redis (shared rate limit)';
-const REDIS_1_ROW = 'keygate on Redis, lease 1 (Redis per request)';
-const kinds = [
-  { name: 'bare proxy (forwarding only)', args: ['bare'] },
-  { name: FILE_ROW, args: ['gateway'] },
-  { name: REDIS_ROW, args: ['redis'], redis: true },
-  { name: REDIS_1_ROW, args: ['redis'], lease: '1', redis: true },
-];
-for (const k of kinds) {
-  const port = await freePort();
-  const args = [...k.args, String(port), upstream, ...(k.redis ? [redis.url] : []), ...(k.lease ? [k.lease] : [])];
-  const { pid, line: key } = await start(0, ['--import=tsx', 'bench/target.ts', ...args]);
-  targets.push({ name: k.name, url: `http://127.0.0.1:${port}/bench`, headers: [`Authorization: Bearer ${key}`], pid, redis: k.redis === true });
-}
-// Every target gets the same request bytes: keys all have the same length; the upstream
-// gets one too (the bare proxy's, which it forwards without looking at it).
-targets[0]!.headers = targets[1]!.headers;
+const perRow = warmup + rounds * duration;
+process.stderr.write(
+  `plan: ${selected.length} rows (${selected.map((r) => r.id).join(', ')}); wrk -t1 -c${connections}, ` +
+    `warm-up ${warmup} s each, then ${rounds} interleaved rounds of ${duration} s; about ${Math.ceil((selected.length * perRow) / 60)} min ` +
+    `plus start-up${pin ? '; one-worker proxies pinned to CPU 0, wrk, the upstream and redis-server to CPU 1, two-worker rows not pinned' : '; taskset missing: nothing pinned'}\n`,
+);
 
-process.stderr.write(`warm-up ${warmup} s each; ${rounds} rounds of ${duration} s, ${connections} connections${pin ? ', pinned' : ''}\n`);
-for (const t of targets) await measure(t, warmup);
-const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
+const upstreamPort = await freePort();
+const up = await startNode('1', ['--import=tsx', 'bench/upstream.ts', String(upstreamPort)]);
+const upstream = `http://127.0.0.1:${upstreamPort}`;
+const redis = selected.some((r) => r.needs === 'redis') ? await startRedis() : null;
+// Every target gets the same request bytes: Keygate's keys all have this length, and the
+// targets that check no key (or nginx's map) get this one.
+const benchKey = generateKey('gw', 'live');
+const bearer = (key: string) => [`Authorization: Bearer ${key}`];
+
+async function startRow(r: RowSpec): Promise<Target> {
+  const cpus = r.cpus === 'one' ? '0' : '0,1';
+  const node = async (script: string, ...args: string[]) => {
+    const port = await freePort();
+    const { pid, line } = await startNode(cpus, ['--import=tsx', script, ...args.map((a) => (a === 'PORT' ? String(port) : a))]);
+    return { pid, line, url: `http://127.0.0.1:${port}/bench` };
+  };
+  const target = (t: { pid: number; url: string }, headers: string[]): Target => ({ ...r, pid: t.pid, url: t.url, headers });
+  switch (r.id) {
+    case 'direct':
+      return target({ pid: up.pid, url: `${upstream}/bench` }, bearer(benchKey));
+    case 'nginx':
+    case 'nginx-keys':
+    case 'nginx-2w': {
+      const n = await startNginx(cpus, r.id === 'nginx-keys' ? 'keys' : 'plain', r.cpus === 'one' ? 1 : 2, upstream, benchKey);
+      return target({ pid: n.pid, url: `http://127.0.0.1:${n.port}/bench` }, bearer(benchKey));
+    }
+    case 'fastify':
+      return target(await node('bench/peers/fastify.ts', 'PORT', upstream), bearer(benchKey));
+    case 'express':
+      return target(await node('bench/peers/express-hpm.ts', 'PORT', upstream), bearer(benchKey));
+    case 'express-gateway': {
+      const t = await node('bench/peers/express-gateway.ts', 'PORT', upstream);
+      return target(t, [`Authorization: ${t.line}`]);
+    }
+    case 'keygate-2w': {
+      const t = await node('bench/target.ts', 'redis-workers', 'PORT', upstream, redis!.url, '2');
+      return target(t, bearer(t.line));
+    }
+    default: {
+      const kind = { bare: 'bare', 'keygate-checks': 'gateway-bare-checks', keygate: 'gateway', redis: 'redis', 'redis-lease1': 'redis' }[r.id]!;
+      const extra = r.needs === 'redis' ? [redis!.url, ...(r.id === 'redis-lease1' ? ['1'] : [])] : [];
+      const t = await node('bench/target.ts', kind, 'PORT', upstream, ...extra);
+      return target(t, bearer(r.id === 'bare' ? benchKey : t.line));
+    }
+  }
+}
+
+let targets: Target[] = [];
+for (const r of selected) {
+  try {
+    targets.push(await startRow(r));
+  } catch (err) {
+    notes.push(`${r.name} (${r.id}) did not start and is not in the table: ${(err as Error).message}`);
+    process.stderr.write(`${r.id}: did not start: ${(err as Error).message}\n`);
+  }
+}
+
+/** A target whose load run fails leaves the run, with a note, rather than ending it. */
+async function attempt(t: Target, seconds: number): Promise<Sample | null> {
+  try {
+    const s = await measure(t, seconds);
+    if (s.errors > 0) notes.push(`${t.name}: wrk counted ${s.errors} socket errors in one run`);
+    return s;
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    notes.push(`${t.name} (${t.id}) failed under load and is not in the table: ${msg}`);
+    process.stderr.write(`${t.id}: failed under load: ${msg}\n`);
+    targets = targets.filter((x) => x !== t);
+    return null;
+  }
+}
+
+for (const t of [...targets]) if (warmup > 0) await attempt(t, warmup);
+const samples = new Map<string, Sample[]>(targets.map((t) => [t.id, []]));
 for (let r = 0; r < rounds; r++) {
-  for (const t of targets) {
-    const s = await measure(t, duration);
-    samples.get(t.name)!.push(s);
+  for (const t of [...targets]) {
+    const s = await attempt(t, duration);
+    if (s === null) continue;
+    samples.get(t.id)!.push(s);
     const extra = s.redisScripts === undefined ? '' : `; ${s.redisScripts.toFixed(3)} Redis scripts/req, ${s.redisCpuUs!.toFixed(1)} redis-server CPU us/req`;
-    process.stderr.write(`round ${r + 1} ${t.name}: ${s.rps.toFixed(0)} req/s p50 ${s.p50} ms p99 ${s.p99} ms ${s.cpuUs.toFixed(1)} CPU us/req${extra}\n`);
+    process.stderr.write(`round ${r + 1} ${t.id}: ${s.rps.toFixed(0)} req/s p50 ${s.p50} ms p99 ${s.p99} ms ${s.cpuUs.toFixed(1)} CPU us/req${extra}\n`);
   }
 }
 
 const rows = targets.map((t) => {
-  const s = samples.get(t.name)!;
+  const s = samples.get(t.id)!;
+  const redisRow = t.needs === 'redis';
   return {
+    id: t.id,
     target: t.name,
+    cpus: !pin ? 'any' : t.id === 'direct' ? 'CPU 1, with wrk' : t.cpus === 'one' ? 'CPU 0' : 'both',
     rps: median(s.map((x) => x.rps)),
     p50_ms: median(s.map((x) => x.p50)),
     p99_ms: median(s.map((x) => x.p99)),
     cpu_us: median(s.map((x) => x.cpuUs)),
-    redis_scripts_per_req: t.redis ? median(s.map((x) => x.redisScripts!)) : null,
-    redis_cpu_us: t.redis ? median(s.map((x) => x.redisCpuUs!)) : null,
+    runs: s.map((x) => ({ rps: x.rps, p50_ms: x.p50, p99_ms: x.p99, cpu_us: x.cpuUs })),
+    redis_scripts_per_req: redisRow ? median(s.map((x) => x.redisScripts!)) : null,
+    redis_cpu_us: redisRow ? median(s.map((x) => x.redisCpuUs!)) : null,
   };
 });
-const direct = rows[0]!.rps;
-const bare = rows[1]!.rps;
-const bareCpu = rows[1]!.cpu_us;
-const table = rows.map((r) => ({ ...r, vs_direct: r.rps / direct, vs_bare: r.rps / bare, cpu_vs_bare: r.cpu_us / bareCpu }));
+const byId = (id: string) => rows.find((r) => r.id === id);
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? null : a / b);
+const direct = byId('direct');
+const nginx = byId('nginx');
+const nginx2 = byId('nginx-2w');
+const table = rows.map((r) => {
+  const same = r.cpus === 'both' ? nginx2 : nginx;
+  return {
+    ...r,
+    vs_direct: ratio(r.rps, direct?.rps),
+    vs_nginx: ratio(r.rps, nginx?.rps),
+    /** Against nginx with as many workers as this row has (2-worker rows: nginx-2w). */
+    vs_nginx_same_workers: ratio(r.rps, same?.rps),
+    cpu_vs_nginx: ratio(r.cpu_us, same?.cpu_us),
+  };
+});
+
 const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 const opt = (v: number | null, digits: number) => (v === null ? '–' : v.toFixed(digits));
-console.log(line(['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'req/s × direct', 'req/s × bare', 'CPU × bare', 'Redis scripts/req', 'redis-server CPU µs/req']));
-console.log(line(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
+console.log(line(['target', 'CPUs', 'req/s', 'p50 ms', 'p99 ms', '× direct', '× nginx', '× nginx, same workers', 'CPU µs/req', 'CPU × nginx, same workers']));
+console.log(line(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
 for (const r of table) {
   console.log(
     line([
-      r.target, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p99_ms.toFixed(2), r.cpu_us.toFixed(1), r.vs_direct.toFixed(2), r.vs_bare.toFixed(2),
-      r.cpu_vs_bare.toFixed(2), opt(r.redis_scripts_per_req, 3), opt(r.redis_cpu_us, 1),
+      r.target, r.cpus, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p99_ms.toFixed(2), opt(r.vs_direct, 2), opt(r.vs_nginx, 2),
+      opt(r.vs_nginx_same_workers, 2), r.cpu_us.toFixed(1), opt(r.cpu_vs_nginx, 2),
     ]),
   );
 }
-const file = table.find((r) => r.target === FILE_ROW)!;
-const vsFile = (name: string) => {
-  const r = table.find((x) => x.target === name)!;
-  return `${(r.rps / file.rps).toFixed(2)}× the req/s, ${(r.cpu_us / file.cpu_us).toFixed(2)}× the gateway CPU per request, p50 ${(r.p50_ms / file.p50_ms).toFixed(2)}×`;
+
+/** Headline ratios: the targets of issues 5 and 6. */
+const headline: Record<string, { ratio: number | null; cpu_ratio: number | null; target: string; met: boolean | null }> = {};
+const check = (name: string, a: string, b: string, atLeast: number, what: string) => {
+  const x = byId(a);
+  const y = byId(b);
+  const rps = ratio(x?.rps, y?.rps);
+  const cpu = ratio(y?.cpu_us, x?.cpu_us);
+  headline[name] = { ratio: rps, cpu_ratio: cpu, target: `≥ ${atLeast}`, met: rps === null ? null : rps >= atLeast };
+  return rps === null
+    ? `- ${what}: not measured (needs rows ${a} and ${b}).`
+    : `- ${what}: ${rps.toFixed(3)}× the req/s (target ≥ ${atLeast}: ${rps >= atLeast ? 'met' : 'NOT met'}); by CPU per request ${cpu!.toFixed(3)}×.`;
 };
-console.log(`
-Notes:
-- "${FILE_ROW}": the file store and in-process token buckets (one gateway's own limit).
-- "${REDIS_ROW}": the key in a RedisStore (looked up once, then an LRU hit like the file-store
-  row; Redis pub/sub would drop it on a change) and the rate limit in Redis's shared token buckets.
-  The plan (1e9 per second) never refuses, yet every request spends a token leased from Redis:
-  leases are 2% of the capacity, at most 50, so by design one Redis round trip (a Lua script) per
-  50 requests: 0.020 scripts/req (more would mean concurrent refills each took a lease of their
-  own). Against the file-store row: ${vsFile(REDIS_ROW)}.
-- "${REDIS_1_ROW}": the same with rate_limiter.lease_max 1, a Redis round trip on every request:
-  the upper bound of the shared limiter's price. A gateway makes one round trip per bucket at a
-  time (waiting requests share it), so one hot key on one gateway is bounded by the Redis round
-  trip here (about 1 / RTT requests per second); buckets small enough to lease 1 token by
-  default (capacity under 100) have limits far below that. Against the file-store row:
-  ${vsFile(REDIS_1_ROW)}.
-- redis-server runs on loopback${pin ? ' on CPU 1, beside wrk and the upstream (the gateways have CPU 0)' : ''}, so its CPU
-  time competes with the load generator: in production it is on another host. "Redis scripts/req"
-  counts the EVAL/EVALSHA calls redis-server ran during the run; "redis-server CPU µs/req" is its
-  user + system time over the run divided by the requests served.`);
+const lines = [
+  check('metrics_usage_cost', 'keygate', 'keygate-checks', 0.9, 'Metrics and usage recording (keygate / keygate-checks, issue 5: cost at most 10%)'),
+  check('keygate_vs_nginx', 'keygate', 'nginx', 0.7, 'Keygate full enforcement / plain nginx, 1 worker each (issue 6)'),
+  check('keygate_2w_vs_nginx_2w', 'keygate-2w', 'nginx-2w', 0.7, 'Keygate CLI, 2 workers on Redis / plain nginx, 2 workers (issue 6)'),
+];
+const file = byId('keygate');
+const vsFile = (id: string) => {
+  const r = byId(id);
+  return r === undefined || file === undefined
+    ? 'not measured'
+    : `${(r.rps / file.rps).toFixed(2)}× the req/s, ${(r.cpu_us / file.cpu_us).toFixed(2)}× the gateway CPU per request, p50 ${(r.p50_ms / file.p50_ms).toFixed(2)}×`;
+};
+const versions: Record<string, string> = { node: process.version };
+for (const p of ['fastify', '@fastify/http-proxy', 'express', 'http-proxy-middleware', 'express-gateway']) {
+  try {
+    versions[p] = (JSON.parse(readFileSync(`node_modules/${p}/package.json`, 'utf8')) as { version: string }).version;
+  } catch {
+    versions[p] = 'not installed';
+  }
+}
+try {
+  versions['nginx'] = execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim().replace(/^nginx version: /, '');
+} catch {
+  versions['nginx'] = 'not installed';
+}
+const fixed = [
+  `Ratios are of medians. "× nginx" is against plain nginx with 1 worker; "same workers" against the nginx row with as many workers as the row has (2-worker rows: nginx-2w).`,
+  `Headers: every row gets \`Authorization: Bearer <key>\` of one length (Keygate's own key, else a bench key in Keygate's format, which nginx-keys' map holds among 999 others); express-gateway gets its own \`apiKey <keyId>:<keySecret>\`.`,
+  pin
+    ? 'One-worker rows: the proxy pinned to CPU 0; wrk, the upstream and redis-server share CPU 1, so a fast proxy can be held back by the load generator (nginx runs below 100% of its core): compare fast rows by CPU µs per request too. Two-worker rows are not pinned: the proxy may use both cores, and shares CPU 1 with wrk and the upstream; their ratio to each other is the figure, not their req/s against the one-worker rows.'
+    : 'taskset is missing: nothing is pinned.',
+  'CPU µs/req counts the target process and all its descendants (nginx master and workers; the cluster primary, which also runs the admin plane, and its workers).',
+  `express + http-proxy-middleware uses a keep-alive agent to the upstream (its default opens a connection per request); @fastify/http-proxy pools with undici by default.`,
+  `"${file?.target ?? 'keygate, full enforcement'}" is production: Prometheus metrics on and every request handed to a UsageRecorder that flushes to the file store each second (as \`keygate --role all\`); "keygate, checks only" is the same gateway with metrics.enabled false and no usage sink.`,
+  `Keygate on Redis: the key in a RedisStore (an LRU hit after the first request), the rate limit in Redis's shared token buckets, usage batches written to Redis. The plan (1e9/s) never refuses, yet every request spends a token leased from Redis: leases are 2% of the capacity, at most 50, so one Lua script per 50 requests (0.020 scripts/req; the usage batches add one a second). Against the file-store row: ${vsFile('redis')}.`,
+  `Keygate on Redis, lease 1: a Redis round trip on every request, the upper bound of the shared limiter's price (one hot key on one gateway is bounded by about 1 / RTT requests per second). Against the file-store row: ${vsFile('redis-lease1')}.`,
+  `keygate-2w is \`keygate --role all\` with workers: 2: the primary runs the admin plane, each worker a gateway with its own usage recorder writing to Redis (more than one worker needs the redis store).`,
+];
+const out = [...lines, ...fixed.map((n) => `- ${n}`), ...notes.map((n) => `- ${n}`)];
+console.log(`\nNotes:\n${out.join('\n')}`);
+console.log(`\nVersions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
   'bench/results/proxy.json',
-  JSON.stringify({ when: new Date().toISOString(), duration, rounds, connections, pinned: pin, redis: redis.url, rows: table }, null, 2),
+  JSON.stringify(
+    {
+      when: new Date().toISOString(),
+      command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
+      duration, rounds, warmup, connections, pinned: pin, versions, headline, rows: table, notes: [...fixed, ...notes],
+    },
+    null,
+    2,
+  ),
 );
 process.exit(0);

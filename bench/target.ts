@@ -1,12 +1,17 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KeyService } from '../admin/keys.js';
+import { recorderOptions, UsageRecorder } from '../admin/usage.js';
 import { parseConfig } from '../config/load.js';
 import { systemClock } from '../core/clock.js';
 import { Logger } from '../core/log.js';
+import { observedStore, ProcessMetrics } from '../core/metrics.js';
 import { FileStore } from '../core/store/file-store.js';
 import { RedisStore } from '../core/store/redis-store.js';
 import { RequestContext } from '../gateway/context.js';
@@ -19,12 +24,21 @@ import { createForwardStage } from '../gateway/stages/forward.js';
  * One benchmark target in its own process: `bare` (the gateway's forwarding code with no
  * checks: it strips the credential, sets a request id and the identity and forwarding headers
  * as the gateway does), `gateway` (full enforcement: scopes, API list, allowlist and rate
- * limit on an LRU hit, file store, in-process token buckets) or `redis` (the same enforcement
- * with the key in a RedisStore and the rate limit in Redis's shared token buckets).
- * Prints `ready <key>` once listening.
+ * limit on an LRU hit, file store, in-process token buckets; with Prometheus metrics and usage
+ * recording on, as `keygate --role all` runs: the store timed into the process metrics, and
+ * every request handed to a UsageRecorder that flushes to the store each
+ * `usage.flush_interval_ms`), `gateway-bare-checks` (the same enforcement with
+ * `metrics.enabled: false` and no usage sink: the checks alone) or `redis` (the enforcement and
+ * the metrics and usage recording of `gateway`, with the key in a RedisStore, the rate limit in
+ * Redis's shared token buckets and usage batches written to Redis). `redis-workers` is the CLI
+ * itself (bench/cli.ts, `--role all`, `workers: N` gateway workers on node:cluster, the redis
+ * store: more than one worker needs it) with the `redis` kind's configuration and key; this
+ * process writes the config and the key, starts the CLI as its child and waits until both
+ * planes answer. Prints `ready <key>` once listening.
  *
- *   target.ts bare|gateway PORT UPSTREAM
+ *   target.ts bare|gateway|gateway-bare-checks PORT UPSTREAM
  *   target.ts redis PORT UPSTREAM [REDIS_URL] [LEASE_MAX]   (REDIS_URL defaults to $KEYGATE_BENCH_REDIS_URL)
+ *   target.ts redis-workers PORT UPSTREAM REDIS_URL WORKERS
  *
  * The plan (1e9 requests per second) never refuses, but it is a real bucket: with the redis
  * kind, every request spends a token leased from Redis. The default lease is 2% of the
@@ -32,30 +46,40 @@ import { createForwardStage } from '../gateway/stages/forward.js';
  * LEASE_MAX 1 makes it one round trip per request.
  */
 const [kind, portArg, upstream, redisArg, leaseArg] = process.argv.slice(2);
+if (!['bare', 'gateway', 'gateway-bare-checks', 'redis', 'redis-workers'].includes(kind!)) throw new Error(`unknown target ${kind}`);
 const port = Number(portArg);
+const workers = kind === 'redis-workers';
+const onRedis = kind === 'redis' || workers;
+/** Metrics and usage recording on the hot path, as in production. */
+const production = kind === 'gateway' || onRedis;
 const redisUrl = redisArg || process.env.KEYGATE_BENCH_REDIS_URL;
-if (kind === 'redis' && !redisUrl) throw new Error('the redis target needs a redis:// URL (argv or KEYGATE_BENCH_REDIS_URL)');
+if (onRedis && !redisUrl) throw new Error(`the ${kind} target needs a redis:// URL (argv or KEYGATE_BENCH_REDIS_URL)`);
 // Each target process gets its own key space, so two redis targets on one server share nothing.
 const prefix = `bench${process.pid}`;
-const config = parseConfig({
+const raw = {
+  ...(workers ? { role: 'all', workers: Number(leaseArg) } : {}),
   listeners: [{ port, host: '127.0.0.1', environment: 'production' }],
   plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
-  ...(kind === 'redis'
+  ...(onRedis
     ? {
         store: { type: 'redis', url: redisUrl, prefix },
-        ...(leaseArg ? { rate_limiter: { lease_max: Number(leaseArg) } } : {}),
+        ...(leaseArg && !workers ? { rate_limiter: { lease_max: Number(leaseArg) } } : {}),
       }
     : {}),
   scopes: { catalog: ['read'] },
   apis: [{ name: 'bench', path_prefix: '/', upstream, routes: [{ method: 'GET', path: '/*', scopes: ['read'] }] }],
-  admin: { tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
+  admin: { ...(workers ? { port: await freePort() } : {}), tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
+  metrics: { enabled: production },
   log: { level: 'error' },
-});
+};
+const config = parseConfig(raw);
 const log = new Logger({ level: 'error' });
-const store =
-  kind === 'redis'
+const opened =
+  onRedis
     ? await RedisStore.open({ url: redisUrl, prefix, commandTimeoutMs: 500, connectTimeoutMs: 5_000 })
     : await FileStore.open({ dir: mkdtempSync(join(tmpdir(), 'keygate-bench-')) });
+// bin/main.ts times every store operation into the process metrics.
+const store = production && !workers ? observedStore(opened, new ProcessMetrics()) : opened;
 const hasher = hasherFor(config);
 const keys = new KeyService(config, store, systemClock, hasher);
 const { key, record } = await keys.create(
@@ -66,9 +90,30 @@ const { key, record } = await keys.create(
   { name: 'bench', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: 'bench' },
 );
 
-if (kind === 'gateway' || kind === 'redis') {
+if (workers) {
+  await store.close();
+  const file = join(mkdtempSync(join(tmpdir(), 'keygate-bench-cli-')), 'gateway.yaml');
+  writeFileSync(file, JSON.stringify(raw));
+  const cli = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./cli.ts', import.meta.url)), '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  cli.once('exit', (code) => process.exit(code ?? 1));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => cli.kill(sig));
+  // The admin plane listens once every worker is ready; then the gateway must serve the key.
+  const deadline = Date.now() + 30_000;
+  while ((await status(`http://127.0.0.1:${config.admin.port}/healthz`)) !== 200 || (await status(`http://127.0.0.1:${port}/bench`, key)) !== 200) {
+    if (Date.now() > deadline) throw new Error('the keygate CLI did not answer in 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+} else if (production) {
+  // As bin/main.ts wires `--role all`: the admin plane's recorder (here without its listener)
+  // takes every finished request in process, and the metrics read its counts.
+  const recorder = new UsageRecorder(store, log, recorderOptions(config.usage));
+  recorder.start();
+  const gateway = createGateway(config, { store, log, hasher, sinks: [(e) => recorder.add(e)] });
+  gateway.runtime.metrics!.usageFrom(() => ({ shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped }));
+  await gateway.listen();
+} else if (kind === 'gateway-bare-checks') {
   await createGateway(config, { store, log, hasher }).listen();
-} else if (kind === 'bare') {
+} else {
   const rt = buildRuntime(config, { clock: systemClock, log, store, hasher });
   const forward = createForwardStage(rt);
   const compiled = compileKey(record, rt.plans);
@@ -86,9 +131,28 @@ if (kind === 'gateway' || kind === 'redis') {
     ctx.key = compiled;
     forward(ctx);
   }).listen(port, '127.0.0.1');
-} else {
-  throw new Error(`unknown target ${kind}`);
 }
 process.stdout.write(`ready ${key}\n`);
 // A clean exit on SIGINT lets `--cpu-prof` write its profile.
-process.on('SIGINT', () => process.exit(0));
+if (!workers) process.on('SIGINT', () => process.exit(0));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The status of a GET (0 when it cannot connect). */
+function status(url: string, bearer?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = get(url, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {}, agent: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
