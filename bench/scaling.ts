@@ -1,0 +1,388 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+/**
+ * Scaling: the gateway with 1,000, 100,000 and 1,000,000 keys in its file store, each request
+ * carrying a key picked at random among all N (so the key cache is exercised, not one hot
+ * entry). For each N:
+ *   1. seed a new file store with N keys (bench/scaling/seed.ts: the store's own commits, 10,000
+ *      keys each) and write the plaintext keys to a file; timed;
+ *   2. start a gateway process on it (bench/scaling/target.ts, key cache max = N, TTL a day):
+ *      the time from spawn to listening is the cold start, most of it the journal replay;
+ *   3. first pass: every key once, in file order (wrk + bench/scaling/sequential.lua), so every
+ *      request is a cache miss: a store lookup and a compile;
+ *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC);
+ *   5. warm passes: wrk + bench/scaling/random.lua, a random key per request, `rounds` runs of
+ *      `duration` seconds after a warm-up; median req/s, p50, p99, gateway CPU per request.
+ * For the largest N, the cold start is measured again on `cold-starts` fresh processes.
+ * Like bench/run.ts: the gateway is pinned to CPU 0, wrk and the upstream to CPU 1 (when
+ * taskset is there); wrk is installed with apt-get when missing. Only loopback is used.
+ * Prints a table per measure and writes bench/results/scaling.json.
+ *
+ *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 3]
+ *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep]
+ */
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,100000,1000000' },
+    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    'cold-starts': { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const sizes = values.sizes.split(',').map(Number);
+if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 2_000_000)) throw new Error('--sizes: integers from 1 to 2,000,000');
+const duration = Math.min(60, Math.max(1, Number(values.duration)));
+const rounds = Math.min(10, Math.max(1, Number(values.rounds)));
+const warmup = Math.min(30, Math.max(0, Number(values.warmup)));
+const connections = Math.min(1000, Math.max(1, Number(values.connections)));
+const coldStarts = Math.min(10, Math.max(1, Number(values['cold-starts'])));
+const SEED_TIMEOUT_MS = 10 * 60_000;
+const READY_TIMEOUT_MS = 5 * 60_000;
+/** The first pass's -d bound: generous for the miss path at 1,000 req/s, at most 15 minutes. */
+const firstPassSeconds = (n: number) => Math.min(900, Math.max(30, Math.ceil(n / 1000)));
+
+function have(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (!have('wrk')) {
+  process.stderr.write('wrk not found; installing it (apt-get install -y wrk)\n');
+  execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq wrk'], { stdio: 'inherit' });
+}
+const pin = have('taskset');
+const children = new Set<ChildProcess>();
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** User + system CPU seconds a process has used so far (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function pinned(cpu: number, cmd: string[]): string[] {
+  return pin ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
+}
+
+/** A child process whose stdout is read line by line; `next(prefix)` waits for a line. */
+class Proc {
+  readonly child: ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #waiters: { prefix: string; resolve: (line: string) => void }[] = [];
+  #buf = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(cmd: string[], onLine?: (line: string) => void) {
+    this.child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(this.child);
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => {
+        children.delete(this.child);
+        resolve(code);
+      }),
+    );
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      this.#buf += chunk;
+      let nl: number;
+      while ((nl = this.#buf.indexOf('\n')) !== -1) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        onLine?.(line);
+        const w = this.#waiters.findIndex((x) => line.startsWith(x.prefix));
+        if (w === -1) this.#lines.push(line);
+        else this.#waiters.splice(w, 1)[0]!.resolve(line);
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  next(prefix: string, timeoutMs: number): Promise<string> {
+    const i = this.#lines.findIndex((l) => l.startsWith(prefix));
+    if (i !== -1) return Promise.resolve(this.#lines.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "${prefix}" line in ${timeoutMs} ms`)), timeoutMs);
+      this.exited.then((code) => reject(new Error(`process exited (${code}) before a "${prefix}" line`)));
+      this.#waiters.push({
+        prefix,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  }
+
+  /** Everything printed, for a process that is waited to the end. */
+  get output(): string {
+    return [...this.#lines, this.#buf].join('\n');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 30_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+interface Mem {
+  gc: boolean;
+  rss: number;
+  heap_used: number;
+  heap_total: number;
+  external: number;
+  array_buffers: number;
+  heap_limit: number;
+  vm_rss: number;
+  vm_hwm: number;
+  cache_size: number;
+  cache_hits: number;
+  cache_misses: number;
+  buckets: number | null;
+}
+
+interface Ready {
+  /** Spawn to the `ready` line, seen from here. */
+  wall_ms: number;
+  /** Process start (performance.timeOrigin) to listening, seen from the process. */
+  ready_ms: number;
+  modules_ms: number;
+  store_open_ms: number;
+}
+
+class Target extends Proc {
+  readonly port: number;
+
+  private constructor(cmd: string[], port: number) {
+    super(cmd);
+    this.port = port;
+  }
+
+  static async start(dir: string, upstream: string, cacheMax: number): Promise<{ target: Target; ready: Ready }> {
+    const port = await freePort();
+    const t0 = performance.now();
+    const target = new Target(
+      pinned(0, [process.execPath, '--expose-gc', '--import=tsx', 'bench/scaling/target.ts', dir, String(port), upstream, String(cacheMax)]),
+      port,
+    );
+    const line = await target.next('ready ', READY_TIMEOUT_MS);
+    const wall = performance.now() - t0;
+    return { target, ready: { wall_ms: wall, ...(JSON.parse(line.slice(6)) as Omit<Ready, 'wall_ms'>) } };
+  }
+
+  /** Memory after a full GC, and the cache's counters. */
+  async mem(): Promise<Mem> {
+    this.child.kill('SIGUSR2');
+    return JSON.parse((await this.next('mem ', 120_000)).slice(4)) as Mem;
+  }
+}
+
+interface Sample {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  requests: number;
+  seconds: number;
+  /** CPU time the gateway process spent per request, in microseconds. */
+  cpu_us: number;
+  errors: string | null;
+}
+
+function toMs(v: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec((v ?? '').trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n;
+}
+
+/**
+ * One wrk run with a script and the keys file; `untilDone` stops it (SIGINT, on which wrk
+ * reports) when the script prints `pass done`, with `seconds` as the bound either way.
+ */
+async function wrk(script: string, target: Target, keysFile: string, seconds: number, untilDone = false): Promise<Sample> {
+  const cpu0 = cpuSeconds(target.pid);
+  const url = `http://127.0.0.1:${target.port}/bench`;
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', '-s', script, url, '--', keysFile];
+  const run: Proc = new Proc(pinned(1, ['wrk', ...args]), (line) => {
+    if (untilDone && line === 'pass done') run.child.kill('SIGINT');
+  });
+  const killer = setTimeout(() => run.child.kill('SIGKILL'), (seconds + 120) * 1000);
+  const code = await run.exited;
+  clearTimeout(killer);
+  const out = run.output;
+  if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+  const done = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(out);
+  if (!done) throw new Error(`unexpected wrk output:\n${out}`);
+  const requests = Number(done[1]);
+  const elapsed = toMs(`${done[2]}${done[3]}`) / 1000;
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
+  const socket = /Socket errors: (.*)/.exec(out)?.[1];
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    p50_ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1]),
+    p99_ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1]),
+    max_ms: toMs(/Latency\s+\S+\s+\S+\s+(\S+)/.exec(out)?.[1]),
+    requests,
+    seconds: elapsed,
+    cpu_us: ((cpuSeconds(target.pid) - cpu0) * 1e6) / requests,
+    errors: non2xx || socket ? [non2xx ? `${non2xx} non-2xx` : '', socket ?? ''].filter(Boolean).join('; ') : null,
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const MB = (b: number) => b / 1024 / 1024;
+
+const root = mkdtempSync(join(tmpdir(), 'keygate-scaling-'));
+const upstreamPort = await freePort();
+const upstreamProc = new Proc(pinned(1, [process.execPath, '--import=tsx', 'bench/upstream.ts', String(upstreamPort)]));
+await upstreamProc.next('ready', 30_000);
+const upstream = `http://127.0.0.1:${upstreamPort}`;
+const random = 'bench/scaling/random.lua';
+const sequential = 'bench/scaling/sequential.lua';
+
+interface Row {
+  keys: number;
+  seed: { keys: number; commits: number; generate_ms: number; commit_ms: number; total_ms: number; journal_bytes: number };
+  cold_start: Ready;
+  /** Further cold starts (largest N only). */
+  cold_starts: Ready[];
+  mem_ready: Mem;
+  first_pass: Sample;
+  mem_cached: Mem;
+  warm: Sample[];
+  warm_hit_ratio: number;
+  mem_after: Mem;
+}
+const rows: Row[] = [];
+const largest = Math.max(...sizes);
+log(`data in ${root}; ${pin ? 'gateway on CPU 0, wrk and upstream on CPU 1' : 'not pinned (no taskset)'}`);
+try {
+  for (const n of sizes) {
+    const dir = join(root, `store-${n}`);
+    const keysFile = join(root, `keys-${n}.txt`);
+    log(`\n== ${n.toLocaleString('en-US')} keys: seeding`);
+    const seeder = new Proc([process.execPath, '--import=tsx', 'bench/scaling/seed.ts', dir, String(n), keysFile]);
+    const seedTimer = setTimeout(() => seeder.child.kill('SIGKILL'), SEED_TIMEOUT_MS);
+    const seedLine = await seeder.next('{', SEED_TIMEOUT_MS);
+    await seeder.exited;
+    clearTimeout(seedTimer);
+    const seed = JSON.parse(seedLine) as Row['seed'];
+    log(`seeded in ${(seed.total_ms / 1000).toFixed(1)} s (commits ${(seed.commit_ms / 1000).toFixed(1)} s), journal ${MB(seed.journal_bytes).toFixed(0)} MB`);
+
+    const { target, ready } = await Target.start(dir, upstream, n);
+    log(`cold start ${(ready.wall_ms / 1000).toFixed(2)} s (store open ${(ready.store_open_ms / 1000).toFixed(2)} s)`);
+    const memReady = await target.mem();
+    log(`ready: RSS ${MB(memReady.vm_rss).toFixed(0)} MB, heap ${MB(memReady.heap_used).toFixed(0)} MB`);
+
+    const first = await wrk(sequential, target, keysFile, firstPassSeconds(n), true);
+    log(`first pass (all misses): ${first.requests} requests in ${first.seconds.toFixed(1)} s, ${first.rps.toFixed(0)} req/s, p99 ${first.p99_ms} ms${first.errors ? `, ${first.errors}` : ''}`);
+    const memCached = await target.mem();
+    log(`all cached (${memCached.cache_size}): RSS ${MB(memCached.vm_rss).toFixed(0)} MB, heap ${MB(memCached.heap_used).toFixed(0)} MB, buckets ${memCached.buckets}`);
+    if (memCached.cache_size < n) log(`warning: only ${memCached.cache_size} of ${n} keys are cached`);
+
+    if (warmup > 0) await wrk(random, target, keysFile, warmup);
+    const before = await target.mem();
+    const warm: Sample[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const s = await wrk(random, target, keysFile, duration);
+      warm.push(s);
+      log(`warm round ${r + 1}: ${s.rps.toFixed(0)} req/s, p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, ${s.cpu_us.toFixed(1)} CPU µs/req${s.errors ? `, ${s.errors}` : ''}`);
+    }
+    const memAfter = await target.mem();
+    const hits = memAfter.cache_hits - before.cache_hits;
+    const misses = memAfter.cache_misses - before.cache_misses;
+    await target.stop();
+
+    const coldStartsMore: Ready[] = [];
+    if (n === largest) {
+      for (let i = 1; i < coldStarts; i++) {
+        const again = await Target.start(dir, upstream, n);
+        coldStartsMore.push(again.ready);
+        log(`cold start again: ${(again.ready.wall_ms / 1000).toFixed(2)} s (store open ${(again.ready.store_open_ms / 1000).toFixed(2)} s)`);
+        await again.target.stop();
+      }
+    }
+    rows.push({
+      keys: n,
+      seed,
+      cold_start: ready,
+      cold_starts: coldStartsMore,
+      mem_ready: memReady,
+      first_pass: first,
+      mem_cached: memCached,
+      warm,
+      warm_hit_ratio: hits / Math.max(1, hits + misses),
+      mem_after: memAfter,
+    });
+    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  }
+} finally {
+  await upstreamProc.stop();
+  if (!values.keep) rmSync(root, { recursive: true, force: true });
+}
+
+const line = (cells: (string | number)[]) => console.log(`| ${cells.join(' | ')} |`);
+const f = (v: number, d = 0) => v.toFixed(d);
+console.log(`\nThroughput (wrk -t1 -c${connections}; warm: median of ${rounds} × ${duration} s, a random key of N per request)\n`);
+line(['keys in store', 'warm req/s', 'warm p50 ms', 'warm p99 ms', 'CPU µs/req', 'hit ratio', 'first pass req/s', 'first pass p99 ms', 'first pass s']);
+line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+for (const r of rows) {
+  line([
+    r.keys.toLocaleString('en-US'), f(median(r.warm.map((s) => s.rps))), f(median(r.warm.map((s) => s.p50_ms)), 2), f(median(r.warm.map((s) => s.p99_ms)), 2),
+    f(median(r.warm.map((s) => s.cpu_us)), 1), f(r.warm_hit_ratio, 4), f(r.first_pass.rps), f(r.first_pass.p99_ms, 2), f(r.first_pass.seconds, 1),
+  ]);
+}
+console.log('\nMemory of the gateway process (after a full GC; RSS is /proc VmRSS)\n');
+line(['keys in store', 'RSS ready (store loaded) MB', 'heap ready MB', 'RSS all cached MB', 'heap all cached MB', 'cache Δheap B/key', 'token buckets then', 'peak RSS (VmHWM) MB']);
+line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+for (const r of rows) {
+  line([
+    r.keys.toLocaleString('en-US'), f(MB(r.mem_ready.vm_rss)), f(MB(r.mem_ready.heap_used)), f(MB(r.mem_cached.vm_rss)), f(MB(r.mem_cached.heap_used)),
+    f((r.mem_cached.heap_used - r.mem_ready.heap_used) / r.keys), String(r.mem_cached.buckets), f(MB(r.mem_after.vm_hwm)),
+  ]);
+}
+console.log('\nSeeding and cold start (spawn to listening; the journal is in the OS page cache, as after the seeding)\n');
+line(['keys in store', 'seeding s', 'of which commits s', 'journal MB', 'cold start s', 'of which store open (replay) s', 'cold starts measured', 'cold start min–max s']);
+line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+for (const r of rows) {
+  const all = [r.cold_start, ...r.cold_starts];
+  line([
+    r.keys.toLocaleString('en-US'), f(r.seed.total_ms / 1000, 1), f(r.seed.commit_ms / 1000, 1), f(MB(r.seed.journal_bytes)),
+    f(median(all.map((c) => c.wall_ms)) / 1000, 2), f(median(all.map((c) => c.store_open_ms)) / 1000, 2), all.length,
+    `${f(Math.min(...all.map((c) => c.wall_ms)) / 1000, 2)}–${f(Math.max(...all.map((c) => c.wall_ms)) / 1000, 2)}`,
+  ]);
+}
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(
+  'bench/results/scaling.json',
+  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows }, null, 2),
+);
+console.log('\nwritten to bench/results/scaling.json');
+process.exit(0);

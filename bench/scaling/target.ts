@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
+import { parseConfig } from '../../config/load.js';
+import { LocalLimiter } from '../../core/limiter.js';
+import { Logger } from '../../core/log.js';
+import { FileStore } from '../../core/store/file-store.js';
+import { createGateway, hasherFor } from '../../gateway/server.js';
+
+/**
+ * A gateway process on an existing file store, for bench/scaling.ts: full enforcement as in
+ * bench/target.ts (scope, API list, allowlist, in-process token buckets on a plan that never
+ * refuses), with a key cache that holds every key of the store and keeps it for a day.
+ *
+ *   node --expose-gc --import=tsx bench/scaling/target.ts DIR PORT UPSTREAM CACHE_MAX
+ *
+ * Prints `ready {json}` once listening, with the time since the process started (Node's
+ * performance.timeOrigin), of which the store's open (journal replay) and module loading.
+ * On SIGUSR2 it runs a full GC (when --expose-gc is given) and prints `mem {json}`:
+ * process.memoryUsage(), V8 heap statistics, /proc VmRSS and VmHWM, the cache's size and
+ * hit/miss counters, and the token buckets alive.
+ */
+const modulesMs = performance.now();
+const [dir, portArg, upstream, maxArg] = process.argv.slice(2);
+const cacheMax = Number(maxArg);
+if (!dir || !upstream || !Number.isInteger(cacheMax) || cacheMax < 1) throw new Error('usage: target.ts DIR PORT UPSTREAM CACHE_MAX');
+const config = parseConfig({
+  listeners: [{ port: Number(portArg), host: '127.0.0.1', environment: 'production' }],
+  keys: { cache: { max: cacheMax, ttl_seconds: 86_400, negative_ttl_seconds: 5 } },
+  plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
+  scopes: { catalog: ['read'] },
+  apis: [{ name: 'bench', path_prefix: '/', upstream, routes: [{ method: 'GET', path: '/*', scopes: ['read'] }] }],
+  admin: { tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
+  log: { level: 'error' },
+});
+const open0 = performance.now();
+const store = await FileStore.open({ dir });
+const storeOpenMs = performance.now() - open0;
+const gateway = createGateway(config, { store, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
+await gateway.listen();
+process.stdout.write(
+  `ready ${JSON.stringify({ ready_ms: performance.now(), modules_ms: modulesMs, store_open_ms: storeOpenMs })}\n`,
+);
+
+function procStatus(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+process.on('SIGUSR2', () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) gc();
+  const mem = process.memoryUsage();
+  const heap = getHeapStatistics();
+  const { keys, limiter } = gateway.runtime;
+  process.stdout.write(
+    `mem ${JSON.stringify({
+      gc: gc !== undefined,
+      rss: mem.rss,
+      heap_used: mem.heapUsed,
+      heap_total: mem.heapTotal,
+      external: mem.external,
+      array_buffers: mem.arrayBuffers,
+      heap_limit: heap.heap_size_limit,
+      vm_rss: procStatus('VmRSS'),
+      vm_hwm: procStatus('VmHWM'),
+      cache_size: keys.size,
+      cache_hits: keys.stats.hits,
+      cache_misses: keys.stats.misses,
+      buckets: limiter instanceof LocalLimiter ? limiter.size : null,
+    })}\n`,
+  );
+});
+process.on('SIGINT', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
