@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../core/log.js';
 import type { Store, UsageBatch } from '../core/store/store.js';
 import { addRequest, type KeyUsageDelta } from '../core/usage.js';
-import { errorSample, foldEvent, type AggregatedEvent, type BucketDelta, type ErrorSample } from '../core/usage-agg.js';
+import { errorSample, expandRow, foldRow, MINUTE, type AggregatedEvent, type BucketDelta, type ErrorSample, type UsageRow } from '../core/usage-agg.js';
 
 export interface UsageRecorderOptions {
   /** How often pending usage is written to the store. */
@@ -21,11 +21,14 @@ export interface UsageRecorderOptions {
 interface Pending {
   events: number;
   keys: Map<string, KeyUsageDelta>;
-  buckets: Map<string, BucketDelta>;
+  /** Requests by key (or none), tenant and minute; spread over the aggregate buckets when sealed. */
+  rows: Map<string, UsageRow>;
+  /** The row each key (null: no key) was last folded into, which nearly every next request of it shares. */
+  last: Map<string | null, UsageRow>;
   errors: ErrorSample[];
 }
 
-const empty = (): Pending => ({ events: 0, keys: new Map(), buckets: new Map(), errors: [] });
+const empty = (): Pending => ({ events: 0, keys: new Map(), rows: new Map(), last: new Map(), errors: [] });
 
 /**
  * Turns the gateway's usage events into what the store keeps: per-key counters, per-minute and
@@ -130,20 +133,31 @@ export class UsageRecorder {
   }
 
   #seal(id: string, p: Pending): UsageBatch {
+    const buckets = new Map<string, BucketDelta>();
+    for (const row of p.rows.values()) expandRow(buckets, row);
     return {
       id,
       keys: [...p.keys.values()],
-      buckets: [...p.buckets.values()].map((b) => ({ ...b, ttl_ms: b.gran === 'm' ? this.#options.minuteTtlMs : this.#options.dayTtlMs })),
+      buckets: [...buckets.values()].map((b) => ({ ...b, ttl_ms: b.gran === 'm' ? this.#options.minuteTtlMs : this.#options.dayTtlMs })),
       errors: p.errors.slice(-this.#options.errorsKept),
       keep_errors: this.#options.errorsKept,
     };
   }
 }
 
+/** One request into the pending traffic: its key's counters, its row, and an error sample if it failed. */
 function fold(p: Pending, e: AggregatedEvent): void {
   p.events++;
   if (e.key_id !== null) addRequest(p.keys, e.key_id, e.time, e.status);
-  foldEvent(p.buckets, e);
+  const start = e.time - (e.time % MINUTE);
+  let row = p.last.get(e.key_id);
+  if (row === undefined || row.start !== start || row.tenant !== e.tenant) {
+    const id = `${e.key_id === null ? '' : `k${e.key_id}`}\u0000${e.tenant === null ? '' : `t${e.tenant}`}\u0000${start}`;
+    row = p.rows.get(id);
+    if (row === undefined) p.rows.set(id, (row = { key_id: e.key_id, tenant: e.tenant, start, fields: {} }));
+    p.last.set(e.key_id, row);
+  }
+  foldRow(row.fields, e);
   if (e.status >= 400) p.errors.push(errorSample(e));
 }
 

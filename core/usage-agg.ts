@@ -80,41 +80,104 @@ export function endpointOf(e: { api: string | null; method: string; route: strin
   return `${e.api ?? '-'}|${e.method}|${e.route ?? '*'}`;
 }
 
-/** Adds one request to the bucket deltas of every scope and granularity it counts in. */
-export function foldEvent(deltas: Map<string, BucketDelta>, e: AggregatedEvent): void {
-  const scopes = ['*'];
-  if (e.tenant !== null) scopes.push(`t:${e.tenant}`);
-  if (e.key_id !== null) scopes.push(e.key_id);
+/**
+ * The requests of one key (or of no key) in one minute, as the fields that every scope and
+ * granularity they count in adds alike: a request is folded once (`foldRow`), not once per
+ * scope and granularity, and `expandRow` spreads the sums over the buckets and adds the
+ * per-key fields (`k:`, `ke:`) of the overall and tenant scopes. The buckets come out as if
+ * each request had been added to each of them.
+ */
+export interface UsageRow {
+  key_id: string | null;
+  tenant: string | null;
+  /** Start of the minute. */
+  start: number;
+  fields: Fields;
+}
+
+/** Field names built once and reused: the same string each time also hashes once. */
+const MAX_CACHED_NAMES = 10_000;
+const BIN_NAMES = Array.from({ length: BINS + 1 }, (_, i) => `h:${i}`);
+const statusNames = new Map<number, string>();
+const countryNames = new Map<string, string>();
+interface EndpointNames {
+  n: string;
+  lat: string;
+  err: string;
+}
+/** api → method → route (nulls as '-' and '*') → names; events from the HTTP ingest can name anything, hence the bound. */
+const endpointNames = new Map<string, Map<string, Map<string, EndpointNames>>>();
+let endpointsCached = 0;
+
+function cached<K>(cache: Map<K, string>, key: K, make: (key: K) => string): string {
+  let name = cache.get(key);
+  if (name === undefined) {
+    name = make(key);
+    if (cache.size < MAX_CACHED_NAMES) cache.set(key, name);
+  }
+  return name;
+}
+
+function namesOf(e: { api: string | null; method: string; route: string | null }): EndpointNames {
+  const api = e.api ?? '-';
+  const route = e.route ?? '*';
+  let methods = endpointNames.get(api);
+  let routes = methods?.get(e.method);
+  let names = routes?.get(route);
+  if (names !== undefined) return names;
   const endpoint = endpointOf(e);
+  names = { n: `e:n|${endpoint}`, lat: `e:lat|${endpoint}`, err: `e:err|${endpoint}` };
+  if (endpointsCached < MAX_CACHED_NAMES) {
+    endpointsCached++;
+    if (methods === undefined) endpointNames.set(api, (methods = new Map()));
+    if (routes === undefined) methods.set(e.method, (routes = new Map()));
+    routes.set(route, names);
+  }
+  return names;
+}
+
+/** Adds one request to a row's fields (see UsageRow). */
+export function foldRow(f: Fields, e: AggregatedEvent): void {
   const error = e.status >= 400;
+  add(f, 'n', 1);
+  if (!error) add(f, 'ok', 1);
+  else if (e.status < 500) add(f, 'c4', 1);
+  else add(f, 'c5', 1);
+  if (e.outcome === 'rate_limit_exceeded') add(f, 'rl', 1);
+  add(f, 'lat', e.latency_ms);
+  if (e.upstream_ms !== null) {
+    add(f, 'up', e.upstream_ms);
+    add(f, 'upn', 1);
+  }
+  add(f, 'bi', e.bytes_in);
+  add(f, 'bo', e.bytes_out);
+  add(f, cached(statusNames, e.status, (s) => `s:${s}`), 1);
+  add(f, BIN_NAMES[latencyBin(e.latency_ms)]!, 1);
+  const names = namesOf(e);
+  add(f, names.n, 1);
+  add(f, names.lat, e.latency_ms);
+  if (error) add(f, names.err, 1);
+  if (e.country !== null) add(f, cached(countryNames, e.country, (c) => `cc:${c}`), 1);
+}
+
+/** Adds a row to the bucket deltas of every scope and granularity its requests count in. */
+export function expandRow(deltas: Map<string, BucketDelta>, row: UsageRow): void {
+  const scopes = ['*'];
+  if (row.tenant !== null) scopes.push(`t:${row.tenant}`);
+  if (row.key_id !== null) scopes.push(row.key_id);
+  const n = row.fields['n'] ?? 0;
+  const errors = n - (row.fields['ok'] ?? 0);
   for (const scope of scopes) {
     for (const gran of ['m', 'd'] as const) {
-      const start = bucketStart(e.time, gran);
+      const start = bucketStart(row.start, gran);
       const id = `${scope}\u0000${gran}\u0000${start}`;
       let d = deltas.get(id);
       if (d === undefined) deltas.set(id, (d = { scope, gran, start, fields: {} }));
       const f = d.fields;
-      add(f, 'n', 1);
-      if (!error) add(f, 'ok', 1);
-      else if (e.status < 500) add(f, 'c4', 1);
-      else add(f, 'c5', 1);
-      if (e.outcome === 'rate_limit_exceeded') add(f, 'rl', 1);
-      add(f, 'lat', e.latency_ms);
-      if (e.upstream_ms !== null) {
-        add(f, 'up', e.upstream_ms);
-        add(f, 'upn', 1);
-      }
-      add(f, 'bi', e.bytes_in);
-      add(f, 'bo', e.bytes_out);
-      add(f, `s:${e.status}`, 1);
-      add(f, `h:${latencyBin(e.latency_ms)}`, 1);
-      add(f, `e:n|${endpoint}`, 1);
-      add(f, `e:lat|${endpoint}`, e.latency_ms);
-      if (error) add(f, `e:err|${endpoint}`, 1);
-      if (e.country !== null) add(f, `cc:${e.country}`, 1);
-      if (e.key_id !== null && scope !== e.key_id) {
-        add(f, `k:${e.key_id}`, 1);
-        if (error) add(f, `ke:${e.key_id}`, 1);
+      for (const name in row.fields) add(f, name, row.fields[name]!);
+      if (row.key_id !== null && scope !== row.key_id) {
+        add(f, `k:${row.key_id}`, n);
+        if (errors > 0) add(f, `ke:${row.key_id}`, errors);
       }
     }
   }
