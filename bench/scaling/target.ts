@@ -4,7 +4,7 @@ import { parseConfig } from '../../config/load.js';
 import { LocalLimiter } from '../../core/limiter.js';
 import { Logger } from '../../core/log.js';
 import { FileStore } from '../../core/store/file-store.js';
-import { createGateway, hasherFor } from '../../gateway/server.js';
+import { createGateway, hasherFor, type Gateway } from '../../gateway/server.js';
 
 /**
  * A gateway process on an existing file store, for bench/scaling.ts: full enforcement as in
@@ -32,25 +32,19 @@ const config = parseConfig({
   admin: { tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
   log: { level: 'error' },
 });
-const open0 = performance.now();
-const store = await FileStore.open({ dir });
-const storeOpenMs = performance.now() - open0;
-const gateway = createGateway(config, { store, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
-await gateway.listen();
-process.stdout.write(
-  `ready ${JSON.stringify({ ready_ms: performance.now(), modules_ms: modulesMs, store_open_ms: storeOpenMs })}\n`,
-);
-
 function procStatus(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
+let gateway: Gateway | undefined;
+// Installed before `ready` is printed: SIGUSR2's default action would end the process.
 process.on('SIGUSR2', () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc) gc();
   const mem = process.memoryUsage();
   const heap = getHeapStatistics();
+  if (gateway === undefined) return;
   const { keys, limiter } = gateway.runtime;
   process.stdout.write(
     `mem ${JSON.stringify({
@@ -70,5 +64,14 @@ process.on('SIGUSR2', () => {
     })}\n`,
   );
 });
+const open0 = performance.now();
+const store = await FileStore.open({ dir });
+const storeOpenMs = performance.now() - open0;
+gateway = createGateway(config, { store, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
+await gateway.listen();
+process.stdout.write(
+  `ready ${JSON.stringify({ ready_ms: performance.now(), modules_ms: modulesMs, store_open_ms: storeOpenMs })}\n`,
+);
+
 process.on('SIGINT', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
