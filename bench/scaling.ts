@@ -18,13 +18,15 @@ import { parseArgs } from 'node:util';
  *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC);
  *   5. warm passes: wrk + bench/scaling/random.lua, a random key per request, `rounds` runs of
  *      `duration` seconds after a warm-up; median req/s, p50, p99, gateway CPU per request.
- * For the largest N, the cold start is measured again on `cold-starts` fresh processes.
+ * For the largest N, the cold start is measured again on `cold-starts` fresh processes, and
+ * bench/scaling/cache-memory.ts breaks the memory per key down (store record, cache entry and
+ * its parts, token bucket, candidates for a smaller entry) in a process of its own.
  * Like bench/run.ts: the gateway is pinned to CPU 0, wrk and the upstream to CPU 1 (when
  * taskset is there); wrk is installed with apt-get when missing. Only loopback is used.
  * Prints a table per measure and writes bench/results/scaling.json.
  *
  *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 3]
- *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep]
+ *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep] [--skip-breakdown]
  */
 const { values } = parseArgs({
   options: {
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     'cold-starts': { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
+    'skip-breakdown': { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
@@ -347,6 +350,18 @@ try {
   await upstreamProc.stop();
   if (!values.keep) rmSync(root, { recursive: true, force: true });
 }
+interface Breakdown {
+  keys: number;
+  rows: { part: string; bytes_per_key: number; note: string }[];
+}
+let breakdown: Breakdown | null = null;
+if (!values['skip-breakdown'] && largest >= 1000) {
+  log(`\n== memory per key, ${largest.toLocaleString('en-US')} keys (bench/scaling/cache-memory.ts)`);
+  const args = ['--expose-gc', '--max-old-space-size=12288', '--import=tsx', 'bench/scaling/cache-memory.ts', '--keys', String(largest), '--json'];
+  const run = new Proc([process.execPath, ...args]);
+  breakdown = JSON.parse(await run.next('{', SEED_TIMEOUT_MS)) as Breakdown;
+  await run.exited;
+}
 
 const line = (cells: (string | number)[]) => console.log(`| ${cells.join(' | ')} |`);
 const f = (v: number, d = 0) => v.toFixed(d);
@@ -379,10 +394,16 @@ for (const r of rows) {
     `${f(Math.min(...all.map((c) => c.wall_ms)) / 1000, 2)}–${f(Math.max(...all.map((c) => c.wall_ms)) / 1000, 2)}`,
   ]);
 }
+if (breakdown) {
+  console.log(`\nHeap (+ ArrayBuffer) bytes per key, ${breakdown.keys.toLocaleString('en-US')} keys, part by part (bench/scaling/cache-memory.ts; rows built as an array include its 8 B/key)\n`);
+  line(['part', 'bytes/key', 'MB for all keys', 'what']);
+  line(['---', '---:', '---:', '---']);
+  for (const p of breakdown.rows) line([p.part, f(p.bytes_per_key), f((p.bytes_per_key * breakdown.keys) / 1024 / 1024), p.note]);
+}
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
   'bench/results/scaling.json',
-  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows }, null, 2),
+  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows, breakdown }, null, 2),
 );
 console.log('\nwritten to bench/results/scaling.json');
 process.exit(0);

@@ -1,0 +1,155 @@
+import { parseArgs } from 'node:util';
+import { LRUCache } from 'lru-cache';
+import { systemClock } from '../../core/clock.js';
+import { generateKey } from '../../core/key-format.js';
+import { KeyHasher } from '../../core/key-hash.js';
+import { compilePolicy, LocalLimiter, newRateState } from '../../core/limiter.js';
+import { parseCidr } from '../../core/ip.js';
+import type { KeyRecord } from '../../core/record.js';
+import type { Store } from '../../core/store/store.js';
+import { compileKey, type CompiledKey } from '../../gateway/compiled-key.js';
+import { KeyCache } from '../../gateway/key-cache.js';
+import { keyRecord } from '../../test/lib/records.js';
+
+/**
+ * Where the memory of N cached keys goes: V8 heap bytes per key (after a full GC) of each part
+ * a gateway on the file store holds, built one after the other in one process, each measured
+ * as the heap it adds:
+ *   - the file store's records (JSON-parsed as its replay does, in its two Maps by id and hash);
+ *   - the key cache (gateway/key-cache.ts, filled through KeyCache.load as requests fill it),
+ *     and, apart, its parts: lru-cache's arrays preallocated for `max`, the lookup-id strings
+ *     the requests computed (its keys), the Slot wrappers, the compiled keys (compileKey), and
+ *     inside those the two Sets (apis, scopes) and the parsed allowlist;
+ *   - a token bucket per key (core/limiter.ts LocalLimiter), as after every key made a request;
+ *   - candidates for a smaller cache entry (not Keygate code): Sets and allowlists shared between
+ *     keys that have equal ones, and an entry without its Slot wrapper.
+ * Keys are like bench/target.ts's: scope `read`, API `bench`, allowlist 127.0.0.0/8. Bytes are
+ * V8 heap plus ArrayBuffers; the parts built as an array of N (the indented rows and the
+ * candidates) include that array's 8 bytes per key.
+ *
+ *   node --expose-gc --max-old-space-size=8192 --import=tsx bench/scaling/cache-memory.ts [--keys 1000000] [--json]
+ */
+const { values } = parseArgs({ options: { keys: { type: 'string', default: '1000000' }, json: { type: 'boolean', default: false } } });
+const n = Number(values.keys);
+if (!Number.isInteger(n) || n < 1000 || n > 2_000_000) throw new Error('--keys: 1,000 to 2,000,000');
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with --expose-gc');
+
+/** V8 heap in use plus ArrayBuffer memory (lru-cache's typed arrays live outside the heap). */
+function heap(): number {
+  gc!();
+  gc!();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+const rows: { part: string; bytes_per_key: number; note: string }[] = [];
+/** What the measured parts built, kept reachable to the end so that later deltas stay clean. */
+const keepAlive: unknown[] = [];
+/** Heap bytes per key that `build` leaves reachable (it must keep what it builds in `keep`). */
+function measure<T>(part: string, note: string, build: () => T): T {
+  const before = heap();
+  const kept = build();
+  keepAlive.push(kept);
+  rows.push({ part, bytes_per_key: (heap() - before) / n, note });
+  return kept;
+}
+
+const hasher = new KeyHasher(null);
+const plans = new Map([['default', compilePolicy('default', { limit: 1_000_000_000, window_seconds: 1, burst: null })]]);
+const now = Date.now();
+const keys: string[] = new Array(n);
+for (let i = 0; i < n; i++) keys[i] = generateKey('gw', 'live');
+const rssStart = process.memoryUsage().rss;
+
+const store = measure('file store: records, by id and by hash', 'one JSON-parsed KeyRecord (about 40 fields, usage and meta objects) and two Map entries', () => {
+  const byId = new Map<string, KeyRecord>();
+  const byHash = new Map<string, KeyRecord>();
+  for (let i = 0; i < n; i += 10_000) {
+    const chunk = [];
+    for (let j = i; j < Math.min(n, i + 10_000); j++) {
+      chunk.push(keyRecord(keys[j]!, hasher, now, { name: `scaling ${j}`, scopes: ['read'], apis: ['bench'], ip_allowlist: ['127.0.0.0/8'], version: 1 }));
+    }
+    // As the journal replay builds them: parsed from a commit's line.
+    for (const rec of JSON.parse(JSON.stringify(chunk)) as KeyRecord[]) {
+      byId.set(rec.id, rec);
+      byHash.set(rec.hash, rec);
+    }
+  }
+  return { byId, byHash };
+});
+const records = [...store.byId.values()];
+const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, onKeyChange: () => () => {} } as unknown as Store;
+
+{
+  const before = heap();
+  const cache = new KeyCache(stub, hasher, (rec) => compileKey(rec, plans), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock });
+  for (let i = 0; i < n; i += 1000) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(cache.load(hasher.hash(keys[j]!), keys[j]!));
+    await Promise.all(batch);
+  }
+  if (cache.size !== n) throw new Error(`cache holds ${cache.size} of ${n}`);
+  rows.push({ part: 'key cache, filled (total)', bytes_per_key: (heap() - before) / n, note: 'KeyCache with max = N, every key loaded as a request loads it' });
+  keepAlive.push(cache);
+}
+measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
+  new KeyCache(stub, hasher, (rec) => compileKey(rec, plans), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
+);
+measure('  lookup-id strings (the cache\'s keys)', '64 hex characters computed from the request, not the store\'s own string', () => keys.map((k) => hasher.hash(k)));
+measure('  Slot wrappers { entry, gen }', 'one object per entry', () => records.map((_, i) => ({ entry: null, gen: i & 1 })));
+const compiled = measure('  compiled keys (compileKey, frozen)', 'the object, its two Sets, its parsed allowlist', () => records.map((r) => compileKey(r, plans)));
+measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
+measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>
+  records.map((r) => {
+    const out = [];
+    for (const c of r.ip_allowlist!) out.push(parseCidr(c)!);
+    return out;
+  }),
+);
+measure('token buckets, one per key (LocalLimiter)', 'a Map entry and a { tokens, last, policy } object; swept once full again', () => {
+  const limiter = new LocalLimiter(() => now, 3_600_000);
+  const out = newRateState();
+  for (const r of records) limiter.take(r.id, plans.get('default')!, now, out);
+  limiter.close();
+  return limiter;
+});
+
+/** Candidate: equal Sets and allowlists are shared between keys (most keys hold the same few scopes). */
+function internedCompiler() {
+  const sets = new Map<string, ReadonlySet<string>>();
+  const lists = new Map<string, CompiledKey['cidrs']>();
+  const set = (xs: readonly string[]) => {
+    const id = xs.join('\u0000');
+    let s = sets.get(id);
+    if (!s) sets.set(id, (s = new Set(xs)));
+    return s;
+  };
+  return (rec: KeyRecord): CompiledKey => {
+    const base = compileKey({ ...rec, apis: null, scopes: [], ip_allowlist: null }, plans);
+    const allow = (rec.ip_allowlist ?? []).join('\u0000');
+    let cidrs = lists.get(allow);
+    if (cidrs === undefined) lists.set(allow, (cidrs = compileKey(rec, plans).cidrs));
+    return Object.freeze({ ...base, apis: rec.apis ? set(rec.apis) : null, scopes: set(rec.scopes), scopesHeader: rec.scopes.join(','), cidrs });
+  };
+}
+measure('candidate: compiled key with shared Sets and allowlists', 'Sets and parsed allowlists interned by content at compile time', () => {
+  const compile = internedCompiler();
+  return records.map((r) => compile(r));
+});
+measure('candidate: lru-cache keyed by the store\'s hash string, value the compiled key (no Slot)', 'the cache adds its Map entry and index slots only', () => {
+  const lru = new LRUCache<string, CompiledKey>({ max: n, ttl: 86_400_000, ttlResolution: 0, perf: systemClock, updateAgeOnGet: false });
+  for (let i = 0; i < n; i++) lru.set(records[i]!.hash, compiled[i]!);
+  return lru;
+});
+
+const total = process.memoryUsage();
+const fmt = (v: number) => v.toFixed(0);
+if (values.json) {
+  console.log(JSON.stringify({ keys: n, rows, rss_end: total.rss, heap_end: total.heapUsed, rss_start: rssStart }));
+} else {
+  console.log(`\nHeap (+ ArrayBuffer) bytes per key, ${n.toLocaleString('en-US')} keys (after full GCs; rows built as an array include its 8 B/key)\n`);
+  console.log('| part | bytes/key | MB for all keys | what |');
+  console.log('| --- | ---: | ---: | --- |');
+  for (const r of rows) console.log(`| ${r.part} | ${fmt(r.bytes_per_key)} | ${fmt((r.bytes_per_key * n) / 1024 / 1024)} | ${r.note} |`);
+}
+process.exit(0);
