@@ -18,7 +18,10 @@ import { parseArgs } from 'node:util';
  *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC);
  *   5. warm passes: wrk + bench/scaling/random.lua, a random key per request, `rounds` runs of
  *      `duration` seconds after a warm-up; median req/s, p50, p99, gateway CPU per request.
- * For the largest N, the cold start is measured again on `cold-starts` fresh processes, and
+ * For the largest N, the cold start is measured again on `cold-starts` fresh processes, then on
+ * a store filled as the admin API fills it (each key with its audit entry and `created` event)
+ * whose journal is long enough (over 1,000 lines) that the store rewrites it on every open, as
+ * a store that has compacted itself while ingesting usage does; and
  * bench/scaling/cache-memory.ts breaks the memory per key down (store record, cache entry and
  * its parts, token bucket, candidates for a smaller entry) in a process of its own.
  * Like bench/run.ts: the gateway is pinned to CPU 0, wrk and the upstream to CPU 1 (when
@@ -26,7 +29,7 @@ import { parseArgs } from 'node:util';
  * Prints a table per measure and writes bench/results/scaling.json.
  *
  *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 3]
- *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep] [--skip-breakdown]
+ *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep] [--skip-breakdown] [--skip-history]
  */
 const { values } = parseArgs({
   options: {
@@ -38,6 +41,7 @@ const { values } = parseArgs({
     'cold-starts': { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
     'skip-breakdown': { type: 'boolean', default: false },
+    'skip-history': { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
@@ -270,9 +274,22 @@ const upstream = `http://127.0.0.1:${upstreamPort}`;
 const random = 'bench/scaling/random.lua';
 const sequential = 'bench/scaling/sequential.lua';
 
+type Seed = { keys: number; commits: number; history: boolean; generate_ms: number; commit_ms: number; total_ms: number; journal_bytes: number };
+
+async function seedStore(dir: string, n: number, keysFile: string, extra: string[] = []): Promise<Seed> {
+  const seeder = new Proc([process.execPath, '--import=tsx', 'bench/scaling/seed.ts', dir, String(n), keysFile, ...extra]);
+  const timer = setTimeout(() => seeder.child.kill('SIGKILL'), SEED_TIMEOUT_MS);
+  const seedLine = await seeder.next('{', SEED_TIMEOUT_MS);
+  await seeder.exited;
+  clearTimeout(timer);
+  const seed = JSON.parse(seedLine) as Seed;
+  log(`seeded in ${(seed.total_ms / 1000).toFixed(1)} s (commits ${(seed.commit_ms / 1000).toFixed(1)} s), journal ${MB(seed.journal_bytes).toFixed(0)} MB`);
+  return seed;
+}
+
 interface Row {
   keys: number;
-  seed: { keys: number; commits: number; generate_ms: number; commit_ms: number; total_ms: number; journal_bytes: number };
+  seed: Seed;
   cold_start: Ready;
   /** Further cold starts (largest N only). */
   cold_starts: Ready[];
@@ -284,6 +301,7 @@ interface Row {
   mem_after: Mem;
 }
 const rows: Row[] = [];
+let history: { keys: number; seed: Seed; starts: { ready: Ready; mem: Mem }[] } | null = null;
 const largest = Math.max(...sizes);
 log(`data in ${root}; ${pin ? 'gateway on CPU 0, wrk and upstream on CPU 1' : 'not pinned (no taskset)'}`);
 try {
@@ -291,13 +309,7 @@ try {
     const dir = join(root, `store-${n}`);
     const keysFile = join(root, `keys-${n}.txt`);
     log(`\n== ${n.toLocaleString('en-US')} keys: seeding`);
-    const seeder = new Proc([process.execPath, '--import=tsx', 'bench/scaling/seed.ts', dir, String(n), keysFile]);
-    const seedTimer = setTimeout(() => seeder.child.kill('SIGKILL'), SEED_TIMEOUT_MS);
-    const seedLine = await seeder.next('{', SEED_TIMEOUT_MS);
-    await seeder.exited;
-    clearTimeout(seedTimer);
-    const seed = JSON.parse(seedLine) as Row['seed'];
-    log(`seeded in ${(seed.total_ms / 1000).toFixed(1)} s (commits ${(seed.commit_ms / 1000).toFixed(1)} s), journal ${MB(seed.journal_bytes).toFixed(0)} MB`);
+    const seed = await seedStore(dir, n, keysFile);
 
     const { target, ready } = await Target.start(dir, upstream, n);
     log(`cold start ${(ready.wall_ms / 1000).toFixed(2)} s (store open ${(ready.store_open_ms / 1000).toFixed(2)} s)`);
@@ -344,6 +356,23 @@ try {
       warm_hit_ratio: hits / Math.max(1, hits + misses),
       mem_after: memAfter,
     });
+    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  }
+  if (!values['skip-history'] && largest >= 1000) {
+    log(`\n== ${largest.toLocaleString('en-US')} keys with their audit entries and events, journal rewritten on open: seeding`);
+    const dir = join(root, 'store-history');
+    // Over 1,000 journal lines (at most 500 keys a commit), so every open replays and then compacts.
+    const chunk = Math.max(1, Math.min(500, Math.floor(largest / 1001)));
+    const seed = await seedStore(dir, largest, join(root, 'keys-history.txt'), ['--history', '--chunk', String(chunk)]);
+    const starts: { ready: Ready; mem: Mem }[] = [];
+    for (let i = 0; i < Math.min(coldStarts, 2); i++) {
+      const { target, ready } = await Target.start(dir, upstream, largest);
+      const mem = await target.mem();
+      starts.push({ ready, mem });
+      log(`cold start ${(ready.wall_ms / 1000).toFixed(2)} s (store open ${(ready.store_open_ms / 1000).toFixed(2)} s), RSS ${MB(mem.vm_rss).toFixed(0)} MB, heap ${MB(mem.heap_used).toFixed(0)} MB`);
+      await target.stop();
+    }
+    history = { keys: largest, seed, starts };
     if (!values.keep) rmSync(dir, { recursive: true, force: true });
   }
 } finally {
@@ -394,6 +423,16 @@ for (const r of rows) {
     `${f(Math.min(...all.map((c) => c.wall_ms)) / 1000, 2)}–${f(Math.max(...all.map((c) => c.wall_ms)) / 1000, 2)}`,
   ]);
 }
+if (history) {
+  const all = history.starts.map((x) => x.ready);
+  line([
+    `${history.keys.toLocaleString('en-US')} + audit + events, compacted on open`, f(history.seed.total_ms / 1000, 1), f(history.seed.commit_ms / 1000, 1),
+    f(MB(history.seed.journal_bytes)), f(median(all.map((c) => c.wall_ms)) / 1000, 2), f(median(all.map((c) => c.store_open_ms)) / 1000, 2), all.length,
+    `${f(Math.min(...all.map((c) => c.wall_ms)) / 1000, 2)}–${f(Math.max(...all.map((c) => c.wall_ms)) / 1000, 2)}`,
+  ]);
+  const m = history.starts[history.starts.length - 1]!.mem;
+  console.log(`\nThat store, loaded (no key cached yet): RSS ${f(MB(m.vm_rss))} MB, heap ${f(MB(m.heap_used))} MB.`);
+}
 if (breakdown) {
   console.log(`\nHeap (+ ArrayBuffer) bytes per key, ${breakdown.keys.toLocaleString('en-US')} keys, part by part (bench/scaling/cache-memory.ts; rows built as an array include its 8 B/key)\n`);
   line(['part', 'bytes/key', 'MB for all keys', 'what']);
@@ -403,7 +442,7 @@ if (breakdown) {
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
   'bench/results/scaling.json',
-  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows, breakdown }, null, 2),
+  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows, history, breakdown }, null, 2),
 );
 console.log('\nwritten to bench/results/scaling.json');
 process.exit(0);

@@ -1,5 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { audit, event, KEY_CONFIG_FIELDS } from '../../admin/keys.js';
+import { diff, type Actor } from '../../core/audit.js';
 import { generateKey } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
 import { FileStore } from '../../core/store/file-store.js';
@@ -13,16 +17,26 @@ import { keyRecord } from '../../test/lib/records.js';
  * The plaintext keys go to KEYS_FILE, one a line, for the load generator.
  * Prints one JSON line: how long generating and committing took, and the journal's size.
  *
- *   node --import=tsx bench/scaling/seed.ts DIR N KEYS_FILE
+ * --history also writes what KeyService.create commits with each key: its `key.created` audit
+ * entry and its `created` event, as a store filled through the admin API holds them.
+ * --chunk sets the keys per commit (one journal line each). The default, 10,000, makes a million
+ * keys 100 lines, so the store does not rewrite (compact) its journal when it opens (it does
+ * above 1,000 lines); 1,000 gives the shape of a journal the store has compacted itself.
+ *
+ *   node --import=tsx bench/scaling/seed.ts DIR N KEYS_FILE [--history] [--chunk 10000]
  */
-const [dir, nArg, keysFile] = process.argv.slice(2);
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { history: { type: 'boolean', default: false }, chunk: { type: 'string', default: '10000' } },
+});
+const [dir, nArg, keysFile] = positionals;
 const n = Number(nArg);
 if (!dir || !keysFile || !Number.isInteger(n) || n < 1 || n > 5_000_000) throw new Error('usage: seed.ts DIR N KEYS_FILE (N at most 5,000,000)');
-/**
- * Keys per commit (one journal line each): large enough that a million keys are 100 lines, so
- * the store does not compact its journal on open (it does above 1,000 lines).
- */
-const CHUNK = 10_000;
+const CHUNK = Number(values.chunk);
+if (!Number.isInteger(CHUNK) || CHUNK < 1 || CHUNK > 20_000) throw new Error('--chunk: 1 to 20,000');
+/** What KeyService.create audits of a new key (admin/keys.ts AUDITED_FIELDS that a new key sets). */
+const AUDITED = [...KEY_CONFIG_FIELDS, 'environment', 'application', 'policy', 'not_before'] as const;
+const actor: Actor = { name: 'seed', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: randomUUID() };
 
 const t0 = performance.now();
 const store = await FileStore.open({ dir });
@@ -34,13 +48,20 @@ let commitMs = 0;
 for (let i = 0; i < n; i += CHUNK) {
   const g0 = performance.now();
   const batch = [];
+  const entries = [];
+  const events = [];
   for (let j = i; j < Math.min(n, i + CHUNK); j++) {
     const key = generateKey('gw', 'live');
     keys[j] = key;
-    batch.push({ rec: keyRecord(key, hasher, now, { name: `scaling ${j}`, scopes: ['read'], apis: ['bench'], ip_allowlist: ['127.0.0.0/8'] }), expected: 0 });
+    const rec = keyRecord(key, hasher, now, { name: `scaling ${j}`, scopes: ['read'], apis: ['bench'], ip_allowlist: ['127.0.0.0/8'], created_by: actor.name });
+    batch.push({ rec, expected: 0 });
+    if (values.history) {
+      entries.push(audit(actor, now, 'key.created', rec, diff(null, rec, AUDITED)));
+      events.push(event(rec.id, 'created', null, now, actor));
+    }
   }
   const c0 = performance.now();
-  await store.commit({ keys: batch });
+  await store.commit({ keys: batch, audit: entries, events });
   commitMs += performance.now() - c0;
   generateMs += c0 - g0;
 }
@@ -50,6 +71,7 @@ console.log(
   JSON.stringify({
     keys: n,
     commits: Math.ceil(n / CHUNK),
+    history: values.history,
     generate_ms: Math.round(generateMs),
     commit_ms: Math.round(commitMs),
     total_ms: Math.round(performance.now() - t0),
