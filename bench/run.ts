@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -106,6 +106,8 @@ const pin = have('taskset');
 const notes: string[] = [];
 /** Every process started here leads its own process group; the groups are killed on exit. */
 const children: ChildProcess[] = [];
+/** Temp dirs made here (nginx prefixes), removed on exit. */
+const tempDirs: string[] = [];
 process.on('exit', () => {
   for (const c of children) {
     try {
@@ -114,6 +116,7 @@ process.on('exit', () => {
       // already gone
     }
   }
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
@@ -183,6 +186,7 @@ function status(url: string, headers: Record<string, string>): Promise<number> {
 async function startNginx(cpus: string, kind: 'plain' | 'keys', workers: number, upstream: string, key: string): Promise<{ pid: number; port: number }> {
   const port = await freePort();
   const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key });
+  tempDirs.push(prefix);
   const child = spawnGroup(placed(cpus, ['nginx', '-p', prefix, '-c', conf, '-g', 'daemon off;']), 'ignore');
   const stderr = tail(child);
   let exited: number | null = null;
@@ -493,7 +497,7 @@ for (const p of ['fastify', '@fastify/http-proxy', 'express', 'http-proxy-middle
   }
 }
 try {
-  versions['nginx'] = execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim().replace(/^nginx version: /, '');
+  versions['nginx'] = execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim().replace(/^nginx version: nginx\//, '');
 } catch {
   versions['nginx'] = 'not installed';
 }
@@ -509,6 +513,9 @@ const fixed = [
   `Keygate on Redis: the key in a RedisStore (an LRU hit after the first request), the rate limit in Redis's shared token buckets, usage batches written to Redis. The plan (1e9/s) never refuses, yet every request spends a token leased from Redis: leases are 2% of the capacity, at most 50, so one Lua script per 50 requests (0.020 scripts/req; the usage batches add one a second). Against the file-store row: ${vsFile('redis')}.`,
   `Keygate on Redis, lease 1: a Redis round trip on every request, the upper bound of the shared limiter's price (one hot key on one gateway is bounded by about 1 / RTT requests per second). Against the file-store row: ${vsFile('redis-lease1')}.`,
   `keygate-2w is \`keygate --role all\` with workers: 2: the primary runs the admin plane, each worker a gateway with its own usage recorder writing to Redis (more than one worker needs the redis store).`,
+  ...(targets.some((t) => t.id === 'express-gateway')
+    ? [`express-gateway ${versions['express-gateway']} installed and ran on Node ${process.version}: its database is the in-memory Redis emulation (\`emulate: true\`, no redis-server), its consumer and key-auth credential are created at each start, and its rate limit (per consumer, never refusing) has \`delayMs: 0\`.`]
+    : []),
 ];
 const out = [...lines, ...fixed.map((n) => `- ${n}`), ...notes.map((n) => `- ${n}`)];
 console.log(`\nNotes:\n${out.join('\n')}`);
