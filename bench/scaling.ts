@@ -16,8 +16,10 @@ import { parseArgs } from 'node:util';
  *   3. first pass: every key once, in file order (wrk + bench/scaling/sequential.lua), so every
  *      request is a cache miss: a store lookup and a compile;
  *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC);
- *   5. warm passes: wrk + bench/scaling/random.lua, a random key per request, `rounds` runs of
- *      `duration` seconds after a warm-up; median req/s, p50, p99, gateway CPU per request.
+ *   5. warm passes, once every N has its gateway up: wrk + bench/scaling/random.lua, a random key
+ *      per request, `rounds` rounds of `duration` seconds after a warm-up, the N interleaved in
+ *      each round (as bench/run.ts does); median req/s, p50, p99, gateway CPU per request, and
+ *      their ratios to the smallest N.
  * For the largest N, the cold start is measured again on `cold-starts` fresh processes, then on
  * a store filled as the admin API fills it (each key with its audit entry and `created` event)
  * whose journal is long enough (over 1,000 lines) that the store rewrites it on every open, as
@@ -28,14 +30,14 @@ import { parseArgs } from 'node:util';
  * taskset is there); wrk is installed with apt-get when missing. Only loopback is used.
  * Prints a table per measure and writes bench/results/scaling.json.
  *
- *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 3]
+ *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 5]
  *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep] [--skip-breakdown] [--skip-history]
  */
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,100000,1000000' },
     duration: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     'cold-starts': { type: 'string', default: '3' },
@@ -44,7 +46,7 @@ const { values } = parseArgs({
     'skip-history': { type: 'boolean', default: false },
   },
 });
-const sizes = values.sizes.split(',').map(Number);
+const sizes = values.sizes.split(',').map(Number).sort((a, b) => a - b);
 if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 2_000_000)) throw new Error('--sizes: integers from 1 to 2,000,000');
 const duration = Math.min(60, Math.max(1, Number(values.duration)));
 const rounds = Math.min(10, Math.max(1, Number(values.rounds)));
@@ -305,6 +307,8 @@ let history: { keys: number; seed: Seed; starts: { ready: Ready; mem: Mem }[] } 
 const largest = Math.max(...sizes);
 log(`data in ${root}; ${pin ? 'gateway on CPU 0, wrk and upstream on CPU 1' : 'not pinned (no taskset)'}`);
 try {
+  // Each N in turn: seed, start, the all-miss first pass; the targets stay up for the warm rounds.
+  const live: { n: number; dir: string; keysFile: string; target: Target; row: Omit<Row, 'warm' | 'warm_hit_ratio' | 'mem_after'> }[] = [];
   for (const n of sizes) {
     const dir = join(root, `store-${n}`);
     const keysFile = join(root, `keys-${n}.txt`);
@@ -321,43 +325,38 @@ try {
     const memCached = await target.mem();
     log(`all cached (${memCached.cache_size}): RSS ${MB(memCached.vm_rss).toFixed(0)} MB, heap ${MB(memCached.heap_used).toFixed(0)} MB, buckets ${memCached.buckets}`);
     if (memCached.cache_size < n) log(`warning: only ${memCached.cache_size} of ${n} keys are cached`);
-
-    if (warmup > 0) await wrk(random, target, keysFile, warmup);
-    const before = await target.mem();
-    const warm: Sample[] = [];
-    for (let r = 0; r < rounds; r++) {
-      const s = await wrk(random, target, keysFile, duration);
-      warm.push(s);
-      log(`warm round ${r + 1}: ${s.rps.toFixed(0)} req/s, p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, ${s.cpu_us.toFixed(1)} CPU µs/req${s.errors ? `, ${s.errors}` : ''}`);
-    }
-    const memAfter = await target.mem();
-    const hits = memAfter.cache_hits - before.cache_hits;
-    const misses = memAfter.cache_misses - before.cache_misses;
-    await target.stop();
-
-    const coldStartsMore: Ready[] = [];
-    if (n === largest) {
-      for (let i = 1; i < coldStarts; i++) {
-        const again = await Target.start(dir, upstream, n);
-        coldStartsMore.push(again.ready);
-        log(`cold start again: ${(again.ready.wall_ms / 1000).toFixed(2)} s (store open ${(again.ready.store_open_ms / 1000).toFixed(2)} s)`);
-        await again.target.stop();
-      }
-    }
-    rows.push({
-      keys: n,
-      seed,
-      cold_start: ready,
-      cold_starts: coldStartsMore,
-      mem_ready: memReady,
-      first_pass: first,
-      mem_cached: memCached,
-      warm,
-      warm_hit_ratio: hits / Math.max(1, hits + misses),
-      mem_after: memAfter,
-    });
-    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+    live.push({ n, dir, keysFile, target, row: { keys: n, seed, cold_start: ready, cold_starts: [], mem_ready: memReady, first_pass: first, mem_cached: memCached } });
   }
+
+  // Warm rounds interleaved across the N (as bench/run.ts does), so drift and neighbours hit all alike.
+  log(`\n== warm: ${warmup} s warm-up each, then ${rounds} rounds of ${duration} s, interleaved`);
+  for (const l of live) if (warmup > 0) await wrk(random, l.target, l.keysFile, warmup);
+  const before = new Map<number, Mem>();
+  for (const l of live) before.set(l.n, await l.target.mem());
+  const warm = new Map<number, Sample[]>(live.map((l) => [l.n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const l of live) {
+      const s = await wrk(random, l.target, l.keysFile, duration);
+      warm.get(l.n)!.push(s);
+      log(`round ${r + 1}, ${l.n.toLocaleString('en-US')} keys: ${s.rps.toFixed(0)} req/s, p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, ${s.cpu_us.toFixed(1)} CPU µs/req${s.errors ? `, ${s.errors}` : ''}`);
+    }
+  }
+  for (const l of live) {
+    const memAfter = await l.target.mem();
+    const hits = memAfter.cache_hits - before.get(l.n)!.cache_hits;
+    const misses = memAfter.cache_misses - before.get(l.n)!.cache_misses;
+    await l.target.stop();
+    rows.push({ ...l.row, warm: warm.get(l.n)!, warm_hit_ratio: hits / Math.max(1, hits + misses), mem_after: memAfter });
+  }
+
+  const big = live.find((l) => l.n === largest)!;
+  for (let i = 1; i < coldStarts; i++) {
+    const again = await Target.start(big.dir, upstream, largest);
+    rows.find((r) => r.keys === largest)!.cold_starts.push(again.ready);
+    log(`cold start again, ${largest.toLocaleString('en-US')} keys: ${(again.ready.wall_ms / 1000).toFixed(2)} s (store open ${(again.ready.store_open_ms / 1000).toFixed(2)} s)`);
+    await again.target.stop();
+  }
+  if (!values.keep) for (const l of live) rmSync(l.dir, { recursive: true, force: true });
   if (!values['skip-history'] && largest >= 1000) {
     log(`\n== ${largest.toLocaleString('en-US')} keys with their audit entries and events, journal rewritten on open: seeding`);
     const dir = join(root, 'store-history');
@@ -395,12 +394,16 @@ if (!values['skip-breakdown'] && largest >= 1000) {
 const line = (cells: (string | number)[]) => console.log(`| ${cells.join(' | ')} |`);
 const f = (v: number, d = 0) => v.toFixed(d);
 console.log(`\nThroughput (wrk -t1 -c${connections}; warm: median of ${rounds} × ${duration} s, a random key of N per request)\n`);
-line(['keys in store', 'warm req/s', 'warm p50 ms', 'warm p99 ms', 'CPU µs/req', 'hit ratio', 'first pass req/s', 'first pass p99 ms', 'first pass s']);
-line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+line(['keys in store', 'warm req/s', 'warm p50 ms', 'warm p99 ms', 'CPU µs/req', `req/s × ${rows[0]!.keys.toLocaleString('en-US')}`, `CPU × ${rows[0]!.keys.toLocaleString('en-US')}`, 'hit ratio', 'first pass req/s', 'first pass p99 ms', 'first pass CPU µs/req', 'first pass s']);
+line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+const baseRps = median(rows[0]!.warm.map((s) => s.rps));
+const baseCpu = median(rows[0]!.warm.map((s) => s.cpu_us));
 for (const r of rows) {
+  const rps = median(r.warm.map((s) => s.rps));
+  const cpu = median(r.warm.map((s) => s.cpu_us));
   line([
-    r.keys.toLocaleString('en-US'), f(median(r.warm.map((s) => s.rps))), f(median(r.warm.map((s) => s.p50_ms)), 2), f(median(r.warm.map((s) => s.p99_ms)), 2),
-    f(median(r.warm.map((s) => s.cpu_us)), 1), f(r.warm_hit_ratio, 4), f(r.first_pass.rps), f(r.first_pass.p99_ms, 2), f(r.first_pass.seconds, 1),
+    r.keys.toLocaleString('en-US'), f(rps), f(median(r.warm.map((s) => s.p50_ms)), 2), f(median(r.warm.map((s) => s.p99_ms)), 2), f(cpu, 1),
+    f(rps / baseRps, 2), f(cpu / baseCpu, 2), f(r.warm_hit_ratio, 4), f(r.first_pass.rps), f(r.first_pass.p99_ms, 2), f(r.first_pass.cpu_us, 1), f(r.first_pass.seconds, 1),
   ]);
 }
 console.log('\nMemory of the gateway process (after a full GC; RSS is /proc VmRSS)\n');
