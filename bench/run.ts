@@ -1,7 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { generateKey } from '../core/key-format.js';
@@ -113,8 +115,12 @@ if (selected.some((r) => r.needs === 'nginx')) {
 const pin = have('taskset');
 /** Every process started here leads its own process group; the groups are killed on exit. */
 const children: ChildProcess[] = [];
-/** Temp dirs made here (nginx prefixes), removed on exit. */
-const tempDirs: string[] = [];
+/**
+ * Every temp dir of this run (file stores, configs, nginx prefixes) is made under one, which
+ * the children learn from KEYGATE_BENCH_TMP and which is removed on exit.
+ */
+const runDir = mkdtempSync(join(tmpdir(), 'keygate-bench-run-'));
+process.env.KEYGATE_BENCH_TMP = runDir;
 process.on('exit', () => {
   for (const c of children) {
     try {
@@ -123,7 +129,7 @@ process.on('exit', () => {
       // already gone
     }
   }
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
@@ -198,7 +204,6 @@ function status(url: string, headers: Record<string, string>): Promise<number> {
 async function startNginx(cpus: string, kind: 'plain' | 'keys', workers: number, upstream: string, key: string): Promise<{ pid: number; port: number }> {
   const port = await freePort();
   const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key });
-  tempDirs.push(prefix);
   const child = spawnGroup(placed(cpus, ['nginx', '-p', prefix, '-c', conf, '-g', 'daemon off;']), 'ignore');
   const stderr = tail(child);
   let exited: number | null = null;

@@ -77,7 +77,7 @@ const log = new Logger({ level: 'error' });
 const opened =
   onRedis
     ? await RedisStore.open({ url: redisUrl, prefix, commandTimeoutMs: 500, connectTimeoutMs: 5_000 })
-    : await FileStore.open({ dir: mkdtempSync(join(tmpdir(), 'keygate-bench-')) });
+    : await FileStore.open({ dir: mkdtempSync(join(process.env.KEYGATE_BENCH_TMP ?? tmpdir(), 'keygate-bench-')) });
 // bin/main.ts times every store operation into the process metrics.
 const store = production && !workers ? observedStore(opened, new ProcessMetrics()) : opened;
 const hasher = hasherFor(config);
@@ -92,7 +92,7 @@ const { key, record } = await keys.create(
 
 if (workers) {
   await store.close();
-  const file = join(mkdtempSync(join(tmpdir(), 'keygate-bench-cli-')), 'gateway.yaml');
+  const file = join(mkdtempSync(join(process.env.KEYGATE_BENCH_TMP ?? tmpdir(), 'keygate-bench-cli-')), 'gateway.yaml');
   writeFileSync(file, JSON.stringify(raw));
   const cli = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./cli.ts', import.meta.url)), '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
   cli.once('exit', (code) => process.exit(code ?? 1));

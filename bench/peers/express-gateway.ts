@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
  */
 const [portArg, upstream] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
-const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-eg-'));
+const dir = mkdtempSync(join(process.env.KEYGATE_BENCH_TMP ?? tmpdir(), 'keygate-bench-eg-'));
 const models = join(dirname(require.resolve('express-gateway/package.json')), 'lib', 'config', 'models');
 cpSync(models, join(dir, 'models'), { recursive: true });
 writeFileSync(

@@ -16,7 +16,7 @@ import { generateKey } from '../../core/key-format.js';
  *          buckets count it)
  */
 export function nginxConfig(opts: { kind: 'plain' | 'keys'; workers: number; port: number; upstream: string; key: string }): { prefix: string; conf: string } {
-  const prefix = mkdtempSync(join(tmpdir(), 'keygate-bench-nginx-'));
+  const prefix = mkdtempSync(join(process.env.KEYGATE_BENCH_TMP ?? tmpdir(), 'keygate-bench-nginx-'));
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
   const up = new URL(opts.upstream);
   const keys = opts.kind === 'keys';
