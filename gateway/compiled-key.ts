@@ -26,13 +26,41 @@ export interface CompiledKey {
   readonly policy: LimitPolicy;
 }
 
-export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): CompiledKey {
-  const cidrs: Cidr[] = [];
-  for (const entry of rec.ip_allowlist ?? []) {
-    const parsed = parseCidr(entry);
-    if (parsed) cidrs.push(parsed);
+/**
+ * Equal parts of different keys are one object: most keys share their scope set, API list,
+ * allowlist and limit with many others, and a cache of a million keys should not hold a
+ * million copies (measured by bench/scaling/cache-memory.ts: 960 → 224 bytes a compiled key).
+ * Parts are never changed once built. Past `max` distinct values new ones are simply not
+ * shared, so the table stays bounded whatever the keys hold.
+ */
+class Shared<T> {
+  readonly #values = new Map<string, T>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
   }
+
+  get(id: string, make: () => T): T {
+    let v = this.#values.get(id);
+    if (v === undefined) {
+      v = make();
+      if (this.#values.size < this.#max) this.#values.set(id, v);
+    }
+    return v;
+  }
+}
+
+const SEP = '\u0000';
+const scopeSets = new Shared<ReadonlySet<string>>(10_000);
+const apiSets = new Shared<ReadonlySet<string>>(10_000);
+const allowlists = new Shared<readonly Cidr[]>(10_000);
+const policies = new Shared<LimitPolicy>(10_000);
+
+export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): CompiledKey {
   const plan = plans.get(rec.plan ?? 'default') ?? plans.get('default')!;
+  const allowlist = rec.ip_allowlist;
+  const limit = rec.rate_limit;
   return Object.freeze({
     id: rec.id,
     environment: rec.environment,
@@ -41,12 +69,24 @@ export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolic
     sunset: rec.grace_ends_at !== null && rec.revoked_at === null ? new Date(rec.grace_ends_at).toUTCString() : null,
     expiresAt: rec.expires_at ?? Number.POSITIVE_INFINITY,
     notBefore: rec.not_before ?? Number.NEGATIVE_INFINITY,
-    apis: rec.apis ? new Set(rec.apis) : null,
-    scopes: new Set(rec.scopes),
+    apis: rec.apis ? apiSets.get(rec.apis.join(SEP), () => new Set(rec.apis)) : null,
+    scopes: scopeSets.get(rec.scopes.join(SEP), () => new Set(rec.scopes)),
     scopesHeader: rec.scopes.join(','),
-    cidrs: rec.ip_allowlist && rec.ip_allowlist.length > 0 ? cidrs : null,
+    // An entry that fails to parse is left out, so it matches nothing.
+    cidrs: allowlist && allowlist.length > 0 ? allowlists.get(allowlist.join(SEP), () => parseAllowlist(allowlist)) : null,
     application: rec.application,
     tenant: rec.tenant,
-    policy: rec.rate_limit ? compilePolicy('key', rec.rate_limit, plan.onStoreFailure) : plan,
+    policy: limit
+      ? policies.get(`${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}`, () => compilePolicy('key', limit, plan.onStoreFailure))
+      : plan,
   });
+}
+
+function parseAllowlist(entries: readonly string[]): readonly Cidr[] {
+  const cidrs: Cidr[] = [];
+  for (const entry of entries) {
+    const parsed = parseCidr(entry);
+    if (parsed) cidrs.push(parsed);
+  }
+  return Object.freeze(cidrs);
 }
