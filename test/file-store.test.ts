@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -232,8 +232,10 @@ t.test('a long journal is compacted on open into bounded lines, losing nothing',
   }
   t.equal((await second.listAudit({ tenant: null, limit: 10 })).data.length, 1, 'audit entries survive compaction');
   await second.close();
+  const compacted = statSync(join(dir, JOURNAL));
   const third = await openStore(t, dir);
   t.ok(await third.getKey(ids[1199]!), 'the compacted journal replays');
+  t.equal(statSync(join(dir, JOURNAL)).ino, compacted.ino, 'and is not rewritten again by the next open');
 });
 
 t.test('LOCK: a second open in the same process is refused', async (t) => {

@@ -46,6 +46,8 @@ interface Entry {
   usage?: KeyUsageDelta[];
   /** A usage batch's id (applied once), its aggregate increments and error samples. */
   batch?: string;
+  /** Applied batch ids, as a compaction writes them. */
+  batches?: string[];
   buckets?: StoredBucket[];
   errors?: ErrorSample[];
   keep_errors?: number;
@@ -151,9 +153,10 @@ export class FileStore implements Store {
       }
       offset = end + 1;
     }
-    // Rewrite the journal when it was damaged or holds many lines, so that appends start from
-    // clean, compact ground.
-    if (skipped > 0 || lines > 1000) this.#compact(path);
+    // Rewrite the journal when it was damaged, or when it holds many more lines than a
+    // compaction would write (a large store compacts into many lines: rewriting it at every
+    // start would double the start-up time for nothing).
+    if (skipped > 0 || lines > 1000 + 2 * this.#compactLines()) this.#compact(path);
   }
 
   #compact(path: string): void {
@@ -173,13 +176,24 @@ export class FileStore implements Store {
       // Buckets past their retention (judged by the newest data, not this machine's clock) go.
       write([...this.#buckets.values()].filter((b) => b.expires > this.#newestBucket), (buckets) => ({ buckets }));
       write(this.#errors, (errors) => ({ errors, keep_errors: Number.MAX_SAFE_INTEGER }));
-      for (const id of this.#batches.keys()) writeSync(fd, encodeLine({ ...empty(), batch: id }));
+      write([...this.#batches.keys()], (batches) => ({ batches }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
     syncDir(this.#dir);
+  }
+
+  /** How many lines #compact writes for what is in memory now. */
+  #compactLines(): number {
+    const lines = (n: number) => Math.ceil(n / 1000);
+    let events = 0;
+    for (const list of this.#events.values()) events += list.length;
+    return (
+      lines(this.#byId.size) + lines(this.#apps.size) + lines(this.#audit.length) + lines(events) +
+      lines(this.#buckets.size) + lines(this.#errors.length) + lines(this.#batches.size)
+    );
   }
 
   #apply(entry: Entry): void {
@@ -202,8 +216,8 @@ export class FileStore implements Store {
       this.#byId.set(rec.id, rec);
       this.#byHash.set(rec.hash, rec);
     }
-    if (entry.batch !== undefined) {
-      this.#batches.set(entry.batch, true);
+    for (const id of entry.batch === undefined ? (entry.batches ?? []) : [entry.batch]) {
+      this.#batches.set(id, true);
       if (this.#batches.size > BATCH_IDS_KEPT) this.#batches.delete(this.#batches.keys().next().value!);
     }
     for (const b of entry.buckets ?? []) {
@@ -455,7 +469,8 @@ function decodeLine(line: Buffer): Entry | null {
       Array.isArray(entry.events) &&
       (entry.usage === undefined || Array.isArray(entry.usage)) &&
       (entry.buckets === undefined || Array.isArray(entry.buckets)) &&
-      (entry.errors === undefined || Array.isArray(entry.errors))
+      (entry.errors === undefined || Array.isArray(entry.errors)) &&
+      (entry.batches === undefined || Array.isArray(entry.batches))
       ? entry
       : null;
   } catch {
