@@ -1,10 +1,10 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'undici';
+import { freePort, install } from './lib.js';
 
 /**
  * Revocation propagation across gateways that share a Redis store: one redis-server, one
@@ -33,18 +33,7 @@ const iterations = Math.max(1, Math.min(10_000, Number(values.iterations)));
 const timeLimitMs = Math.max(1, Math.min(600, Number(values['time-limit']))) * 1000;
 const pollMs = Math.max(10, Math.min(10_000, Number(values['poll-ms'])));
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-if (!have('redis-server')) {
-  process.stderr.write('redis-server not found; installing it (apt-get install -y redis-server)\n');
-  execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq redis-server'], { stdio: 'inherit' });
-}
+install('redis-server', 'redis-server');
 
 const dir = mkdtempSync(join(tmpdir(), 'keygate-revocation-'));
 const children: ChildProcess[] = [];
@@ -54,14 +43,6 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A child process; its stdout is dropped unless `out`, its stderr shown. */
 function launch(name: string, cmd: string, args: string[], out = false): ChildProcess {

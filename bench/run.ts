@@ -1,13 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { generateKey } from '../core/key-format.js';
 import { nginxConfig } from './peers/nginx.js';
+import { freePort, have, install } from './lib.js';
 
 /**
  * Proxy benchmark: the same wrk load, in one invocation, against
@@ -85,19 +85,6 @@ for (const id of only ?? []) {
 }
 const selected = ROWS.filter((r) => only === undefined || only.includes(r.id));
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-function install(cmd: string, pkg: string): void {
-  if (have(cmd)) return;
-  process.stderr.write(`${cmd} not found; installing it (apt-get install -y ${pkg})\n`);
-  execFileSync('sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${pkg}`], { stdio: 'inherit' });
-}
 // nginx is under /usr/sbin, which a non-login shell may lack.
 process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 const notes: string[] = [];
@@ -133,14 +120,6 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The command line for `cmd`, pinned to `cpus` when taskset exists ('0,1': not pinned). */
 function placed(cpus: string, cmd: string[]): string[] {

@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort, have, install } from './lib.js';
 
 /**
  * Scaling: the gateway with 1,000, 100,000 and 1,000,000 keys in its file store, each request
@@ -58,32 +58,13 @@ const READY_TIMEOUT_MS = 5 * 60_000;
 /** The first pass's -d bound: generous for the miss path at 1,000 req/s, at most 15 minutes. */
 const firstPassSeconds = (n: number) => Math.min(900, Math.max(30, Math.ceil(n / 1000)));
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-if (!have('wrk')) {
-  process.stderr.write('wrk not found; installing it (apt-get install -y wrk)\n');
-  execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq wrk'], { stdio: 'inherit' });
-}
+install('wrk', 'wrk');
 const pin = have('taskset');
 const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** User + system CPU seconds a process has used so far (Linux /proc). */
 function cpuSeconds(pid: number): number {

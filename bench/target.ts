@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, get } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { createGateway, hasherFor } from '../gateway/server.js';
 import { buildRuntime } from '../gateway/runtime.js';
 import { compileKey } from '../gateway/compiled-key.js';
 import { createForwardStage } from '../gateway/stages/forward.js';
+import { freePort } from './lib.js';
 
 /**
  * One benchmark target in its own process: `bare` (the gateway's forwarding code with no
@@ -136,14 +136,6 @@ process.stdout.write(`ready ${key}\n`);
 // A clean exit on SIGINT lets `--cpu-prof` write its profile.
 if (!workers) process.on('SIGINT', () => process.exit(0));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The status of a GET (0 when it cannot connect). */
 function status(url: string, bearer?: string): Promise<number> {

@@ -1,8 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FileResult } from './lib.js';
+import { have } from '../lib.js';
 
 /**
  * Every hot-function micro-benchmark, each in a process of its own (so one's JIT state and
@@ -17,14 +18,6 @@ const files = asked.length > 0 ? asked : ALL;
 /** Per file: lru-hit builds a million-key cache, the rest take seconds. */
 const TIMEOUT_MS = 5 * 60_000;
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const pin = have('taskset') && cpus().length > 1;
 const dir = mkdtempSync(join(tmpdir(), 'keygate-micro-'));
 const results: (FileResult & { file: string; seconds: number })[] = [];
