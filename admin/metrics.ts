@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { countFrom } from '../core/metrics.js';
 import type { Store } from '../core/store/store.js';
 import type { UsageRecorder } from './usage.js';
 
@@ -26,22 +27,9 @@ export class AdminMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    const counter = (name: string, help: string, read: () => number) => {
-      let last = 0;
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const now = read();
-          this.inc(Math.max(0, now - last));
-          last = now;
-        },
-      });
-    };
-    counter('keygate_usage_events_stored_total', 'Usage events written to the store', () => usage.stored);
-    counter('keygate_usage_events_retried_total', 'Usage batches written again after the store refused them', () => usage.retried);
-    counter('keygate_usage_events_dropped_total', 'Usage events dropped (too many keys pending, or too many batches refused)', () => usage.dropped);
+    countFrom(this.registry, 'keygate_usage_events_stored_total', 'Usage events written to the store', () => usage.stored);
+    countFrom(this.registry, 'keygate_usage_events_retried_total', 'Usage batches written again after the store refused them', () => usage.retried);
+    countFrom(this.registry, 'keygate_usage_events_dropped_total', 'Usage events dropped (too many keys pending, or too many batches refused)', () => usage.dropped);
     new Gauge({ name: 'keygate_usage_events_pending', help: 'Usage events received but not yet stored', registers, collect() { this.set(usage.pending); } });
     new Gauge({ name: 'keygate_store_up', help: 'Whether the store can be reached (1) or not (0)', registers, collect() { this.set(store.available ? 1 : 0); } });
   }

@@ -2,6 +2,24 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 import type { Store } from './store/store.js';
 
 /**
+ * A counter that follows a running total kept elsewhere (a plain number the hot path bumps):
+ * at each scrape it adds what the total grew by since the last one.
+ */
+export function countFrom(registry: Registry, name: string, help: string, read: () => number): void {
+  let last = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      this.inc(Math.max(0, now - last));
+      last = now;
+    },
+  });
+}
+
+/**
  * Metrics of the process rather than of a plane: Node's process metrics and the store's round
  * trips. Each plane's /metrics merges these with its own, so a process running both planes
  * reports them once per endpoint without counting anything twice.

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { countFrom } from '../core/metrics.js';
 import type { Runtime, UsageEvent } from './runtime.js';
 
 /** Counts of a usage pipeline (shipper or recorder) for the metrics below. */
@@ -168,28 +169,8 @@ export class GatewayMetrics {
         }
       },
     });
-    let lastHits = 0;
-    let lastMisses = 0;
-    new Counter({
-      name: 'keygate_key_cache_hits_total',
-      help: 'Key lookups answered from the in-memory cache',
-      registers,
-      collect() {
-        const { hits } = rt.keys.stats;
-        this.inc(hits - lastHits);
-        lastHits = hits;
-      },
-    });
-    new Counter({
-      name: 'keygate_key_cache_misses_total',
-      help: 'Key lookups that had to ask the store',
-      registers,
-      collect() {
-        const { misses } = rt.keys.stats;
-        this.inc(misses - lastMisses);
-        lastMisses = misses;
-      },
-    });
+    countFrom(this.registry, 'keygate_key_cache_hits_total', 'Key lookups answered from the in-memory cache', () => rt.keys.stats.hits);
+    countFrom(this.registry, 'keygate_key_cache_misses_total', 'Key lookups that had to ask the store', () => rt.keys.stats.misses);
     new Gauge({ name: 'keygate_key_cache_entries', help: 'Entries in the key cache', registers, collect() { this.set(rt.keys.size); } });
     new Gauge({ name: 'keygate_store_up', help: 'Whether the key store can be reached (1) or not (0)', registers, collect() { this.set(rt.store.available ? 1 : 0); } });
     new Gauge({
@@ -200,20 +181,8 @@ export class GatewayMetrics {
         this.set(!rt.store.available || rt.limiter.degraded ? 1 : 0);
       },
     });
-    const source = () => this.#usage?.() ?? null;
-    const usage = (name: keyof UsageCounts, help: string) => {
-      let last = 0;
-      new Counter({
-        name: `keygate_usage_events_${name}_total`,
-        help,
-        registers,
-        collect() {
-          const now = source()?.[name] ?? 0;
-          this.inc(Math.max(0, now - last));
-          last = now;
-        },
-      });
-    };
+    const usage = (name: keyof UsageCounts, help: string) =>
+      countFrom(this.registry, `keygate_usage_events_${name}_total`, help, () => this.#usage?.()[name] ?? 0);
     usage('shipped', 'Usage events delivered to the admin plane or the store');
     usage('retried', 'Usage batches written or sent again after a failure');
     usage('dropped', 'Usage events dropped for lack of buffer room');
