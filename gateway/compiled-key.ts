@@ -9,13 +9,17 @@ import type { KeyRecord } from '../core/record.js';
 export interface CompiledKey {
   readonly id: string;
   readonly environment: string;
-  /** From this time on the key is revoked: at once, or when its rotation grace ends. */
-  readonly revokedAt: number;
+  /**
+   * From this time on the key is revoked: at once, or when its rotation grace ends. The three
+   * times are null when they do not apply (most keys): a field that may hold null keeps V8
+   * from boxing a number in every key (16 bytes each), which Infinity as "never" cost.
+   */
+  readonly revokedAt: number | null;
   readonly suspended: boolean;
   /** `Sunset` header value while the key is in a rotation grace; null otherwise. */
   readonly sunset: string | null;
-  readonly expiresAt: number;
-  readonly notBefore: number;
+  readonly expiresAt: number | null;
+  readonly notBefore: number | null;
   readonly apis: ReadonlySet<string> | null;
   readonly scopes: ReadonlySet<string>;
   readonly scopesHeader: string;
@@ -24,6 +28,8 @@ export interface CompiledKey {
   readonly application: string | null;
   readonly tenant: string | null;
   readonly policy: LimitPolicy;
+  /** The key cache's generation when the record was read (gateway/key-cache.ts). */
+  readonly gen: number;
 }
 
 /**
@@ -56,30 +62,63 @@ const scopeSets = new Shared<ReadonlySet<string>>(10_000);
 const apiSets = new Shared<ReadonlySet<string>>(10_000);
 const allowlists = new Shared<readonly Cidr[]>(10_000);
 const policies = new Shared<LimitPolicy>(10_000);
+const scopeHeaders = new Shared<string>(10_000);
+/** Environments, tenants and applications: each record read from the store brings its own copy. */
+const names = new Shared<string>(10_000);
+const name = (s: string | null): string | null => (s === null ? null : names.get(s, () => s));
 
-export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): CompiledKey {
+export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, gen = 0): CompiledKey {
   const plan = plans.get(rec.plan ?? 'default') ?? plans.get('default')!;
   const allowlist = rec.ip_allowlist;
   const limit = rec.rate_limit;
-  return Object.freeze({
-    id: rec.id,
-    environment: rec.environment,
-    revokedAt: Math.min(rec.revoked_at ?? Number.POSITIVE_INFINITY, rec.grace_ends_at ?? Number.POSITIVE_INFINITY),
-    suspended: rec.suspended_at !== null || rec.app_suspended_at !== null,
-    sunset: rec.grace_ends_at !== null && rec.revoked_at === null ? new Date(rec.grace_ends_at).toUTCString() : null,
-    expiresAt: rec.expires_at ?? Number.POSITIVE_INFINITY,
-    notBefore: rec.not_before ?? Number.NEGATIVE_INFINITY,
-    apis: rec.apis ? apiSets.get(rec.apis.join(SEP), () => new Set(rec.apis)) : null,
-    scopes: scopeSets.get(rec.scopes.join(SEP), () => new Set(rec.scopes)),
-    scopesHeader: rec.scopes.join(','),
+  const { revoked_at: revoked, grace_ends_at: graceEnds } = rec;
+  const scopesId = rec.scopes.join(SEP);
+  return build(
+    rec.id,
+    name(rec.environment)!,
+    revoked === null ? graceEnds : graceEnds === null ? revoked : Math.min(revoked, graceEnds),
+    rec.suspended_at !== null || rec.app_suspended_at !== null,
+    rec.grace_ends_at !== null && rec.revoked_at === null ? new Date(rec.grace_ends_at).toUTCString() : null,
+    rec.expires_at,
+    rec.not_before,
+    rec.apis ? apiSets.get(rec.apis.join(SEP), () => new Set(rec.apis)) : null,
+    scopeSets.get(scopesId, () => new Set(rec.scopes)),
+    scopeHeaders.get(scopesId, () => rec.scopes.join(',')),
     // An entry that fails to parse is left out, so it matches nothing.
-    cidrs: allowlist && allowlist.length > 0 ? allowlists.get(allowlist.join(SEP), () => parseAllowlist(allowlist)) : null,
-    application: rec.application,
-    tenant: rec.tenant,
-    policy: limit
+    allowlist && allowlist.length > 0 ? allowlists.get(allowlist.join(SEP), () => parseAllowlist(allowlist)) : null,
+    name(rec.application),
+    name(rec.tenant),
+    limit
       ? policies.get(`${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}`, () => compilePolicy('key', limit, plan.onStoreFailure))
       : plan,
-  });
+    gen,
+  );
+}
+
+/** The same key stamped with another cache generation (a stale entry served again). */
+export function withGen(k: CompiledKey, gen: number): CompiledKey {
+  return build(k.id, k.environment, k.revokedAt, k.suspended, k.sunset, k.expiresAt, k.notBefore, k.apis, k.scopes, k.scopesHeader, k.cidrs, k.application, k.tenant, k.policy, gen);
+}
+
+/** Every compiled key is made here, so that all share one V8 shape and the hot path's reads stay monomorphic. */
+function build(
+  id: string,
+  environment: string,
+  revokedAt: number | null,
+  suspended: boolean,
+  sunset: string | null,
+  expiresAt: number | null,
+  notBefore: number | null,
+  apis: ReadonlySet<string> | null,
+  scopes: ReadonlySet<string>,
+  scopesHeader: string,
+  cidrs: readonly Cidr[] | null,
+  application: string | null,
+  tenant: string | null,
+  policy: LimitPolicy,
+  gen: number,
+): CompiledKey {
+  return Object.freeze({ id, environment, revokedAt, suspended, sunset, expiresAt, notBefore, apis, scopes, scopesHeader, cidrs, application, tenant, policy, gen });
 }
 
 function parseAllowlist(entries: readonly string[]): readonly Cidr[] {

@@ -3,23 +3,25 @@ import type { Clock } from '../core/clock.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
 import { StoreUnavailableError, type Store } from '../core/store/store.js';
-import type { CompiledKey } from './compiled-key.js';
+import { withGen, type CompiledKey } from './compiled-key.js';
 
-/** Cached answer for a hash the store does not know. */
-export const MISSING = Object.freeze({ missing: true as const });
-export type CacheEntry = CompiledKey | typeof MISSING;
+/** Cached answer for a hash the store does not know, read in cache generation `gen`. */
+export interface Missing {
+  readonly missing: true;
+  readonly gen: number;
+}
+/** A cached answer; each carries the cache generation it was read in. */
+export type CacheEntry = CompiledKey | Missing;
+
+export function isMissing(entry: CacheEntry): entry is Missing {
+  return 'missing' in entry;
+}
 
 export interface KeyCacheOptions {
   max: number;
   ttlMs: number;
   negativeTtlMs: number;
   clock: Clock;
-}
-
-/** A cached answer and the cache generation it was read in. */
-interface Slot {
-  readonly entry: CacheEntry;
-  readonly gen: number;
 }
 
 /**
@@ -34,13 +36,17 @@ interface Slot {
  * cache instead would turn every key into a 503 while the store is still coming back.
  */
 export class KeyCache {
-  readonly #lru: LRUCache<string, Slot, string>;
+  /**
+   * Keyed by the lookup id; the value is the compiled key itself, stamped with its generation
+   * (no wrapper object: at a million keys, every byte of an entry is a megabyte).
+   */
+  readonly #lru: LRUCache<string, CacheEntry, string>;
   #gen = 0;
   #hits = 0;
   #misses = 0;
 
-  constructor(store: Store, hasher: KeyHasher, compile: (rec: KeyRecord) => CompiledKey, options: KeyCacheOptions) {
-    this.#lru = new LRUCache<string, Slot, string>({
+  constructor(store: Store, hasher: KeyHasher, compile: (rec: KeyRecord, gen: number) => CompiledKey, options: KeyCacheOptions) {
+    this.#lru = new LRUCache<string, CacheEntry, string>({
       max: options.max,
       ttl: options.ttlMs,
       perf: options.clock,
@@ -66,17 +72,19 @@ export class KeyCache {
           }
           if (!rec) {
             fetchOptions.ttl = options.negativeTtlMs;
-            return { entry: MISSING, gen };
+            return Object.freeze({ missing: true as const, gen });
           }
           // Invalidations name the stored hash, not this one: keep such entries briefly.
           if (fallback) fetchOptions.ttl = options.negativeTtlMs;
-          return { entry: compile(rec), gen };
+          const entry = compile(rec, gen);
+          if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
+          return entry;
         } catch (err) {
-          if (stale !== undefined && stale.entry !== MISSING) {
+          if (stale !== undefined && !isMissing(stale)) {
             // Served while the store is away; asked again after negativeTtlMs, or at once
             // when it reconnects (the generation moves on).
             fetchOptions.ttl = options.negativeTtlMs;
-            return { entry: stale.entry, gen };
+            return withGen(stale, gen);
           }
           throw new StoreUnavailableError('key store unreachable', { cause: err });
         }
@@ -90,13 +98,13 @@ export class KeyCache {
 
   /** A fresh entry, or undefined when the store must be asked. Never awaits. */
   get(hash: string): CacheEntry | undefined {
-    const slot = this.#lru.get(hash);
-    if (slot === undefined || slot.gen !== this.#gen) {
+    const entry = this.#lru.get(hash);
+    if (entry === undefined || entry.gen !== this.#gen) {
       this.#misses++;
       return undefined;
     }
     this.#hits++;
-    return slot.entry;
+    return entry;
   }
 
   async load(hash: string, key: string): Promise<CacheEntry> {
@@ -104,8 +112,8 @@ export class KeyCache {
     for (let attempt = 0; ; attempt++) {
       try {
         // Forced: an entry of an older generation is fresh by its TTL but must be read again.
-        const slot = await this.#lru.fetch(hash, { context: key, forceRefresh: true });
-        if (slot !== undefined) return slot.entry;
+        const entry = await this.#lru.fetch(hash, { context: key, forceRefresh: true });
+        if (entry !== undefined) return entry;
       } catch (err) {
         if (err instanceof StoreUnavailableError || attempt >= 2) throw err;
       }

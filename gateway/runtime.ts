@@ -85,7 +85,7 @@ export function buildRuntime(
       };
     }),
   );
-  const keys = new KeyCache(deps.store, deps.hasher, (rec) => compileKey(rec, plans), {
+  const keys = new KeyCache(deps.store, deps.hasher, (rec, gen) => compileKey(rec, plans, gen), {
     max: config.keys.cache.max,
     ttlMs: config.keys.cache.ttl_seconds * 1000,
     negativeTtlMs: config.keys.cache.negative_ttl_seconds * 1000,

@@ -9,7 +9,7 @@ import { compilePolicy } from '../core/limiter.js';
 import type { KeyRecord } from '../core/record.js';
 import { FileStore } from '../core/store/file-store.js';
 import { compileKey } from '../gateway/compiled-key.js';
-import { KeyCache, MISSING } from '../gateway/key-cache.js';
+import { isMissing, KeyCache } from '../gateway/key-cache.js';
 import { switchable, type Switchable } from './lib/flaky-store.js';
 import { keyRecord } from './lib/records.js';
 
@@ -22,7 +22,7 @@ t.teardown(async () => {
 const clock = new ManualClock();
 const hasher = new KeyHasher(null);
 const plans = new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]);
-const cache = new KeyCache(store, hasher, (r) => compileKey(r, plans), { max: 1000, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+const cache = new KeyCache(store, hasher, (r, gen) => compileKey(r, plans, gen), { max: 1000, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
 
 async function addKey(overrides: Partial<KeyRecord> = {}): Promise<{ key: string; rec: KeyRecord }> {
   const key = generateKey('gw', 'live');
@@ -37,7 +37,7 @@ t.test('a hit is synchronous and compiled', async (t) => {
   const loaded = await cache.load(hash, key);
   const hit = cache.get(hash);
   t.equal(hit, loaded, 'the same compiled object, returned without awaiting');
-  t.not(hit, MISSING);
+  t.notOk(isMissing(hit!));
   t.equal((hit as { id: string }).id, rec.id);
   t.ok((hit as unknown as { scopes: Set<string> }).scopes.has('b'), 'scopes compiled to a Set');
 });
@@ -59,9 +59,10 @@ t.test('concurrent misses for one hash share one store read', async (t) => {
 t.test('unknown keys are cached for the negative TTL', async (t) => {
   const key = generateKey('gw', 'live');
   const hash = hasher.hash(key);
-  t.equal(await cache.load(hash, key), MISSING);
+  const loaded = await cache.load(hash, key);
+  t.ok(isMissing(loaded), 'answered as unknown');
   const before = store.lookups;
-  t.equal(cache.get(hash), MISSING, 'served from cache');
+  t.equal(cache.get(hash), loaded, 'served from cache');
   t.equal(store.lookups, before);
   clock.advance(5_001);
   t.equal(cache.get(hash), undefined, 'forgotten after the negative TTL');
@@ -87,7 +88,7 @@ t.test('when the store fails, a stale entry is served; with none the load fails'
   store.down = true;
   try {
     const stale = await cache.load(hash, key);
-    t.not(stale, MISSING, 'stale compiled key served during the outage');
+    t.notOk(isMissing(stale), 'stale compiled key served during the outage');
     const other = generateKey('gw', 'live');
     await t.rejects(cache.load(hasher.hash(other), other), { code: 'KEYGATE_STORE_UNAVAILABLE' });
   } finally {
@@ -98,7 +99,7 @@ t.test('when the store fails, a stale entry is served; with none the load fails'
 t.test('keys hashed before a pepper was configured are still found', async (t) => {
   const { key, rec } = await addKey();
   const peppered = new KeyHasher({ id: 'p1', secret: 'pepper-secret-0123456789' });
-  const pcache = new KeyCache(store, peppered, (r) => compileKey(r, plans), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+  const pcache = new KeyCache(store, peppered, (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
   const found = await pcache.load(peppered.hash(key), key);
   t.equal((found as { id: string }).id, rec.id);
   t.not(peppered.hash(key), hasher.hash(key));

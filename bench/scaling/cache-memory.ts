@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { LRUCache } from 'lru-cache';
 import { systemClock } from '../../core/clock.js';
 import { generateKey } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
@@ -7,7 +6,7 @@ import { compilePolicy, LocalLimiter, newRateState } from '../../core/limiter.js
 import { parseCidr } from '../../core/ip.js';
 import type { KeyRecord } from '../../core/record.js';
 import type { Store } from '../../core/store/store.js';
-import { compileKey, type CompiledKey } from '../../gateway/compiled-key.js';
+import { compileKey } from '../../gateway/compiled-key.js';
 import { KeyCache } from '../../gateway/key-cache.js';
 import { keyRecord } from '../../test/lib/records.js';
 
@@ -18,14 +17,13 @@ import { keyRecord } from '../../test/lib/records.js';
  *   - the file store's records (JSON-parsed as its replay does, in its two Maps by id and hash);
  *   - the key cache (gateway/key-cache.ts, filled through KeyCache.load as requests fill it),
  *     and, apart, its parts: lru-cache's arrays preallocated for `max`, the lookup-id strings
- *     the requests computed (its keys), the Slot wrappers, the compiled keys (compileKey), and
- *     inside those the two Sets (apis, scopes) and the parsed allowlist;
- *   - a token bucket per key (core/limiter.ts LocalLimiter), as after every key made a request;
- *   - candidates for a smaller cache entry (not Keygate code): Sets and allowlists shared between
- *     keys that have equal ones, and an entry without its Slot wrapper.
+ *     the requests computed (its keys), the compiled keys (compileKey, the cache's values), and
+ *     what a Set (apis, scopes) and a parsed allowlist would cost each key if they were not
+ *     shared between keys that have equal ones;
+ *   - a token bucket per key (core/limiter.ts LocalLimiter), as after every key made a request.
  * Keys are like bench/target.ts's: scope `read`, API `bench`, allowlist 127.0.0.0/8. Bytes are
- * V8 heap plus ArrayBuffers; the parts built as an array of N (the indented rows and the
- * candidates) include that array's 8 bytes per key.
+ * V8 heap plus ArrayBuffers; the parts built as an array of N (the indented rows) include that
+ * array's 8 bytes per key.
  *
  *   node --expose-gc --max-old-space-size=8192 --import=tsx bench/scaling/cache-memory.ts [--keys 1000000] [--json]
  */
@@ -82,7 +80,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
 
 {
   const before = heap();
-  const cache = new KeyCache(stub, hasher, (rec) => compileKey(rec, plans), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock });
+  const cache = new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock });
   for (let i = 0; i < n; i += 1000) {
     const batch: Promise<unknown>[] = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(cache.load(hasher.hash(keys[j]!), keys[j]!));
@@ -93,11 +91,10 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
   keepAlive.push(cache);
 }
 measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
-  new KeyCache(stub, hasher, (rec) => compileKey(rec, plans), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
+  new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
 measure('  lookup-id strings (the cache\'s keys)', '64 hex characters computed from the request, not the store\'s own string', () => keys.map((k) => hasher.hash(k)));
-measure('  Slot wrappers { entry, gen }', 'one object per entry', () => records.map((_, i) => ({ entry: null, gen: i & 1 })));
-const compiled = measure('  compiled keys (compileKey, frozen)', 'the object, its two Sets, its parsed allowlist', () => records.map((r) => compileKey(r, plans)));
+measure('  compiled keys (compileKey, frozen)', 'the object; its Sets, allowlist, policy and names are shared with equal keys', () => records.map((r) => compileKey(r, plans)));
 measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
 measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>
   records.map((r) => {
@@ -112,34 +109,6 @@ measure('token buckets, one per key (LocalLimiter)', 'a Map entry and a { tokens
   for (const r of records) limiter.take(r.id, plans.get('default')!, now, out);
   limiter.close();
   return limiter;
-});
-
-/** Candidate: equal Sets and allowlists are shared between keys (most keys hold the same few scopes). */
-function internedCompiler() {
-  const sets = new Map<string, ReadonlySet<string>>();
-  const lists = new Map<string, CompiledKey['cidrs']>();
-  const set = (xs: readonly string[]) => {
-    const id = xs.join('\u0000');
-    let s = sets.get(id);
-    if (!s) sets.set(id, (s = new Set(xs)));
-    return s;
-  };
-  return (rec: KeyRecord): CompiledKey => {
-    const base = compileKey({ ...rec, apis: null, scopes: [], ip_allowlist: null }, plans);
-    const allow = (rec.ip_allowlist ?? []).join('\u0000');
-    let cidrs = lists.get(allow);
-    if (cidrs === undefined) lists.set(allow, (cidrs = compileKey(rec, plans).cidrs));
-    return Object.freeze({ ...base, apis: rec.apis ? set(rec.apis) : null, scopes: set(rec.scopes), scopesHeader: rec.scopes.join(','), cidrs });
-  };
-}
-measure('candidate: compiled key with shared Sets and allowlists', 'Sets and parsed allowlists interned by content at compile time', () => {
-  const compile = internedCompiler();
-  return records.map((r) => compile(r));
-});
-measure('candidate: lru-cache keyed by the store\'s hash string, value the compiled key (no Slot)', 'the cache adds its Map entry and index slots only', () => {
-  const lru = new LRUCache<string, CompiledKey>({ max: n, ttl: 86_400_000, ttlResolution: 0, perf: systemClock, updateAgeOnGet: false });
-  for (let i = 0; i < n; i++) lru.set(records[i]!.hash, compiled[i]!);
-  return lru;
 });
 
 const total = process.memoryUsage();

@@ -1,5 +1,5 @@
 import type { Denial, RequestContext, Stage, StageResult } from '../context.js';
-import type { CacheEntry } from '../key-cache.js';
+import { isMissing, type CacheEntry } from '../key-cache.js';
 import type { Runtime } from '../runtime.js';
 
 const NOT_FOUND: Denial = Object.freeze({ code: 'invalid_token', reason: 'not_found' });
@@ -12,7 +12,7 @@ const UNAVAILABLE: Denial = Object.freeze({
 export function createResolveKeyStage(rt: Runtime): Stage {
   const { hasher, keys } = rt;
   const settle = (ctx: RequestContext, entry: CacheEntry): StageResult => {
-    if ('missing' in entry) return NOT_FOUND;
+    if (isMissing(entry)) return NOT_FOUND;
     ctx.key = entry;
     return undefined;
   };

@@ -10,10 +10,10 @@ const PENDING = d('pending');
 export function createStatusStage(): Stage {
   return function status(ctx: RequestContext) {
     const key = ctx.key!;
-    if (key.revokedAt <= ctx.now) return REVOKED;
-    if (key.expiresAt <= ctx.now) return EXPIRED;
+    if (key.revokedAt !== null && key.revokedAt <= ctx.now) return REVOKED;
+    if (key.expiresAt !== null && key.expiresAt <= ctx.now) return EXPIRED;
     if (key.suspended) return SUSPENDED;
-    if (key.notBefore > ctx.now) return PENDING;
+    if (key.notBefore !== null && key.notBefore > ctx.now) return PENDING;
     return undefined;
   };
 }
