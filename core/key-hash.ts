@@ -28,9 +28,19 @@ export class KeyHasher {
     return this.current ? `hmac-sha256:${this.current.id}` : 'sha256';
   }
 
-  /** The lookup id under the current scheme. */
+  /** The lookup id under the current scheme, in hex: as the store indexes records. */
   hash(key: string): string {
     return this.current ? hmac(this.current.secret, key) : hash('sha256', key, 'hex');
+  }
+
+  /**
+   * The same lookup id as the key cache holds it: the digest's 32 bytes as a latin1 string
+   * (Node's 'binary' encoding).
+   * Half the hex's length, so 40 bytes less in each of a million cache entries, and cheaper
+   * to make (no hex expansion) and to look up. `hexOfCacheId` turns it back.
+   */
+  cacheId(key: string): string {
+    return this.current ? createHmac('sha256', this.current.secret).update(key).digest('binary') : hash('sha256', key, 'binary');
   }
 
   /** Lookup ids under older schemes, tried only when the current one finds nothing. */
@@ -44,4 +54,14 @@ export class KeyHasher {
 
 function hmac(secret: string, key: string): string {
   return createHmac('sha256', secret).update(key).digest('hex');
+}
+
+/** A cache id (KeyHasher.cacheId) as the store's hex lookup id. */
+export function hexOfCacheId(id: string): string {
+  return Buffer.from(id, 'latin1').toString('hex');
+}
+
+/** The store's hex lookup id as a cache id. */
+export function cacheIdOfHex(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('latin1');
 }

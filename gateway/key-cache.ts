@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
-import type { KeyHasher } from '../core/key-hash.js';
+import { cacheIdOfHex, hexOfCacheId, type KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
 import { StoreUnavailableError, type Store } from '../core/store/store.js';
 import { withGen, type CompiledKey } from './compiled-key.js';
@@ -25,7 +25,7 @@ export interface KeyCacheOptions {
 }
 
 /**
- * Lookup id → compiled key, in front of the store. `get` is synchronous so that a hit never
+ * Cache id (the lookup id as 32 latin1 characters, KeyHasher.cacheId) → compiled key, in front of the store. `get` is synchronous so that a hit never
  * awaits; `load` fills a miss, sharing one store read among concurrent callers (lru-cache's
  * fetch). Misses are cached for `negativeTtlMs`. When the store fails, a stale entry is served
  * rather than refusing a key that was valid a moment ago.
@@ -55,11 +55,11 @@ export class KeyCache {
       ttlResolution: 0,
       updateAgeOnGet: false,
       noDeleteOnStaleGet: true,
-      fetchMethod: async (hash, stale, { options: fetchOptions, context: key }) => {
+      fetchMethod: async (id, stale, { options: fetchOptions, context: key }) => {
         // What is read now is as old as this generation: a reconnect meanwhile makes it suspect.
         const gen = this.#gen;
         try {
-          let rec = await store.getKeyByHash(hash);
+          let rec = await store.getKeyByHash(hexOfCacheId(id));
           let fallback = false;
           if (!rec) {
             for (const older of hasher.fallbacks(key)) {
@@ -92,13 +92,13 @@ export class KeyCache {
     });
     store.onKeyChange((hash) => {
       if (hash === null) this.#gen++;
-      else this.#lru.delete(hash);
+      else this.#lru.delete(cacheIdOfHex(hash));
     });
   }
 
-  /** A fresh entry, or undefined when the store must be asked. Never awaits. */
-  get(hash: string): CacheEntry | undefined {
-    const entry = this.#lru.get(hash);
+  /** A fresh entry for a cache id (KeyHasher.cacheId), or undefined when the store must be asked. Never awaits. */
+  get(id: string): CacheEntry | undefined {
+    const entry = this.#lru.get(id);
     if (entry === undefined || entry.gen !== this.#gen) {
       this.#misses++;
       return undefined;
@@ -107,12 +107,13 @@ export class KeyCache {
     return entry;
   }
 
-  async load(hash: string, key: string): Promise<CacheEntry> {
+  /** Reads the key of cache id `id` (KeyHasher.cacheId of `key`) from the store. */
+  async load(id: string, key: string): Promise<CacheEntry> {
     // A fetch is aborted when its entry is invalidated meanwhile; ask again for the new state.
     for (let attempt = 0; ; attempt++) {
       try {
         // Forced: an entry of an older generation is fresh by its TTL but must be read again.
-        const entry = await this.#lru.fetch(hash, { context: key, forceRefresh: true });
+        const entry = await this.#lru.fetch(id, { context: key, forceRefresh: true });
         if (entry !== undefined) return entry;
       } catch (err) {
         if (err instanceof StoreUnavailableError || attempt >= 2) throw err;
@@ -121,8 +122,9 @@ export class KeyCache {
     }
   }
 
+  /** Drops the entry of the store's (hex) lookup id. */
   invalidate(hash: string): void {
-    this.#lru.delete(hash);
+    this.#lru.delete(cacheIdOfHex(hash));
   }
 
   clear(): void {

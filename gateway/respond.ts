@@ -16,10 +16,11 @@ function rateItem(p: LimitPolicy, s: RateState): string {
 export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<string, unknown>): void {
   const key = ctx.key;
   if (key === null) return;
-  if (key.sunset !== null) {
+  const sunset = key.life?.sunset ?? null;
+  if (sunset !== null) {
     // A key replaced with a grace period: tell its holder it is going away, and when.
     headers['deprecation'] = 'true';
-    headers['sunset'] = key.sunset;
+    headers['sunset'] = sunset;
   }
   const routePolicy = ctx.route?.policy ?? null;
   if (!ctx.rateChecked) {

@@ -8,7 +8,7 @@ import { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy } from '../core/limiter.js';
 import type { KeyRecord } from '../core/record.js';
 import { FileStore } from '../core/store/file-store.js';
-import { compileKey } from '../gateway/compiled-key.js';
+import { compileKey, type CompiledKey } from '../gateway/compiled-key.js';
 import { isMissing, KeyCache } from '../gateway/key-cache.js';
 import { switchable, type Switchable } from './lib/flaky-store.js';
 import { keyRecord } from './lib/records.js';
@@ -32,7 +32,7 @@ async function addKey(overrides: Partial<KeyRecord> = {}): Promise<{ key: string
 
 t.test('a hit is synchronous and compiled', async (t) => {
   const { key, rec } = await addKey();
-  const hash = hasher.hash(key);
+  const hash = hasher.cacheId(key);
   t.equal(cache.get(hash), undefined, 'cold');
   const loaded = await cache.load(hash, key);
   const hit = cache.get(hash);
@@ -44,7 +44,7 @@ t.test('a hit is synchronous and compiled', async (t) => {
 
 t.test('concurrent misses for one hash share one store read', async (t) => {
   const { key } = await addKey();
-  const hash = hasher.hash(key);
+  const hash = hasher.cacheId(key);
   let open!: () => void;
   store.gate = new Promise((r) => (open = r));
   const before = store.lookups;
@@ -58,7 +58,7 @@ t.test('concurrent misses for one hash share one store read', async (t) => {
 
 t.test('unknown keys are cached for the negative TTL', async (t) => {
   const key = generateKey('gw', 'live');
-  const hash = hasher.hash(key);
+  const hash = hasher.cacheId(key);
   const loaded = await cache.load(hash, key);
   t.ok(isMissing(loaded), 'answered as unknown');
   const before = store.lookups;
@@ -70,18 +70,19 @@ t.test('unknown keys are cached for the negative TTL', async (t) => {
 
 t.test('a changed key is dropped from the cache at once', async (t) => {
   const { key, rec } = await addKey();
-  const hash = hasher.hash(key);
+  const hash = hasher.cacheId(key);
   await cache.load(hash, key);
   t.ok(cache.get(hash));
   await store.putKey({ ...rec, revoked_at: clock.now() }, rec.version);
   t.equal(cache.get(hash), undefined, 'invalidated by the store change event');
   const fresh = await cache.load(hash, key);
-  t.ok((fresh as unknown as { revokedAt: number }).revokedAt <= clock.now(), 'revoked from now on');
+  const life = (fresh as CompiledKey).life;
+  t.ok(life !== null && life.revokedAt !== null && life.revokedAt <= clock.now(), 'revoked from now on');
 });
 
 t.test('when the store fails, a stale entry is served; with none the load fails', async (t) => {
   const { key } = await addKey();
-  const hash = hasher.hash(key);
+  const hash = hasher.cacheId(key);
   await cache.load(hash, key);
   clock.advance(60_001);
   t.equal(cache.get(hash), undefined, 'stale after the TTL');
@@ -90,7 +91,7 @@ t.test('when the store fails, a stale entry is served; with none the load fails'
     const stale = await cache.load(hash, key);
     t.notOk(isMissing(stale), 'stale compiled key served during the outage');
     const other = generateKey('gw', 'live');
-    await t.rejects(cache.load(hasher.hash(other), other), { code: 'KEYGATE_STORE_UNAVAILABLE' });
+    await t.rejects(cache.load(hasher.cacheId(other), other), { code: 'KEYGATE_STORE_UNAVAILABLE' });
   } finally {
     store.down = false;
   }
@@ -100,7 +101,7 @@ t.test('keys hashed before a pepper was configured are still found', async (t) =
   const { key, rec } = await addKey();
   const peppered = new KeyHasher({ id: 'p1', secret: 'pepper-secret-0123456789' });
   const pcache = new KeyCache(store, peppered, (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
-  const found = await pcache.load(peppered.hash(key), key);
+  const found = await pcache.load(peppered.cacheId(key), key);
   t.equal((found as { id: string }).id, rec.id);
   t.not(peppered.hash(key), hasher.hash(key));
 });

@@ -53,6 +53,16 @@ const cases = [
     for (let i = 0; i < n; i++) s += peppered.hash(keys[i & MASK]!).charCodeAt(7);
     return s;
   }),
+  measure('KeyHasher.cacheId, no pepper (the hot path: SHA-256, latin1 digest)', (n) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += plain.cacheId(keys[i & MASK]!).charCodeAt(7);
+    return s;
+  }),
+  measure('KeyHasher.cacheId, with a pepper (HMAC-SHA-256, latin1 digest)', (n) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += peppered.cacheId(keys[i & MASK]!).charCodeAt(7);
+    return s;
+  }),
   measure('candidate HMAC: two one-shot crypto.hash calls, pads prepared once', (n) => {
     let s = 0;
     for (let i = 0; i < n; i++) s += hmacTwoHashes(keys[i & MASK]!).charCodeAt(7);

@@ -16,7 +16,7 @@ import { keyRecord } from '../../test/lib/records.js';
  * as the heap it adds:
  *   - the file store's records (JSON-parsed as its replay does, in its two Maps by id and hash);
  *   - the key cache (gateway/key-cache.ts, filled through KeyCache.load as requests fill it),
- *     and, apart, its parts: lru-cache's arrays preallocated for `max`, the lookup-id strings
+ *     and, apart, its parts: lru-cache's arrays preallocated for `max`, the cache ids
  *     the requests computed (its keys), the compiled keys (compileKey, the cache's values), and
  *     what a Set (apis, scopes) and a parsed allowlist would cost each key if they were not
  *     shared between keys that have equal ones;
@@ -83,7 +83,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
   const cache = new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock });
   for (let i = 0; i < n; i += 1000) {
     const batch: Promise<unknown>[] = [];
-    for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(cache.load(hasher.hash(keys[j]!), keys[j]!));
+    for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(cache.load(hasher.cacheId(keys[j]!), keys[j]!));
     await Promise.all(batch);
   }
   if (cache.size !== n) throw new Error(`cache holds ${cache.size} of ${n}`);
@@ -93,7 +93,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
 measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
   new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
-measure('  lookup-id strings (the cache\'s keys)', '64 hex characters computed from the request, not the store\'s own string', () => keys.map((k) => hasher.hash(k)));
+measure('  cache ids (the cache\'s keys)', 'the 32 digest bytes as a latin1 string, computed from the request', () => keys.map((k) => hasher.cacheId(k)));
 measure('  compiled keys (compileKey, frozen)', 'the object; its Sets, allowlist, policy and names are shared with equal keys', () => records.map((r) => compileKey(r, plans)));
 measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
 measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>

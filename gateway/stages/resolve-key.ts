@@ -18,10 +18,10 @@ export function createResolveKeyStage(rt: Runtime): Stage {
   };
   return function resolveKey(ctx: RequestContext) {
     const token = ctx.token!;
-    const hash = hasher.hash(token);
-    const hit = keys.get(hash);
+    const id = hasher.cacheId(token);
+    const hit = keys.get(id);
     if (hit !== undefined) return settle(ctx, hit);
-    return keys.load(hash, token).then(
+    return keys.load(id, token).then(
       (entry) => settle(ctx, entry),
       (err: unknown) => {
         rt.log.warn('key lookup failed', { request_id: ctx.requestId, err: String(err) });

@@ -9,11 +9,12 @@ const PENDING = d('pending');
 /** Judges the key's times against the request's clock reading, not a scheduler's last run. */
 export function createStatusStage(): Stage {
   return function status(ctx: RequestContext) {
-    const key = ctx.key!;
-    if (key.revokedAt !== null && key.revokedAt <= ctx.now) return REVOKED;
-    if (key.expiresAt !== null && key.expiresAt <= ctx.now) return EXPIRED;
-    if (key.suspended) return SUSPENDED;
-    if (key.notBefore !== null && key.notBefore > ctx.now) return PENDING;
+    const life = ctx.key!.life;
+    if (life === null) return undefined;
+    if (life.revokedAt !== null && life.revokedAt <= ctx.now) return REVOKED;
+    if (life.expiresAt !== null && life.expiresAt <= ctx.now) return EXPIRED;
+    if (life.suspended) return SUSPENDED;
+    if (life.notBefore !== null && life.notBefore > ctx.now) return PENDING;
     return undefined;
   };
 }
