@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
-import { connectionNamed, HOP_BY_HOP, stripResponseHeaders } from '../headers.js';
+import { connectionNamed, forwardableResponseHeaders, HOP_BY_HOP } from '../headers.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
 import { stripPrefix, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
@@ -104,8 +104,7 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
   function factory(data: Dispatcher.StreamFactoryData<RequestContext>) {
     const ctx = data.opaque;
     const res = ctx.res!;
-    const headers = data.headers as Record<string, string | string[] | undefined>;
-    stripResponseHeaders(headers);
+    const headers = forwardableResponseHeaders(data.headers as Record<string, string | string[] | undefined>);
     headers[h.request_id] = ctx.requestId;
     setKeyHeaders(rt, ctx, headers);
     ctx.status = data.statusCode;
