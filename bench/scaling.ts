@@ -1,21 +1,25 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, have, install } from './lib.js';
 
 /**
- * Scaling: the gateway with 1,000, 100,000 and 1,000,000 keys in its file store, each request
+ * Scaling: the gateway with 1,000, 100,000 and 1,000,000 keys in its store, each request
  * carrying a key picked at random among all N (so the key cache is exercised, not one hot
  * entry). For each N:
  *   1. seed a new file store with N keys (bench/scaling/seed.ts: the store's own commits, 10,000
  *      keys each) and write the plaintext keys to a file; timed;
- *   2. start a gateway process on it (bench/scaling/target.ts, key cache max = N, TTL a day):
+ *   2. start a gateway process on it (bench/scaling/target.ts compiled with tsconfig.bench.json,
+ *      as the keygate CLI runs compiled code; key cache max = N, TTL a day):
  *      the time from spawn to listening is the cold start, most of it the journal replay;
  *   3. first pass: every key once, in file order (wrk + bench/scaling/sequential.lua), so every
  *      request is a cache miss: a store lookup and a compile;
- *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC);
+ *   4. the process's memory with all N keys cached (RSS from /proc, V8 heap after a full GC),
+ *      right after that pass and again after `--idle` seconds without load;
  *   5. warm passes, once every N has its gateway up: wrk + bench/scaling/random.lua, a random key
  *      per request, `rounds` rounds of `duration` seconds after a warm-up, the N interleaved in
  *      each round (as bench/run.ts does); median req/s, p50, p99, gateway CPU per request, and
@@ -28,10 +32,16 @@ import { freePort, have, install } from './lib.js';
  * its parts, token bucket, candidates for a smaller entry) in a process of its own.
  * Like bench/run.ts: the gateway is pinned to CPU 0, wrk and the upstream to CPU 1 (when
  * taskset is there); wrk is installed with apt-get when missing. Only loopback is used.
- * Prints a table per measure and writes bench/results/scaling.json.
+ * With `--store redis` the keys are in a Redis store instead (a redis-server of this run, pinned
+ * with wrk; installed with apt-get when missing): the gateway process then holds no key records,
+ * only its cache, which is the memory a production gateway needs for N cached keys, and the
+ * rate limit takes Redis's shared buckets. The journal rewrite (history) is a file-store matter
+ * and is skipped there.
+ * Prints a table per measure and writes bench/results/scaling.json (scaling-redis.json).
  *
  *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 5]
- *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--keep] [--skip-breakdown] [--skip-history]
+ *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--idle 20] [--keep] [--skip-breakdown]
+ *                            [--skip-history] [--store file|redis]
  */
 const { values } = parseArgs({
   options: {
@@ -41,11 +51,15 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     'cold-starts': { type: 'string', default: '3' },
+    idle: { type: 'string', default: '20' },
     keep: { type: 'boolean', default: false },
     'skip-breakdown': { type: 'boolean', default: false },
     'skip-history': { type: 'boolean', default: false },
+    store: { type: 'string', default: 'file' },
   },
 });
+if (values.store !== 'file' && values.store !== 'redis') throw new Error('--store: file or redis');
+const onRedis = values.store === 'redis';
 const sizes = values.sizes.split(',').map(Number).sort((a, b) => a - b);
 if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 2_000_000)) throw new Error('--sizes: integers from 1 to 2,000,000');
 const duration = Math.min(60, Math.max(1, Number(values.duration)));
@@ -53,12 +67,18 @@ const rounds = Math.min(10, Math.max(1, Number(values.rounds)));
 const warmup = Math.min(30, Math.max(0, Number(values.warmup)));
 const connections = Math.min(1000, Math.max(1, Number(values.connections)));
 const coldStarts = Math.min(10, Math.max(1, Number(values['cold-starts'])));
+const idleSeconds = Math.min(120, Math.max(0, Number(values.idle)));
 const SEED_TIMEOUT_MS = 10 * 60_000;
 const READY_TIMEOUT_MS = 5 * 60_000;
 /** The first pass's -d bound: generous for the miss path at 1,000 req/s, at most 15 minutes. */
 const firstPassSeconds = (n: number) => Math.min(900, Math.max(30, Math.ceil(n / 1000)));
 
 install('wrk', 'wrk');
+// The gateway process runs compiled JavaScript, as `keygate` does: under tsx, its loader thread
+// would add about 40 MB to the RSS being measured.
+const TARGET_JS = 'dist-bench/bench/scaling/target.js';
+execFileSync(process.execPath, [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', 'tsconfig.bench.json'], { stdio: 'inherit' });
+if (onRedis) install('redis-server', 'redis-server');
 const pin = have('taskset');
 const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
@@ -155,6 +175,8 @@ interface Mem {
   cache_hits: number;
   cache_misses: number;
   buckets: number | null;
+  /** V8 heap spaces: bytes committed (size) and in use. */
+  spaces: Record<string, { size: number; used: number }>;
 }
 
 interface Ready {
@@ -178,7 +200,7 @@ class Target extends Proc {
     const port = await freePort();
     const t0 = performance.now();
     const target = new Target(
-      pinned(0, [process.execPath, '--expose-gc', '--import=tsx', 'bench/scaling/target.ts', dir, String(port), upstream, String(cacheMax)]),
+      pinned(0, [process.execPath, '--expose-gc', TARGET_JS, dir, String(port), upstream, String(cacheMax)]),
       port,
     );
     const line = await target.next('ready ', READY_TIMEOUT_MS);
@@ -246,6 +268,20 @@ async function wrk(script: string, target: Target, keysFile: string, seconds: nu
   };
 }
 
+/** True once a redis-server answers PING on loopback `port`. */
+function pingRedis(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1', () => sock.write('PING\r\n'));
+    sock.setTimeout(1_000, () => sock.destroy());
+    sock.once('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      sock.destroy();
+    });
+    sock.once('error', () => resolve(false));
+    sock.once('close', () => resolve(false));
+  });
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MB = (b: number) => b / 1024 / 1024;
 
@@ -254,6 +290,20 @@ const upstreamPort = await freePort();
 const upstreamProc = new Proc(pinned(1, [process.execPath, '--import=tsx', 'bench/upstream.ts', String(upstreamPort)]));
 await upstreamProc.next('ready', 30_000);
 const upstream = `http://127.0.0.1:${upstreamPort}`;
+let redisUrl: string | null = null;
+let redisProc: Proc | null = null;
+if (onRedis) {
+  const port = await freePort();
+  redisProc = new Proc(pinned(1, ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']));
+  redisUrl = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  while (!(await pingRedis(port))) {
+    if (Date.now() > deadline) throw new Error('redis-server did not answer in 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+/** Where N keys are kept: a file store's directory, or a prefix of this run's Redis. */
+const storeOf = (name: string) => (redisUrl !== null ? `${redisUrl}#scaling-${name}` : join(root, `store-${name}`));
 const random = 'bench/scaling/random.lua';
 const sequential = 'bench/scaling/sequential.lua';
 
@@ -279,6 +329,8 @@ interface Row {
   mem_ready: Mem;
   first_pass: Sample;
   mem_cached: Mem;
+  /** `--idle` seconds later, the process left alone. */
+  mem_idle: Mem;
   warm: Sample[];
   warm_hit_ratio: number;
   mem_after: Mem;
@@ -291,7 +343,7 @@ try {
   // Each N in turn: seed, start, the all-miss first pass; the targets stay up for the warm rounds.
   const live: { n: number; dir: string; keysFile: string; target: Target; row: Omit<Row, 'warm' | 'warm_hit_ratio' | 'mem_after'> }[] = [];
   for (const n of sizes) {
-    const dir = join(root, `store-${n}`);
+    const dir = storeOf(String(n));
     const keysFile = join(root, `keys-${n}.txt`);
     log(`\n== ${n.toLocaleString('en-US')} keys: seeding`);
     const seed = await seedStore(dir, n, keysFile);
@@ -306,7 +358,12 @@ try {
     const memCached = await target.mem();
     log(`all cached (${memCached.cache_size}): RSS ${MB(memCached.vm_rss).toFixed(0)} MB, heap ${MB(memCached.heap_used).toFixed(0)} MB, buckets ${memCached.buckets}`);
     if (memCached.cache_size < n) log(`warning: only ${memCached.cache_size} of ${n} keys are cached`);
-    live.push({ n, dir, keysFile, target, row: { keys: n, seed, cold_start: ready, cold_starts: [], mem_ready: memReady, first_pass: first, mem_cached: memCached } });
+    // Right after the load the heap still holds the young generation it grew and the free
+    // space the fill left between old objects; V8 gives much of it back once the process idles.
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const memIdle = await target.mem();
+    log(`after ${idleSeconds} s idle: RSS ${MB(memIdle.vm_rss).toFixed(0)} MB, heap ${MB(memIdle.heap_used).toFixed(0)} MB of ${MB(memIdle.heap_total).toFixed(0)} MB`);
+    live.push({ n, dir, keysFile, target, row: { keys: n, seed, cold_start: ready, cold_starts: [], mem_ready: memReady, first_pass: first, mem_cached: memCached, mem_idle: memIdle } });
   }
 
   // Warm rounds interleaved across the N (as bench/run.ts does), so drift and neighbours hit all alike.
@@ -337,8 +394,8 @@ try {
     log(`cold start again, ${largest.toLocaleString('en-US')} keys: ${(again.ready.wall_ms / 1000).toFixed(2)} s (store open ${(again.ready.store_open_ms / 1000).toFixed(2)} s)`);
     await again.target.stop();
   }
-  if (!values.keep) for (const l of live) rmSync(l.dir, { recursive: true, force: true });
-  if (!values['skip-history'] && largest >= 1000) {
+  if (!values.keep && !onRedis) for (const l of live) rmSync(l.dir, { recursive: true, force: true });
+  if (!values['skip-history'] && !onRedis && largest >= 1000) {
     log(`\n== ${largest.toLocaleString('en-US')} keys with their audit entries and events, journal rewritten on open: seeding`);
     const dir = join(root, 'store-history');
     // Over 1,000 journal lines (at most 500 keys a commit), so every open replays and then compacts.
@@ -357,6 +414,7 @@ try {
   }
 } finally {
   await upstreamProc.stop();
+  await redisProc?.stop();
   if (!values.keep) rmSync(root, { recursive: true, force: true });
 }
 interface Breakdown {
@@ -388,11 +446,12 @@ for (const r of rows) {
   ]);
 }
 console.log('\nMemory of the gateway process (after a full GC; RSS is /proc VmRSS)\n');
-line(['keys in store', 'RSS ready (store loaded) MB', 'heap ready MB', 'RSS all cached MB', 'heap all cached MB', 'cache Δheap B/key', 'token buckets then', 'peak RSS (VmHWM) MB']);
-line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+line(['keys in store', 'RSS ready (store loaded) MB', 'heap ready MB', 'RSS all cached MB', 'heap all cached MB', `RSS ${idleSeconds} s later, idle MB`, 'heap used / committed then MB', 'cache Δheap B/key', 'token buckets then', 'peak RSS (VmHWM) MB']);
+line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
 for (const r of rows) {
   line([
     r.keys.toLocaleString('en-US'), f(MB(r.mem_ready.vm_rss)), f(MB(r.mem_ready.heap_used)), f(MB(r.mem_cached.vm_rss)), f(MB(r.mem_cached.heap_used)),
+    f(MB(r.mem_idle.vm_rss)), `${f(MB(r.mem_idle.heap_used))} / ${f(MB(r.mem_idle.heap_total))}`,
     f((r.mem_cached.heap_used - r.mem_ready.heap_used) / r.keys), String(r.mem_cached.buckets), f(MB(r.mem_after.vm_hwm)),
   ]);
 }
@@ -424,9 +483,7 @@ if (breakdown) {
   for (const p of breakdown.rows) line([p.part, f(p.bytes_per_key), f((p.bytes_per_key * breakdown.keys) / 1024 / 1024), p.note]);
 }
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(
-  'bench/results/scaling.json',
-  JSON.stringify({ when: new Date().toISOString(), node: process.version, pinned: pin, connections, duration, rounds, warmup, rows, history, breakdown }, null, 2),
-);
-console.log('\nwritten to bench/results/scaling.json');
+const out = `bench/results/scaling${onRedis ? '-redis' : ''}.json`;
+writeFileSync(out, JSON.stringify({ when: new Date().toISOString(), node: process.version, store: values.store, pinned: pin, connections, duration, rounds, warmup, rows, history, breakdown }, null, 2));
+console.log(`\nwritten to ${out}`);
 process.exit(0);

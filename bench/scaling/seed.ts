@@ -1,21 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { audit, event, KEY_CONFIG_FIELDS } from '../../admin/keys.js';
 import { diff, type Actor } from '../../core/audit.js';
 import { generateKey } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
-import { FileStore } from '../../core/store/file-store.js';
 import { keyRecord } from '../../test/lib/records.js';
+import { openBenchStore } from './store.js';
 
 /**
- * Fills a new file store with N keys through the store's own API (FileStore.commit), in
- * commits of CHUNK keys, so the journal is exactly what Keygate writes (checksummed lines,
- * fsync'ed) in a hundredth of the lines that one commit per key would take. Each key is like
+ * Fills a new file store (or a Redis store: STORE is `redis://HOST:PORT#PREFIX`, see store.ts)
+ * with N keys through the store's own API (Store.commit), in commits of CHUNK keys, so the
+ * journal is exactly what Keygate writes (checksummed lines, fsync'ed) in a hundredth of the
+ * lines that one commit per key would take. Each key is like
  * bench/target.ts's: scope `read`, API `bench`, allowlist 127.0.0.0/8, the default plan.
  * The plaintext keys go to KEYS_FILE, one a line, for the load generator.
- * Prints one JSON line: how long generating and committing took, and the journal's size.
+ * Prints one JSON line: how long generating and committing took, and the journal's size (0 on Redis).
  *
  * --history also writes what KeyService.create commits with each key: its `key.created` audit
  * entry and its `created` event, as a store filled through the admin API holds them.
@@ -23,7 +24,7 @@ import { keyRecord } from '../../test/lib/records.js';
  * keys 100 lines, so the store does not rewrite (compact) its journal when it opens (it does
  * above 1,000 lines); 1,000 gives the shape of a journal the store has compacted itself.
  *
- *   node --import=tsx bench/scaling/seed.ts DIR N KEYS_FILE [--history] [--chunk 10000]
+ *   node --import=tsx bench/scaling/seed.ts STORE N KEYS_FILE [--history] [--chunk 10000]
  */
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -31,7 +32,7 @@ const { positionals, values } = parseArgs({
 });
 const [dir, nArg, keysFile] = positionals;
 const n = Number(nArg);
-if (!dir || !keysFile || !Number.isInteger(n) || n < 1 || n > 5_000_000) throw new Error('usage: seed.ts DIR N KEYS_FILE (N at most 5,000,000)');
+if (!dir || !keysFile || !Number.isInteger(n) || n < 1 || n > 5_000_000) throw new Error('usage: seed.ts STORE N KEYS_FILE (N at most 5,000,000)');
 const CHUNK = Number(values.chunk);
 if (!Number.isInteger(CHUNK) || CHUNK < 1 || CHUNK > 20_000) throw new Error('--chunk: 1 to 20,000');
 /** What KeyService.create audits of a new key (admin/keys.ts AUDITED_FIELDS that a new key sets). */
@@ -39,7 +40,7 @@ const AUDITED = [...KEY_CONFIG_FIELDS, 'environment', 'application', 'policy', '
 const actor: Actor = { name: 'seed', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: randomUUID() };
 
 const t0 = performance.now();
-const store = await FileStore.open({ dir });
+const store = await openBenchStore(dir);
 const hasher = new KeyHasher(null);
 const now = Date.now();
 const keys: string[] = new Array(n);
@@ -75,6 +76,6 @@ console.log(
     generate_ms: Math.round(generateMs),
     commit_ms: Math.round(commitMs),
     total_ms: Math.round(performance.now() - t0),
-    journal_bytes: statSync(join(dir, 'journal.log')).size,
+    journal_bytes: existsSync(join(dir, 'journal.log')) ? statSync(join(dir, 'journal.log')).size : 0,
   }),
 );

@@ -1,29 +1,34 @@
 import { readFileSync } from 'node:fs';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { parseConfig } from '../../config/load.js';
 import { LocalLimiter } from '../../core/limiter.js';
 import { Logger } from '../../core/log.js';
-import { FileStore } from '../../core/store/file-store.js';
 import { createGateway, hasherFor, type Gateway } from '../../gateway/server.js';
+import { openBenchStore } from './store.js';
 
 /**
- * A gateway process on an existing file store, for bench/scaling.ts: full enforcement as in
- * bench/target.ts (scope, API list, allowlist, in-process token buckets on a plan that never
- * refuses), with a key cache that holds every key of the store and keeps it for a day.
+ * A gateway process on an existing store, for bench/scaling.ts: full enforcement as in
+ * bench/target.ts (scope, API list, allowlist, token buckets on a plan that never refuses:
+ * in process on a file store, Redis's shared buckets on Redis), with a key cache that holds
+ * every key of the store and keeps it for a day. STORE is a file store's directory or
+ * `redis://HOST:PORT#PREFIX` (store.ts); on Redis the process holds no key records, only its cache.
  *
- *   node --expose-gc --import=tsx bench/scaling/target.ts DIR PORT UPSTREAM CACHE_MAX
+ *   node --expose-gc --import=tsx bench/scaling/target.ts STORE PORT UPSTREAM CACHE_MAX
  *
  * Prints `ready {json}` once listening, with the time since the process started (Node's
  * performance.timeOrigin), of which the store's open (journal replay) and module loading.
  * On SIGUSR2 it runs a full GC (when --expose-gc is given) and prints `mem {json}`:
- * process.memoryUsage(), V8 heap statistics, /proc VmRSS and VmHWM, the cache's size and
+ * process.memoryUsage(), V8 heap statistics (and per heap space), /proc VmRSS and VmHWM, the cache's size and
  * hit/miss counters, and the token buckets alive.
  */
 const modulesMs = performance.now();
 const [dir, portArg, upstream, maxArg] = process.argv.slice(2);
 const cacheMax = Number(maxArg);
-if (!dir || !upstream || !Number.isInteger(cacheMax) || cacheMax < 1) throw new Error('usage: target.ts DIR PORT UPSTREAM CACHE_MAX');
+if (!dir || !upstream || !Number.isInteger(cacheMax) || cacheMax < 1) throw new Error('usage: target.ts STORE PORT UPSTREAM CACHE_MAX');
+const onRedis = dir.startsWith('redis://');
 const config = parseConfig({
+  // On Redis the config names the store too, so the rate limit takes Redis's shared buckets as in production.
+  ...(onRedis ? { store: { type: 'redis', url: dir.slice(0, dir.indexOf('#')), prefix: dir.slice(dir.indexOf('#') + 1) } } : {}),
   listeners: [{ port: Number(portArg), host: '127.0.0.1', environment: 'production' }],
   keys: { cache: { max: cacheMax, ttl_seconds: 86_400, negative_ttl_seconds: 5 } },
   plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
@@ -61,11 +66,12 @@ process.on('SIGUSR2', () => {
       cache_hits: keys.stats.hits,
       cache_misses: keys.stats.misses,
       buckets: limiter instanceof LocalLimiter ? limiter.size : null,
+      spaces: Object.fromEntries(getHeapSpaceStatistics().map((sp) => [sp.space_name, { size: sp.space_size, used: sp.space_used_size }])),
     })}\n`,
   );
 });
 const open0 = performance.now();
-const store = await FileStore.open({ dir });
+const store = await openBenchStore(dir);
 const storeOpenMs = performance.now() - open0;
 gateway = createGateway(config, { store, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
 await gateway.listen();
