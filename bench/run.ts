@@ -15,6 +15,8 @@ import { freePort, have, install } from './lib.js';
  *   nginx             nginx as a plain reverse proxy, keep-alive pool to the upstream, 1 worker
  *   nginx-keys        nginx doing Keygate's job: a static key map (401 otherwise), the credential
  *                     dropped, limit_req per key; 1 worker
+ *   floor             the least a Node proxy does: undici Pool.stream with the headers passed through
+ *                     as parsed, nothing else (not a correct proxy: the cost of Node's HTTP alone)
  *   bare              a Node proxy made of Keygate's forwarding code alone
  *   fastify           @fastify/http-proxy, bare
  *   express           express + http-proxy-middleware, bare
@@ -35,7 +37,10 @@ import { freePort, have, install } from './lib.js';
  * upstream share one core), it is the steadier measure. With taskset, one-worker proxies get
  * CPU 0 and wrk, the upstream and redis-server share CPU 1; the two-worker rows may use both
  * CPUs (sharing CPU 1 with the load). Missing tools (wrk, redis-server, nginx) are installed
- * with apt-get. Writes bench/results/proxy.json.
+ * with apt-get. Then latency at half load: each wrk connection pauses between requests
+ * (bench/paced.lua) so that together they offer half of Keygate's peak, against the upstream,
+ * nginx, the bare proxy and Keygate, and the p99 each adds over the upstream is reported.
+ * Writes bench/results/proxy.json.
  *
  *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--connections 50] [--only keygate,nginx]
  */
@@ -65,6 +70,7 @@ const ROWS: RowSpec[] = [
   { id: 'direct', name: 'direct upstream', cpus: 'one' },
   { id: 'nginx', name: 'nginx plain proxy', cpus: 'one', needs: 'nginx' },
   { id: 'nginx-keys', name: 'nginx, key map + limit_req', cpus: 'one', needs: 'nginx' },
+  { id: 'floor', name: 'Node floor: undici Pool.stream, nothing else (not a correct proxy)', cpus: 'one' },
   { id: 'bare', name: 'bare Node proxy (Keygate forwarding)', cpus: 'one' },
   { id: 'fastify', name: '@fastify/http-proxy', cpus: 'one' },
   { id: 'express', name: 'express + http-proxy-middleware', cpus: 'one' },
@@ -273,9 +279,10 @@ function toMs(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(url: string, seconds: number, headers: string[], pid: number): Sample {
+function wrk(url: string, seconds: number, headers: string[], pid: number, pacedMs?: number): Sample {
   const cpuBefore = cpuSeconds(pid);
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const paced = pacedMs === undefined ? [] : ['-s', 'bench/paced.lua'];
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...paced, ...headers.flatMap((h) => ['-H', h]), url, ...(pacedMs === undefined ? [] : ['--', String(pacedMs)])];
   const cmd = placed('1', ['wrk', ...args]);
   const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   const cpu = cpuSeconds(pid) - cpuBefore;
@@ -345,6 +352,8 @@ async function startRow(r: RowSpec): Promise<Target> {
       const n = await startNginx(cpus, r.id === 'nginx-keys' ? 'keys' : 'plain', r.cpus === 'one' ? 1 : 2, upstream, benchKey);
       return target({ pid: n.pid, url: `http://127.0.0.1:${n.port}/bench` }, bearer(benchKey));
     }
+    case 'floor':
+      return target(await node('bench/peers/node-floor.ts', 'PORT', upstream), bearer(benchKey));
     case 'fastify':
       return target(await node('bench/peers/fastify.ts', 'PORT', upstream), bearer(benchKey));
     case 'express':
@@ -404,6 +413,57 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
+/**
+ * Latency at half load (issue 6: p99 added over the direct upstream under 1 ms at half of peak
+ * load): the same wrk connections, each pausing between a response and its next request so
+ * that all together offer half the requests per second Keygate (full enforcement) reached
+ * above, against the upstream, plain nginx, the bare proxy and Keygate, interleaved, `rounds`
+ * rounds. wrk's latency runs from a request's write to its response, pauses excluded.
+ */
+interface PacedRow {
+  id: string;
+  target: string;
+  offered_rps: number;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  runs: { rps: number; p50_ms: number; p99_ms: number }[];
+}
+const paced: PacedRow[] = [];
+const keygateRuns = samples.get('keygate') ?? [];
+const pacedIds = ['direct', 'nginx', 'floor', 'bare', 'keygate'];
+const pacedTargets = targets.filter((t) => pacedIds.includes(t.id));
+const offered = keygateRuns.length > 0 ? median(keygateRuns.map((x) => x.rps)) / 2 : 0;
+if (offered > 0 && pacedTargets.some((t) => t.id === 'direct')) {
+  const intervalMs = (1000 * connections) / offered;
+  process.stderr.write(`half load: ${offered.toFixed(0)} req/s offered (each connection pausing ~${intervalMs.toFixed(1)} ms)\n`);
+  const runs = new Map<string, Sample[]>(pacedTargets.map((t) => [t.id, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const t of pacedTargets) {
+      try {
+        const s = wrk(t.url, duration, t.headers, t.pid, intervalMs);
+        runs.get(t.id)!.push(s);
+        process.stderr.write(`half load, round ${r + 1} ${t.id}: ${s.rps.toFixed(0)} req/s p50 ${s.p50} ms p99 ${s.p99} ms\n`);
+      } catch (err) {
+        notes.push(`${t.name}: a half-load run failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+  for (const t of pacedTargets) {
+    const s = runs.get(t.id)!;
+    if (s.length === 0) continue;
+    paced.push({
+      id: t.id,
+      target: t.name,
+      offered_rps: offered,
+      rps: median(s.map((x) => x.rps)),
+      p50_ms: median(s.map((x) => x.p50)),
+      p99_ms: median(s.map((x) => x.p99)),
+      runs: s.map((x) => ({ rps: x.rps, p50_ms: x.p50, p99_ms: x.p99 })),
+    });
+  }
+}
+
 const rows = targets.map((t) => {
   const s = samples.get(t.id)!;
   const redisRow = t.needs === 'redis';
@@ -450,6 +510,16 @@ for (const r of table) {
   );
 }
 
+const pacedDirect = paced.find((p) => p.id === 'direct');
+if (paced.length > 0 && pacedDirect !== undefined) {
+  console.log(`\nAt half load: ${offered.toFixed(0)} req/s offered (half of Keygate's median above), medians of ${rounds} runs\n`);
+  console.log(line(['target', 'req/s served', 'p50 ms', 'p99 ms', 'p50 added over direct ms', 'p99 added over direct ms']));
+  console.log(line(['---', '---:', '---:', '---:', '---:', '---:']));
+  for (const p of paced) {
+    console.log(line([p.target, p.rps.toFixed(0), p.p50_ms.toFixed(2), p.p99_ms.toFixed(2), (p.p50_ms - pacedDirect.p50_ms).toFixed(2), (p.p99_ms - pacedDirect.p99_ms).toFixed(2)]));
+  }
+}
+
 /**
  * Headline ratios: the targets of issues 5 and 6. Besides the ratio of the medians, the median
  * of the ratios within each round: the two runs of a round are seconds apart, so drift in
@@ -474,9 +544,36 @@ const check = (name: string, a: string, b: string, atLeast: number, what: string
 };
 const lines = [
   check('metrics_usage_cost', 'keygate', 'keygate-checks', 0.9, 'Metrics and usage recording (keygate / keygate-checks, issue 5: cost at most 10%)'),
+  check('enforcement_cost', 'keygate', 'bare', 0.95, 'Keygate full enforcement / the bare proxy of its forwarding code (issue 6: cost at most 5%)'),
   check('keygate_vs_nginx', 'keygate', 'nginx', 0.7, 'Keygate full enforcement / plain nginx, 1 worker each (issue 6)'),
   check('keygate_2w_vs_nginx_2w', 'keygate-2w', 'nginx-2w', 0.7, 'Keygate CLI, 2 workers on Redis / plain nginx, 2 workers (issue 6)'),
 ];
+{
+  const k = byId('keygate');
+  const peers = ['fastify', 'express', 'express-gateway'].map(byId).filter((r) => r !== undefined);
+  if (k !== undefined && peers.length > 0) {
+    const best = peers.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const ahead = peers.every((p) => k.rps > p.rps);
+    headline['ahead_of_node_peers'] = { ratio: k.rps / best.rps, paired_ratio: null, cpu_ratio: best.cpu_us / k.cpu_us, paired_cpu_ratio: null, target: '> 1 against each', met: ahead };
+    lines.push(`- Keygate full enforcement against the fastest Node peer (${best.target}): ${(k.rps / best.rps).toFixed(3)}× the req/s, ${(best.cpu_us / k.cpu_us).toFixed(3)}× by CPU (issue 6: ahead of every Node peer: ${ahead ? 'met' : 'NOT met'}).`);
+  }
+}
+const floor = byId('floor');
+if (floor !== undefined && nginx !== undefined) {
+  const k = byId('keygate');
+  lines.push(
+    `- The Node floor (undici Pool.stream alone) reaches ${(floor.rps / nginx.rps).toFixed(3)}× plain nginx's req/s and ${(nginx.cpu_us / floor.cpu_us).toFixed(3)}× by CPU per request: ` +
+      `no Node proxy on this machine can do better${k === undefined ? '' : `; Keygate, full enforcement, is ${(k.rps / floor.rps).toFixed(3)}× the floor's req/s (${(floor.cpu_us / k.cpu_us).toFixed(3)}× by CPU)`}.`,
+  );
+}
+const pacedKeygate = paced.find((p) => p.id === 'keygate');
+const addedP99 = pacedKeygate !== undefined && pacedDirect !== undefined ? pacedKeygate.p99_ms - pacedDirect.p99_ms : null;
+const latencyHeadline = { offered_rps: offered || null, p99_added_ms: addedP99, target: '< 1 ms', met: addedP99 === null ? null : addedP99 < 1 };
+lines.push(
+  addedP99 === null
+    ? '- p99 added over the direct upstream at half load (issue 6): not measured (needs rows direct and keygate).'
+    : `- p99 added over the direct upstream at half load (issue 6), ${offered.toFixed(0)} req/s offered: ${addedP99.toFixed(2)} ms (target < 1 ms: ${addedP99 < 1 ? 'met' : 'NOT met'}).`,
+);
 const file = byId('keygate');
 const vsFile = (id: string) => {
   const r = byId(id);
@@ -523,7 +620,7 @@ writeFileSync(
     {
       when: new Date().toISOString(),
       command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
-      duration, rounds, warmup, connections, pinned: pin, versions, headline, rows: table, notes: [...fixed, ...notes],
+      duration, rounds, warmup, connections, pinned: pin, versions, headline: { ...headline, p99_added_at_half_load: latencyHeadline }, rows: table, half_load: paced, notes: [...fixed, ...notes],
     },
     null,
     2,
