@@ -3,27 +3,19 @@ import { parseCidr, type Cidr } from '../core/ip.js';
 import type { KeyRecord } from '../core/record.js';
 
 /**
- * A key record turned, once per cache fill, into what the hot path reads: sets instead of
- * arrays, parsed CIDRs, times as numbers, the rate-limit policy resolved.
+ * What a key is allowed, as the hot path reads it: sets instead of arrays, parsed CIDRs, the
+ * rate-limit policy resolved. Most keys share all of it with many others (same environment,
+ * scopes, APIs, allowlist, tenant and limit), so it is one object for all of them.
  */
-export interface CompiledKey {
-  readonly id: string;
+export interface Grant {
   readonly environment: string;
-  /**
-   * What limits the key in time, or its suspension; null for a key with none of these (most
-   * keys), which then costs no object and no check.
-   */
-  readonly life: KeyLife | null;
   readonly apis: ReadonlySet<string> | null;
   readonly scopes: ReadonlySet<string>;
   readonly scopesHeader: string;
   /** Null when the key has no allowlist; an entry that fails to parse matches nothing. */
   readonly cidrs: readonly Cidr[] | null;
-  readonly application: string | null;
   readonly tenant: string | null;
   readonly policy: LimitPolicy;
-  /** The key cache's generation when the record was read (gateway/key-cache.ts). */
-  readonly gen: number;
 }
 
 /**
@@ -41,11 +33,59 @@ export interface KeyLife {
 }
 
 /**
- * Equal parts of different keys are one object: most keys share their scope set, API list,
- * allowlist and limit with many others, and a cache of a million keys should not hold a
- * million copies (bench/scaling/cache-memory.ts measured 960 → 192 bytes a compiled key).
- * Parts are never changed once built. Past `max` distinct values new ones are simply not
- * shared, so the table stays bounded whatever the keys hold.
+ * A key record turned, once per cache fill, into what the hot path reads. The object holds
+ * only what is the key's own (id, times, application, the cache generation) and points to its
+ * shared Grant, whose parts the getters hand out: a million cached keys are a million small
+ * objects, not a million copies of the same sets and strings (bench/scaling/cache-memory.ts).
+ */
+export class CompiledKey {
+  readonly id: string;
+  /**
+   * What limits the key in time, or its suspension; null for a key with none of these (most
+   * keys), which then costs no object and no check.
+   */
+  readonly life: KeyLife | null;
+  readonly grant: Grant;
+  readonly application: string | null;
+  /** The key cache's generation when the record was read (gateway/key-cache.ts). */
+  readonly gen: number;
+
+  constructor(id: string, life: KeyLife | null, grant: Grant, application: string | null, gen: number) {
+    this.id = id;
+    this.life = life;
+    this.grant = grant;
+    this.application = application;
+    this.gen = gen;
+    Object.freeze(this);
+  }
+
+  get environment(): string {
+    return this.grant.environment;
+  }
+  get apis(): ReadonlySet<string> | null {
+    return this.grant.apis;
+  }
+  get scopes(): ReadonlySet<string> {
+    return this.grant.scopes;
+  }
+  get scopesHeader(): string {
+    return this.grant.scopesHeader;
+  }
+  get cidrs(): readonly Cidr[] | null {
+    return this.grant.cidrs;
+  }
+  get tenant(): string | null {
+    return this.grant.tenant;
+  }
+  get policy(): LimitPolicy {
+    return this.grant.policy;
+  }
+}
+
+/**
+ * Equal parts of different keys are one object. Parts are never changed once built. Past
+ * `max` distinct values new ones are simply not shared, so the table stays bounded whatever
+ * the keys hold.
  */
 class Shared<T> {
   readonly #values = new Map<string, T>();
@@ -66,35 +106,56 @@ class Shared<T> {
 }
 
 const SEP = '\u0000';
+const grants = new Shared<Grant>(10_000);
 const scopeSets = new Shared<ReadonlySet<string>>(10_000);
 const apiSets = new Shared<ReadonlySet<string>>(10_000);
 const allowlists = new Shared<readonly Cidr[]>(10_000);
 const policies = new Shared<LimitPolicy>(10_000);
-const scopeHeaders = new Shared<string>(10_000);
-/** Environments, tenants and applications: each record read from the store brings its own copy. */
+const identities = new WeakMap<object, number>();
+let identityCount = 0;
+/** A number that stands for `o` itself, for table keys that must tell equal-looking objects apart. */
+function identity(o: object): number {
+  let n = identities.get(o);
+  if (n === undefined) {
+    n = ++identityCount;
+    identities.set(o, n);
+  }
+  return n;
+}
+/** Applications: each record read from the store brings its own copy of the string. */
 const names = new Shared<string>(10_000);
-const name = (s: string | null): string | null => (s === null ? null : names.get(s, () => s));
 
 export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, gen = 0): CompiledKey {
+  return new CompiledKey(rec.id, lifeOf(rec), grantOf(rec, plans), rec.application === null ? null : names.get(rec.application, () => rec.application!), gen);
+}
+
+/** The same key stamped with another cache generation (a stale entry served again). */
+export function withGen(k: CompiledKey, gen: number): CompiledKey {
+  return new CompiledKey(k.id, k.life, k.grant, k.application, gen);
+}
+
+function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant {
   const plan = plans.get(rec.plan ?? 'default') ?? plans.get('default')!;
-  const allowlist = rec.ip_allowlist;
   const limit = rec.rate_limit;
+  // A plan is the runtime's own object (another runtime may hold a different plan of that name).
+  const limitId = limit ? `${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}` : `plan #${identity(plan)}`;
+  const allowlist = rec.ip_allowlist && rec.ip_allowlist.length > 0 ? rec.ip_allowlist : null;
   const scopesId = rec.scopes.join(SEP);
-  return build(
-    rec.id,
-    name(rec.environment)!,
-    lifeOf(rec),
-    rec.apis ? apiSets.get(rec.apis.join(SEP), () => new Set(rec.apis)) : null,
-    scopeSets.get(scopesId, () => new Set(rec.scopes)),
-    scopeHeaders.get(scopesId, () => rec.scopes.join(',')),
-    // An entry that fails to parse is left out, so it matches nothing.
-    allowlist && allowlist.length > 0 ? allowlists.get(allowlist.join(SEP), () => parseAllowlist(allowlist)) : null,
-    name(rec.application),
-    name(rec.tenant),
-    limit
-      ? policies.get(`${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}`, () => compilePolicy('key', limit, plan.onStoreFailure))
-      : plan,
-    gen,
+  const apisId = rec.apis ? rec.apis.join(SEP) : null;
+  const allowId = allowlist ? allowlist.join(SEP) : null;
+  // JSON keeps the parts apart whatever they contain (null, and names with separators in them).
+  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId]);
+  return grants.get(id, () =>
+    Object.freeze({
+      environment: rec.environment,
+      apis: apisId === null ? null : apiSets.get(apisId, () => new Set(rec.apis)),
+      scopes: scopeSets.get(scopesId, () => new Set(rec.scopes)),
+      scopesHeader: rec.scopes.join(','),
+      // An entry that fails to parse is left out, so it matches nothing.
+      cidrs: allowlist === null || allowId === null ? null : allowlists.get(allowId, () => parseAllowlist(allowlist)),
+      tenant: rec.tenant,
+      policy: limit ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure)) : plan,
+    }),
   );
 }
 
@@ -109,28 +170,6 @@ function lifeOf(rec: KeyRecord): KeyLife | null {
     suspended,
     sunset: graceEnds !== null && revoked === null ? new Date(graceEnds).toUTCString() : null,
   });
-}
-
-/** The same key stamped with another cache generation (a stale entry served again). */
-export function withGen(k: CompiledKey, gen: number): CompiledKey {
-  return build(k.id, k.environment, k.life, k.apis, k.scopes, k.scopesHeader, k.cidrs, k.application, k.tenant, k.policy, gen);
-}
-
-/** Every compiled key is made here, so that all share one V8 shape and the hot path's reads stay monomorphic. */
-function build(
-  id: string,
-  environment: string,
-  life: KeyLife | null,
-  apis: ReadonlySet<string> | null,
-  scopes: ReadonlySet<string>,
-  scopesHeader: string,
-  cidrs: readonly Cidr[] | null,
-  application: string | null,
-  tenant: string | null,
-  policy: LimitPolicy,
-  gen: number,
-): CompiledKey {
-  return Object.freeze({ id, environment, life, apis, scopes, scopesHeader, cidrs, application, tenant, policy, gen });
 }
 
 function parseAllowlist(entries: readonly string[]): readonly Cidr[] {

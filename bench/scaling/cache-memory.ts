@@ -94,7 +94,7 @@ measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/va
   new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
 measure('  cache ids (the cache\'s keys)', 'the 32 digest bytes as a latin1 string, computed from the request', () => keys.map((k) => hasher.cacheId(k)));
-measure('  compiled keys (compileKey, frozen)', 'the object; its Sets, allowlist, policy and names are shared with equal keys', () => records.map((r) => compileKey(r, plans)));
+measure('  compiled keys (compileKey, frozen)', 'the object (id, times, application, generation) and a pointer to its Grant, shared with equal keys', () => records.map((r) => compileKey(r, plans)));
 measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
 measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>
   records.map((r) => {
