@@ -9,6 +9,15 @@ const TAIL_LENGTH = SECRET_LENGTH + CHECKSUM_LENGTH;
 
 const IS_BASE62 = new Uint8Array(128);
 for (let i = 0; i < BASE62.length; i++) IS_BASE62[BASE62.charCodeAt(i)] = 1;
+const BASE62_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < BASE62.length; i++) BASE62_VALUE[BASE62.charCodeAt(i)] = i;
+/** CRC-32 (IEEE 802.3, zlib's) table. */
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
 
 /** `count` base62 characters drawn uniformly from the OS CSPRNG (rejection sampling, no modulo bias). */
 export function randomBase62(count: number): string {
@@ -57,9 +66,27 @@ export function parseKey(key: string, prefix: string): string | null {
     const c = key.charCodeAt(i);
     if (c >= 128 || IS_BASE62[c] === 0) return null;
   }
-  const split = key.length - CHECKSUM_LENGTH;
-  if (base62Checksum(key.slice(0, split)) !== key.slice(split)) return null;
+  if (!checksumMatches(key)) return null;
   return key.slice(p + 1, tagEnd);
+}
+
+/**
+ * Whether the key's last six characters are base62Checksum of the rest, computed in place:
+ * the CRC-32 over the char codes in JavaScript (a key checked this far is ASCII, so a char
+ * code is its UTF-8 byte; zlib.crc32 would first encode the string in C++) and the checksum
+ * read by value rather than rebuilt as a string. bench/micro/key-parse.ts measures both.
+ */
+function checksumMatches(key: string): boolean {
+  const split = key.length - CHECKSUM_LENGTH;
+  let c = -1;
+  for (let i = 0; i < split; i++) c = CRC_TABLE[(c ^ key.charCodeAt(i)) & 0xff]! ^ (c >>> 8);
+  let crc = (c ^ -1) >>> 0;
+  for (let i = key.length - 1; i >= split; i--) {
+    const v = BASE62_VALUE[key.charCodeAt(i)]!;
+    if (v < 0 || v !== crc % 62) return false;
+    crc = Math.floor(crc / 62);
+  }
+  return crc === 0;
 }
 
 /** Display parts kept with the record: prefix, env and 3 secret chars; the last 3 chars. */

@@ -62,6 +62,18 @@ t.test('401 invalid_token malformed: bad shape or checksum, before any lookup', 
   }
 });
 
+t.test('the Bearer scheme is matched in any case, with the key after one or more spaces', async (t) => {
+  const { key } = await stack.createKey();
+  for (const value of [`Bearer ${key}`, `bearer ${key}`, `BEARER ${key}`, `bEaReR ${key}`, `Bearer   ${key}`, `Bearer ${key} `]) {
+    const res = await call(`${prod}/v1/emails/list`, { headers: { authorization: value } });
+    t.equal(res.status, 200, JSON.stringify(value));
+  }
+  for (const value of [`Bearer${key}`, `Bearer\t${key}`, `Bearex ${key}`, `Basic ${key}`, 'Bearer', 'Bearer ']) {
+    const res = await call(`${prod}/v1/emails/list`, { headers: { authorization: value } });
+    t.equal(res.status, 401, JSON.stringify(value));
+  }
+});
+
 t.test('401 invalid_token not_found: well-formed key that does not exist', async (t) => {
   const res = await call(`${prod}/v1/emails/list`, { headers: bearer(generateKey('gw', 'live')) });
   assertError(t, res, 401, 'invalid_token', 'not_found');

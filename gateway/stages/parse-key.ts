@@ -68,6 +68,14 @@ export function withoutQueryParam(query: string, name: string): string {
   return kept.length === 0 ? '' : `?${kept.join('&')}`;
 }
 
+const BEARER = 'bearer ';
+/** Whether `value` starts with `Bearer ` in any case, read in place (no lower-cased copy). */
+function isBearer(value: string): boolean {
+  if (value.length < 7) return false;
+  for (let i = 0; i < 6; i++) if ((value.charCodeAt(i) | 0x20) !== BEARER.charCodeAt(i)) return false;
+  return value.charCodeAt(6) === 32;
+}
+
 /** Takes the key from the configured header (Bearer scheme for Authorization) or query parameter. */
 export function createParseKeyStage(rt: Runtime): Stage {
   const { header, query_param: param, prefix } = rt.config.keys;
@@ -78,8 +86,9 @@ export function createParseKeyStage(rt: Runtime): Stage {
     let token: string | null = null;
     if (raw !== undefined && raw !== '') {
       if (bearer) {
-        if (raw.length < 7 || raw.slice(0, 7).toLowerCase() !== 'bearer ') return NOT_BEARER;
-        token = raw.slice(7).trim();
+        if (!isBearer(raw)) return NOT_BEARER;
+        // One slice in the usual case; trim() only when there is whitespace to trim.
+        token = raw.charCodeAt(7) > 32 && raw.charCodeAt(raw.length - 1) > 32 ? raw.slice(7) : raw.slice(7).trim();
       } else {
         token = raw.trim();
       }
