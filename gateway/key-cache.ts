@@ -25,10 +25,11 @@ export interface KeyCacheOptions {
 }
 
 /**
- * Cache id (the lookup id as 32 latin1 characters, KeyHasher.cacheId) → compiled key, in front of the store. `get` is synchronous so that a hit never
- * awaits; `load` fills a miss, sharing one store read among concurrent callers (lru-cache's
- * fetch). Misses are cached for `negativeTtlMs`. When the store fails, a stale entry is served
- * rather than refusing a key that was valid a moment ago.
+ * Cache id (the lookup id as 32 latin1 characters, KeyHasher.cacheId) → compiled key, in
+ * front of the store. `get` is synchronous so that a hit never awaits; `load` fills a miss,
+ * sharing one store read among concurrent callers (lru-cache's fetch). Misses are cached for
+ * `negativeTtlMs`. When the store fails, a stale entry is served rather than refusing a key
+ * that was valid a moment ago.
  *
  * When the store says changes may have been missed (its change feed reconnected), every entry
  * becomes suspect at once: the generation moves on, and an entry of an older generation is
@@ -37,7 +38,7 @@ export interface KeyCacheOptions {
  */
 export class KeyCache {
   /**
-   * Keyed by the lookup id; the value is the compiled key itself, stamped with its generation
+   * Keyed by the cache id; the value is the compiled key itself, stamped with its generation
    * (no wrapper object: at a million keys, every byte of an entry is a megabyte).
    */
   readonly #lru: LRUCache<string, CacheEntry, string>;
