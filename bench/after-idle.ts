@@ -1,7 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { freePort, have, install } from './lib.js';
+import { freePort, have, install, pinned, procStat } from './lib.js';
 
 /**
  * What a gateway pays when load comes back after a quiet spell: one target process (a kind of
@@ -28,7 +27,6 @@ const idle = Math.min(600, Math.max(0, Number(values.idle)));
 const flags = values['node-flags'].split(' ').filter((f) => f !== '');
 install('wrk', 'wrk');
 const pin = have('taskset');
-const pinned = (cpu: number, cmd: string[]) => (pin ? ['taskset', '-c', String(cpu), ...cmd] : cmd);
 const children: ChildProcess[] = [];
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
@@ -51,10 +49,7 @@ function start(cpu: number, args: string[]): Promise<{ pid: number; line: string
   });
 }
 
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+const cpuSeconds = (pid: number) => procStat(pid).cpu;
 
 const upstreamPort = await freePort();
 await start(1, ['--import=tsx', 'bench/upstream.ts', String(upstreamPort)]);

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-// What the benchmark scripts share: finding and installing tools, and free loopback ports.
+// What the benchmark scripts share: finding and installing tools, free loopback ports, pinning
+// to a CPU and reading a process's CPU time.
 
 /** Whether `cmd` is on the PATH. */
 export function have(cmd: string): boolean {
@@ -30,4 +32,17 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+let canPin: boolean | undefined;
+/** `cmd` pinned to CPU `cpu` with taskset, or as it is when taskset is missing. */
+export function pinned(cpu: number, cmd: string[]): string[] {
+  canPin ??= have('taskset');
+  return canPin ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
+}
+
+/** A process's parent and the user + system CPU seconds it has used so far (Linux /proc). */
+export function procStat(pid: number): { ppid: number; cpu: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 };
 }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { generateKey } from '../core/key-format.js';
 import { nginxConfig } from './peers/nginx.js';
-import { freePort, have, install } from './lib.js';
+import { freePort, have, install, procStat } from './lib.js';
 
 /**
  * Proxy benchmark: the same wrk load, in one invocation, against
@@ -207,8 +207,7 @@ function cpuSeconds(root: number): number {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const fields = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      stats.set(Number(d), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+      stats.set(Number(d), procStat(Number(d)));
     } catch {
       // gone meanwhile
     }

@@ -1,11 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, have, install } from './lib.js';
+import { freePort, have, install, pinned, procStat } from './lib.js';
 
 /**
  * Scaling: the gateway with 1,000, 100,000 and 1,000,000 keys in its store, each request
@@ -86,15 +86,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 
-/** User + system CPU seconds a process has used so far (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function pinned(cpu: number, cmd: string[]): string[] {
-  return pin ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
-}
+const cpuSeconds = (pid: number) => procStat(pid).cpu;
 
 /** A child process whose stdout is read line by line; `next(prefix)` waits for a line. */
 class Proc {
