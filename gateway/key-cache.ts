@@ -123,15 +123,6 @@ export class KeyCache {
     }
   }
 
-  /** Drops the entry of the store's (hex) lookup id. */
-  invalidate(hash: string): void {
-    this.#lru.delete(cacheIdOfHex(hash));
-  }
-
-  clear(): void {
-    this.#lru.clear();
-  }
-
   get size(): number {
     return this.#lru.size;
   }
