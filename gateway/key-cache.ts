@@ -24,30 +24,50 @@ export interface KeyCacheOptions {
   clock: Clock;
 }
 
+/** A store read in flight; `dropped` once its key changed meanwhile, so its answer is not kept. */
+interface Read {
+  promise: Promise<CacheEntry>;
+  dropped: boolean;
+}
+
 /**
  * Cache id (the lookup id as 32 latin1 characters, KeyHasher.cacheId) → compiled key, in
  * front of the store. `get` is synchronous so that a hit never awaits; `load` fills a miss,
- * sharing one store read among concurrent callers (lru-cache's fetch). Misses are cached for
- * `negativeTtlMs`. When the store fails, a stale entry is served rather than refusing a key
- * that was valid a moment ago.
+ * sharing one store read among concurrent callers. Misses are cached for `negativeTtlMs`.
+ * When the store fails, a stale entry is served rather than refusing a key that was valid a
+ * moment ago.
  *
  * When the store says changes may have been missed (its change feed reconnected), every entry
  * becomes suspect at once: the generation moves on, and an entry of an older generation is
  * read again on its next use, but kept to serve while the store cannot answer. Flushing the
  * cache instead would turn every key into a 503 while the store is still coming back.
+ *
+ * Reads in flight are shared here rather than through lru-cache's fetch(), which gives every
+ * read an AbortController and a listener on its signal: loading a million keys, those were the
+ * largest part of what was promoted to the old generation and died there, leaving it full of
+ * holes between the cached keys (README, performance: the memory of a million cached keys).
  */
 export class KeyCache {
   /**
    * Keyed by the cache id; the value is the compiled key itself, stamped with its generation
    * (no wrapper object: at a million keys, every byte of an entry is a megabyte).
    */
-  readonly #lru: LRUCache<string, CacheEntry, string>;
+  readonly #lru: LRUCache<string, CacheEntry>;
+  readonly #reads = new Map<string, Read>();
+  readonly #store: Store;
+  readonly #hasher: KeyHasher;
+  readonly #compile: (rec: KeyRecord, gen: number) => CompiledKey;
+  readonly #negativeTtlMs: number;
   #gen = 0;
   #hits = 0;
   #misses = 0;
 
   constructor(store: Store, hasher: KeyHasher, compile: (rec: KeyRecord, gen: number) => CompiledKey, options: KeyCacheOptions) {
-    this.#lru = new LRUCache<string, CacheEntry, string>({
+    this.#store = store;
+    this.#hasher = hasher;
+    this.#compile = compile;
+    this.#negativeTtlMs = options.negativeTtlMs;
+    this.#lru = new LRUCache<string, CacheEntry>({
       max: options.max,
       ttl: options.ttlMs,
       perf: options.clock,
@@ -55,45 +75,22 @@ export class KeyCache {
       // its TTL by up to the resolution, and makes the clock un-drivable in tests.
       ttlResolution: 0,
       updateAgeOnGet: false,
+      // An expired entry stays until replaced: it is what a store outage serves.
       noDeleteOnStaleGet: true,
-      fetchMethod: async (id, stale, { options: fetchOptions, context: key }) => {
-        // What is read now is as old as this generation: a reconnect meanwhile makes it suspect.
-        const gen = this.#gen;
-        try {
-          let rec = await store.getKeyByHash(hexOfCacheId(id));
-          let fallback = false;
-          if (!rec) {
-            for (const older of hasher.fallbacks(key)) {
-              rec = await store.getKeyByHash(older);
-              if (rec) {
-                fallback = true;
-                break;
-              }
-            }
-          }
-          if (!rec) {
-            fetchOptions.ttl = options.negativeTtlMs;
-            return Object.freeze({ missing: true as const, gen });
-          }
-          // Invalidations name the stored hash, not this one: keep such entries briefly.
-          if (fallback) fetchOptions.ttl = options.negativeTtlMs;
-          const entry = compile(rec, gen);
-          if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
-          return entry;
-        } catch (err) {
-          if (stale !== undefined && !isMissing(stale)) {
-            // Served while the store is away; asked again after negativeTtlMs, or at once
-            // when it reconnects (the generation moves on).
-            fetchOptions.ttl = options.negativeTtlMs;
-            return withGen(stale, gen);
-          }
-          throw new StoreUnavailableError('key store unreachable', { cause: err });
-        }
-      },
     });
     store.onKeyChange((hash) => {
-      if (hash === null) this.#gen++;
-      else this.#lru.delete(cacheIdOfHex(hash));
+      if (hash === null) {
+        this.#gen++;
+        return;
+      }
+      const id = cacheIdOfHex(hash);
+      this.#lru.delete(id);
+      const read = this.#reads.get(id);
+      if (read !== undefined) {
+        // Whatever that read returns may predate the change: its callers read again.
+        read.dropped = true;
+        this.#reads.delete(id);
+      }
     });
   }
 
@@ -110,16 +107,53 @@ export class KeyCache {
 
   /** Reads the key of cache id `id` (KeyHasher.cacheId of `key`) from the store. */
   async load(id: string, key: string): Promise<CacheEntry> {
-    // A fetch is aborted when its entry is invalidated meanwhile; ask again for the new state.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // Forced: an entry of an older generation is fresh by its TTL but must be read again.
-        const entry = await this.#lru.fetch(id, { context: key, forceRefresh: true });
-        if (entry !== undefined) return entry;
-      } catch (err) {
-        if (err instanceof StoreUnavailableError || attempt >= 2) throw err;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let read = this.#reads.get(id);
+      if (read === undefined) {
+        read = { promise: undefined as unknown as Promise<CacheEntry>, dropped: false };
+        read.promise = this.#read(id, key, read);
+        this.#reads.set(id, read);
       }
-      if (attempt >= 2) throw new StoreUnavailableError('key lookup did not settle');
+      const entry = await read.promise;
+      // Otherwise the key changed while it was read: what came back may be the old state.
+      if (!read.dropped) return entry;
+    }
+    throw new StoreUnavailableError('key lookup did not settle');
+  }
+
+  /** One store read for `id`, kept in the cache unless `read` is dropped meanwhile. */
+  async #read(id: string, key: string, read: Read): Promise<CacheEntry> {
+    // What is read now is as old as this generation: a reconnect meanwhile makes it suspect.
+    const gen = this.#gen;
+    try {
+      let rec = await this.#store.getKeyByHash(hexOfCacheId(id));
+      // Invalidations name the stored hash, not this one: keep an entry found by another briefly.
+      let brief = rec === null;
+      if (rec === null) {
+        for (const older of this.#hasher.fallbacks(key)) {
+          rec = await this.#store.getKeyByHash(older);
+          if (rec !== null) break;
+        }
+      }
+      let entry: CacheEntry;
+      if (rec === null) {
+        entry = Object.freeze({ missing: true as const, gen });
+      } else {
+        entry = this.#compile(rec, gen);
+        if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
+      }
+      if (!read.dropped) this.#lru.set(id, entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
+      return entry;
+    } catch (err) {
+      const stale = this.#lru.peek(id, { allowStale: true });
+      if (stale === undefined || isMissing(stale)) throw new StoreUnavailableError('key store unreachable', { cause: err });
+      // Served while the store is away; asked again after negativeTtlMs, or at once when it
+      // reconnects (the generation moves on).
+      const entry = withGen(stale, gen);
+      if (!read.dropped) this.#lru.set(id, entry, { ttl: this.#negativeTtlMs });
+      return entry;
+    } finally {
+      if (this.#reads.get(id) === read) this.#reads.delete(id);
     }
   }
 

@@ -80,6 +80,25 @@ t.test('a changed key is dropped from the cache at once', async (t) => {
   t.ok(life !== null && life.revokedAt !== null && life.revokedAt <= clock.now(), 'revoked from now on');
 });
 
+t.test('a key that changes while it is being read is read again, not cached as it was', async (t) => {
+  const { key, rec } = await addKey();
+  const hash = hasher.cacheId(key);
+  let release!: () => void;
+  store.hold = new Promise((r) => (release = r));
+  const before = store.lookups;
+  const loading = cache.load(hash, key);
+  // The first read has its answer (the key as it was) but has not returned it yet.
+  while (store.lookups === before) await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  await store.putKey({ ...rec, revoked_at: clock.now() }, rec.version);
+  store.hold = null;
+  release();
+  const loaded = (await loading) as CompiledKey;
+  t.equal(store.lookups - before, 2, 'read again after the change');
+  t.ok(loaded.life !== null && loaded.life.revokedAt !== null, 'the caller gets the revoked key');
+  t.equal(cache.get(hash), loaded, 'and the cache holds it');
+});
+
 t.test('when the store fails, a stale entry is served; with none the load fails', async (t) => {
   const { key } = await addKey();
   const hash = hasher.cacheId(key);

@@ -7,6 +7,8 @@ export interface Switchable {
   lookups: number;
   /** When set, lookups by hash wait for it, so tests can hold several misses in flight. */
   gate: Promise<void> | null;
+  /** When set, lookups by hash read the store, then wait for it: their answer arrives late. */
+  hold: Promise<void> | null;
 }
 
 /**
@@ -14,7 +16,7 @@ export interface Switchable {
  * owns it. Every method is the real one; only the failure and the counting are added.
  */
 export function switchable(inner: Store): Store & Switchable {
-  const state: Switchable = { down: false, lookups: 0, gate: null };
+  const state: Switchable = { down: false, lookups: 0, gate: null, hold: null };
   return new Proxy(inner, {
     get(target, prop, receiver) {
       if (prop in state) return state[prop as keyof Switchable];
@@ -28,7 +30,9 @@ export function switchable(inner: Store): Store & Switchable {
           if (state.gate) await state.gate;
         }
         if (state.down) throw new StoreUnavailableError('store switched off by the test');
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const result: unknown = await (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (prop === 'getKeyByHash' && state.hold) await state.hold;
+        return result;
       };
     },
     set(_target, prop, value) {
