@@ -96,8 +96,8 @@ class Proc {
   #buf = '';
   readonly exited: Promise<number | null>;
 
-  constructor(cmd: string[], onLine?: (line: string) => void) {
-    this.child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  constructor(cmd: string[], onLine?: (line: string) => void, stdin: 'ignore' | 'pipe' = 'ignore') {
+    this.child = spawn(cmd[0]!, cmd.slice(1), { stdio: [stdin, 'pipe', 'inherit'] });
     children.add(this.child);
     this.exited = new Promise((resolve) =>
       this.child.once('exit', (code) => {
@@ -162,6 +162,9 @@ interface Mem {
   array_buffers: number;
   heap_limit: number;
   vm_rss: number;
+  /** VmRSS's anonymous part (heaps, stacks) and file-backed part (the node binary and libraries). */
+  rss_anon: number;
+  rss_file: number;
   vm_hwm: number;
   cache_size: number;
   cache_hits: number;
@@ -184,7 +187,7 @@ class Target extends Proc {
   readonly port: number;
 
   private constructor(cmd: string[], port: number) {
-    super(cmd);
+    super(cmd, undefined, 'pipe');
     this.port = port;
   }
 
@@ -200,9 +203,9 @@ class Target extends Proc {
     return { target, ready: { wall_ms: wall, ...(JSON.parse(line.slice(6)) as Omit<Ready, 'wall_ms'>) } };
   }
 
-  /** Memory after a full GC, and the cache's counters. */
-  async mem(): Promise<Mem> {
-    this.child.kill('SIGUSR2');
+  /** Memory after a full GC (without one when `gc` is false), and the cache's counters. */
+  async mem(gc = true): Promise<Mem> {
+    this.child.stdin!.write(gc ? 'mem\n' : 'mem nogc\n');
     return JSON.parse((await this.next('mem ', 120_000)).slice(4)) as Mem;
   }
 }
@@ -342,13 +345,17 @@ try {
 
     const { target, ready } = await Target.start(dir, upstream, n);
     log(`cold start ${(ready.wall_ms / 1000).toFixed(2)} s (store open ${(ready.store_open_ms / 1000).toFixed(2)} s)`);
-    const memReady = await target.mem();
-    log(`ready: RSS ${MB(memReady.vm_rss).toFixed(0)} MB, heap ${MB(memReady.heap_used).toFixed(0)} MB`);
+    // No GC forced before the fill: it would set the heap's limits as no production gateway has them.
+    const memReady = await target.mem(false);
+    log(`ready: RSS ${MB(memReady.vm_rss).toFixed(0)} MB, heap ${MB(memReady.heap_used).toFixed(0)} MB (no GC)`);
 
     const first = await wrk(sequential, target, keysFile, firstPassSeconds(n), true);
     log(`first pass (all misses): ${first.requests} requests in ${first.seconds.toFixed(1)} s, ${first.rps.toFixed(0)} req/s, p99 ${first.p99_ms} ms${first.errors ? `, ${first.errors}` : ''}`);
     const memCached = await target.mem();
-    log(`all cached (${memCached.cache_size}): RSS ${MB(memCached.vm_rss).toFixed(0)} MB, heap ${MB(memCached.heap_used).toFixed(0)} MB, buckets ${memCached.buckets}`);
+    log(
+      `all cached (${memCached.cache_size}): RSS ${MB(memCached.vm_rss).toFixed(0)} MB (anonymous ${MB(memCached.rss_anon).toFixed(0)}, files ${MB(memCached.rss_file).toFixed(0)}), ` +
+        `heap ${MB(memCached.heap_used).toFixed(0)} MB of ${MB(memCached.heap_total).toFixed(0)} MB, old space ${MB(memCached.spaces['old_space']?.used ?? 0).toFixed(0)} of ${MB(memCached.spaces['old_space']?.size ?? 0).toFixed(0)} MB, buckets ${memCached.buckets}`,
+    );
     if (memCached.cache_size < n) log(`warning: only ${memCached.cache_size} of ${n} keys are cached`);
     // Right after the load the heap still holds the young generation it grew and the free
     // space the fill left between old objects; V8 gives much of it back once the process idles.
@@ -437,14 +444,18 @@ for (const r of rows) {
     f(rps / baseRps, 2), f(cpu / baseCpu, 2), f(r.warm_hit_ratio, 4), f(r.first_pass.rps), f(r.first_pass.p99_ms, 2), f(r.first_pass.cpu_us, 1), f(r.first_pass.seconds, 1),
   ]);
 }
-console.log('\nMemory of the gateway process (after a full GC; RSS is /proc VmRSS)\n');
-line(['keys in store', 'RSS ready (store loaded) MB', 'heap ready MB', 'RSS all cached MB', 'heap all cached MB', `RSS ${idleSeconds} s later, idle MB`, 'heap used / committed then MB', 'cache Δheap B/key', 'token buckets then', 'peak RSS (VmHWM) MB']);
+console.log('\nMemory of the gateway process (RSS is /proc VmRSS; heap figures after a full GC, except at ready)\n');
+line(['keys in store', 'RSS ready MB', 'RSS all cached MB', 'of which anonymous / files MB', 'heap used / committed MB', 'old space used / committed MB', `RSS ${idleSeconds} s later, idle MB`, 'heap used / committed then MB', 'token buckets then', 'peak RSS (VmHWM) MB']);
 line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+const usedOf = (m: Mem, space?: string) => {
+  const { used, size } = space === undefined ? { used: m.heap_used, size: m.heap_total } : (m.spaces[space] ?? { used: 0, size: 0 });
+  return `${f(MB(used))} / ${f(MB(size))}`;
+};
 for (const r of rows) {
+  const c = r.mem_cached;
   line([
-    r.keys.toLocaleString('en-US'), f(MB(r.mem_ready.vm_rss)), f(MB(r.mem_ready.heap_used)), f(MB(r.mem_cached.vm_rss)), f(MB(r.mem_cached.heap_used)),
-    f(MB(r.mem_idle.vm_rss)), `${f(MB(r.mem_idle.heap_used))} / ${f(MB(r.mem_idle.heap_total))}`,
-    f((r.mem_cached.heap_used - r.mem_ready.heap_used) / r.keys), String(r.mem_cached.buckets), f(MB(r.mem_after.vm_hwm)),
+    r.keys.toLocaleString('en-US'), f(MB(r.mem_ready.vm_rss)), f(MB(c.vm_rss)), `${f(MB(c.rss_anon))} / ${f(MB(c.rss_file))}`, usedOf(c), usedOf(c, 'old_space'),
+    f(MB(r.mem_idle.vm_rss)), usedOf(r.mem_idle), String(c.buckets), f(MB(r.mem_after.vm_hwm)),
   ]);
 }
 console.log('\nSeeding and cold start (spawn to listening; the journal is in the OS page cache, as after the seeding)\n');

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { parseConfig } from '../../config/load.js';
 import { LocalLimiter } from '../../core/limiter.js';
@@ -17,9 +18,12 @@ import { openBenchStore } from './store.js';
  *
  * Prints `ready {json}` once listening, with the time since the process started (Node's
  * performance.timeOrigin), of which the store's open (journal replay) and module loading.
- * On SIGUSR2 it runs a full GC (when --expose-gc is given) and prints `mem {json}`:
- * process.memoryUsage(), V8 heap statistics (and per heap space), /proc VmRSS and VmHWM, the cache's size and
- * hit/miss counters, and the token buckets alive.
+ * On a `mem` line on stdin it runs a full GC (when --expose-gc is given) and prints `mem {json}`:
+ * process.memoryUsage(), V8 heap statistics (and per heap space), /proc VmRSS (and its anonymous
+ * and file-backed parts) and VmHWM, the cache's size and hit/miss counters, and the token buckets
+ * alive; `mem nogc` prints the same without the GC. A full GC changes how V8 sizes the heap
+ * from then on, so a reading taken before the load uses `mem nogc`, as nothing forces a GC
+ * on a production gateway.
  */
 const modulesMs = performance.now();
 const [dir, portArg, upstream, maxArg] = process.argv.slice(2);
@@ -43,9 +47,9 @@ function procStatus(field: string): number {
 }
 
 let gateway: Gateway | undefined;
-// Installed before `ready` is printed: SIGUSR2's default action would end the process.
-process.on('SIGUSR2', () => {
-  const gc = (globalThis as { gc?: () => void }).gc;
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line !== 'mem' && line !== 'mem nogc') return;
+  const gc = line === 'mem' ? (globalThis as { gc?: () => void }).gc : undefined;
   if (gc) gc();
   const mem = process.memoryUsage();
   const heap = getHeapStatistics();
@@ -61,6 +65,8 @@ process.on('SIGUSR2', () => {
       array_buffers: mem.arrayBuffers,
       heap_limit: heap.heap_size_limit,
       vm_rss: procStatus('VmRSS'),
+      rss_anon: procStatus('RssAnon'),
+      rss_file: procStatus('RssFile'),
       vm_hwm: procStatus('VmHWM'),
       cache_size: keys.size,
       cache_hits: keys.stats.hits,
