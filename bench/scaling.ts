@@ -37,11 +37,13 @@ import { freePort, have, install, pinned, procStat } from './lib.js';
  * only its cache, which is the memory a production gateway needs for N cached keys, and the
  * rate limit takes Redis's shared buckets. The journal rewrite (history) is a file-store matter
  * and is skipped there.
+ * `--node-flags` starts every gateway process with those Node/V8 flags (for instance
+ * `--node-flags=--heap-growing-percent=25`, a smaller old generation for more GC work).
  * Prints a table per measure and writes bench/results/scaling.json (scaling-redis.json).
  *
  *   npm run bench:scaling -- [--sizes 1000,100000,1000000] [--duration 10] [--rounds 5]
  *                            [--warmup 3] [--connections 50] [--cold-starts 3] [--idle 20] [--keep] [--skip-breakdown]
- *                            [--skip-history] [--store file|redis]
+ *                            [--skip-history] [--store file|redis] [--node-flags=...]
  */
 const { values } = parseArgs({
   options: {
@@ -56,6 +58,7 @@ const { values } = parseArgs({
     'skip-breakdown': { type: 'boolean', default: false },
     'skip-history': { type: 'boolean', default: false },
     store: { type: 'string', default: 'file' },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 if (values.store !== 'file' && values.store !== 'redis') throw new Error('--store: file or redis');
@@ -68,6 +71,7 @@ const warmup = Math.min(30, Math.max(0, Number(values.warmup)));
 const connections = Math.min(1000, Math.max(1, Number(values.connections)));
 const coldStarts = Math.min(10, Math.max(1, Number(values['cold-starts'])));
 const idleSeconds = Math.min(120, Math.max(0, Number(values.idle)));
+const nodeFlags = values['node-flags'].split(' ').filter((f) => f !== '');
 const SEED_TIMEOUT_MS = 10 * 60_000;
 const READY_TIMEOUT_MS = 5 * 60_000;
 /** The first pass's -d bound: generous for the miss path at 1,000 req/s, at most 15 minutes. */
@@ -195,7 +199,7 @@ class Target extends Proc {
     const port = await freePort();
     const t0 = performance.now();
     const target = new Target(
-      pinned(0, [process.execPath, '--expose-gc', TARGET_JS, dir, String(port), upstream, String(cacheMax)]),
+      pinned(0, [process.execPath, '--expose-gc', ...nodeFlags, TARGET_JS, dir, String(port), upstream, String(cacheMax)]),
       port,
     );
     const line = await target.next('ready ', READY_TIMEOUT_MS);
@@ -487,6 +491,6 @@ if (breakdown) {
 }
 mkdirSync('bench/results', { recursive: true });
 const out = `bench/results/scaling${onRedis ? '-redis' : ''}.json`;
-writeFileSync(out, JSON.stringify({ when: new Date().toISOString(), node: process.version, store: values.store, pinned: pin, connections, duration, rounds, warmup, rows, history, breakdown }, null, 2));
+writeFileSync(out, JSON.stringify({ when: new Date().toISOString(), node: process.version, node_flags: nodeFlags, store: values.store, pinned: pin, connections, duration, rounds, warmup, rows, history, breakdown }, null, 2));
 console.log(`\nwritten to ${out}`);
 process.exit(0);
