@@ -128,7 +128,7 @@ export class KeyCache {
     try {
       let rec = await this.#store.getKeyByHash(hexOfCacheId(id));
       // Invalidations name the stored hash, not this one: keep an entry found by another briefly.
-      let brief = rec === null;
+      const brief = rec === null;
       if (rec === null) {
         for (const older of this.#hasher.fallbacks(key)) {
           rec = await this.#store.getKeyByHash(older);
