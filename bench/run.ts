@@ -31,7 +31,12 @@ import { freePort, have, install, procStat } from './lib.js';
  *   keygate-2w        the keygate CLI with `workers: 2` (node:cluster; the redis store, which more
  *                     than one worker needs), not pinned
  * Targets run interleaved, round after round, so drift hits all alike, after a warm-up of each;
- * medians are reported with ratios to the direct upstream and to plain nginx. Besides requests
+ * each measured round of a row follows `--rewarm` seconds of the same load, unmeasured: between
+ * two of its rounds a row sits idle while every other row runs (a minute and more), and a Node
+ * process that comes back from idle runs slower for a while (V8's memory reducer shrinks its
+ * heap; bench/after-idle.ts measures that on its own). The re-warm makes the rows compare as
+ * they run under steady traffic; `--rewarm 0` measures them straight after the idle spell.
+ * Medians are reported with ratios to the direct upstream and to plain nginx. Besides requests
  * per second, the CPU time the serving processes (a target and every process under it) spent
  * per request is read from /proc: when the proxy is not the only bottleneck (wrk and the
  * upstream share one core), it is the steadier measure. With taskset, one-worker proxies get
@@ -42,7 +47,7 @@ import { freePort, have, install, procStat } from './lib.js';
  * nginx, the bare proxy and Keygate, and the p99 each adds over the upstream is reported.
  * Writes bench/results/proxy.json.
  *
- *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--connections 50] [--only keygate,nginx]
+ *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--rewarm 1] [--connections 50] [--only keygate,nginx]
  */
 const { values } = parseArgs({
   options: {
@@ -50,6 +55,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
+    rewarm: { type: 'string', default: '1' },
     only: { type: 'string' },
   },
 });
@@ -57,6 +63,7 @@ const duration = Math.max(1, Math.min(60, Number(values.duration)));
 const rounds = Math.max(1, Math.min(10, Number(values.rounds)));
 const connections = Math.max(1, Math.min(1000, Number(values.connections)));
 const warmup = Math.max(0, Math.min(30, Number(values.warmup)));
+const rewarm = Math.max(0, Math.min(30, Number(values.rewarm)));
 
 type Placement = 'one' | 'two';
 interface RowSpec {
@@ -318,10 +325,10 @@ async function measure(t: Target, seconds: number): Promise<Sample> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const perRow = warmup + rounds * duration;
+const perRow = warmup + rounds * (rewarm + duration);
 process.stderr.write(
   `plan: ${selected.length} rows (${selected.map((r) => r.id).join(', ')}); wrk -t1 -c${connections}, ` +
-    `warm-up ${warmup} s each, then ${rounds} interleaved rounds of ${duration} s; about ${Math.ceil((selected.length * perRow) / 60)} min ` +
+    `warm-up ${warmup} s each, then ${rounds} interleaved rounds of ${duration} s, each after ${rewarm} s of re-warm; about ${Math.ceil((selected.length * perRow) / 60)} min ` +
     `plus start-up${pin ? '; one-worker proxies pinned to CPU 0, wrk, the upstream and redis-server to CPU 1, two-worker rows not pinned' : '; taskset missing: nothing pinned'}\n`,
 );
 
@@ -403,6 +410,7 @@ for (const t of [...targets]) if (warmup > 0) await attempt(t, warmup);
 const samples = new Map<string, Sample[]>(targets.map((t) => [t.id, []]));
 for (let r = 0; r < rounds; r++) {
   for (const t of [...targets]) {
+    if (rewarm > 0 && (await attempt(t, rewarm)) === null) continue;
     const s = await attempt(t, duration);
     if (s === null) continue;
     s.round = r + 1;
@@ -417,7 +425,7 @@ for (let r = 0; r < rounds; r++) {
  * load): the same wrk connections, each pausing between a response and its next request so
  * that all together offer half the requests per second Keygate (full enforcement) reached
  * above, against the upstream, plain nginx, the bare proxy and Keygate, interleaved, `rounds`
- * rounds. wrk's latency runs from a request's write to its response, pauses excluded.
+ * rounds, each after `--rewarm` seconds at the same pace. wrk's latency runs from a request's write to its response, pauses excluded.
  */
 interface PacedRow {
   id: string;
@@ -440,6 +448,7 @@ if (offered > 0 && pacedTargets.some((t) => t.id === 'direct')) {
   for (let r = 0; r < rounds; r++) {
     for (const t of pacedTargets) {
       try {
+        if (rewarm > 0) wrk(t.url, rewarm, t.headers, t.pid, intervalMs);
         const s = wrk(t.url, duration, t.headers, t.pid, intervalMs);
         runs.get(t.id)!.push(s);
         process.stderr.write(`half load, round ${r + 1} ${t.id}: ${s.rps.toFixed(0)} req/s p50 ${s.p50} ms p99 ${s.p99} ms\n`);
@@ -619,7 +628,7 @@ writeFileSync(
     {
       when: new Date().toISOString(),
       command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
-      duration, rounds, warmup, connections, pinned: pin, versions, headline: { ...headline, p99_added_at_half_load: latencyHeadline }, rows: table, half_load: paced, notes: [...fixed, ...notes],
+      duration, rounds, warmup, rewarm, connections, pinned: pin, versions, headline: { ...headline, p99_added_at_half_load: latencyHeadline }, rows: table, half_load: paced, notes: [...fixed, ...notes],
     },
     null,
     2,
