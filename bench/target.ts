@@ -1,3 +1,4 @@
+import '../bin/tune-v8.js'; // first: V8 flags set before the rest loads (bin/v8-flags.ts)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';

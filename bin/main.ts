@@ -1,3 +1,4 @@
+import './tune-v8.js'; // first: V8 flags set before the rest loads (bin/v8-flags.ts)
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';

@@ -1,3 +1,4 @@
+import '../../bin/tune-v8.js'; // first: V8 flags set before the rest loads (bin/v8-flags.ts)
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
