@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
-import { cacheIdOfHex, hexOfCacheId, type KeyHasher } from '../core/key-hash.js';
+import { cacheIdOfHex, ownCacheId, type KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
 import { StoreUnavailableError, type Store } from '../core/store/store.js';
 import { withGen, type CompiledKey } from './compiled-key.js';
@@ -31,9 +31,9 @@ interface Read {
 }
 
 /**
- * Cache id (the lookup id as 32 latin1 characters, KeyHasher.cacheId) → compiled key, in
- * front of the store. `get` is synchronous so that a hit never awaits; `load` fills a miss,
- * sharing one store read among concurrent callers. Misses are cached for `negativeTtlMs`.
+ * Cache id (the lookup id's first 16 digest bytes as latin1 characters, KeyHasher.cacheId) →
+ * compiled key, in front of the store. `get` is synchronous so that a hit never awaits; `load`
+ * fills a miss, sharing one store read among concurrent callers. Misses are cached for `negativeTtlMs`.
  * When the store fails, a stale entry is served rather than refusing a key that was valid a
  * moment ago.
  *
@@ -126,7 +126,7 @@ export class KeyCache {
     // What is read now is as old as this generation: a reconnect meanwhile makes it suspect.
     const gen = this.#gen;
     try {
-      let rec = await this.#store.getKeyByHash(hexOfCacheId(id));
+      let rec = await this.#store.getKeyByHash(this.#hasher.hash(key));
       // Invalidations name the stored hash, not this one: keep an entry found by another briefly.
       const brief = rec === null;
       if (rec === null) {
@@ -142,7 +142,7 @@ export class KeyCache {
         entry = this.#compile(rec, gen);
         if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
       }
-      if (!read.dropped) this.#lru.set(id, entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
+      if (!read.dropped) this.#lru.set(ownCacheId(id), entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
       return entry;
     } catch (err) {
       const stale = this.#lru.peek(id, { allowStale: true });
@@ -150,7 +150,7 @@ export class KeyCache {
       // Served while the store is away; asked again after negativeTtlMs, or at once when it
       // reconnects (the generation moves on).
       const entry = withGen(stale, gen);
-      if (!read.dropped) this.#lru.set(id, entry, { ttl: this.#negativeTtlMs });
+      if (!read.dropped) this.#lru.set(ownCacheId(id), entry, { ttl: this.#negativeTtlMs });
       return entry;
     } finally {
       if (this.#reads.get(id) === read) this.#reads.delete(id);

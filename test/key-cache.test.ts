@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ManualClock } from '../core/clock.js';
 import { generateKey } from '../core/key-format.js';
-import { KeyHasher } from '../core/key-hash.js';
+import { cacheIdOfHex, KeyHasher } from '../core/key-hash.js';
 import { compilePolicy } from '../core/limiter.js';
 import type { KeyRecord } from '../core/record.js';
 import { FileStore } from '../core/store/file-store.js';
@@ -78,6 +78,17 @@ t.test('a changed key is dropped from the cache at once', async (t) => {
   const fresh = await cache.load(hash, key);
   const life = (fresh as CompiledKey).life;
   t.ok(life !== null && life.revokedAt !== null && life.revokedAt <= clock.now(), 'revoked from now on');
+});
+
+t.test('a cache id is the first 16 bytes of the lookup id the store and its invalidations name', async (t) => {
+  const key = generateKey('gw', 'live');
+  for (const h of [hasher, new KeyHasher({ id: 'p1', secret: 'pepper-secret-0123456789' })]) {
+    const id = h.cacheId(key);
+    t.equal(id.length, 16);
+    t.equal(Buffer.from(id, 'latin1').toString('hex'), h.hash(key).slice(0, 32), h.currentKind);
+    t.equal(cacheIdOfHex(h.hash(key)), id, `${h.currentKind}: an invalidation finds the entry`);
+  }
+  t.not(hasher.cacheId(key), hasher.cacheId(generateKey('gw', 'live')), 'another key, another id');
 });
 
 t.test('a key that changes while it is being read is read again, not cached as it was', async (t) => {

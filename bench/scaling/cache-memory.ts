@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../../core/clock.js';
 import { generateKey } from '../../core/key-format.js';
-import { KeyHasher } from '../../core/key-hash.js';
+import { KeyHasher, ownCacheId } from '../../core/key-hash.js';
 import { compilePolicy, LocalLimiter, newRateState } from '../../core/limiter.js';
 import { parseCidr } from '../../core/ip.js';
 import type { KeyRecord } from '../../core/record.js';
@@ -93,7 +93,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
 measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
   new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
-measure('  cache ids (the cache\'s keys)', 'the 32 digest bytes as a latin1 string, computed from the request', () => keys.map((k) => hasher.cacheId(k)));
+measure('  cache ids (the cache\'s keys)', 'the first 16 digest bytes as a latin1 string of its own, as the cache keeps them', () => keys.map((k) => ownCacheId(hasher.cacheId(k))));
 measure('  compiled keys (compileKey, frozen)', 'the object (id, times, application, generation) and a pointer to its Grant, shared with equal keys', () => records.map((r) => compileKey(r, plans)));
 measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
 measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>
