@@ -425,7 +425,8 @@ for (let r = 0; r < rounds; r++) {
  * load): the same wrk connections, each pausing between a response and its next request so
  * that all together offer half the requests per second Keygate (full enforcement) reached
  * above, against the upstream, plain nginx, the bare proxy and Keygate, interleaved, `rounds`
- * rounds, each after `--rewarm` seconds at the same pace. wrk's latency runs from a request's write to its response, pauses excluded.
+ * rounds, each after `--rewarm` seconds at the same pace. wrk's latency runs from a request's
+ * write to its response, pauses excluded.
  */
 interface PacedRow {
   id: string;

@@ -35,8 +35,9 @@ export class KeyHasher {
 
   /**
    * The id the key cache holds a key by: the first CACHE_ID_BYTES of the lookup id's digest,
-   * as latin1 characters (Node's 'binary' encoding), so 80 bytes less than the hex in each of a
-   * million cache entries, and cheaper to make (no hex expansion) and to look up.
+   * as latin1 characters (Node's 'binary' encoding): a string of 32 bytes where the hex would
+   * take 80, in each of a million cache entries, and cheaper to make (no hex expansion) and to
+   * look up.
    *
    * The string returned may be a slice of the whole digest (V8 keeps a substring of 13
    * characters or more as a view of its parent): fine for a lookup, but whatever keeps the id

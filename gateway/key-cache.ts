@@ -33,9 +33,9 @@ interface Read {
 /**
  * Cache id (the lookup id's first 16 digest bytes as latin1 characters, KeyHasher.cacheId) →
  * compiled key, in front of the store. `get` is synchronous so that a hit never awaits; `load`
- * fills a miss, sharing one store read among concurrent callers. Misses are cached for `negativeTtlMs`.
- * When the store fails, a stale entry is served rather than refusing a key that was valid a
- * moment ago.
+ * fills a miss, sharing one store read among concurrent callers. Misses are cached for
+ * `negativeTtlMs`. When the store fails, a stale entry is served rather than refusing a key
+ * that was valid a moment ago.
  *
  * When the store says changes may have been missed (its change feed reconnected), every entry
  * becomes suspect at once: the generation moves on, and an entry of an older generation is
