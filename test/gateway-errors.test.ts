@@ -54,12 +54,20 @@ t.test('401 missing_token with WWW-Authenticate', async (t) => {
 t.test('401 invalid_token malformed: bad shape or checksum, before any lookup', async (t) => {
   const { key } = await stack.createKey();
   const flipped = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+  const misses = stack.gateway.runtime.keys.stats.misses;
+  const lookups = cut!.lookups;
   for (const bad of ['gw_live_short', flipped, 'xx_live_' + key.slice(8), key + 'x', 'Basic abc']) {
     const headers = bad.startsWith('Basic') ? { authorization: bad } : bearer(bad);
     const res = await call(`${prod}/v1/emails/list`, { headers });
     assertError(t, res, 401, 'invalid_token', 'malformed');
     t.match(res.headers['www-authenticate'], /error="invalid_token"/);
   }
+  t.equal(cut!.lookups, lookups, 'the store was not asked about any of them');
+  t.equal(stack.gateway.runtime.keys.stats.misses, misses, 'nor counted as cache misses');
+  // The same key with its checksum right is looked up: the counts above can move.
+  assertError(t, await call(`${prod}/v1/emails/list`, { headers: bearer(generateKey('gw', 'live')) }), 401, 'invalid_token', 'not_found');
+  t.equal(cut!.lookups, lookups + 1, 'a well-formed unknown key is looked up');
+  t.equal(stack.gateway.runtime.keys.stats.misses, misses + 1);
 });
 
 t.test('the Bearer scheme is matched in any case, with the key after one or more spaces', async (t) => {
