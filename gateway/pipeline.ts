@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RequestContext, type Denial, type Listener, type Stage } from './context.js';
 import { sendDenial } from './respond.js';
@@ -20,9 +20,18 @@ import { createStatusStage } from './stages/status.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
+/**
+ * The gateway servers' response class (createServer's `ServerResponse` option): it carries its
+ * request's context, so that one `close` listener, shared by every request, finds it. A
+ * listener of its own per request (a closure, and `once`'s wrapper) cost three allocations.
+ */
+export class GatewayResponse extends ServerResponse {
+  ctx: RequestContext | null = null;
+}
+
 export interface Pipeline {
-  /** Runs one request; `onDone` is called once its response is over and recorded. */
-  handle(req: IncomingMessage, res: ServerResponse, listener: Listener, onDone: () => void): void;
+  /** Runs one request; the pipeline's `onDone` is called once its response is over and recorded. */
+  handle(req: IncomingMessage, res: GatewayResponse, listener: Listener): void;
   /** Runs one WebSocket upgrade (the server hands over only those; see server.ts). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
   close(): void;
@@ -32,7 +41,7 @@ export interface Pipeline {
  * The one place that orders the stages of DESIGN.md §3. Checks run synchronously one after
  * another; only a stage that returns a promise (a key-cache miss) makes the rest wait.
  */
-export function createPipeline(rt: Runtime): Pipeline {
+export function createPipeline(rt: Runtime, onDone: () => void = () => {}): Pipeline {
   const checks: readonly Stage[] = [
     createClientIpStage(rt),
     createRouteStage(rt),
@@ -96,17 +105,21 @@ export function createPipeline(rt: Runtime): Pipeline {
     }
   }
 
+  function onClose(this: GatewayResponse): void {
+    const ctx = this.ctx!;
+    // Closed before the response was complete: the client left, or the upstream failed
+    // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts passes
+    // the request to undici as its abort signal).
+    if (!this.writableFinished) ctx.req.emit('abort');
+    record(ctx);
+    onDone();
+  }
+
   return {
-    handle(req, res, listener, onDone) {
+    handle(req, res, listener) {
       const ctx = new RequestContext(req, res, null, null, listener, performance.now());
-      res.once('close', () => {
-        // Closed before the response was complete: the client left, or the upstream failed
-        // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts
-        // passes the request to undici as its abort signal).
-        if (!res.writableFinished) req.emit('abort');
-        record(ctx);
-        onDone();
-      });
+      res.ctx = ctx;
+      res.on('close', onClose);
       start(ctx);
     },
     upgrade(req, socket, head, listener) {

@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
-import { createPipeline } from './pipeline.js';
+import { createPipeline, GatewayResponse } from './pipeline.js';
 import { buildRuntime, type Runtime, type UsageSink } from './runtime.js';
 
 export interface GatewayDeps {
@@ -34,6 +34,8 @@ export interface Gateway {
   close(drainMs?: number): Promise<void>;
 }
 
+type GatewayServer = Server<typeof IncomingMessage, typeof GatewayResponse>;
+
 export function hasherFor(config: Config): KeyHasher {
   return new KeyHasher(config.keys.pepper, config.keys.previous_peppers);
 }
@@ -48,20 +50,19 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   });
   rt.sinks.push(...(deps.sinks ?? []));
   if (config.log.access) rt.sinks.push((event) => log.info('request', { ...event, time: new Date(event.time).toISOString() }));
-  const pipeline = createPipeline(rt);
-  const servers: Server[] = [];
+  const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
   let inFlight = 0;
   let drained: (() => void) | null = null;
-  const onDone = () => {
+  const pipeline = createPipeline(rt, () => {
     if (--inFlight === 0 && drained) drained();
-  };
+  });
 
   for (const l of config.listeners) {
     const listener = Object.freeze({ environment: l.environment });
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, ...deps.serverOptions }, (req, res) => {
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, ServerResponse: GatewayResponse, ...deps.serverOptions }, (req, res) => {
       inFlight++;
-      pipeline.handle(req, res, listener, onDone);
+      pipeline.handle(req, res, listener);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head);
@@ -132,7 +133,7 @@ const UPGRADE_ONLY = new Set(['upgrade', 'http2-settings']);
  * holds, and the socket handed to the server as a new connection, which parses it as it
  * parses any request (a body, chunked or not, and later keep-alive requests included).
  */
-function replayWithoutUpgrade(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
   let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
