@@ -52,17 +52,6 @@ export function generateKey(prefix: string, envTag: string): string {
  * null when the key is malformed. `prefix` is the configured key prefix.
  */
 export function parseKey(key: string, prefix: string): string | null {
-  const tag = parseKeyShape(key, prefix);
-  return tag !== null && checksumMatches(key) ? tag : null;
-}
-
-/**
- * parseKey without the checksum: the environment tag when the key has the shape of
- * DESIGN.md §2 (prefix, a lower-case tag, 43 + 6 base62 characters), else null. The gateway
- * checks the checksum only when a key is not cached (gateway/stages/resolve-key.ts): a
- * cached key is one the store knows, and its checksum was right when it was issued.
- */
-export function parseKeyShape(key: string, prefix: string): string | null {
   const p = prefix.length;
   if (key.length < p + 3 + TAIL_LENGTH || key.length > p + 34 + TAIL_LENGTH) return null;
   if (!key.startsWith(prefix) || key.charCodeAt(p) !== 95 /* _ */) return null;
@@ -77,17 +66,17 @@ export function parseKeyShape(key: string, prefix: string): string | null {
     const c = key.charCodeAt(i);
     if (c >= 128 || IS_BASE62[c] === 0) return null;
   }
+  if (!checksumMatches(key)) return null;
   return key.slice(p + 1, tagEnd);
 }
 
 /**
- * Whether the last six characters of a key of the right shape (parseKeyShape) are
- * base62Checksum of the rest, computed in place: the CRC-32 over the char codes in JavaScript
- * (a key of that shape is ASCII, so a char code is its UTF-8 byte; zlib.crc32 would first
- * encode the string in C++) and the checksum read by value rather than rebuilt as a string.
- * bench/micro/key-parse.ts measures both.
+ * Whether the key's last six characters are base62Checksum of the rest, computed in place:
+ * the CRC-32 over the char codes in JavaScript (a key checked this far is ASCII, so a char
+ * code is its UTF-8 byte; zlib.crc32 would first encode the string in C++) and the checksum
+ * read by value rather than rebuilt as a string. bench/micro/key-parse.ts measures both.
  */
-export function checksumMatches(key: string): boolean {
+function checksumMatches(key: string): boolean {
   const split = key.length - CHECKSUM_LENGTH;
   let c = -1;
   for (let i = 0; i < split; i++) c = CRC_TABLE[(c ^ key.charCodeAt(i)) & 0xff]! ^ (c >>> 8);

@@ -97,14 +97,16 @@ export class KeyCache {
   /** A fresh entry for a cache id (KeyHasher.cacheId), or undefined when the store must be asked. Never awaits. */
   get(id: string): CacheEntry | undefined {
     const entry = this.#lru.get(id);
-    if (entry === undefined || entry.gen !== this.#gen) return undefined;
+    if (entry === undefined || entry.gen !== this.#gen) {
+      this.#misses++;
+      return undefined;
+    }
     this.#hits++;
     return entry;
   }
 
   /** Reads the key of cache id `id` (KeyHasher.cacheId of `key`) from the store. */
   async load(id: string, key: string): Promise<CacheEntry> {
-    this.#misses++;
     for (let attempt = 0; attempt < 3; attempt++) {
       let read = this.#reads.get(id);
       if (read === undefined) {

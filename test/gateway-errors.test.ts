@@ -56,7 +56,9 @@ t.test('401 invalid_token malformed: bad shape or checksum, before any lookup', 
   const flipped = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
   const misses = stack.gateway.runtime.keys.stats.misses;
   const lookups = cut!.lookups;
-  for (const bad of ['gw_live_short', flipped, 'xx_live_' + key.slice(8), key + 'x', 'Basic abc']) {
+  // A key of a tag no environment has (its checksum is right), and one far too long to be a key.
+  const unknownTag = generateKey('gw', 'staging');
+  for (const bad of ['gw_live_short', flipped, 'xx_live_' + key.slice(8), key + 'x', unknownTag, 'x'.repeat(4000), 'Basic abc']) {
     const headers = bad.startsWith('Basic') ? { authorization: bad } : bearer(bad);
     const res = await call(`${prod}/v1/emails/list`, { headers });
     assertError(t, res, 401, 'invalid_token', 'malformed');

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import t from 'tap';
-import { BASE62, base62Checksum, checksumMatches, generateKey, keyDisplayParts, maskKey, parseKey, parseKeyShape, randomBase62 } from '../core/key-format.js';
+import { BASE62, base62Checksum, generateKey, keyDisplayParts, maskKey, parseKey, randomBase62 } from '../core/key-format.js';
 
 t.test('a generated key has the documented shape and parses back to its tag', async (t) => {
   const key = generateKey('gw', 'live');
@@ -35,21 +35,6 @@ t.test('wrong shape or checksum is refused', async (t) => {
   t.equal(parseKey(`${key.slice(0, 20)}-${key.slice(21)}`, 'gw'), null, 'non-base62 character');
   t.equal(parseKey(`${key.slice(0, 20)}é${key.slice(21)}`, 'gw'), null, 'non-ASCII character');
   t.equal(parseKey('', 'gw'), null);
-});
-
-t.test('parseKeyShape checks all but the checksum, which checksumMatches checks', async (t) => {
-  const key = generateKey('gw', 'live');
-  const badSum = key.slice(0, -1) + (key.endsWith('a') ? 'b' : 'a');
-  const badSecret = key.slice(0, 20) + (key[20] === 'a' ? 'b' : 'a') + key.slice(21);
-  t.equal(parseKeyShape(key, 'gw'), 'live');
-  t.ok(checksumMatches(key));
-  for (const k of [badSum, badSecret]) {
-    t.equal(parseKeyShape(k, 'gw'), 'live', 'the shape is right');
-    t.notOk(checksumMatches(k), 'the checksum is not');
-    t.equal(parseKey(k, 'gw'), null);
-  }
-  t.equal(parseKeyShape(key.slice(0, -1), 'gw'), null, 'one character short');
-  t.equal(parseKeyShape(`${key.slice(0, 20)}-${key.slice(21)}`, 'gw'), null, 'non-base62 character');
 });
 
 t.test('secrets are drawn from the whole alphabet, roughly uniformly', async (t) => {

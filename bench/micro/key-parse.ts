@@ -1,11 +1,11 @@
 import { crc32 } from 'node:zlib';
-import { base62Checksum, checksumMatches, generateKey, parseKey, parseKeyShape } from '../../core/key-format.js';
+import { base62Checksum, generateKey, parseKey } from '../../core/key-format.js';
 import { measure, report } from './lib.js';
 
 /**
- * Nanoseconds per key of the key check (DESIGN.md §2: shape and CRC32 checksum, before any
- * store lookup), whole and in its two parts, on 1,024 distinct well-formed keys, and on the two
- * ways a key is refused: a wrong checksum (the whole check runs) and a wrong shape (refused early).
+ * Nanoseconds per key of the parse-key stage's check (DESIGN.md §2: shape and CRC32 checksum,
+ * before any store lookup), on 1,024 distinct well-formed keys, and on the two ways a key is
+ * refused: a wrong checksum (the whole check runs) and a wrong shape (refused early).
  *   node --import=tsx bench/micro/key-parse.ts
  */
 const MASK = 1023;
@@ -32,16 +32,6 @@ const cases = [
   measure('parseKey, valid key (shape + checksum)', (n) => {
     let s = 0;
     for (let i = 0; i < n; i++) s += parseKey(keys[i & MASK]!, 'gw')!.length;
-    return s;
-  }),
-  measure('parseKeyShape, valid key (what the gateway checks on a cache hit)', (n) => {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += parseKeyShape(keys[i & MASK]!, 'gw')!.length;
-    return s;
-  }),
-  measure('checksumMatches, valid key (checked on a cache miss)', (n) => {
-    let s = 0;
-    for (let i = 0; i < n; i++) if (checksumMatches(keys[i & MASK]!)) s++;
     return s;
   }),
   measure('parseKey, wrong checksum (refused last)', (n) => {
@@ -71,6 +61,5 @@ const cases = [
   }),
 ];
 report('key-parse: core/key-format.ts parseKey (59-character gw_live_ keys)', cases, [
-  'The gateway runs parseKeyShape on every request and checksumMatches only on a key-cache miss, before the store is asked (gateway/stages/resolve-key.ts).',
   'parseKey computes the CRC32 over the char codes in JavaScript and reads the six checksum characters by value; the previous step (zlib.crc32, which crosses into C++ and encodes the string first, then the checksum string rebuilt by concatenation) is measured for comparison.',
 ]);

@@ -1,10 +1,9 @@
-import { parseKeyShape } from '../../core/key-format.js';
+import { parseKey } from '../../core/key-format.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
 
 const MISSING: Denial = Object.freeze({ code: 'missing_token' });
-/** A key of the wrong shape or checksum (the checksum is checked by resolve-key, on a cache miss). */
-export const MALFORMED: Denial = Object.freeze({ code: 'invalid_token', reason: 'malformed' });
+const MALFORMED: Denial = Object.freeze({ code: 'invalid_token', reason: 'malformed' });
 const NOT_BEARER: Denial = Object.freeze({
   code: 'invalid_token',
   reason: 'malformed',
@@ -77,12 +76,7 @@ function isBearer(value: string): boolean {
   return value.charCodeAt(6) === 32;
 }
 
-/**
- * Takes the key from the configured header (Bearer scheme for Authorization) or query
- * parameter and checks its shape and environment tag. Its checksum is checked next, by
- * resolve-key, and only when the key is not cached: still before any store lookup, without
- * the cost on a cache hit.
- */
+/** Takes the key from the configured header (Bearer scheme for Authorization) or query parameter. */
 export function createParseKeyStage(rt: Runtime): Stage {
   const { header, query_param: param, prefix } = rt.config.keys;
   const bearer = header === 'authorization';
@@ -105,7 +99,7 @@ export function createParseKeyStage(rt: Runtime): Stage {
     }
     if (token === null || token === '') return MISSING;
     ctx.token = token;
-    const tag = parseKeyShape(token, prefix);
+    const tag = parseKey(token, prefix);
     if (tag === null || !rt.tagToEnv.has(tag)) return MALFORMED;
     return undefined;
   };
