@@ -111,8 +111,10 @@ export class KeyCache {
       let read = this.#reads.get(id);
       if (read === undefined) {
         read = { promise: undefined as unknown as Promise<CacheEntry>, dropped: false };
-        read.promise = this.#read(id, key, read);
+        // Registered first: #read's `finally` unregisters it, and must find it there even if
+        // the read fails before its first await.
         this.#reads.set(id, read);
+        read.promise = this.#read(id, key, read);
       }
       const entry = await read.promise;
       // Otherwise the key changed while it was read: what came back may be the old state.

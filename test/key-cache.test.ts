@@ -135,3 +135,21 @@ t.test('keys hashed before a pepper was configured are still found', async (t) =
   t.equal((found as { id: string }).id, rec.id);
   t.not(peppered.hash(key), hasher.hash(key));
 });
+
+t.test('a read that fails before reaching the store leaves nothing behind: the next load reads again', async (t) => {
+  const { key, rec } = await addKey();
+  // A hasher that fails once, synchronously, as the read starts (before its first await).
+  let failures = 1;
+  class FailingOnce extends KeyHasher {
+    override hash(k: string): string {
+      if (failures-- > 0) throw new Error('hash failed');
+      return super.hash(k);
+    }
+  }
+  const own = new KeyCache(store, new FailingOnce(null), (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+  const id = hasher.cacheId(key);
+  await t.rejects(own.load(id, key), { code: 'KEYGATE_STORE_UNAVAILABLE' }, 'nothing cached to serve instead');
+  const entry = await own.load(id, key);
+  t.notOk(isMissing(entry));
+  t.equal((entry as { id: string }).id, rec.id, 'the second load read the store');
+});
