@@ -41,7 +41,7 @@ export interface Pipeline {
  * The one place that orders the stages of DESIGN.md §3. Checks run synchronously one after
  * another; only a stage that returns a promise (a key-cache miss) makes the rest wait.
  */
-export function createPipeline(rt: Runtime, onDone: () => void = () => {}): Pipeline {
+export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const checks: readonly Stage[] = [
     createClientIpStage(rt),
     createRouteStage(rt),
