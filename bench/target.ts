@@ -130,7 +130,8 @@ if (workers) {
     ctx.requestId = randomUUID();
     ctx.api = api;
     ctx.key = compiled;
-    forward(ctx);
+    res.on('close', () => forward.settle(ctx));
+    forward.forward(ctx);
   }).listen(port, '127.0.0.1');
 }
 process.stdout.write(`ready ${key}\n`);

@@ -27,7 +27,12 @@ const plan = z.strictObject({
   window_seconds: z.number().positive(),
   burst: z.number().int().positive().nullable().default(null),
   on_store_failure: onStoreFailure,
+  /** Upstream requests one key of this plan may have in flight per API (null: the API's own share). */
+  max_concurrent: z.number().int().positive().nullable().default(null),
 });
+
+/** A body limit in bytes; null: no limit. */
+const maxBodyBytes = z.number().int().nonnegative().nullable();
 
 const scopeName = z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be a lower-case scope name');
 const scopeEntry = z.strictObject({
@@ -88,6 +93,8 @@ const route = z.strictObject({
   scopes: z.array(z.string()).default([]),
   rate_limit: rateLimitSpec.extend({ on_store_failure: onStoreFailure }).nullable().default(null),
   plan: z.string().nullable().default(null),
+  /** The API's max_body_bytes for requests matching this rule (unset: the API's). */
+  max_body_bytes: maxBodyBytes.optional(),
 });
 
 const api = z.strictObject({
@@ -110,6 +117,14 @@ const api = z.strictObject({
   timeout_ms: z.number().int().positive().default(30_000),
   connect_timeout_ms: z.number().int().positive().default(5_000),
   max_connections: z.number().int().positive().default(256),
+  /**
+   * Upstream requests one key may have in flight to this API at once; over it, 429
+   * concurrency_limit_exceeded. null: a quarter of max_connections (at least 1), so one key
+   * cannot hold every connection of the pool.
+   */
+  max_concurrent_per_key: z.number().int().positive().nullable().default(null),
+  /** Largest request body forwarded: 413 when Content-Length says more, cut when a stream grows past it. */
+  max_body_bytes: maxBodyBytes.default(10 * 1024 * 1024),
   /** Whether the upstream receives the client's credential header or parameter. */
   forward_credential: z.boolean().default(false),
   /** Keep the client's Host header instead of the upstream's authority. */
@@ -182,7 +197,7 @@ export const configSchema = z.strictObject({
       previous_peppers: z.array(pepper).default([]),
     })
     .prefault({}),
-  plans: z.record(name, plan).default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local' } }),
+  plans: z.record(name, plan).default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } }),
   headers: z
     .strictObject({
       request_id: headerName.default('x-request-id'),
@@ -191,6 +206,11 @@ export const configSchema = z.strictObject({
       key_scopes: headerName.default('x-key-scopes'),
       application_id: headerName.default('x-application-id'),
       legacy_rate_limit: z.boolean().default(false),
+      /**
+       * Client headers whose names hold "_": `forward` them (those that read as a gateway-set
+       * header with "_" taken as "-" are always dropped), or `drop` every one, as nginx does.
+       */
+      underscores: z.enum(['forward', 'drop']).default('forward'),
     })
     .prefault({}),
   scopes: z
@@ -277,6 +297,19 @@ export const configSchema = z.strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       /** One JSON line per proxied request. */
       access: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** What a client connection may take from the gateway listeners (README, Security). */
+  limits: z
+    .strictObject({
+      /** The request head (line and headers) must arrive within this; then 408 and the connection closes. */
+      headers_timeout_ms: z.number().int().min(100).max(300_000).default(30_000),
+      /** A request body that sends nothing for this long: 408 (or cut, once forwarding) and closed. */
+      body_idle_timeout_ms: z.number().int().min(100).max(3_600_000).default(30_000),
+      /** Open connections per listener; more are closed as they arrive. */
+      max_connections: z.number().int().positive().default(10_000),
+      /** Open connections per client address (the socket peer; trusted proxies are exempt). */
+      max_connections_per_ip: z.number().int().positive().default(1_000),
     })
     .prefault({}),
   shutdown: z.strictObject({ drain_timeout_ms: z.number().int().nonnegative().default(10_000) }).prefault({}),

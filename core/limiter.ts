@@ -11,16 +11,24 @@ export interface LimitPolicy {
   /** This policy's item in the `RateLimit-Policy` header, built once. */
   readonly header: string;
   readonly onStoreFailure: StoreFailureMode;
+  /** Upstream requests a key under this policy may have in flight per API; null: the API's share. */
+  readonly maxConcurrent: number | null;
 }
 
 /** What a shared limiter does for a policy when its store cannot be asked. */
 export type StoreFailureMode = 'open' | 'closed' | 'local';
 
-export function compilePolicy(name: string, spec: RateLimitSpec, onStoreFailure: StoreFailureMode = 'local'): LimitPolicy {
+export function compilePolicy(
+  name: string,
+  spec: RateLimitSpec,
+  onStoreFailure: StoreFailureMode = 'local',
+  maxConcurrent: number | null = null,
+): LimitPolicy {
   const capacity = spec.burst ?? spec.limit;
   return Object.freeze({
     name,
     onStoreFailure,
+    maxConcurrent,
     limit: spec.limit,
     windowSeconds: spec.window_seconds,
     capacity,

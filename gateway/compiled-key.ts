@@ -138,7 +138,7 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
   const plan = plans.get(rec.plan ?? 'default') ?? plans.get('default')!;
   const limit = rec.rate_limit;
   // A plan is the runtime's own object (another runtime may hold a different plan of that name).
-  const limitId = limit ? `${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}` : `plan #${identity(plan)}`;
+  const limitId = limit ? `${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}/${plan.maxConcurrent}` : `plan #${identity(plan)}`;
   const allowlist = rec.ip_allowlist && rec.ip_allowlist.length > 0 ? rec.ip_allowlist : null;
   const scopesId = rec.scopes.join(SEP);
   const apisId = rec.apis ? rec.apis.join(SEP) : null;
@@ -154,7 +154,7 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
       // An entry that fails to parse is left out, so it matches nothing.
       cidrs: allowlist === null || allowId === null ? null : allowlists.get(allowId, () => parseAllowlist(allowlist)),
       tenant: rec.tenant,
-      policy: limit ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure)) : plan,
+      policy: limit ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure, plan.maxConcurrent)) : plan,
     }),
   );
 }

@@ -51,6 +51,19 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** Holds one of the key's concurrent-request slots for `api` (stages/concurrency.ts). */
+  slot = false;
+  /** Links of the in-flight list (gateway/in-flight.ts), while the request is forwarded. */
+  prev: RequestContext | null = null;
+  next: RequestContext | null = null;
+  linked = false;
+  /** `performance.now()` past which an unanswered upstream request is answered 504. */
+  deadline = 0;
+  /** The connection's bytesRead when the request body was last seen to move, and when. */
+  bodyBytes = 0;
+  bodyMovedAt = 0;
+  /** Set once the in-flight watch answered for the upstream: its late outcome is ignored. */
+  expired: '' | 'timeout' | 'body_idle' | 'body_too_large' = '';
   /** The connection, kept: `req.socket` is null once the response is over. */
   readonly conn: Socket;
   /** The connection's byte counters when this request began (for usage's bytes in and out). */

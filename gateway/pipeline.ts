@@ -6,6 +6,7 @@ import { sendDenial } from './respond.js';
 import type { Runtime } from './runtime.js';
 import { createApiStage } from './stages/api.js';
 import { createClientIpStage } from './stages/client-ip.js';
+import { createConcurrencyStage, releaseSlot } from './stages/concurrency.js';
 import { createEnvironmentStage } from './stages/environment.js';
 import { createForwardStage } from './stages/forward.js';
 import { createWebSocketForward } from './stages/forward-websocket.js';
@@ -52,6 +53,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     createApiStage(),
     createIpAllowlistStage(),
     createScopesStage(),
+    createConcurrencyStage(),
     createRateLimitStage(rt),
   ];
   const forward = createForwardStage(rt);
@@ -66,7 +68,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
       return;
     }
     if (ctx.res !== null) {
-      forward(ctx);
+      forward.forward(ctx);
     } else {
       websocket.forward(ctx);
       ctx.socket!.once('close', () => record(ctx));
@@ -111,6 +113,8 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts passes
     // the request to undici as its abort signal).
     if (!this.writableFinished) ctx.req.emit('abort');
+    forward.settle(ctx);
+    releaseSlot(ctx);
     record(ctx);
     onDone();
   }
@@ -127,6 +131,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
       start(new RequestContext(req, null, socket, head, listener, performance.now()));
     },
     close() {
+      forward.close();
       websocket.close();
     },
   };

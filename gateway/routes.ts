@@ -11,6 +11,8 @@ export interface CompiledRoute {
   readonly scopes: readonly string[];
   /** A limit of its own, on top of the key's; null when the route has none. */
   readonly policy: LimitPolicy | null;
+  /** Its own body limit (null: none); undefined: the API's. */
+  readonly maxBody: number | null | undefined;
 }
 
 export interface CompiledApi {
@@ -23,6 +25,12 @@ export interface CompiledApi {
   readonly config: ApiConfig;
   readonly routes: readonly CompiledRoute[];
   readonly pool: Pool;
+  /** Largest request body forwarded (null: no limit). */
+  readonly maxBody: number | null;
+  /** Upstream requests one key may have in flight here (stages/concurrency.ts). */
+  readonly keyShare: number;
+  /** Key id → its upstream requests in flight to this API; a key with none has no entry. */
+  readonly inFlight: Map<string, number>;
 }
 
 /**

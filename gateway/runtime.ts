@@ -52,7 +52,7 @@ export function buildRuntime(
   deps: { clock: Clock; log: Logger; store: Store; hasher: KeyHasher },
 ): Runtime {
   const plans = new Map<string, LimitPolicy>();
-  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure));
+  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent));
   const apis = orderApis(
     config.apis.map((api): CompiledApi => {
       const upstream = new URL(api.upstream);
@@ -65,6 +65,7 @@ export function buildRuntime(
           pattern: compilePattern(r.path),
           scopes: r.scopes,
           policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,
+          maxBody: r.max_body_bytes,
         };
       });
       return {
@@ -75,6 +76,9 @@ export function buildRuntime(
         basePath: upstream.pathname.replace(/\/+$/, ''),
         config: api,
         routes,
+        maxBody: api.max_body_bytes,
+        keyShare: api.max_concurrent_per_key ?? Math.max(1, Math.floor(api.max_connections / 4)),
+        inFlight: new Map(),
         pool: new Pool(upstream.origin, {
           connections: api.max_connections,
           pipelining: 1,

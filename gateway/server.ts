@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { ERRORS } from '../core/errors.js';
+import { normalizePeer, type TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
@@ -15,8 +17,6 @@ export interface GatewayDeps {
   log?: Logger;
   hasher?: KeyHasher;
   sinks?: UsageSink[];
-  /** Node HTTP server limits (tests shorten the header timeout); Node's defaults otherwise. */
-  serverOptions?: Pick<ServerOptions, 'headersTimeout' | 'connectionsCheckingInterval' | 'maxHeaderSize'>;
 }
 
 export interface BoundListener {
@@ -58,11 +58,40 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     if (--inFlight === 0 && drained) drained();
   });
 
+  const limits = config.limits;
+  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id);
   for (const l of config.listeners) {
     const listener = Object.freeze({ environment: l.environment });
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, ServerResponse: GatewayResponse, ...deps.serverOptions }, (req, res) => {
+    const server = createServer(
+      {
+        keepAliveTimeout: 65_000,
+        // No limit on a whole request: uploads and long polls may take as long as they keep
+        // moving. The head has its own limit, and an idle body the in-flight watch's.
+        requestTimeout: 0,
+        headersTimeout: limits.headers_timeout_ms,
+        // How often Node checks heads against headersTimeout: a slow head is cut within
+        // headers_timeout_ms plus this.
+        connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout_ms),
+        ServerResponse: GatewayResponse,
+      },
+      (req, res) => {
+        inFlight++;
+        pipeline.handle(req, res, listener);
+      },
+    );
+    // `Expect: 100-continue` is answered by the forward stage once every check passed, not by
+    // Node before the key was looked at.
+    server.on('checkContinue', (req: IncomingMessage, res: GatewayResponse) => {
       inFlight++;
       pipeline.handle(req, res, listener);
+    });
+    server.maxConnections = limits.max_connections;
+    // Node's own connection listener (which attaches the HTTP parser) runs only for
+    // connections within the per-address limit; one over it never has a request parsed.
+    const http = server.listeners('connection')[0] as (socket: Socket) => void;
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => {
+      if (perIp.admit(socket)) http.call(server, socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head);
@@ -157,8 +186,62 @@ function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socke
 
 const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, string]>> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'bad_request', 'Request headers are too large.'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'bad_request', 'The request was not received in time.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'The request head was not received in time.'],
 };
+
+/**
+ * Open connections per client address (`limits.max_connections_per_ip`), across every
+ * listener: one address cannot hold all of a listener's `max_connections`. The address is the
+ * socket peer; a trusted proxy speaks for many clients and is not counted. A connection over
+ * the limit is answered 429 `too_many_connections` and closed before anything is read.
+ */
+class ConnectionsPerIp {
+  readonly #open = new Map<string, number>();
+  readonly #max: number;
+  readonly #trusted: TrustedProxies;
+  readonly #requestIdHeader: string;
+
+  constructor(max: number, trusted: TrustedProxies, requestIdHeader: string) {
+    this.#max = max;
+    this.#trusted = trusted;
+    this.#requestIdHeader = requestIdHeader;
+  }
+
+  readonly #counted = new WeakSet<Socket>();
+
+  /** Counts a new connection; false when it is over the limit (then it is answered and closed). */
+  admit(socket: Socket): boolean {
+    // A connection handed to the server again (replayWithoutUpgrade) is counted once.
+    if (this.#counted.has(socket)) return true;
+    const ip = normalizePeer(socket.remoteAddress);
+    if (!this.#trusted.empty && this.#trusted.isTrusted(ip)) return true;
+    const open = this.#open.get(ip) ?? 0;
+    if (open >= this.#max) {
+      const requestId = randomUUID();
+      const body = JSON.stringify({ error: 'too_many_connections', message: ERRORS.too_many_connections.message, request_id: requestId });
+      socket.end(
+        `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `cache-control: no-store\r\nretry-after: 1\r\n${this.#requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      // What the client sent meanwhile is read and dropped (closing with it unread would reset
+      // the connection before the 429 is read); the connection goes once the client closes
+      // its side, or after a second.
+      socket.on('error', () => socket.destroy());
+      socket.once('end', () => socket.destroy());
+      socket.resume();
+      setTimeout(() => socket.destroy(), 1_000).unref();
+      return false;
+    }
+    this.#counted.add(socket);
+    this.#open.set(ip, open + 1);
+    socket.once('close', () => {
+      const n = this.#open.get(ip)!;
+      if (n <= 1) this.#open.delete(ip);
+      else this.#open.set(ip, n - 1);
+    });
+    return true;
+  }
+}
 
 /**
  * A request Node could not parse or did not receive in time: answered in the gateway's error

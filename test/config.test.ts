@@ -214,7 +214,7 @@ t.test('defaults are applied', async (t) => {
     pepper: null,
     previous_peppers: [],
   });
-  t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local' } });
+  t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } });
   t.same(c.headers, {
     request_id: 'x-request-id',
     key_id: 'x-key-id',
@@ -222,6 +222,7 @@ t.test('defaults are applied', async (t) => {
     key_scopes: 'x-key-scopes',
     application_id: 'x-application-id',
     legacy_rate_limit: false,
+    underscores: 'forward',
   });
   t.same(c.scopes, { catalog: [], presets: {} });
   t.same(c.apis, []);
@@ -236,6 +237,7 @@ t.test('defaults are applied', async (t) => {
   t.equal(c.demo_upstream, null);
   t.same(c.log, { level: 'info', access: false });
   t.same(c.shutdown, { drain_timeout_ms: 10_000 });
+  t.same(c.limits, { headers_timeout_ms: 30_000, body_idle_timeout_ms: 30_000, max_connections: 10_000, max_connections_per_ip: 1_000 });
 
   const api = parseConfig(minimal({ apis: [{ name: 'a', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/a' }] }] }), 'd', {}).apis[0]!;
   t.same(api, {
@@ -247,12 +249,14 @@ t.test('defaults are applied', async (t) => {
     timeout_ms: 30_000,
     connect_timeout_ms: 5_000,
     max_connections: 256,
+    max_concurrent_per_key: null,
+    max_body_bytes: 10 * 1024 * 1024,
     forward_credential: false,
     preserve_host: false,
     routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
   });
   const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
-  t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local' });
+  t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local', max_concurrent: null });
 });
 
 t.test('cross-field checks', async (t) => {

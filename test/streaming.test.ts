@@ -4,7 +4,23 @@ import { request } from 'undici';
 import { WebSocket } from 'ws';
 import { bearer, startStack } from './lib/stack.js';
 
-const stack = await startStack();
+// The upload route lifts the default 10 MiB body limit (max_body_bytes), as an API that takes
+// large uploads would.
+const stack = await startStack({
+  overrides: (upstream) => ({
+    apis: [
+      {
+        name: 'emails',
+        path_prefix: '/v1/emails',
+        upstream,
+        routes: [
+          { method: 'PUT', path: '/v1/emails/upload', max_body_bytes: null },
+          { method: '*', path: '/v1/emails/*' },
+        ],
+      },
+    ],
+  }),
+});
 t.teardown(() => stack.close());
 const prod = stack.gw['production']!;
 const { key } = await stack.createKey();

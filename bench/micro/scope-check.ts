@@ -22,7 +22,7 @@ const readOnly = compileKey(keyRecord('gw_live_x', hasher, Date.now(), { scopes:
 
 const stage = createScopesStage();
 const req = { socket: {}, headers: {} } as unknown as IncomingMessage;
-const route = (scopes: string[]): CompiledRoute => ({ name: 'r', method: 'POST', template: '/x', pattern: compilePattern('/x'), scopes, policy: null });
+const route = (scopes: string[]): CompiledRoute => ({ name: 'r', method: 'POST', template: '/x', pattern: compilePattern('/x'), scopes, policy: null, maxBody: undefined });
 
 function stageCase(name: string, held: typeof key, required: string[], allowed: boolean) {
   const ctx = new RequestContext(req, null, null, null, { environment: 'production' }, 0);

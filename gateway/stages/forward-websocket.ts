@@ -45,6 +45,7 @@ export function createWebSocketForward(rt: Runtime): { forward(ctx: RequestConte
       const api = ctx.api!;
       const client = ctx.socket as Socket;
       const headers = upstreamHeaders(rt, ctx, drops.get(api)!);
+      if (!Array.isArray(headers)) return sendDenial(rt, ctx, headers);
       headers.push('connection', 'Upgrade', 'upgrade', String(ctx.req.headers.upgrade));
       // With headers given as a list node:http adds no Host of its own.
       if (!api.config.preserve_host || ctx.req.headers.host === undefined) headers.push('host', api.upstream.host);

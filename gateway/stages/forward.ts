@@ -1,7 +1,9 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
 import { connectionNamed, forwardableResponseHeaders, HOP_BY_HOP } from '../headers.js';
+import { InFlight, type Expiry } from '../in-flight.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
 import { stripPrefix, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
@@ -9,6 +11,14 @@ import { withoutQueryParam } from './parse-key.js';
 
 const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
+const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving; the connection is closed.' });
+const DUPLICATE_HOST: Denial = Object.freeze({ code: 'bad_request', message: 'The Host header must be given once.' });
+const BAD_CODING: Denial = Object.freeze({
+  code: 'bad_request',
+  message: 'Transfer-Encoding must be "chunked" alone; send other codings as Content-Encoding.',
+});
+/** How often the in-flight watch looks for requests past their deadline or with an idle body. */
+const WATCH_TICK_MS = 250;
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
 /** How an upstream failure is answered: 504 when it timed out, else 502. */
@@ -33,27 +43,47 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     h.key_environment,
     h.key_scopes,
     h.application_id,
+    // Every copy of the credential header goes; with forward_credential the one that was
+    // checked is added back (upstreamHeaders), and nothing else.
+    rt.config.keys.header,
   ]);
   if (!api.config.preserve_host) drop.add('host');
-  if (!api.config.forward_credential) drop.add(rt.config.keys.header);
   return drop;
+}
+
+/** The credential as the key stage read it from its header, or null when it came from the query. */
+function checkedHeader(req: IncomingMessage, header: string): string | null {
+  const v = req.headers[header];
+  const value = Array.isArray(v) ? v[0] : v;
+  return value === undefined || value === '' ? null : value;
 }
 
 /**
  * The headers the upstream receives, as a flat name/value list rebuilt from rawHeaders so
  * duplicates and case survive: the client's minus `drop` and the headers its `Connection`
- * names, plus the forwarding, request id and identity headers.
+ * names, plus the forwarding, request id and identity headers. A header name with `_` is
+ * judged as if each `_` were `-` (README, Security): CGI, WSGI and PHP upstreams fold both
+ * spellings into one variable, so `X_Key_Id` would otherwise forge `X-Key-Id`. A request
+ * with two Host headers is refused: the gateway routed by the first, an upstream may read the
+ * last.
  */
-export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: ReadonlySet<string>): string[] {
+export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: ReadonlySet<string>): string[] | Denial {
   const h = rt.config.headers;
   const req = ctx.req;
   const raw = req.rawHeaders;
   const reqHeaders: IncomingHttpHeaders = req.headers;
   const named = connectionNamed(reqHeaders.connection);
+  const dropUnderscored = h.underscores === 'drop';
+  let hosts = 0;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
+    let lower = name.toLowerCase();
+    if (lower === 'host' && ++hosts > 1) return DUPLICATE_HOST;
+    if (lower.includes('_')) {
+      if (dropUnderscored) continue;
+      lower = lower.replaceAll('_', '-');
+    }
     if (drop.has(lower) || (named !== null && named.has(lower))) {
       if (lower === 'te' && raw[i + 1]!.toLowerCase().includes('trailers')) out.push('te', 'trailers');
       continue;
@@ -71,20 +101,70 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const key = ctx.key!;
   out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
   if (key.application !== null) out.push(h.application_id, key.application);
+  if (ctx.api!.config.forward_credential) {
+    const header = rt.config.keys.header;
+    const checked = checkedHeader(req, header);
+    if (checked !== null) out.push(header, checked);
+  }
   return out;
 }
 
 /**
  * The path and query the upstream receives: the route stage's path (as the client wrote it,
  * in canonical segments), the prefix removed when `strip_prefix` says so, under the
- * upstream's base path; the credential parameter removed unless the API forwards it.
+ * upstream's base path; the credential parameter removed, unless the API forwards the
+ * credential and the key was read from it (then the query is as the client sent it: the key
+ * stage refuses a query naming the parameter with two different values).
  */
 export function upstreamTarget(rt: Runtime, ctx: RequestContext): string {
   const api = ctx.api!;
   let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
   if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
-  const param = rt.config.keys.query_param;
-  return param === null || api.config.forward_credential ? path + ctx.query : path + withoutQueryParam(ctx.query, param);
+  const { query_param: param, header } = rt.config.keys;
+  if (param === null || (api.config.forward_credential && checkedHeader(ctx.req, header) === null)) return path + ctx.query;
+  return path + withoutQueryParam(ctx.query, param);
+}
+
+/** `Transfer-Encoding: chunked` alone, in any case; any other coding would be lost on the way. */
+function chunkedOnly(te: string): boolean {
+  return te.length === 7 ? te.toLowerCase() === 'chunked' : te.trim().toLowerCase() === 'chunked';
+}
+
+/** Whether the client waits for `100 Continue` before sending its body (RFC 9110 §10.1.1). */
+function expectsContinue(req: IncomingMessage): boolean {
+  const e = req.headers.expect;
+  return e !== undefined && e.toLowerCase() === '100-continue';
+}
+
+function tooLarge(limit: number): Denial {
+  return { code: 'payload_too_large', message: `Request body is larger than this API accepts (${limit} bytes).` };
+}
+
+/**
+ * The body of a request without Content-Length (chunked), passed on chunk by chunk until it
+ * grows past `limit`: then the client is answered 413 and the upstream request is cancelled.
+ * The request itself is not destroyed on the way out (`destroyOnReturn: false`), so that the
+ * 413 reaches the client before its connection closes.
+ */
+async function* capped(rt: Runtime, ctx: RequestContext, limit: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > limit) {
+      ctx.expired = 'body_too_large';
+      sendDenial(rt, ctx, tooLarge(limit));
+      throw Object.assign(new Error('request body over max_body_bytes'), { code: 'KEYGATE_BODY_TOO_LARGE' });
+    }
+    yield chunk;
+  }
+}
+
+export interface ForwardStage {
+  /** Forwards a request that passed every check. */
+  forward(ctx: RequestContext): void;
+  /** Called once the client's response is over (the pipeline's close listener). */
+  settle(ctx: RequestContext): void;
+  close(): void;
 }
 
 /**
@@ -94,12 +174,25 @@ export function upstreamTarget(rt: Runtime, ctx: RequestContext): string {
  *
  * The client's request doubles as undici's abort signal (undici takes any EventEmitter): the
  * pipeline emits `abort` on it when the response closes unfinished, so a client that leaves
- * while the upstream still works cancels the upstream request, at no cost per request.
+ * while the upstream still works cancels the upstream request, at no cost per request. The
+ * in-flight watch (in-flight.ts) does the same when a request outlives `timeout_ms` from its
+ * arrival or its body stops arriving, after answering the client itself.
  */
-export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
+export function createForwardStage(rt: Runtime): ForwardStage {
   const drops = new Map<CompiledApi, Set<string>>();
   for (const api of rt.apis) drops.set(api, dropSet(rt, api));
   const h = rt.config.headers;
+  const inFlight = new InFlight({ tickMs: WATCH_TICK_MS, bodyIdleMs: rt.config.limits.body_idle_timeout_ms, onExpired: expire });
+
+  function expire(ctx: RequestContext, why: Expiry): void {
+    ctx.expired = why;
+    const res = ctx.res!;
+    if (why === 'timeout') rt.log.warn('upstream request timed out', { request_id: ctx.requestId, api: ctx.api?.name });
+    if (!res.headersSent) sendDenial(rt, ctx, why === 'timeout' ? TIMEOUT : BODY_IDLE);
+    else res.destroy();
+    // Cancels the upstream request, queued or under way (undici listens for `abort` on it).
+    ctx.req.emit('abort');
+  }
 
   function factory(data: Dispatcher.StreamFactoryData<RequestContext>) {
     const ctx = data.opaque;
@@ -116,6 +209,8 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
   function done(err: Error | null, data: { opaque: RequestContext }) {
     if (err === null) return;
     const ctx = data.opaque;
+    // The watch or the body cap answered already; this is the cancelled request's echo.
+    if (ctx.expired !== '') return;
     const res = ctx.res!;
     if (res.headersSent) {
       // The status is already on the wire: all that is left is to cut the response short,
@@ -130,24 +225,44 @@ export function createForwardStage(rt: Runtime): (ctx: RequestContext) => void {
     sendDenial(rt, ctx, upstreamFailure(err));
   }
 
-  return function forward(ctx: RequestContext): void {
-    const api = ctx.api!;
-    const req = ctx.req;
-    const te = req.headers['transfer-encoding'];
-    const cl = req.headers['content-length'];
-    const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
-    ctx.upstreamStartedAt = performance.now();
-    api.pool.stream(
-      {
-        path: upstreamTarget(rt, ctx),
-        method: req.method as Dispatcher.HttpMethod,
-        headers: upstreamHeaders(rt, ctx, drops.get(api)!),
-        body: hasBody ? req : null,
-        signal: req,
-        opaque: ctx,
-      },
-      factory,
-      done,
-    );
+  return {
+    forward(ctx: RequestContext): void {
+      const api = ctx.api!;
+      const req = ctx.req;
+      const te = req.headers['transfer-encoding'];
+      const cl = req.headers['content-length'];
+      if (te !== undefined && !chunkedOnly(te)) return sendDenial(rt, ctx, BAD_CODING);
+      const route = ctx.route;
+      const limit = route !== null && route.maxBody !== undefined ? route.maxBody : api.maxBody;
+      if (limit !== null && cl !== undefined && Number(cl) > limit) return sendDenial(rt, ctx, tooLarge(limit));
+      const headers = upstreamHeaders(rt, ctx, drops.get(api)!);
+      if (!Array.isArray(headers)) return sendDenial(rt, ctx, headers);
+      const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+      // Only now, with every check passed, is the client told to send its body.
+      if (hasBody && expectsContinue(req)) ctx.res!.writeContinue();
+      const now = performance.now();
+      ctx.upstreamStartedAt = now;
+      ctx.deadline = ctx.startedAt + api.config.timeout_ms;
+      inFlight.add(ctx, now);
+      api.pool.stream(
+        {
+          path: upstreamTarget(rt, ctx),
+          method: req.method as Dispatcher.HttpMethod,
+          headers,
+          // undici takes an async iterable body as it takes a stream (its types list only streams).
+          body: !hasBody ? null : te !== undefined && limit !== null ? (capped(rt, ctx, limit) as unknown as Readable) : req,
+          signal: req,
+          opaque: ctx,
+        },
+        factory,
+        done,
+      );
+    },
+    settle(ctx: RequestContext): void {
+      inFlight.remove(ctx);
+    },
+    close(): void {
+      inFlight.close();
+    },
   };
 }

@@ -1,0 +1,97 @@
+import type { RequestContext } from './context.js';
+
+/** Why the watch gave up on a request. */
+export type Expiry = 'timeout' | 'body_idle';
+
+/** Whether a request announced a body (RFC 9112 §6.3) that has not been read to its end. */
+export function bodyUnread(ctx: RequestContext): boolean {
+  const req = ctx.req;
+  if (req.complete) return false;
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * The requests being forwarded, in a list threaded through their contexts (no allocation per
+ * request, O(1) in and out), swept every `tickMs` for the two limits that no upstream timer
+ * sees (README, Security):
+ *
+ * - `timeout_ms` counted from the request's arrival: a request queued for a pool connection,
+ *   or still uploading its body, has no undici timer running yet.
+ * - `limits.body_idle_timeout_ms`: a request body that stopped moving. A body held back by the
+ *   gateway itself (waiting for a pool connection, or the upstream not reading) has data
+ *   buffered and is not idle; only a client that sends nothing is.
+ *
+ * One timer per gateway, however many requests; a sweep costs a few comparisons per request
+ * in flight.
+ */
+export class InFlight {
+  #head: RequestContext | null = null;
+  readonly #timer: NodeJS.Timeout;
+  readonly #bodyIdleMs: number;
+  readonly #onExpired: (ctx: RequestContext, why: Expiry) => void;
+
+  constructor(options: { tickMs: number; bodyIdleMs: number; onExpired: (ctx: RequestContext, why: Expiry) => void }) {
+    this.#bodyIdleMs = options.bodyIdleMs;
+    this.#onExpired = options.onExpired;
+    this.#timer = setInterval(() => this.sweep(performance.now()), options.tickMs);
+    this.#timer.unref();
+  }
+
+  /** Watches `ctx`, whose upstream answer is due by `ctx.deadline`. */
+  add(ctx: RequestContext, now: number): void {
+    if (ctx.linked) return;
+    ctx.linked = true;
+    ctx.bodyBytes = ctx.conn.bytesRead;
+    ctx.bodyMovedAt = now;
+    ctx.prev = null;
+    ctx.next = this.#head;
+    if (this.#head !== null) this.#head.prev = ctx;
+    this.#head = ctx;
+  }
+
+  remove(ctx: RequestContext): void {
+    if (!ctx.linked) return;
+    ctx.linked = false;
+    if (ctx.prev === null) this.#head = ctx.next;
+    else ctx.prev.next = ctx.next;
+    if (ctx.next !== null) ctx.next.prev = ctx.prev;
+    ctx.prev = ctx.next = null;
+  }
+
+  /** One pass over the list; exported for tests, which drive it instead of waiting a tick. */
+  sweep(now: number): void {
+    for (let ctx = this.#head; ctx !== null; ) {
+      const next = ctx.next;
+      const why = this.#verdict(ctx, now);
+      if (why !== null) {
+        this.remove(ctx);
+        this.#onExpired(ctx, why);
+      }
+      ctx = next;
+    }
+  }
+
+  #verdict(ctx: RequestContext, now: number): Expiry | null {
+    if (ctx.status === 0 && now >= ctx.deadline) return 'timeout';
+    if (!bodyUnread(ctx)) return null;
+    const read = ctx.conn.bytesRead;
+    if (read !== ctx.bodyBytes || ctx.req.readableLength > 0) {
+      ctx.bodyBytes = read;
+      ctx.bodyMovedAt = now;
+      return null;
+    }
+    return now - ctx.bodyMovedAt >= this.#bodyIdleMs ? 'body_idle' : null;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (let ctx = this.#head; ctx !== null; ctx = ctx.next) n++;
+    return n;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#head = null;
+  }
+}
