@@ -185,7 +185,13 @@ export const configSchema = z.strictObject({
         .record(z.string(), z.string().regex(/^[a-z]{1,16}$/, 'tag must be 1 to 16 lower-case letters'))
         .default({ production: 'live', test: 'test' }),
       header: headerName.default('authorization'),
-      query_param: z.string().min(1).nullable().default(null),
+      /** Matched without regard to case (gateway/stages/parse-key.ts partName), so kept in lower case. */
+      query_param: z
+        .string()
+        .min(1)
+        .transform((s) => s.toLowerCase())
+        .nullable()
+        .default(null),
       cache: z
         .strictObject({
           max: z.number().int().positive().default(100_000),

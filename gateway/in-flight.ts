@@ -72,16 +72,18 @@ export class InFlight {
     }
   }
 
+  /** An idle body is judged first: when both limits have passed, the client stalled the upstream. */
   #verdict(ctx: RequestContext, now: number): Expiry | null {
-    if (ctx.status === 0 && now >= ctx.deadline) return 'timeout';
-    if (!bodyUnread(ctx)) return null;
-    const read = ctx.conn.bytesRead;
-    if (read !== ctx.bodyBytes || ctx.req.readableLength > 0) {
-      ctx.bodyBytes = read;
-      ctx.bodyMovedAt = now;
-      return null;
+    if (bodyUnread(ctx)) {
+      const read = ctx.conn.bytesRead;
+      if (read !== ctx.bodyBytes || ctx.req.readableLength > 0) {
+        ctx.bodyBytes = read;
+        ctx.bodyMovedAt = now;
+      } else if (now - ctx.bodyMovedAt >= this.#bodyIdleMs) {
+        return 'body_idle';
+      }
     }
-    return now - ctx.bodyMovedAt >= this.#bodyIdleMs ? 'body_idle' : null;
+    return ctx.status === 0 && now >= ctx.deadline ? 'timeout' : null;
   }
 
   get size(): number {

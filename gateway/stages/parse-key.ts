@@ -29,22 +29,33 @@ function decodeComponent(s: string): string {
 }
 
 /**
- * False when no part of `query` can name the parameter `name` once decoded: the cheap test
- * that keeps a query without the credential off the slow path.
+ * False when no part of `query` can name the parameter `name` (lower case) once decoded and
+ * folded: the cheap test that keeps a query without the credential off the slow path.
  */
 function mayName(query: string, name: string): boolean {
-  return query !== '' && (query.includes(name) || query.includes('%') || (query.includes('+') && name.includes(' ')));
-}
-
-function partName(part: string): string {
-  const eq = part.indexOf('=');
-  return decodeComponent(eq === -1 ? part : part.slice(0, eq));
+  if (query === '') return false;
+  if (query.includes(name) || query.includes('%') || (query.includes('+') && name.includes(' '))) return true;
+  return query.toLowerCase().includes(name);
 }
 
 /**
- * The value of the query parameter `name`, matched by its decoded name (`api%5Fkey` is
- * `api_key`) as URLSearchParams and the frameworks behind the gateway read it; null when
- * absent, undefined when it is given several times with different values. `query` starts with `?`.
+ * A query part's name as the frameworks behind the gateway may read it: decoded, in lower
+ * case (ASP.NET and others bind query names without regard to case), and without a trailing
+ * `[...]` (PHP and Rack read `api_key[]` and `api_key[x]` as `api_key`). So `API_KEY=` or
+ * `api_key[]=` cannot carry a second key past the gateway.
+ */
+function partName(part: string): string {
+  const eq = part.indexOf('=');
+  let name = decodeComponent(eq === -1 ? part : part.slice(0, eq)).toLowerCase();
+  const bracket = name.indexOf('[');
+  if (bracket > 0) name = name.slice(0, bracket);
+  return name;
+}
+
+/**
+ * The value of the query parameter `name` (lower case), matched by its decoded, folded name
+ * (`api%5Fkey`, `API_KEY` and `api_key[]` are `api_key`: partName); null when absent,
+ * undefined when it is given several times with different values. `query` starts with `?`.
  */
 export function queryParamValue(query: string, name: string): string | null | undefined {
   if (!mayName(query, name)) return null;
@@ -59,7 +70,7 @@ export function queryParamValue(query: string, name: string): string | null | un
   return found;
 }
 
-/** `query` without any occurrence of the parameter `name`; other parameters stay byte for byte. */
+/** `query` without any spelling of the parameter `name` (lower case, as partName folds); other parameters stay byte for byte. */
 export function withoutQueryParam(query: string, name: string): string {
   if (!mayName(query, name)) return query;
   const parts = query.slice(1).split('&');

@@ -1,0 +1,45 @@
+import t from 'tap';
+import { openDescriptors, openRaw, responses } from '../lib/raw-socket.js';
+import { startStack } from '../lib/stack.js';
+import { within } from '../lib/within.js';
+
+// Clients that send a request head slowly, or a body nobody asked for, against the gateway's
+// default limits (limits.headers_timeout_ms, 30 s; README, Security).
+
+const stack = await startStack({
+  overrides: (upstream) => ({
+    apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+  }),
+});
+t.teardown(() => stack.close());
+const gw = stack.gw['production']!;
+const { key } = await stack.createKey();
+
+t.test('200 connections that send half a request head are answered 408 and closed by the default head timeout', async (t) => {
+  const before = await openDescriptors();
+  const conns = await Promise.all(Array.from({ length: 200 }, () => openRaw(gw)));
+  const started = Date.now();
+  for (const c of conns) c.write(`GET /v1/emails/list HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n`);
+  t.ok((await openDescriptors()) >= before + 200, 'the connections are open');
+  const texts = await within(Promise.all(conns.map((c) => c.closed)), 60_000, 'the half heads were cut');
+  const elapsed = Date.now() - started;
+  t.ok(elapsed >= 29_000, `the default 30 s applies, not a shorter one (${elapsed} ms)`);
+  const answers = texts.map((text) => responses(text)[0]);
+  t.ok(
+    answers.every((r) => r?.status === 408 && r.json?.error === 'request_timeout' && r.headers['connection'] === 'close'),
+    'each was answered 408 request_timeout, connection: close',
+  );
+  t.equal(stack.upstream.seen.length, 0, 'nothing reached the upstream');
+  t.ok((await openDescriptors()) <= before + 5, 'the descriptors are given back');
+});
+
+t.test('a refused request whose body trickles in is answered and its connection closed at once', async (t) => {
+  const c = await openRaw(gw);
+  c.write('POST /v1/emails/send HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nx');
+  const text = await within(c.closed, 5_000, 'the connection was closed');
+  const [res] = responses(text);
+  t.equal(res?.status, 401);
+  t.equal(res?.json?.error, 'missing_token');
+  t.equal(res?.headers['connection'], 'close', 'the answer says the connection closes');
+  t.equal(stack.upstream.seen.length, 0, 'nothing reached the upstream');
+});
