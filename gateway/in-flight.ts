@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { RequestContext } from './context.js';
 
 /** Why the watch gave up on a request. */
@@ -9,6 +10,27 @@ export function bodyUnread(ctx: RequestContext): boolean {
   if (req.complete) return false;
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/** How long a connection closed under an unread body goes on reading and dropping it. */
+const LINGER_MS = 2_000;
+
+/**
+ * Closes `socket` the way nginx's lingering close does, once Node closes it after a response
+ * that said `connection: close`: the write side first, then what the client still sends is
+ * read and dropped until it closes its side, for at most LINGER_MS. Closing at once with the
+ * client's bytes unread would reset the connection, and a client still writing its body would
+ * lose the answer it was sent (a 413, a 401) to that reset.
+ */
+export function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function linger(this: Socket): void {
+    if (this.destroyed) return;
+    this.end();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+    this.once('end', () => this.destroy());
+  };
 }
 
 /**

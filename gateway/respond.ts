@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { ERRORS, INVALID_TOKEN_REASONS, type ErrorBody } from '../core/errors.js';
 import type { LimitPolicy, RateState } from '../core/limiter.js';
 import type { Denial, RequestContext } from './context.js';
-import { bodyUnread } from './in-flight.js';
+import { bodyUnread, lingerOnClose } from './in-flight.js';
 import type { Runtime } from './runtime.js';
 
 function rateItem(p: LimitPolicy, s: RateState): string {
@@ -68,7 +68,10 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
   if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
   // A body the client is still sending would otherwise be read to its end, however slowly it
   // comes, before the connection could serve another request: close it instead.
-  if (ctx.res !== null && bodyUnread(ctx)) headers['connection'] = 'close';
+  if (ctx.res !== null && bodyUnread(ctx)) {
+    headers['connection'] = 'close';
+    lingerOnClose(ctx.conn);
+  }
   if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setKeyHeaders(rt, ctx, headers);
   ctx.status = def.status;
   ctx.outcome = denial.code;

@@ -75,6 +75,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         ServerResponse: GatewayResponse,
       },
       (req, res) => {
+        // A request pipelined behind a response that closed the connection is not served.
+        if (req.socket.writableEnded) return void req.socket.destroy();
         inFlight++;
         pipeline.handle(req, res, listener);
       },
