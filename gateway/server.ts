@@ -52,6 +52,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   if (config.log.access) rt.sinks.push((event) => log.info('request', { ...event, time: new Date(event.time).toISOString() }));
   const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
+  let closing = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
   const pipeline = createPipeline(rt, () => {
@@ -96,9 +97,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       if (perIp.admit(socket)) http.call(server, socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head);
-      upgraded.add(socket);
-      socket.once('close', () => upgraded.delete(socket));
+      // Held until replayed: Node's connection list no longer has it, so close() must.
+      if (!upgraded.has(socket)) {
+        upgraded.add(socket);
+        socket.once('close', () => upgraded.delete(socket));
+      }
+      if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head, () => closing);
       pipeline.upgrade(req, socket, head, listener);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id));
@@ -126,6 +130,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       return bound;
     },
     async close(drainMs = config.shutdown.drain_timeout_ms) {
+      closing = true;
       const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
       for (const s of servers) s.closeIdleConnections();
       let drainedInTime = true;
@@ -156,6 +161,11 @@ function isWebSocket(req: IncomingMessage): boolean {
 
 const UPGRADE_ONLY = new Set(['upgrade', 'http2-settings']);
 
+/** The response a connection is writing, if any (Node keeps it on the socket). */
+function busyWith(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
 /**
  * Node hands every request with `Connection: upgrade` to the 'upgrade' event, whatever it
  * asks to upgrade to. Any other upgrade (`h2c`, say) is optional for the server (RFC 9110
@@ -163,8 +173,28 @@ const UPGRADE_ONLY = new Set(['upgrade', 'http2-settings']);
  * `HTTP2-Settings` and their `Connection` tokens, put back in front of what the socket still
  * holds, and the socket handed to the server as a new connection, which parses it as it
  * parses any request (a body, chunked or not, and later keep-alive requests included).
+ *
+ * Requests pipelined ahead of it may still be answering on the socket: their responses belong
+ * to the connection Node just let go of, and one handed over now would queue its answer
+ * behind them where nothing ever sends it (the connection hangs, and the requests behind it
+ * are run upstream unanswered). So the hand-over waits, with the socket paused, until the last
+ * of them is written; the answers go out one per request, in order. `closing` stops it once
+ * the gateway shuts down.
  */
-function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
+function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socket: Socket, head: Buffer, closing: () => boolean): void {
+  const busy = busyWith(socket);
+  if (busy !== null) {
+    socket.pause();
+    busy.once('close', () => {
+      if (socket.destroyed) return;
+      replayWithoutUpgrade(server, req, socket, head, closing);
+    });
+    return;
+  }
+  if (closing()) {
+    socket.destroy();
+    return;
+  }
   let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -184,6 +214,7 @@ function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socke
   if (head.length > 0) socket.unshift(head);
   socket.unshift(Buffer.from(`${text}\r\n`, 'latin1'));
   server.emit('connection', socket);
+  socket.resume();
 }
 
 const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, string]>> = {
