@@ -62,11 +62,36 @@ export async function readJson(req: IncomingMessage, res: ServerResponse, limit:
   if (body === null) return undefined;
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/([a-z.+-]*\+)?json\s*(;|$)/i.test(type)) throw new HttpError('unsupported_media_type');
+  if (nesting(body) > MAX_JSON_DEPTH) throw validationError([{ path: '', message: `body nests deeper than ${MAX_JSON_DEPTH} levels` }]);
   try {
     return JSON.parse(body.toString('utf8')) as unknown;
   } catch {
     throw validationError([{ path: '', message: 'body is not valid JSON' }]);
   }
+}
+
+/** No admin body needs more; a deeper one is refused before parsing, as walking it would overflow the stack. */
+const MAX_JSON_DEPTH = 32;
+
+/** The deepest nesting of `[` and `{` in JSON text, strings skipped; one pass, no parse. */
+function nesting(json: Buffer): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i]!;
+    if (inString) {
+      if (c === 0x5c /* \\ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return max;
 }
 
 export type Permission = 'read' | 'write_keys' | 'admin' | 'public' | 'ingest_usage';
