@@ -250,6 +250,8 @@ t.test('defaults are applied', async (t) => {
     forward_credential: false,
     preserve_host: false,
     routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
+    unlisted: 'deny',
+    case_sensitive: false,
   });
   const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
   t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local' });
@@ -477,7 +479,7 @@ t.test('SIGTERM drains an in-flight request, exits 0; logs never hold the key', 
   - { port: 0, host: 127.0.0.1, environment: production }
 scopes: { catalog: [read_campaigns] }
 apis:
-  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000 }
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000, unlisted: allow }
 admin:
   port: 0
   tokens: [{ name: ops, token: "\${KG_CFG_TEST_TOKEN}", role: admin }]
