@@ -32,17 +32,27 @@ export function orderApis(apis: CompiledApi[]): CompiledApi[] {
 }
 
 /**
- * The API whose prefix the path starts with, ignoring ASCII case: an upstream that routes
- * `/V1/EMAILS/send` as `/v1/emails/send` must not see it arrive through another API's rules
- * (README "Route rules").
+ * The API whose prefix the path starts with, ignoring ASCII case, a suffix on the prefix's last
+ * segment included when that is the path's last (`/v1/emails.json`): an upstream that routes
+ * `/V1/EMAILS` or `/v1/emails.json` as `/v1/emails` must not see them arrive through another
+ * API's rules (README "Route rules").
  */
 export function matchApi(apis: readonly CompiledApi[], host: string | null, path: string): CompiledApi | null {
   for (const api of apis) {
     if (api.host !== null && api.host !== host) continue;
     const p = api.prefix;
-    if (p === '/' || (startsWithFolded(path, p) && (path.length === p.length || path.charCodeAt(p.length) === 47))) return api;
+    if (p === '/' || (startsWithFolded(path, p) && endsSegment(path, p.length))) return api;
   }
   return null;
+}
+
+function endsSegment(path: string, at: number): boolean {
+  if (at === path.length) return true;
+  const c = path.charCodeAt(at);
+  if (c === 47 /* / */) return true;
+  if (c !== 46 /* . */) return false;
+  const slash = path.indexOf('/', at);
+  return slash === -1 || slash === path.length - 1;
 }
 
 /** Whether `s` starts with `lower` (lower-case already), ASCII letters of `s` folded. */
