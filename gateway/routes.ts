@@ -141,7 +141,7 @@ export function buildRouteTable(rules: readonly CompiledRoute[], caseSensitive: 
 }
 
 function literalChild(node: TrieNode, text: string): TrieNode {
-  const hash = segmentHash(text, 0, text.length, false);
+  const hash = segmentHash(text);
   const first = node.literals.get(hash) ?? null;
   for (let c = first; c !== null; c = c.sibling) if (c.text === text) return c;
   const made = newNode(text);
@@ -160,15 +160,19 @@ export function matchForm(segment: string, caseSensitive: boolean): string {
   return caseSensitive ? bytes : (foldNonAscii(bytes) ?? bytes.toLowerCase());
 }
 
-// FNV-1a over the segment's characters (ASCII letters folded when asked), kept a small integer.
-function segmentHash(s: string, from: number, to: number, fold: boolean): number {
-  let h = 0x811c9dc5;
-  for (let i = from; i < to; i++) h = Math.imul(h ^ (fold ? foldAscii(s.charCodeAt(i)) : s.charCodeAt(i)), 0x01000193);
+// FNV-1a over the segment's characters, kept a small integer; walk() computes the same inline,
+// ASCII letters folded when the table folds them.
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+function segmentHash(s: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
   return h & 0x3fffffff;
 }
 
-function literalAt(node: TrieNode, path: string, from: number, to: number, fold: boolean): TrieNode | null {
-  let c = node.literals.get(segmentHash(path, from, to, fold)) ?? null;
+function literalAt(node: TrieNode, hash: number, path: string, from: number, to: number, fold: boolean): TrieNode | null {
+  let c = node.literals.get(hash) ?? null;
   for (; c !== null; c = c.sibling) {
     const text = c.text;
     if (text.length !== to - from) continue;
@@ -200,9 +204,15 @@ function walk(node: TrieNode, path: string, pos: number, end: number, method: st
   if (node.min >= bound) return bound;
   bound = lowest(node.rests, method, head, bound);
   if (pos >= end) return lowest(node.ends, method, head, bound);
-  let next = path.indexOf('/', pos + 1);
-  if (next === -1 || next > end) next = end;
-  const literal = literalAt(node, path, pos + 1, next, fold);
+  // One pass finds the segment's end and hashes it.
+  let next = pos + 1;
+  let hash = FNV_OFFSET;
+  for (; next < end; next++) {
+    const c = path.charCodeAt(next);
+    if (c === 47) break;
+    hash = Math.imul(hash ^ (fold ? foldAscii(c) : c), FNV_PRIME);
+  }
+  const literal = node.literals.size === 0 ? null : literalAt(node, hash & 0x3fffffff, path, pos + 1, next, fold);
   if (literal !== null) bound = walk(literal, path, next, end, method, head, fold, bound);
   if (node.param !== null) bound = walk(node.param, path, next, end, method, head, fold, bound);
   return bound;
