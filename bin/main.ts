@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
 import { recorderOptions, UsageRecorder } from '../admin/usage.js';
-import { ConfigError, defaultConfigPath, loadConfig } from '../config/load.js';
+import { ConfigError, configWarnings, defaultConfigPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (args.check) {
+    for (const w of configWarnings(config)) process.stdout.write(`warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${path}: configuration is valid\n`);
     return 0;
   }
@@ -77,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
 
 async function run(config: Config, path: string): Promise<number> {
   const log = new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
+  // Once per gateway: the workers of a multi-process one read the same file.
+  if (cluster.isPrimary) for (const w of configWarnings(config)) log.warn('configuration warning', { path: w.path, warning: w.message });
   const processMetrics = new ProcessMetrics();
   let store: Store;
   try {

@@ -128,9 +128,23 @@ function crossCheck(c: Config, invalid: ReadonlySet<Section>): Detail[] {
 
 function checkApis(c: Config, valid: (...sections: Section[]) => boolean, catalog: ReadonlySet<string>, errors: Detail[]): void {
   const apiNames = new Set<string>();
+  const prefixes = new Map<string, number>();
   c.apis.forEach((api, i) => {
     if (apiNames.has(api.name)) errors.push({ path: `apis[${i}].name`, message: `"${api.name}" is used twice` });
     apiNames.add(api.name);
+    // Prefixes are matched without ASCII case (README "Route rules").
+    const prefix = `${api.host ?? ''} ${api.path_prefix.toLowerCase()}`;
+    const other = prefixes.get(prefix);
+    if (other !== undefined && c.apis[other]!.path_prefix !== api.path_prefix) {
+      errors.push({ path: `apis[${i}].path_prefix`, message: `differs from apis[${other}].path_prefix only by case` });
+    }
+    prefixes.set(prefix, i);
+    if (valid('scopes') && typeof api.unlisted === 'object') {
+      api.unlisted.scopes.forEach((s, k) => {
+        if (!catalog.has(s)) errors.push({ path: `apis[${i}].unlisted.scopes[${k}]`, message: `"${s}" is not in scopes.catalog` });
+      });
+    }
+    const folded = new Map<string, number>();
     api.routes.forEach((r, j) => {
       r.scopes.forEach((s, k) => {
         if (valid('scopes') && !catalog.has(s)) {
@@ -143,8 +157,34 @@ function checkApis(c: Config, valid: (...sections: Section[]) => boolean, catalo
       if (r.plan !== null && r.rate_limit !== null) {
         errors.push({ path: `apis[${i}].routes[${j}]`, message: 'set either plan or rate_limit, not both' });
       }
+      if (api.case_sensitive) return;
+      // Without case, the later of two such rules is never reached: a config meant for a
+      // case-sensitive upstream, which must say so.
+      const key = `${r.method} ${r.path.toLowerCase()}`;
+      const first = folded.get(key);
+      if (first !== undefined && api.routes[first]!.path !== r.path) {
+        errors.push({
+          path: `apis[${i}].routes[${j}].path`,
+          message: `differs from routes[${first}] only by case; rules match without case unless the API sets case_sensitive: true`,
+        });
+      }
+      if (first === undefined) folded.set(key, j);
     });
   });
+}
+
+/**
+ * What a valid config allows but an operator should know, printed by `--check` and logged at
+ * start-up.
+ */
+export function configWarnings(c: Config): Detail[] {
+  const warnings: Detail[] = [];
+  c.apis.forEach((api, i) => {
+    if (api.unlisted === 'allow') {
+      warnings.push({ path: `apis[${i}].unlisted`, message: 'allow: requests that match no route rule are forwarded and need no scope' });
+    }
+  });
+  return warnings;
 }
 
 function deepFreeze<T>(v: T): T {

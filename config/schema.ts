@@ -130,6 +130,13 @@ const api = z.strictObject({
   /** Keep the client's Host header instead of the upstream's authority. */
   preserve_host: z.boolean().default(false),
   routes: z.array(route).default([]),
+  /**
+   * A request matching no route rule: `deny` refuses it (404 route_not_found), `allow` lets it
+   * through needing no scope, `{ scopes }` lets it through needing these.
+   */
+  unlisted: z.union([z.enum(['deny', 'allow']), z.strictObject({ scopes: z.array(z.string()).min(1, 'must name at least one scope (for none, say unlisted: allow)') })]).default('deny'),
+  /** Match route rules with ASCII case as written; by default `/SEND` matches the rule for `/send`. */
+  case_sensitive: z.boolean().default(false),
 });
 
 const token = z.strictObject({

@@ -12,7 +12,7 @@ import type { AggregatedEvent } from '../core/usage-agg.js';
 import { compileKey } from './compiled-key.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
-import { compilePattern, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
+import { buildRouteTable, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
 
 /** Called once per request when its response is over, denials included. */
 export type UsageSink = (event: UsageEvent) => void;
@@ -62,7 +62,6 @@ export function buildRuntime(
           name,
           method: r.method,
           template: r.path,
-          pattern: compilePattern(r.path),
           scopes: r.scopes,
           policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,
           maxBody: r.max_body_bytes,
@@ -71,11 +70,13 @@ export function buildRuntime(
       return {
         name: api.name,
         host: api.host?.toLowerCase() ?? null,
-        prefix: api.path_prefix,
+        // Lower-case: matchApi compares prefixes without ASCII case.
+        prefix: api.path_prefix.toLowerCase(),
         upstream,
         basePath: upstream.pathname.replace(/\/+$/, ''),
         config: api,
-        routes,
+        routes: buildRouteTable(routes, api.case_sensitive),
+        unlisted: api.unlisted === 'deny' ? null : api.unlisted === 'allow' ? [] : api.unlisted.scopes,
         maxBody: api.max_body_bytes,
         keyShare: api.max_concurrent_per_key ?? Math.max(1, Math.floor(api.max_connections / 4)),
         inFlight: new Map(),

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
-import { ConfigError, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
+import { ConfigError, configWarnings, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { randomBase62 } from '../core/key-format.js';
 import { ROOT, runCli, startKeygate } from './lib/cli.js';
@@ -254,6 +254,8 @@ t.test('defaults are applied', async (t) => {
     forward_credential: false,
     preserve_host: false,
     routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
+    unlisted: 'deny',
+    case_sensitive: false,
   });
   const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
   t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local', max_concurrent: null });
@@ -353,11 +355,61 @@ t.test('schema and cross-field errors are reported together', async (t) => {
   t.equal(skipped.length, 3, skipped.join(' | '));
 });
 
+t.test('route rules: unlisted scopes come from the catalog, rules and prefixes differing only by case are refused, unlisted: allow is a warning', async (t) => {
+  const upstream = 'http://127.0.0.1:9000';
+  const scopes = { catalog: ['read', 'send'] };
+  t.same(
+    configErrors(t, () =>
+      parseConfig(
+        minimal({
+          scopes,
+          apis: [
+            {
+              name: 'e',
+              path_prefix: '/v1/e',
+              upstream,
+              unlisted: { scopes: ['read', 'nope'] },
+              routes: [
+                { method: 'POST', path: '/v1/e/send' },
+                { method: 'GET', path: '/v1/e/Send' },
+                { method: 'POST', path: '/v1/e/SEND' },
+              ],
+            },
+            { name: 'f', path_prefix: '/V1/E', upstream },
+          ],
+        }),
+        'x',
+        {},
+      ),
+    ),
+    [
+      'apis[0].unlisted.scopes[1]: "nope" is not in scopes.catalog',
+      'apis[0].routes[2].path: differs from routes[0] only by case; rules match without case unless the API sets case_sensitive: true',
+      'apis[1].path_prefix: differs from apis[0].path_prefix only by case',
+    ],
+  );
+  const sensitive = parseConfig(
+    minimal({ apis: [{ name: 'e', upstream, case_sensitive: true, routes: [{ method: 'POST', path: '/send' }, { method: 'POST', path: '/SEND' }] }] }),
+    'x',
+    {},
+  );
+  t.same(configWarnings(sensitive), [], 'a case-sensitive API may list both; deny warns of nothing');
+  const allow = parseConfig(minimal({ apis: [{ name: 'e', upstream }, { name: 'f', path_prefix: '/f', upstream, unlisted: 'allow' }] }), 'x', {});
+  t.same(configWarnings(allow), [{ path: 'apis[1].unlisted', message: 'allow: requests that match no route rule are forwarded and need no scope' }]);
+  t.equal(allow.apis[0]!.unlisted, 'deny', 'deny is the default');
+  t.same(
+    configErrors(t, () => parseConfig(minimal({ apis: [{ name: 'e', upstream, unlisted: { scopes: [] } }] }), 'x', {})),
+    ['apis[0].unlisted.scopes: must name at least one scope (for none, say unlisted: allow)'],
+    'an empty unlisted scope list is not a quiet allow',
+  );
+});
+
 t.test('CLI --check', async (t) => {
   const env = { KEYGATE_ADMIN_TOKEN: undefined };
   const ok = await runCli(['--config', EXAMPLE, '--check'], { env });
   t.equal(ok.code, 0, `the example passes: ${ok.stderr}`);
   t.match(ok.stdout, /gateway\.yaml\.example: configuration is valid/);
+  t.notMatch(ok.stdout, /warning/, 'the example lets no unlisted request through');
   t.equal(ok.stderr, '');
 
   const dir = tempDir(t);
@@ -481,7 +533,7 @@ t.test('SIGTERM drains an in-flight request, exits 0; logs never hold the key', 
   - { port: 0, host: 127.0.0.1, environment: production }
 scopes: { catalog: [read_campaigns] }
 apis:
-  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000 }
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000, unlisted: allow }
 admin:
   port: 0
   tokens: [{ name: ops, token: "\${KG_CFG_TEST_TOKEN}", role: admin }]

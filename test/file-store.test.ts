@@ -351,7 +351,7 @@ t.test('kill -9 right after an acknowledged admin write: the key survives a rest
 trusted_proxies: []
 scopes: { catalog: [read_campaigns] }
 apis:
-  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000 }
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000, unlisted: allow }
 admin:
   port: 0
   host: 127.0.0.1

@@ -6,9 +6,9 @@ const stack = await startStack({
     trusted_proxies: ['10.0.0.0/8'],
     keys: { query_param: 'api_key' },
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream },
-      { name: 'stripped', path_prefix: '/v1/stripped', upstream: `${upstream}/base`, strip_prefix: true },
-      { name: 'passthrough', path_prefix: '/v1/pass', upstream, forward_credential: true },
+      { name: 'emails', path_prefix: '/v1/emails', upstream, unlisted: 'allow' },
+      { name: 'stripped', path_prefix: '/v1/stripped', upstream: `${upstream}/base`, strip_prefix: true, unlisted: 'allow' },
+      { name: 'passthrough', path_prefix: '/v1/pass', upstream, forward_credential: true, unlisted: 'allow' },
     ],
   }),
 });

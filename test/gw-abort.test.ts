@@ -41,7 +41,7 @@ t.teardown(async () => {
 });
 
 const stack = await startStack({
-  overrides: () => ({ apis: [{ name: 'hang', path_prefix: '/v1/hang', upstream: upstreamUrl, timeout_ms: 30_000 }] }),
+  overrides: () => ({ apis: [{ name: 'hang', path_prefix: '/v1/hang', upstream: upstreamUrl, timeout_ms: 30_000, unlisted: 'allow' }] }),
 });
 t.teardown(() => stack.close());
 const prod = new URL(stack.gw['production']!);

@@ -8,8 +8,8 @@ import { bearer, startStack } from './lib/stack.js';
 const stack = await startStack({
   overrides: (upstream) => ({
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream },
-      { name: 'stripped', path_prefix: '/v1/stripped', upstream: `${upstream}/base`, strip_prefix: true },
+      { name: 'emails', path_prefix: '/v1/emails', upstream, unlisted: 'allow' },
+      { name: 'stripped', path_prefix: '/v1/stripped', upstream: `${upstream}/base`, strip_prefix: true, unlisted: 'allow' },
       {
         name: 'core',
         path_prefix: '/v1',

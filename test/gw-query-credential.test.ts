@@ -8,8 +8,8 @@ const stack = await startStack({
   overrides: (upstream) => ({
     keys: { query_param: 'api_key' },
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream },
-      { name: 'passthrough', path_prefix: '/v1/pass', upstream, forward_credential: true },
+      { name: 'emails', path_prefix: '/v1/emails', upstream, unlisted: 'allow' },
+      { name: 'passthrough', path_prefix: '/v1/pass', upstream, forward_credential: true, unlisted: 'allow' },
     ],
   }),
 });

@@ -25,9 +25,9 @@ const stack = await startStack({
   overrides: (upstream) => ({
     keys: { query_param: 'api_key' },
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream },
-      { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1' },
-      { name: 'refusing', path_prefix: '/v1/ws', upstream: refusingUrl, timeout_ms: 300 },
+      { name: 'emails', path_prefix: '/v1/emails', upstream, unlisted: 'allow' },
+      { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
+      { name: 'refusing', path_prefix: '/v1/ws', upstream: refusingUrl, timeout_ms: 300, unlisted: 'allow' },
     ],
   }),
 });

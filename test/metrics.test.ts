@@ -97,7 +97,7 @@ t.test('promtool check metrics: no error and no lint finding for keygate_ metric
     path,
     `listeners: [{ port: 0, host: 127.0.0.1, environment: production }]
 scopes: { catalog: [read] }
-apis: [{ name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}" }]
+apis: [{ name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", unlisted: allow }]
 admin: { port: 0, host: 127.0.0.1, tokens: [{ name: ops, token: "metrics-test-admin-token-0123", role: admin }] }
 store: { type: file, path: ${JSON.stringify(join(dir, 'data'))} }
 status_listener: { port: ${statusPort}, host: 127.0.0.1 }

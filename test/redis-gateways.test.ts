@@ -32,7 +32,7 @@ scopes: { catalog: [read] }
 plans:
   default: { limit: 100000, window_seconds: 60 }
 apis:
-  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000 }
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000, unlisted: allow }
 admin:
   port: ${role === 'admin' ? port : 0}
   host: 127.0.0.1

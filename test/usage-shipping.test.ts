@@ -39,6 +39,7 @@ apis:
     path_prefix: /v1/emails
     upstream: "${upstream.url}"
     timeout_ms: 5000
+    unlisted: allow
     routes: [{ method: "*", path: /v1/emails/manage/*, scopes: [manage] }]
 admin:
   port: ${adminPort}

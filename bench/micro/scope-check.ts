@@ -3,7 +3,7 @@ import { KeyHasher } from '../../core/key-hash.js';
 import { compilePolicy } from '../../core/limiter.js';
 import { compileKey } from '../../gateway/compiled-key.js';
 import { RequestContext } from '../../gateway/context.js';
-import { compilePattern, type CompiledRoute } from '../../gateway/routes.js';
+import type { CompiledRoute } from '../../gateway/routes.js';
 import { createScopesStage } from '../../gateway/stages/scopes.js';
 import { keyRecord } from '../../test/lib/records.js';
 import { measure, report } from './lib.js';
@@ -22,7 +22,7 @@ const readOnly = compileKey(keyRecord('gw_live_x', hasher, Date.now(), { scopes:
 
 const stage = createScopesStage();
 const req = { socket: {}, headers: {} } as unknown as IncomingMessage;
-const route = (scopes: string[]): CompiledRoute => ({ name: 'r', method: 'POST', template: '/x', pattern: compilePattern('/x'), scopes, policy: null, maxBody: undefined });
+const route = (scopes: string[]): CompiledRoute => ({ name: 'r', method: 'POST', template: '/x', scopes, policy: null, maxBody: undefined });
 
 function stageCase(name: string, held: typeof key, required: string[], allowed: boolean) {
   const ctx = new RequestContext(req, null, null, null, { environment: 'production' }, 0);

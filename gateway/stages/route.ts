@@ -1,8 +1,13 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
-import { canonicalPath, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
+import { AMBIGUOUS, canonicalPath, foldNonAscii, hasNonAscii, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
 
 const NOT_FOUND: Denial = Object.freeze({ code: 'route_not_found' });
+const NO_RULE: Denial = Object.freeze({ code: 'route_not_found', message: 'No route of this API matches this method and path.' });
+const AMBIGUOUS_PATH: Denial = Object.freeze({
+  code: 'route_not_found',
+  message: 'This path is ambiguous: read with and without its suffix, or by case, it matches different routes of this API.',
+});
 const BAD_TARGET: Denial = Object.freeze({ code: 'bad_request', message: 'Request target must be an absolute path.' });
 const FAULTS: Readonly<Record<PathFault, Denial>> = Object.freeze({
   character: Object.freeze({
@@ -19,12 +24,16 @@ const FAULTS: Readonly<Record<PathFault, Denial>> = Object.freeze({
     message: 'Request path must not contain "." or ".." segments, plain or percent-encoded.',
   }),
   parameters: Object.freeze({ code: 'bad_request', message: 'Request path must not contain a segment of ";" parameters only.' }),
+  blank: Object.freeze({ code: 'bad_request', message: 'Request path must not contain a segment of spaces only.' }),
 } satisfies Record<PathFault, Denial>);
 
 /**
  * Checks the request target, puts its path in canonical form (routes.ts canonicalPath), finds
  * the API by host and longest path prefix, then the first matching route rule. `ctx.path` is
  * what the upstream receives; the rule is matched on the canonical form of the same segments.
+ * A request matching no rule is refused unless the API lets unlisted requests through
+ * (`unlisted`, README "Route rules"); then its route is null and the scopes stage asks for the
+ * API's unlisted scopes.
  */
 export function createRouteStage(rt: Runtime): Stage {
   const apis = rt.apis;
@@ -60,7 +69,15 @@ export function createRouteStage(rt: Runtime): Stage {
     const api = matchApi(apis, host, match);
     if (api === null) return NOT_FOUND;
     ctx.api = api;
-    ctx.route = api.routes.length === 0 ? null : matchRoute(api, ctx.req.method ?? 'GET', match);
+    if (!api.routes.caseSensitive && scan === 'work' && hasNonAscii(match)) {
+      const folded = foldNonAscii(match);
+      if (folded === null) return AMBIGUOUS_PATH;
+      match = folded;
+    }
+    const route = matchRoute(api.routes, ctx.req.method ?? 'GET', match);
+    if (route === AMBIGUOUS) return AMBIGUOUS_PATH;
+    if (route === null && api.unlisted === null) return NO_RULE;
+    ctx.route = route;
     return undefined;
   };
 }

@@ -21,7 +21,11 @@ export const TENANT_A_TOKEN = 'test-tenant-a-token-0123456789';
 export const TENANT_B_TOKEN = 'test-tenant-b-token-0123456789';
 export const TENANT_A_ADMIN_TOKEN = 'test-tenant-a-admin-token-0123456789';
 
-/** A config for tests: every port 0, the given upstream behind two APIs, loopback only. */
+/**
+ * A config for tests: every port 0, the given upstream behind four APIs, loopback only. They
+ * let requests that match no route rule through (`unlisted: allow`), as tests send all kinds
+ * of paths; test/hostile/route-bypass.test.ts covers the default, `deny`.
+ */
 export function testConfig(upstream: string, overrides: Record<string, unknown> = {}): Config {
   return parseConfig(
     {
@@ -41,15 +45,16 @@ export function testConfig(upstream: string, overrides: Record<string, unknown> 
           path_prefix: '/v1/emails',
           upstream,
           timeout_ms: 2000,
+          unlisted: 'allow',
           routes: [
             { method: 'POST', path: '/v1/emails/send', scopes: ['send_email'] },
             { method: 'GET', path: '/v1/emails/limited', scopes: [], rate_limit: { limit: 1, window_seconds: 60 } },
           ],
         },
-        { name: 'contacts', path_prefix: '/v1/contacts', upstream },
-        { name: 'slow', path_prefix: '/v1/slow', upstream, timeout_ms: 200 },
+        { name: 'contacts', path_prefix: '/v1/contacts', upstream, unlisted: 'allow' },
+        { name: 'slow', path_prefix: '/v1/slow', upstream, timeout_ms: 200, unlisted: 'allow' },
         // Port 1 on loopback: nothing listens, connections are refused.
-        { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1' },
+        { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
       ],
       admin: {
         port: 0,
