@@ -20,6 +20,7 @@ export const ERRORS = {
   payload_too_large: { status: 413, message: 'Request body too large.' },
   unsupported_media_type: { status: 415, message: 'Send a JSON body with content-type: application/json.' },
   rate_limit_exceeded: { status: 429, message: 'Rate limit exceeded.' },
+  too_many_invalid_keys: { status: 429, message: 'Too many invalid API keys from this address. Try again later.' },
   internal_error: { status: 500, message: 'Internal error.' },
   bad_gateway: { status: 502, message: 'The upstream service could not be reached or sent a bad response.' },
   service_unavailable: { status: 503, message: 'Service temporarily unavailable. Retry shortly.' },

@@ -63,7 +63,7 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
   };
   if (denial.code === 'missing_token') headers['www-authenticate'] = 'Bearer realm="keygate"';
   else if (denial.code === 'invalid_token') headers['www-authenticate'] = 'Bearer realm="keygate", error="invalid_token"';
-  if (denial.code === 'rate_limit_exceeded') headers['retry-after'] = String(denial.extra?.['retry_after'] ?? 1);
+  if (denial.code === 'rate_limit_exceeded' || denial.code === 'too_many_invalid_keys') headers['retry-after'] = String(denial.extra?.['retry_after'] ?? 1);
   if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setKeyHeaders(rt, ctx, headers);
   ctx.status = def.status;
   ctx.outcome = denial.code;
