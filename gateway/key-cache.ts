@@ -60,6 +60,7 @@ export class KeyCache {
   /** Keys the store does not know, by cache id; one shared Missing object per generation. */
   readonly #missing: LRUCache<string, Missing>;
   readonly #reads = new Map<string, Read>();
+  readonly #changed: ((id: string | null) => void)[] = [];
   readonly #store: Store;
   readonly #hasher: KeyHasher;
   readonly #compile: (rec: KeyRecord, gen: number) => CompiledKey;
@@ -95,6 +96,7 @@ export class KeyCache {
     store.onKeyChange((hash) => {
       if (hash === null) {
         this.#gen++;
+        for (const listener of this.#changed) listener(null);
         return;
       }
       const id = cacheIdOfHex(hash);
@@ -106,7 +108,16 @@ export class KeyCache {
         read.dropped = true;
         this.#reads.delete(id);
       }
+      for (const listener of this.#changed) listener(id);
     });
+  }
+
+  /**
+   * Calls `listener` once the cache has let go of a changed key, with its cache id, or with
+   * null when changes may have been missed: a `load` made from the listener reads the store.
+   */
+  onChange(listener: (id: string | null) => void): void {
+    this.#changed.push(listener);
   }
 
   /** A fresh entry for a cache id (KeyHasher.cacheId), or undefined when the store must be asked. Never awaits. */

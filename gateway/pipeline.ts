@@ -34,7 +34,6 @@ export interface Pipeline {
   handle(req: IncomingMessage, res: GatewayResponse, listener: Listener): void;
   /** Runs one WebSocket upgrade (the server hands over only those; see server.ts). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
-  close(): void;
 }
 
 /**
@@ -68,7 +67,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     if (ctx.res !== null) {
       forward(ctx);
     } else {
-      websocket.forward(ctx);
+      websocket(ctx);
       ctx.socket!.once('close', () => record(ctx));
     }
   }
@@ -125,9 +124,6 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     upgrade(req, socket, head, listener) {
       socket.on('error', () => socket.destroy());
       start(new RequestContext(req, null, socket, head, listener, performance.now()));
-    },
-    close() {
-      websocket.close();
     },
   };
 }

@@ -13,6 +13,7 @@ import { compileKey } from './compiled-key.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
+import { Tunnels } from './tunnels.js';
 import { compilePattern, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
 
 /** Called once per request when its response is over, denials included. */
@@ -37,6 +38,8 @@ export interface Runtime {
   readonly store: Store;
   readonly hasher: KeyHasher;
   readonly keys: KeyCache;
+  /** Open WebSockets, closed when their key stops being usable. */
+  readonly tunnels: Tunnels;
   /** The invalid-key brake (`keys.invalid_key_brake`); null when it is off. */
   readonly brake: InvalidKeyBrake | null;
   readonly limiter: Limiter;
@@ -104,6 +107,7 @@ export function buildRuntime(
     store: deps.store,
     hasher: deps.hasher,
     keys,
+    tunnels: new Tunnels(keys, { hasher: deps.hasher, clock: deps.clock, log: deps.log, ttlMs: config.keys.cache.ttl_seconds * 1000 }),
     brake:
       brakeConfig === null
         ? null
