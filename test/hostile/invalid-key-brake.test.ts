@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { generateKey } from '../../core/key-format.js';
+import { clientOf } from '../../gateway/invalid-key-brake.js';
 import { switchable, type Switchable } from '../lib/flaky-store.js';
 import { bearer, call, startStack } from '../lib/stack.js';
 
@@ -113,4 +114,23 @@ t.test('IPv6 addresses of one /64 share a counter; another /64 has its own', asy
   t.equal(lookups(), before);
   t.equal((await from('2001:db8:1:3::1', generateKey('gw', 'live'))).status, 401, 'the next /64 is not');
   stack.clock.advance(windowSeconds * 1000);
+});
+
+t.test('how a client address is counted', async (t) => {
+  const cases: [string, string][] = [
+    ['198.51.100.7', '198.51.100.7'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0DB8:0001:0002:ffff:ffff:ffff:fffe', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['2001:db8:0:0:1::', '2001:db8:0:0::/64'],
+    ['2001:db8:1:2::1%eth0', '2001:db8:1:2::/64'],
+    ['64:ff9b:1:2::192.0.2.1', '64:ff9b:1:2::/64'],
+    ['::1', '::1'],
+    ['::FFFF:198.51.100.7', '::FFFF:198.51.100.7'],
+    ['2001:db8:::1', '2001:db8:::1'],
+    ['2001:db8:1:2:3:4:5', '2001:db8:1:2:3:4:5'],
+    ['20011:db8:1:2::1', '20011:db8:1:2::1'],
+    ['not-an-ip', 'not-an-ip'],
+  ];
+  for (const [ip, client] of cases) t.equal(clientOf(ip), client, ip);
 });
