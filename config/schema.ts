@@ -204,10 +204,26 @@ export const configSchema = z.strictObject({
           max: z.number().int().positive().default(100_000),
           ttl_seconds: z.number().positive().default(60),
           negative_ttl_seconds: z.number().positive().default(5),
+          /** Unknown keys remembered, at most; kept apart from `max`, so they never evict a known key. */
+          negative_max: z.number().int().positive().default(10_000),
         })
-        .default({ max: 100_000, ttl_seconds: 60, negative_ttl_seconds: 5 }),
+        .prefault({}),
       pepper: pepper.nullable().default(null),
       previous_peppers: z.array(pepper).default([]),
+      /**
+       * After `max` invalid keys (unknown, or of a bad shape or checksum) from one client
+       * address within `window_seconds`, its keys are refused with 429 too_many_invalid_keys,
+       * unasked of the store, until the window ends. An IPv6 client counts by its /64.
+       * `max_addresses` bounds how many addresses are counted at once. null: off.
+       */
+      invalid_key_brake: z
+        .strictObject({
+          max: z.number().int().positive().default(20),
+          window_seconds: z.number().positive().default(60),
+          max_addresses: z.number().int().positive().default(100_000),
+        })
+        .nullable()
+        .prefault({}),
     })
     .prefault({}),
   plans: z.record(name, plan).default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } }),

@@ -23,6 +23,7 @@ export const ERRORS = {
   rate_limit_exceeded: { status: 429, message: 'Rate limit exceeded.' },
   concurrency_limit_exceeded: { status: 429, message: 'Too many requests in flight for this API key. Wait for one to finish.' },
   too_many_connections: { status: 429, message: 'Too many open connections from this address. Reuse or close connections.' },
+  too_many_invalid_keys: { status: 429, message: 'Too many invalid API keys from this address. Try again later.' },
   internal_error: { status: 500, message: 'Internal error.' },
   bad_gateway: { status: 502, message: 'The upstream service could not be reached or sent a bad response.' },
   service_unavailable: { status: 503, message: 'Service temporarily unavailable. Retry shortly.' },

@@ -1,6 +1,7 @@
 import { compilePolicy, type LimitPolicy } from '../core/limiter.js';
 import { parseCidr, type Cidr } from '../core/ip.js';
 import type { KeyRecord } from '../core/record.js';
+import type { Denial } from './context.js';
 
 /**
  * What a key is allowed, as the hot path reads it: sets instead of arrays, parsed CIDRs, the
@@ -80,6 +81,25 @@ export class CompiledKey {
   get policy(): LimitPolicy {
     return this.grant.policy;
   }
+}
+
+const lifeDenial = (reason: string): Denial => Object.freeze({ code: 'invalid_token', reason });
+const REVOKED = lifeDenial('revoked');
+const EXPIRED = lifeDenial('expired');
+const SUSPENDED = lifeDenial('suspended');
+const PENDING = lifeDenial('pending');
+
+/**
+ * Why a key with these times and this suspension may not be used at `now`, or undefined when
+ * it may. Judged against a clock reading, not a scheduler's last run: the status stage asks it
+ * for every request, and open WebSockets ask it again when their key changes or time passes.
+ */
+export function unusable(life: KeyLife, now: number): Denial | undefined {
+  if (life.revokedAt !== null && life.revokedAt <= now) return REVOKED;
+  if (life.expiresAt !== null && life.expiresAt <= now) return EXPIRED;
+  if (life.suspended) return SUSPENDED;
+  if (life.notBefore !== null && life.notBefore > now) return PENDING;
+  return undefined;
 }
 
 /**

@@ -18,8 +18,11 @@ export function isMissing(entry: CacheEntry): entry is Missing {
 }
 
 export interface KeyCacheOptions {
+  /** Keys the store knows, at most. */
   max: number;
   ttlMs: number;
+  /** Keys the store does not know, at most: kept apart, so that no number of them evicts a known key. */
+  negativeMax: number;
   negativeTtlMs: number;
   clock: Clock;
 }
@@ -34,8 +37,9 @@ interface Read {
  * Cache id (the lookup id's first 16 digest bytes as latin1 characters, KeyHasher.cacheId) →
  * compiled key, in front of the store. `get` is synchronous so that a hit never awaits; `load`
  * fills a miss, sharing one store read among concurrent callers. Misses are cached for
- * `negativeTtlMs`. When the store fails, a stale entry is served rather than refusing a key
- * that was valid a moment ago.
+ * `negativeTtlMs`, in an LRU of their own: a flood of distinct unknown keys only evicts other
+ * unknown keys, never a known one (README, request pipeline). When the store fails, a stale
+ * entry is served rather than refusing a key that was valid a moment ago.
  *
  * When the store says changes may have been missed (its change feed reconnected), every entry
  * becomes suspect at once: the generation moves on, and an entry of an older generation is
@@ -52,13 +56,17 @@ export class KeyCache {
    * Keyed by the cache id; the value is the compiled key itself, stamped with its generation
    * (no wrapper object: at a million keys, every byte of an entry is a megabyte).
    */
-  readonly #lru: LRUCache<string, CacheEntry>;
+  readonly #lru: LRUCache<string, CompiledKey>;
+  /** Keys the store does not know, by cache id; one shared Missing object per generation. */
+  readonly #missing: LRUCache<string, Missing>;
   readonly #reads = new Map<string, Read>();
+  readonly #changed: ((id: string | null) => void)[] = [];
   readonly #store: Store;
   readonly #hasher: KeyHasher;
   readonly #compile: (rec: KeyRecord, gen: number) => CompiledKey;
   readonly #negativeTtlMs: number;
   #gen = 0;
+  #missingGen: Missing = Object.freeze({ missing: true as const, gen: 0 });
   #hits = 0;
   #misses = 0;
 
@@ -67,7 +75,7 @@ export class KeyCache {
     this.#hasher = hasher;
     this.#compile = compile;
     this.#negativeTtlMs = options.negativeTtlMs;
-    this.#lru = new LRUCache<string, CacheEntry>({
+    this.#lru = new LRUCache<string, CompiledKey>({
       max: options.max,
       ttl: options.ttlMs,
       perf: options.clock,
@@ -78,25 +86,43 @@ export class KeyCache {
       // An expired entry stays until replaced: it is what a store outage serves.
       noDeleteOnStaleGet: true,
     });
+    this.#missing = new LRUCache<string, Missing>({
+      max: options.negativeMax,
+      ttl: options.negativeTtlMs,
+      perf: options.clock,
+      ttlResolution: 0,
+      updateAgeOnGet: false,
+    });
     store.onKeyChange((hash) => {
       if (hash === null) {
         this.#gen++;
+        for (const listener of this.#changed) listener(null);
         return;
       }
       const id = cacheIdOfHex(hash);
       this.#lru.delete(id);
+      this.#missing.delete(id);
       const read = this.#reads.get(id);
       if (read !== undefined) {
         // Whatever that read returns may predate the change: its callers read again.
         read.dropped = true;
         this.#reads.delete(id);
       }
+      for (const listener of this.#changed) listener(id);
     });
+  }
+
+  /**
+   * Calls `listener` once the cache has let go of a changed key, with its cache id, or with
+   * null when changes may have been missed: a `load` made from the listener reads the store.
+   */
+  onChange(listener: (id: string | null) => void): void {
+    this.#changed.push(listener);
   }
 
   /** A fresh entry for a cache id (KeyHasher.cacheId), or undefined when the store must be asked. Never awaits. */
   get(id: string): CacheEntry | undefined {
-    const entry = this.#lru.get(id);
+    const entry: CacheEntry | undefined = this.#lru.get(id) ?? this.#missing.get(id);
     if (entry === undefined || entry.gen !== this.#gen) {
       this.#misses++;
       return undefined;
@@ -137,18 +163,25 @@ export class KeyCache {
           if (rec !== null) break;
         }
       }
-      let entry: CacheEntry;
       if (rec === null) {
-        entry = Object.freeze({ missing: true as const, gen });
-      } else {
-        entry = this.#compile(rec, gen);
-        if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
+        const missing = this.#missingOf(gen);
+        // Replaces a stale known entry too: an outage must not serve a key the store no longer has.
+        if (!read.dropped) {
+          this.#lru.delete(id);
+          this.#missing.set(ownCacheId(id), missing);
+        }
+        return missing;
       }
-      if (!read.dropped) this.#lru.set(ownCacheId(id), entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
+      const entry = this.#compile(rec, gen);
+      if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
+      if (!read.dropped) {
+        this.#missing.delete(id);
+        this.#lru.set(ownCacheId(id), entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
+      }
       return entry;
     } catch (err) {
       const stale = this.#lru.peek(id, { allowStale: true });
-      if (stale === undefined || isMissing(stale)) throw new StoreUnavailableError('key store unreachable', { cause: err });
+      if (stale === undefined) throw new StoreUnavailableError('key store unreachable', { cause: err });
       // Served while the store is away; asked again after negativeTtlMs, or at once when it
       // reconnects (the generation moves on).
       const entry = withGen(stale, gen);
@@ -159,8 +192,19 @@ export class KeyCache {
     }
   }
 
+  /** The Missing entry of generation `gen`: every unknown key read in it shares the one object. */
+  #missingOf(gen: number): Missing {
+    if (this.#missingGen.gen !== gen) this.#missingGen = Object.freeze({ missing: true as const, gen });
+    return this.#missingGen;
+  }
+
+  /** Known keys cached (unknown ones are counted apart, in `negativeSize`). */
   get size(): number {
     return this.#lru.size;
+  }
+
+  get negativeSize(): number {
+    return this.#missing.size;
   }
 
   get stats(): { hits: number; misses: number } {

@@ -35,11 +35,12 @@ export interface Pipeline {
   handle(req: IncomingMessage, res: GatewayResponse, listener: Listener): void;
   /** Runs one WebSocket upgrade (the server hands over only those; see server.ts). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: Listener): void;
+  /** Stops the forward stage's in-flight watch. */
   close(): void;
 }
 
 /**
- * The one place that orders the stages of DESIGN.md §3. Checks run synchronously one after
+ * The one place that orders the stages (README, Request pipeline). Checks run synchronously one after
  * another; only a stage that returns a promise (a key-cache miss) makes the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
@@ -70,7 +71,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     if (ctx.res !== null) {
       forward.forward(ctx);
     } else {
-      websocket.forward(ctx);
+      websocket(ctx);
       ctx.socket!.once('close', () => record(ctx));
     }
   }
@@ -132,7 +133,6 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     },
     close() {
       forward.close();
-      websocket.close();
     },
   };
 }

@@ -10,8 +10,10 @@ import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import type { AggregatedEvent } from '../core/usage-agg.js';
 import { compileKey } from './compiled-key.js';
+import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
+import { Tunnels } from './tunnels.js';
 import { buildRouteTable, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
 
 /** Called once per request when its response is over, denials included. */
@@ -36,6 +38,10 @@ export interface Runtime {
   readonly store: Store;
   readonly hasher: KeyHasher;
   readonly keys: KeyCache;
+  /** Open WebSockets, closed when their key stops being usable. */
+  readonly tunnels: Tunnels;
+  /** The invalid-key brake (`keys.invalid_key_brake`); null when it is off. */
+  readonly brake: InvalidKeyBrake | null;
   readonly limiter: Limiter;
   readonly plans: ReadonlyMap<string, LimitPolicy>;
   readonly apis: readonly CompiledApi[];
@@ -93,9 +99,11 @@ export function buildRuntime(
   const keys = new KeyCache(deps.store, deps.hasher, (rec, gen) => compileKey(rec, plans, gen), {
     max: config.keys.cache.max,
     ttlMs: config.keys.cache.ttl_seconds * 1000,
+    negativeMax: config.keys.cache.negative_max,
     negativeTtlMs: config.keys.cache.negative_ttl_seconds * 1000,
     clock: deps.clock,
   });
+  const brakeConfig = config.keys.invalid_key_brake;
   const rt: Runtime = {
     metrics: null,
     config,
@@ -104,6 +112,11 @@ export function buildRuntime(
     store: deps.store,
     hasher: deps.hasher,
     keys,
+    tunnels: new Tunnels(keys, { hasher: deps.hasher, clock: deps.clock, log: deps.log, ttlMs: config.keys.cache.ttl_seconds * 1000 }),
+    brake:
+      brakeConfig === null
+        ? null
+        : new InvalidKeyBrake({ max: brakeConfig.max, windowMs: brakeConfig.window_seconds * 1000, maxAddresses: brakeConfig.max_addresses, clock: deps.clock }),
     limiter: createLimiter(config, deps.store, deps.clock),
     plans,
     apis,

@@ -147,6 +147,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       for (const socket of upgraded) socket.destroy();
       await Promise.all(closed);
       pipeline.close();
+      rt.tunnels.close();
       rt.limiter.close();
       // Requests still running past the drain deadline are cut off rather than awaited.
       await Promise.all(rt.apis.map((a) => (drainedInTime ? a.pool.close() : a.pool.destroy())));

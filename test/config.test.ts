@@ -210,9 +210,10 @@ t.test('defaults are applied', async (t) => {
     environments: { production: 'live', test: 'test' },
     header: 'authorization',
     query_param: null,
-    cache: { max: 100_000, ttl_seconds: 60, negative_ttl_seconds: 5 },
+    cache: { max: 100_000, ttl_seconds: 60, negative_ttl_seconds: 5, negative_max: 10_000 },
     pepper: null,
     previous_peppers: [],
+    invalid_key_brake: { max: 20, window_seconds: 60, max_addresses: 100_000 },
   });
   t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } });
   t.same(c.headers, {

@@ -22,7 +22,7 @@ t.teardown(async () => {
 const clock = new ManualClock();
 const hasher = new KeyHasher(null);
 const plans = new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]);
-const cache = new KeyCache(store, hasher, (r, gen) => compileKey(r, plans, gen), { max: 1000, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+const cache = new KeyCache(store, hasher, (r, gen) => compileKey(r, plans, gen), { max: 1000, ttlMs: 60_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock });
 
 async function addKey(overrides: Partial<KeyRecord> = {}): Promise<{ key: string; rec: KeyRecord }> {
   const key = generateKey('gw', 'live');
@@ -130,7 +130,7 @@ t.test('when the store fails, a stale entry is served; with none the load fails'
 t.test('keys hashed before a pepper was configured are still found', async (t) => {
   const { key, rec } = await addKey();
   const peppered = new KeyHasher({ id: 'p1', secret: 'pepper-secret-0123456789' });
-  const pcache = new KeyCache(store, peppered, (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+  const pcache = new KeyCache(store, peppered, (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock });
   const found = await pcache.load(peppered.cacheId(key), key);
   t.equal((found as { id: string }).id, rec.id);
   t.not(peppered.hash(key), hasher.hash(key));
@@ -146,10 +146,38 @@ t.test('a read that fails before reaching the store leaves nothing behind: the n
       return super.hash(k);
     }
   }
-  const own = new KeyCache(store, new FailingOnce(null), (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeTtlMs: 5_000, clock });
+  const own = new KeyCache(store, new FailingOnce(null), (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock });
   const id = hasher.cacheId(key);
   await t.rejects(own.load(id, key), { code: 'KEYGATE_STORE_UNAVAILABLE' }, 'nothing cached to serve instead');
   const entry = await own.load(id, key);
   t.notOk(isMissing(entry));
   t.equal((entry as { id: string }).id, rec.id, 'the second load read the store');
+});
+
+t.test('unknown keys beyond both maxima never evict a known key', async (t) => {
+  const small = new KeyCache(store, hasher, (r, gen) => compileKey(r, plans, gen), { max: 10, ttlMs: 60_000, negativeMax: 50, negativeTtlMs: 5_000, clock });
+  const { key } = await addKey();
+  const id = hasher.cacheId(key);
+  await small.load(id, key);
+  let unknown = 0;
+  for (let i = 0; i < 200; i++) {
+    const other = generateKey('gw', 'live');
+    if (isMissing(await small.load(hasher.cacheId(other), other))) unknown++;
+  }
+  t.equal(unknown, 200, 'every other key is unknown');
+  t.equal(small.negativeSize, 50, 'the unknown keys fill their own LRU up to its max');
+  t.equal(small.size, 1, 'the known key is the only one in the other');
+  const before = store.lookups;
+  const hit = small.get(id);
+  t.ok(hit !== undefined && !isMissing(hit), 'the known key is still a hit');
+  t.equal(store.lookups, before, 'without a store read');
+});
+
+t.test('a key created after it was cached as unknown is found at once', async (t) => {
+  const key = generateKey('gw', 'live');
+  const id = hasher.cacheId(key);
+  t.ok(isMissing(await cache.load(id, key)));
+  await store.putKey(keyRecord(key, hasher, clock.now()), 0);
+  t.equal(cache.get(id), undefined, 'the unknown entry is dropped by the change');
+  t.notOk(isMissing(await cache.load(id, key)));
 });

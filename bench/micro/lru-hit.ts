@@ -44,7 +44,7 @@ for (const size of sizes) {
     byHash.set(rec.hash, rec);
   }
   const store = { getKeyByHash: async (h: string) => byHash.get(h) ?? null, onKeyChange: () => () => {} } as unknown as Store;
-  const cache = new KeyCache(store, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: size, ttlMs: 3_600_000, negativeTtlMs: 5_000, clock: systemClock });
+  const cache = new KeyCache(store, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: size, ttlMs: 3_600_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock: systemClock });
   for (let i = 0; i < size; i += 1000) {
     await Promise.all(hashes.slice(i, i + 1000).map((h, j) => cache.load(h, keys[i + j]!)));
   }

@@ -80,7 +80,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
 
 {
   const before = heap();
-  const cache = new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock });
+  const cache = new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock: systemClock });
   for (let i = 0; i < n; i += 1000) {
     const batch: Promise<unknown>[] = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(cache.load(hasher.cacheId(keys[j]!), keys[j]!));
@@ -91,7 +91,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
   keepAlive.push(cache);
 }
 measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
-  new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeTtlMs: 5_000, clock: systemClock }),
+  new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
 measure('  cache ids (the cache\'s keys)', 'the first 16 digest bytes as a latin1 string of its own, as the cache keeps them', () => keys.map((k) => ownCacheId(hasher.cacheId(k))));
 measure('  compiled keys (compileKey, frozen)', 'the object (id, times, application, generation) and a pointer to its Grant, shared with equal keys', () => records.map((r) => compileKey(r, plans)));

@@ -1,7 +1,6 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { RequestContext } from '../context.js';
 import { connectionNamed, HOP_BY_HOP } from '../headers.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
@@ -31,85 +30,67 @@ function responseHead(rt: Runtime, ctx: RequestContext, res: IncomingMessage, up
  * WebSocket upgrades, once every check has passed, with node:http: the upgrade request is
  * rebuilt as an HTTP request is (the same headers dropped and added, the same path, the
  * credential parameter removed), `Connection: Upgrade` and `Upgrade` set again. The
- * upstream's 101 is relayed and the two sockets piped; a refused upgrade is relayed as the
- * upstream answered it; a connect failure or timeout answers 502 or 504 JSON on the socket.
- * `ctx.status` holds what the client was answered, so the record is right in every case.
+ * upstream's 101 is relayed and the two sockets handed to the runtime's tunnels (tunnels.ts),
+ * which relay them and close them when the key stops being usable; a refused upgrade is
+ * relayed as the upstream answered it; a connect failure or timeout answers 502 or 504 JSON
+ * on the socket. `ctx.status` holds what the client was answered, so the record is right in every case.
  */
-export function createWebSocketForward(rt: Runtime): { forward(ctx: RequestContext): void; close(): void } {
+export function createWebSocketForward(rt: Runtime): (ctx: RequestContext) => void {
   const drops = new Map<CompiledApi, Set<string>>();
   for (const api of rt.apis) drops.set(api, dropSet(rt, api));
-  const open = new Set<Duplex>();
 
-  return {
-    forward(ctx: RequestContext): void {
-      const api = ctx.api!;
-      const client = ctx.socket as Socket;
-      const headers = upstreamHeaders(rt, ctx, drops.get(api)!);
-      if (!Array.isArray(headers)) return sendDenial(rt, ctx, headers);
-      headers.push('connection', 'Upgrade', 'upgrade', String(ctx.req.headers.upgrade));
-      // With headers given as a list node:http adds no Host of its own.
-      if (!api.config.preserve_host || ctx.req.headers.host === undefined) headers.push('host', api.upstream.host);
-      const https = api.upstream.protocol === 'https:';
-      ctx.upstreamStartedAt = performance.now();
-      const up: ClientRequest = (https ? httpsRequest : httpRequest)({
-        host: api.upstream.hostname.replace(/^\[|\]$/g, ''),
-        port: api.upstream.port || (https ? 443 : 80),
-        method: 'GET',
-        path: upstreamTarget(rt, ctx),
-        headers,
-        agent: false,
-        timeout: api.config.timeout_ms,
-      });
-      let answered = false;
-      const clientGone = () => up.destroy();
-      client.once('close', clientGone);
+  return function forwardWebSocket(ctx: RequestContext): void {
+    const api = ctx.api!;
+    const client = ctx.socket as Socket;
+    const headers = upstreamHeaders(rt, ctx, drops.get(api)!);
+    if (!Array.isArray(headers)) return sendDenial(rt, ctx, headers);
+    headers.push('connection', 'Upgrade', 'upgrade', String(ctx.req.headers.upgrade));
+    // With headers given as a list node:http adds no Host of its own.
+    if (!api.config.preserve_host || ctx.req.headers.host === undefined) headers.push('host', api.upstream.host);
+    const https = api.upstream.protocol === 'https:';
+    ctx.upstreamStartedAt = performance.now();
+    const up: ClientRequest = (https ? httpsRequest : httpRequest)({
+      host: api.upstream.hostname.replace(/^\[|\]$/g, ''),
+      port: api.upstream.port || (https ? 443 : 80),
+      method: 'GET',
+      path: upstreamTarget(rt, ctx),
+      headers,
+      agent: false,
+      timeout: api.config.timeout_ms,
+    });
+    let answered = false;
+    const clientGone = () => up.destroy();
+    client.once('close', clientGone);
 
-      up.once('timeout', () => up.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ETIMEDOUT' })));
-      up.on('error', (err: NodeJS.ErrnoException) => {
-        if (answered || client.destroyed) return;
-        answered = true;
-        rt.log.warn('websocket upstream failed', { request_id: ctx.requestId, api: api.name, code: err.code ?? err.name, err: err.message });
-        sendDenial(rt, ctx, upstreamFailure(err));
-      });
-      up.once('response', (res) => {
-        answered = true;
-        if (client.destroyed) return void res.resume();
-        ctx.status = res.statusCode ?? 502;
-        ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
-        // The body is relayed as it comes and ends with the connection (no chunked framing).
-        client.write(responseHead(rt, ctx, res, false));
-        res.pipe(client);
-        res.once('error', () => client.destroy());
-      });
-      up.once('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
-        answered = true;
-        client.off('close', clientGone);
-        if (client.destroyed) return void upstream.destroy();
-        ctx.status = 101;
-        ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
-        open.add(upstream);
-        upstream.setTimeout(0);
-        upstream.setNoDelay(true);
-        client.setNoDelay(true);
-        const teardown = () => {
-          open.delete(upstream);
-          upstream.destroy();
-          client.destroy();
-        };
-        upstream.once('close', teardown);
-        upstream.on('error', teardown);
-        client.once('close', teardown);
-        client.write(responseHead(rt, ctx, res, true));
-        if (upstreamHead.length > 0) client.write(upstreamHead);
-        if (ctx.head !== null && ctx.head.length > 0) upstream.write(ctx.head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      up.end();
-    },
-    close(): void {
-      for (const s of open) s.destroy();
-      open.clear();
-    },
+    up.once('timeout', () => up.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ETIMEDOUT' })));
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      if (answered || client.destroyed) return;
+      answered = true;
+      rt.log.warn('websocket upstream failed', { request_id: ctx.requestId, api: api.name, code: err.code ?? err.name, err: err.message });
+      sendDenial(rt, ctx, upstreamFailure(err));
+    });
+    up.once('response', (res) => {
+      answered = true;
+      if (client.destroyed) return void res.resume();
+      ctx.status = res.statusCode ?? 502;
+      ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
+      // The body is relayed as it comes and ends with the connection (no chunked framing).
+      client.write(responseHead(rt, ctx, res, false));
+      res.pipe(client);
+      res.once('error', () => client.destroy());
+    });
+    up.once('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
+      answered = true;
+      client.off('close', clientGone);
+      if (client.destroyed) return void upstream.destroy();
+      ctx.status = 101;
+      ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
+      upstream.setTimeout(0);
+      upstream.setNoDelay(true);
+      client.setNoDelay(true);
+      client.write(responseHead(rt, ctx, res, true));
+      rt.tunnels.open(ctx, client, upstream, upstreamHead);
+    });
+    up.end();
   };
 }

@@ -91,6 +91,7 @@ function isBearer(value: string): boolean {
 export function createParseKeyStage(rt: Runtime): Stage {
   const { header, query_param: param, prefix } = rt.config.keys;
   const bearer = header === 'authorization';
+  const brake = rt.brake;
   return function parseKeyStage(ctx: RequestContext) {
     let raw = ctx.req.headers[header];
     if (Array.isArray(raw)) raw = raw[0];
@@ -111,7 +112,9 @@ export function createParseKeyStage(rt: Runtime): Stage {
     if (token === null || token === '') return MISSING;
     ctx.token = token;
     const tag = parseKey(token, prefix);
-    if (tag === null || !rt.tagToEnv.has(tag)) return MALFORMED;
+    // A bad shape or checksum counts towards the invalid-key brake; a key sent the wrong way
+    // (no Bearer scheme, or twice) is a client's mistake, not a guess, and does not.
+    if (tag === null || !rt.tagToEnv.has(tag)) return brake === null ? MALFORMED : brake.refuse(ctx, MALFORMED);
     return undefined;
   };
 }

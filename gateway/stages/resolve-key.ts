@@ -8,11 +8,18 @@ const UNAVAILABLE: Denial = Object.freeze({
   message: 'The key store is unreachable and this key is not cached. Retry shortly.',
 });
 
-/** Hash → compiled key from the LRU; only a miss goes to the store, and only a miss awaits. */
+/**
+ * Hash → compiled key from the LRU; only a miss goes to the store, and only a miss awaits.
+ * A known key in the cache goes on at once; anything else first passes the invalid-key brake
+ * (gateway/invalid-key-brake.ts), which a braked client's miss never gets past to the store.
+ */
 export function createResolveKeyStage(rt: Runtime): Stage {
-  const { hasher, keys } = rt;
+  const { hasher, keys, brake } = rt;
   const settle = (ctx: RequestContext, entry: CacheEntry): StageResult => {
-    if (isMissing(entry)) return NOT_FOUND;
+    if (isMissing(entry)) {
+      brake?.count(ctx);
+      return NOT_FOUND;
+    }
     ctx.key = entry;
     return undefined;
   };
@@ -20,6 +27,14 @@ export function createResolveKeyStage(rt: Runtime): Stage {
     const token = ctx.token!;
     const id = hasher.cacheId(token);
     const hit = keys.get(id);
+    if (hit !== undefined && !isMissing(hit)) {
+      ctx.key = hit;
+      return undefined;
+    }
+    if (brake !== null) {
+      const braked = brake.check(ctx);
+      if (braked !== undefined) return braked;
+    }
     if (hit !== undefined) return settle(ctx, hit);
     return keys.load(id, token).then(
       (entry) => settle(ctx, entry),

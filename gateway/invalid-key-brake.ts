@@ -1,0 +1,124 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../core/clock.js';
+import type { Denial, RequestContext } from './context.js';
+
+export interface InvalidKeyBrakeOptions {
+  /** Invalid keys one client may send within a window. */
+  max: number;
+  windowMs: number;
+  /** Client addresses counted at once; the least recently counted is forgotten first. */
+  maxAddresses: number;
+  clock: Clock;
+}
+
+/**
+ * The invalid-key brake (README, request pipeline): per client address, the invalid keys
+ * within a window that starts at the first of them. Once `max` are counted, the address's keys
+ * are refused until the window ends, without asking the store, unless the key is in the key
+ * cache (a known key costs nothing to check, and the client behind the address may hold one).
+ *
+ * Counted: keys of a bad shape or checksum, and well-formed keys the store does not know.
+ * Revoked, expired, suspended and pending keys are not: they are keys that were issued, so
+ * no amount of them comes from guessing, and after their first lookup they are cache hits;
+ * counting them would let a client retrying an old key lock its neighbours' new keys out.
+ *
+ * An IPv6 client counts by its /64 prefix, the smallest block one subscriber is given: an
+ * attacker holding one has 2^64 addresses to rotate through. The counts live in an LRU
+ * bounded by `maxAddresses` whose entries expire with their window, and the count is the
+ * entry itself (a number): nothing is allocated per address beyond the LRU's own slot.
+ *
+ * Only requests that missed the positive key cache or carried an invalid key come here; a
+ * cached known key never does.
+ */
+export class InvalidKeyBrake {
+  readonly #counts: LRUCache<string, number>;
+  readonly #max: number;
+  readonly #windowMs: number;
+
+  constructor(options: InvalidKeyBrakeOptions) {
+    this.#max = options.max;
+    this.#windowMs = options.windowMs;
+    this.#counts = new LRUCache<string, number>({
+      max: options.maxAddresses,
+      ttl: options.windowMs,
+      perf: options.clock,
+      // The injected clock read on every check, as the key cache does (gateway/key-cache.ts).
+      ttlResolution: 0,
+      updateAgeOnGet: false,
+    });
+  }
+
+  /** The 429 for the request's client while it is braked; undefined when it may go on. */
+  check(ctx: RequestContext): Denial | undefined {
+    return this.#check(clientOf(ctx.clientIp));
+  }
+
+  /** Counts one invalid key of the request's client. */
+  count(ctx: RequestContext): void {
+    this.#count(clientOf(ctx.clientIp));
+  }
+
+  /** `denial` for an invalid key, counted; or the 429 when the client is braked already (not counted). */
+  refuse(ctx: RequestContext, denial: Denial): Denial {
+    const client = clientOf(ctx.clientIp);
+    const braked = this.#check(client);
+    if (braked !== undefined) return braked;
+    this.#count(client);
+    return denial;
+  }
+
+  #check(client: string): Denial | undefined {
+    const count = this.#counts.get(client);
+    if (count === undefined || count < this.#max) return undefined;
+    const left = this.#counts.getRemainingTTL(client);
+    // lru-cache keeps an entry through the very millisecond its TTL ends; the window does not.
+    if (left <= 0) return undefined;
+    const retryAfter = Math.ceil(left / 1000);
+    return {
+      code: 'too_many_invalid_keys',
+      message: `Too many invalid API keys from this address. Try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`,
+      extra: { retry_after: retryAfter },
+    };
+  }
+
+  #count(client: string): void {
+    const count = this.#counts.get(client);
+    // The window is the first key's: later ones add to the count, not to the window.
+    if (count === undefined || this.#counts.getRemainingTTL(client) <= 0) this.#counts.set(client, 1);
+    else this.#counts.set(client, count + 1, { noUpdateTTL: true });
+  }
+}
+
+const HEXTET = /^[0-9A-Fa-f]{1,4}$/;
+
+/**
+ * What a client is counted as: an IPv4 address as it is, an IPv6 address by its /64 prefix.
+ * The prefix is read from the text here: ipaddr.js's strict IPv6 check costs tens of
+ * microseconds a call (bench/micro/invalid-key-brake.ts), which an attacker rotating through
+ * addresses would make the gateway pay for every key. Text that is no IPv6 address, and
+ * addresses in ::/64 (IPv4-mapped and -compatible forms, loopback), count as written.
+ */
+export function clientOf(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const zone = ip.indexOf('%');
+  const s = zone === -1 ? ip : ip.slice(0, zone);
+  const gap = s.indexOf('::');
+  if (gap !== s.lastIndexOf('::')) return ip;
+  const head = gap === -1 ? s.split(':') : gap === 0 ? [] : s.slice(0, gap).split(':');
+  const tail = gap === -1 || gap + 2 === s.length ? [] : s.slice(gap + 2).split(':');
+  // A dotted IPv4 tail stands for the last two groups.
+  const groups = head.length + tail.length + (s.includes('.') ? 1 : 0);
+  if (gap === -1 ? groups !== 8 : groups > 7) return ip;
+  let prefix = '';
+  let zero = true;
+  for (let i = 0; i < 4; i++) {
+    // Past the head, the groups the gap stands for (zeros), then the tail's.
+    const fromTail = i - head.length - (8 - groups);
+    const group = i < head.length ? head[i]! : fromTail < 0 ? '0' : tail[fromTail]!;
+    if (!HEXTET.test(group)) return ip;
+    const value = parseInt(group, 16);
+    if (value !== 0) zero = false;
+    prefix += `${value.toString(16)}:`;
+  }
+  return zero ? ip : `${prefix}:/64`;
+}
