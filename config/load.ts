@@ -184,7 +184,24 @@ export function configWarnings(c: Config): Detail[] {
       warnings.push({ path: `apis[${i}].unlisted`, message: 'allow: requests that match no route rule are forwarded and need no scope' });
     }
   });
+  if (c.role !== 'gateway' && !isLoopback(c.admin.host)) {
+    c.admin.tokens.forEach((t, i) => {
+      if (t.token === EXAMPLE_ADMIN_TOKEN) {
+        warnings.push({
+          path: `admin.tokens[${i}].token`,
+          message: `is the example's token, and the admin API listens on ${c.admin.host}, beyond this machine: set KEYGATE_ADMIN_TOKEN to a secret of your own`,
+        });
+      }
+    });
+  }
   return warnings;
+}
+
+/** The admin token gateway.yaml.example falls back to when KEYGATE_ADMIN_TOKEN is unset. */
+const EXAMPLE_ADMIN_TOKEN = 'dev-admin-token-change-me';
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function deepFreeze<T>(v: T): T {

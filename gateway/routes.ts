@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Pool } from 'undici';
 import type { ApiConfig } from '../config/schema.js';
 import type { LimitPolicy } from '../core/limiter.js';
@@ -284,7 +285,7 @@ export interface CanonicalPath {
 }
 
 /** What makes a path unfit to forward; the route stage renders each as a 400. */
-export type PathFault = 'character' | 'escape' | 'separator' | 'dot_segment' | 'parameters' | 'blank';
+export type PathFault = 'character' | 'escape' | 'separator' | 'dot_segment' | 'parameters' | 'blank' | 'encoding';
 
 // Bytes allowed in a path as sent: RFC 3986 pchar (unreserved, sub-delims, ":", "@"), "/" and
 // "%" (checked for its two hex digits later). Anything else, "#" included, is a fault.
@@ -345,8 +346,8 @@ function trimSpaces(s: string): string {
  *   those ways climb out of the API or dodge a route: `.` and `..` segments, plain,
  *   percent-encoded, with parameters or spaces (`..;`, `%2e%2e`, `..%20`); encoded `/` or `\`
  *   (`%2F`, `%5C`) and their double encodings (`%252F`, `%252e`); encoded control characters
- *   (`%00`); a `%` without two hex digits; a segment of parameters only (`/;x/`) or of spaces
- *   only (`/%20/`).
+ *   (`%00`); a `%` without two hex digits; escaped bytes that are not UTF-8, overlong forms
+ *   included (`%C0%AE`); a segment of parameters only (`/;x/`) or of spaces only (`/%20/`).
  *
  * So the upstream never sees a segment structure other than the one the gateway matched.
  */
@@ -364,13 +365,18 @@ export function canonicalPath(path: string): CanonicalPath | PathFault {
       }
       continue;
     }
+    let high = false;
     for (let p = seg.indexOf('%'); p !== -1; p = seg.indexOf('%', p + 1)) {
       const hex = seg.slice(p + 1, p + 3);
       if (!HEX.test(hex)) return 'escape';
       const code = Number.parseInt(hex, 16);
       if (code === 0x2f || code === 0x5c || code < 0x20 || code === 0x7f) return 'separator';
       if (code === 0x25 && /^(2[eEfF]|5[cC]|00)/.test(seg.slice(p + 3, p + 5))) return 'separator';
+      if (code >= 0x80) high = true;
     }
+    // Escaped bytes beyond ASCII must spell UTF-8. An overlong form (`%C0%AF` for "/",
+    // `%C0%AE` for ".") is read by some decoders as the character it imitates.
+    if (high && !isUtf8(Buffer.from(decodeEscapes(seg), 'latin1'))) return 'encoding';
     const semi = seg.indexOf(';');
     if (semi === 0) return 'parameters';
     const matched = trimSpaces(decodeEscapes(semi === -1 ? seg : seg.slice(0, semi)));

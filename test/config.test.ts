@@ -405,6 +405,21 @@ t.test('route rules: unlisted scopes come from the catalog, rules and prefixes d
   );
 });
 
+t.test("the example's admin token on an admin listener beyond loopback is warned about", async (t) => {
+  const example = 'dev-admin-token-change-me';
+  const exposed = parseConfig(minimal({ admin: { port: 0, host: '0.0.0.0', tokens: [{ name: 'ops', token: example, role: 'admin' }] } }), 'x', {});
+  const warnings = configWarnings(exposed);
+  t.equal(warnings.length, 1);
+  t.equal(warnings[0]?.path, 'admin.tokens[0].token');
+  t.match(warnings[0]?.message, /example's token.*0\.0\.0\.0.*KEYGATE_ADMIN_TOKEN/);
+  for (const host of ['127.0.0.1', '::1', 'localhost', '127.0.0.2']) {
+    const local = parseConfig(minimal({ admin: { port: 0, host, tokens: [{ name: 'ops', token: example, role: 'admin' }] } }), 'x', {});
+    t.same(configWarnings(local), [], `not on ${host}`);
+  }
+  const own = parseConfig(minimal({ admin: { port: 0, host: '0.0.0.0', tokens: [{ name: 'ops', token: TOKEN, role: 'admin' }] } }), 'x', {});
+  t.same(configWarnings(own), [], 'a token of its own is not');
+});
+
 t.test('CLI --check', async (t) => {
   const env = { KEYGATE_ADMIN_TOKEN: undefined };
   const ok = await runCli(['--config', EXAMPLE, '--check'], { env });

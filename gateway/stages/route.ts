@@ -25,6 +25,10 @@ const FAULTS: Readonly<Record<PathFault, Denial>> = Object.freeze({
   }),
   parameters: Object.freeze({ code: 'bad_request', message: 'Request path must not contain a segment of ";" parameters only.' }),
   blank: Object.freeze({ code: 'bad_request', message: 'Request path must not contain a segment of spaces only.' }),
+  encoding: Object.freeze({
+    code: 'bad_request',
+    message: 'Request path holds percent-encoded bytes that are not UTF-8 (overlong forms such as %C0%AE included).',
+  }),
 } satisfies Record<PathFault, Denial>);
 
 /**
