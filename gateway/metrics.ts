@@ -171,7 +171,15 @@ export class GatewayMetrics {
     });
     countFrom(this.registry, 'keygate_key_cache_hits_total', 'Key lookups answered from the in-memory cache', () => rt.keys.stats.hits);
     countFrom(this.registry, 'keygate_key_cache_misses_total', 'Key lookups that had to ask the store', () => rt.keys.stats.misses);
-    new Gauge({ name: 'keygate_key_cache_entries', help: 'Entries in the key cache', registers, collect() { this.set(rt.keys.size); } });
+    new Gauge({ name: 'keygate_key_cache_entries', help: 'Known keys in the key cache', registers, collect() { this.set(rt.keys.size); } });
+    new Gauge({
+      name: 'keygate_key_cache_unknown_entries',
+      help: 'Keys the store did not know, remembered apart from the known ones (keys.cache.negative_max)',
+      registers,
+      collect() {
+        this.set(rt.keys.negativeSize);
+      },
+    });
     new Gauge({ name: 'keygate_store_up', help: 'Whether the key store can be reached (1) or not (0)', registers, collect() { this.set(rt.store.available ? 1 : 0); } });
     new Gauge({
       name: 'keygate_degraded',

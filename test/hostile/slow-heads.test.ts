@@ -30,7 +30,15 @@ t.test('200 connections that send half a request head are answered 408 and close
     'each was answered 408 request_timeout, connection: close',
   );
   t.equal(stack.upstream.seen.length, 0, 'nothing reached the upstream');
-  t.ok((await openDescriptors()) <= before + 5, 'the descriptors are given back');
+  // The gateway's side of a connection closes just after the client sees it close.
+  await within(
+    (async () => {
+      while ((await openDescriptors()) > before + 5) await new Promise((r) => setTimeout(r, 20));
+    })(),
+    5_000,
+    'the descriptors were given back',
+  );
+  t.pass('the descriptors are given back');
 });
 
 t.test('a refused request whose body trickles in is answered and its connection closed at once', async (t) => {

@@ -36,7 +36,7 @@ t.teardown(async () => {
 
 let store: Switchable | null = null;
 const stack = await startStack({
-  overrides: () => ({ apis: [{ name: 'live', path_prefix: '/v1/live', upstream: upstreamUrl }] }),
+  overrides: () => ({ apis: [{ name: 'live', path_prefix: '/v1/live', upstream: upstreamUrl, routes: [{ method: 'GET', path: '/v1/live/*' }] }] }),
   wrapStore: (inner) => {
     const s = switchable(inner);
     store = s;
