@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../core/ip.js';
+import { foldName } from '../core/query-name.js';
 
 const port = z.number().int().min(0).max(65535);
 /** A secret given as `${VAR}` may hold only digits; it is still a string. */
@@ -192,11 +193,11 @@ export const configSchema = z.strictObject({
         .record(z.string(), z.string().regex(/^[a-z]{1,16}$/, 'tag must be 1 to 16 lower-case letters'))
         .default({ production: 'live', test: 'test' }),
       header: headerName.default('authorization'),
-      /** Matched without regard to case (gateway/stages/parse-key.ts partName), so kept in lower case. */
+      /** Matched as frameworks read query names (case, `.`, `[]`: core/query-name.ts), so kept folded. */
       query_param: z
         .string()
         .min(1)
-        .transform((s) => s.toLowerCase())
+        .transform((s) => foldName(s))
         .nullable()
         .default(null),
       cache: z
@@ -335,6 +336,8 @@ export const configSchema = z.strictObject({
       headers_timeout_ms: z.number().int().min(100).max(300_000).default(30_000),
       /** A request body that sends nothing for this long: 408 (or cut, once forwarding) and closed. */
       body_idle_timeout_ms: z.number().int().min(100).max(3_600_000).default(30_000),
+      /** A response the client reads nothing of for this long (its buffers full): the connection is closed. */
+      response_idle_timeout_ms: z.number().int().min(100).max(3_600_000).default(60_000),
       /** Open connections per listener; more are closed as they arrive. */
       max_connections: z.number().int().positive().default(10_000),
       /** Open connections per client address (the socket peer; trusted proxies are exempt). */

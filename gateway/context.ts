@@ -51,6 +51,8 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** The client's response closed (or its connection, while the request waited its turn). */
+  closed = false;
   /** Holds one of the key's concurrent-request slots for `api` (stages/concurrency.ts). */
   slot = false;
   /** Links of the in-flight list (gateway/in-flight.ts), while the request is forwarded. */
@@ -62,8 +64,11 @@ export class RequestContext {
   /** The connection's bytesRead when the request body was last seen to move, and when. */
   bodyBytes = 0;
   bodyMovedAt = 0;
+  /** The connection's bytesWritten when the response was last seen to move while backed up, and when (0: not backed up). */
+  sentBytes = 0;
+  sentMovedAt = 0;
   /** Set once the in-flight watch answered for the upstream: its late outcome is ignored. */
-  expired: '' | 'timeout' | 'body_idle' | 'body_too_large' = '';
+  expired: '' | 'timeout' | 'body_idle' | 'response_idle' | 'body_too_large' = '';
   /** The connection, kept: `req.socket` is null once the response is over. */
   readonly conn: Socket;
   /** The connection's byte counters when this request began (for usage's bytes in and out). */

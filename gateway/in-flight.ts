@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { RequestContext } from './context.js';
 
 /** Why the watch gave up on a request. */
-export type Expiry = 'timeout' | 'body_idle';
+export type Expiry = 'timeout' | 'body_idle' | 'response_idle';
 
 /** Whether a request announced a body (RFC 9112 §6.3) that has not been read to its end. */
 export function bodyUnread(ctx: RequestContext): boolean {
@@ -43,6 +43,9 @@ export function lingerOnClose(socket: Socket): void {
  * - `limits.body_idle_timeout_ms`: a request body that stopped moving. A body held back by the
  *   gateway itself (waiting for a pool connection, or the upstream not reading) has data
  *   buffered and is not idle; only a client that sends nothing is.
+ * - `limits.response_idle_timeout_ms`: a response the client stopped reading (its buffers full,
+ *   nothing written for that long). Such a client holds its upstream connection as long as
+ *   it likes otherwise, since undici waits for the response to drain.
  *
  * One timer per gateway, however many requests; a sweep costs a few comparisons per request
  * in flight.
@@ -51,10 +54,12 @@ export class InFlight {
   #head: RequestContext | null = null;
   readonly #timer: NodeJS.Timeout;
   readonly #bodyIdleMs: number;
+  readonly #responseIdleMs: number;
   readonly #onExpired: (ctx: RequestContext, why: Expiry) => void;
 
-  constructor(options: { tickMs: number; bodyIdleMs: number; onExpired: (ctx: RequestContext, why: Expiry) => void }) {
+  constructor(options: { tickMs: number; bodyIdleMs: number; responseIdleMs: number; onExpired: (ctx: RequestContext, why: Expiry) => void }) {
     this.#bodyIdleMs = options.bodyIdleMs;
+    this.#responseIdleMs = options.responseIdleMs;
     this.#onExpired = options.onExpired;
     this.#timer = setInterval(() => this.sweep(performance.now()), options.tickMs);
     this.#timer.unref();
@@ -66,6 +71,7 @@ export class InFlight {
     ctx.linked = true;
     ctx.bodyBytes = ctx.conn.bytesRead;
     ctx.bodyMovedAt = now;
+    ctx.sentMovedAt = 0;
     ctx.prev = null;
     ctx.next = this.#head;
     if (this.#head !== null) this.#head.prev = ctx;
@@ -105,7 +111,19 @@ export class InFlight {
         return 'body_idle';
       }
     }
-    return ctx.status === 0 && now >= ctx.deadline ? 'timeout' : null;
+    if (ctx.status === 0) return now >= ctx.deadline ? 'timeout' : null;
+    const res = ctx.res!;
+    if (!res.writableNeedDrain) {
+      ctx.sentMovedAt = 0;
+      return null;
+    }
+    const sent = ctx.conn.bytesWritten;
+    if (ctx.sentMovedAt === 0 || sent !== ctx.sentBytes) {
+      ctx.sentBytes = sent;
+      ctx.sentMovedAt = now;
+      return null;
+    }
+    return now - ctx.sentMovedAt >= this.#responseIdleMs ? 'response_idle' : null;
   }
 
   get size(): number {

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import type { Denial, RequestContext } from './context.js';
+import { clientOf } from '../core/ip.js';
 
 export interface InvalidKeyBrakeOptions {
   /** Invalid keys one client may send within a window. */
@@ -89,36 +90,3 @@ export class InvalidKeyBrake {
   }
 }
 
-const HEXTET = /^[0-9A-Fa-f]{1,4}$/;
-
-/**
- * What a client is counted as: an IPv4 address as it is, an IPv6 address by its /64 prefix.
- * The prefix is read from the text here: ipaddr.js's strict IPv6 check costs tens of
- * microseconds a call (bench/micro/invalid-key-brake.ts), which an attacker rotating through
- * addresses would make the gateway pay for every key. Text that is no IPv6 address, and
- * addresses in ::/64 (IPv4-mapped and -compatible forms, loopback), count as written.
- */
-export function clientOf(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const zone = ip.indexOf('%');
-  const s = zone === -1 ? ip : ip.slice(0, zone);
-  const gap = s.indexOf('::');
-  if (gap !== s.lastIndexOf('::')) return ip;
-  const head = gap === -1 ? s.split(':') : gap === 0 ? [] : s.slice(0, gap).split(':');
-  const tail = gap === -1 || gap + 2 === s.length ? [] : s.slice(gap + 2).split(':');
-  // A dotted IPv4 tail stands for the last two groups.
-  const groups = head.length + tail.length + (s.includes('.') ? 1 : 0);
-  if (gap === -1 ? groups !== 8 : groups > 7) return ip;
-  let prefix = '';
-  let zero = true;
-  for (let i = 0; i < 4; i++) {
-    // Past the head, the groups the gap stands for (zeros), then the tail's.
-    const fromTail = i - head.length - (8 - groups);
-    const group = i < head.length ? head[i]! : fromTail < 0 ? '0' : tail[fromTail]!;
-    if (!HEXTET.test(group)) return ip;
-    const value = parseInt(group, 16);
-    if (value !== 0) zero = false;
-    prefix += `${value.toString(16)}:`;
-  }
-  return zero ? ip : `${prefix}:/64`;
-}

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RequestContext, type Denial, type Listener, type Stage } from './context.js';
 import { sendDenial } from './respond.js';
@@ -63,17 +64,25 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const requestIdHeader = rt.config.headers.request_id;
 
   function finish(ctx: RequestContext, denial: Denial | undefined): void {
-    if (denial !== undefined) {
-      sendDenial(rt, ctx, denial);
-      if (ctx.res === null) record(ctx);
+    if (ctx.res === null) return finishUpgrade(ctx, denial);
+    if (denial !== undefined) sendDenial(rt, ctx, denial);
+    else forward.forward(ctx);
+  }
+
+  /** A WebSocket tunnel holds its key's slot (stages/concurrency.ts) until it closes. */
+  function finishUpgrade(ctx: RequestContext, denial: Denial | undefined): void {
+    const socket = ctx.socket!;
+    if (denial !== undefined || socket.destroyed) {
+      if (denial !== undefined) sendDenial(rt, ctx, denial);
+      releaseSlot(ctx);
+      record(ctx);
       return;
     }
-    if (ctx.res !== null) {
-      forward.forward(ctx);
-    } else {
-      websocket(ctx);
-      ctx.socket!.once('close', () => record(ctx));
-    }
+    websocket(ctx);
+    socket.once('close', () => {
+      releaseSlot(ctx);
+      record(ctx);
+    });
   }
 
   function run(ctx: RequestContext, from: number): void {
@@ -82,7 +91,9 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
       if (result === undefined) continue;
       if (result instanceof Promise) {
         result.then(
-          (denial) => (denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
+          // A client that left meanwhile was recorded when it left (onClose): nothing more
+          // is done for it, no slot taken, nothing forwarded.
+          (denial) => (ctx.closed ? undefined : denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
           (err: unknown) => {
             rt.log.error('pipeline stage failed', { request_id: ctx.requestId, err: String(err) });
             finish(ctx, INTERNAL);
@@ -110,6 +121,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
 
   function onClose(this: GatewayResponse): void {
     const ctx = this.ctx!;
+    ctx.closed = true;
     // Closed before the response was complete: the client left, or the upstream failed
     // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts passes
     // the request to undici as its abort signal).
@@ -120,12 +132,45 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     onDone();
   }
 
+  /**
+   * A request pipelined behind another (its response is queued: Node gives it the socket once
+   * the one ahead is written) runs only when its turn comes. Run at once, its upstream answer
+   * would wait on a response with nowhere to go, holding a pool connection and a slot; and if
+   * the client leaves meanwhile, Node never closes a queued response. So those left waiting
+   * when the connection closes are recorded here, as clients that left (499).
+   */
+  const waiting = new WeakMap<Socket, Set<RequestContext>>();
+  function waitTurn(ctx: RequestContext): void {
+    const conn = ctx.conn;
+    let queue = waiting.get(conn);
+    if (queue === undefined) {
+      const q = new Set<RequestContext>();
+      queue = q;
+      waiting.set(conn, q);
+      conn.once('close', () => {
+        waiting.delete(conn);
+        for (const left of q) {
+          left.closed = true;
+          record(left);
+          onDone();
+        }
+      });
+    }
+    const q = queue;
+    q.add(ctx);
+    ctx.res!.once('socket', () => {
+      q.delete(ctx);
+      start(ctx);
+    });
+  }
+
   return {
     handle(req, res, listener) {
       const ctx = new RequestContext(req, res, null, null, listener, performance.now());
       res.ctx = ctx;
       res.on('close', onClose);
-      start(ctx);
+      if (res.socket === null) waitTurn(ctx);
+      else start(ctx);
     },
     upgrade(req, socket, head, listener) {
       socket.on('error', () => socket.destroy());

@@ -79,17 +79,23 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
   return { status: def.status, headers: headers as OutgoingHttpHeaders, body: json };
 }
 
+/**
+ * Answers the client with a refusal, unless an answer already started or the client is gone:
+ * then nothing is sent and nothing about the request changes, so its record says what the
+ * client really got.
+ */
 export function sendDenial(rt: Runtime, ctx: RequestContext, denial: Denial): void {
-  const { status, headers, body } = renderDenial(rt, ctx, denial);
   const res = ctx.res;
   if (res !== null) {
     if (res.headersSent || res.destroyed) return;
+    const { status, headers, body } = renderDenial(rt, ctx, denial);
     res.writeHead(status, headers);
     res.end(ctx.req.method === 'HEAD' ? undefined : body);
     return;
   }
   const socket = ctx.socket;
   if (socket === null || socket.destroyed) return;
+  const { status, headers, body } = renderDenial(rt, ctx, denial);
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nconnection: close\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${String(value)}\r\n`;
   socket.end(`${head}\r\n${body}`);

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERRORS } from '../core/errors.js';
-import { normalizePeer, type TrustedProxies } from '../core/ip.js';
+import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
@@ -103,7 +103,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         socket.once('close', () => upgraded.delete(socket));
       }
       if (!isWebSocket(req)) return replayWithoutUpgrade(server, req, socket, head, () => closing);
-      pipeline.upgrade(req, socket, head, listener);
+      // A WebSocket's 101 and frames must not land in the middle of another response's body.
+      whenIdle(socket, () => {
+        if (closing) return void socket.destroy();
+        pipeline.upgrade(req, socket, head, listener);
+      });
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id));
     servers.push(server);
@@ -168,6 +172,23 @@ function busyWith(socket: Socket): ServerResponse | null {
 }
 
 /**
+ * Calls `go` once the responses still being written on `socket` (requests pipelined ahead of
+ * an upgrade) are over. Node let go of the connection when it saw the upgrade, and with it of
+ * the listener that tells a response the socket drained: without one put back meanwhile, a
+ * response larger than the socket's buffer would wait for that forever.
+ */
+function whenIdle(socket: Socket, go: () => void): void {
+  const busy = busyWith(socket);
+  if (busy === null) return go();
+  const drained = () => busy.emit('drain');
+  socket.on('drain', drained);
+  busy.once('close', () => {
+    socket.off('drain', drained);
+    if (!socket.destroyed) whenIdle(socket, go);
+  });
+}
+
+/**
  * Node hands every request with `Connection: upgrade` to the 'upgrade' event, whatever it
  * asks to upgrade to. Any other upgrade (`h2c`, say) is optional for the server (RFC 9110
  * §7.8), so the request is served as plain HTTP: its head is written again without `Upgrade`,
@@ -183,14 +204,9 @@ function busyWith(socket: Socket): ServerResponse | null {
  * the gateway shuts down.
  */
 function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socket: Socket, head: Buffer, closing: () => boolean): void {
-  const busy = busyWith(socket);
-  if (busy !== null) {
+  if (busyWith(socket) !== null) {
     socket.pause();
-    busy.once('close', () => {
-      if (socket.destroyed) return;
-      replayWithoutUpgrade(server, req, socket, head, closing);
-    });
-    return;
+    return whenIdle(socket, () => replayWithoutUpgrade(server, req, socket, head, closing));
   }
   if (closing()) {
     socket.destroy();
@@ -226,7 +242,7 @@ const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, s
 /**
  * Open connections per client address (`limits.max_connections_per_ip`), across every
  * listener: one address cannot hold all of a listener's `max_connections`. The address is the
- * socket peer; a trusted proxy speaks for many clients and is not counted. A connection over
+ * socket peer (an IPv6 /64 counts as one); a trusted proxy speaks for many clients and is not counted. A connection over
  * the limit is answered 429 `too_many_connections` and closed before anything is read.
  */
 class ConnectionsPerIp {
@@ -247,8 +263,10 @@ class ConnectionsPerIp {
   admit(socket: Socket): boolean {
     // A connection handed to the server again (replayWithoutUpgrade) is counted once.
     if (this.#counted.has(socket)) return true;
-    const ip = normalizePeer(socket.remoteAddress);
-    if (!this.#trusted.empty && this.#trusted.isTrusted(ip)) return true;
+    const peer = normalizePeer(socket.remoteAddress);
+    if (!this.#trusted.empty && this.#trusted.isTrusted(peer)) return true;
+    // An IPv6 client counts by its /64: one host may hold every address of it.
+    const ip = clientOf(peer);
     const open = this.#open.get(ip) ?? 0;
     if (open >= this.#max) {
       const requestId = randomUUID();

@@ -238,7 +238,13 @@ t.test('defaults are applied', async (t) => {
   t.equal(c.demo_upstream, null);
   t.same(c.log, { level: 'info', access: false });
   t.same(c.shutdown, { drain_timeout_ms: 10_000 });
-  t.same(c.limits, { headers_timeout_ms: 30_000, body_idle_timeout_ms: 30_000, max_connections: 10_000, max_connections_per_ip: 1_000 });
+  t.same(c.limits, {
+    headers_timeout_ms: 30_000,
+    body_idle_timeout_ms: 30_000,
+    response_idle_timeout_ms: 60_000,
+    max_connections: 10_000,
+    max_connections_per_ip: 1_000,
+  });
 
   const api = parseConfig(minimal({ apis: [{ name: 'a', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/a' }] }] }), 'd', {}).apis[0]!;
   t.same(api, {

@@ -15,7 +15,7 @@ import { testConfig } from './lib/stack.js';
 const dir = mkdtempSync(join(tmpdir(), 'keygate-client-error-'));
 const store = await FileStore.open({ dir });
 // A short head timeout through the config, to test how a timeout is answered; the default
-// (30 s) is proven in test/hostile/slow-clients.test.ts.
+// (30 s) is proven in test/hostile/slow-heads.test.ts.
 const gateway = createGateway(testConfig('http://127.0.0.1:1', { limits: { headers_timeout_ms: 300 } }), {
   store,
   log: new Logger({ level: 'error', write: () => {} }),

@@ -8,7 +8,7 @@ import { generateKey } from '../../core/key-format.js';
 import { Logger } from '../../core/log.js';
 import { FileStore } from '../../core/store/file-store.js';
 import { RequestContext } from '../../gateway/context.js';
-import { clientOf } from '../../gateway/invalid-key-brake.js';
+import { clientOf } from '../../core/ip.js';
 import { buildRuntime } from '../../gateway/runtime.js';
 import { hasherFor } from '../../gateway/server.js';
 import { createResolveKeyStage } from '../../gateway/stages/resolve-key.js';

@@ -8,11 +8,11 @@ const BUSY: Denial = Object.freeze({ code: 'concurrency_limit_exceeded', extra: 
  * more than its plan's `max_concurrent`) are forwarded to one API at once, so a key whose
  * requests hang (a slow upload, a response it never reads) holds only its own share of the
  * pool. It runs before the rate limit: a request refused here spends no token. The slot is
- * given back when the response is over (pipeline.ts). WebSocket tunnels do not use the pool.
+ * given back when the response is over (pipeline.ts). A WebSocket tunnel holds a slot too,
+ * until it closes: each has an upstream connection of its own, outside the pool.
  */
 export function createConcurrencyStage(): Stage {
   return function concurrency(ctx: RequestContext) {
-    if (ctx.res === null) return undefined;
     const api = ctx.api!;
     const key = ctx.key!;
     const planCap = key.policy.maxConcurrent;

@@ -48,7 +48,13 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     rt.config.keys.header,
   ]);
   if (!api.config.preserve_host) drop.add('host');
-  return drop;
+  // Names are compared as upstreamHeaders reads the client's: "_" taken as "-".
+  return new Set([...drop].map(dashed));
+}
+
+/** A lower-case header name with each `_` read as `-`. */
+function dashed(name: string): string {
+  return name.includes('_') ? name.replaceAll('_', '-') : name;
 }
 
 /** The credential as the key stage read it from its header, or null when it came from the query. */
@@ -72,7 +78,8 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const req = ctx.req;
   const raw = req.rawHeaders;
   const reqHeaders: IncomingHttpHeaders = req.headers;
-  const named = connectionNamed(reqHeaders.connection);
+  const listed = connectionNamed(reqHeaders.connection);
+  const named = listed === null ? null : new Set([...listed].map(dashed));
   const dropUnderscored = h.underscores === 'drop';
   let hosts = 0;
   const out: string[] = [];
@@ -82,7 +89,7 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
     if (lower === 'host' && ++hosts > 1) return DUPLICATE_HOST;
     if (lower.includes('_')) {
       if (dropUnderscored) continue;
-      lower = lower.replaceAll('_', '-');
+      lower = dashed(lower);
     }
     if (drop.has(lower) || (named !== null && named.has(lower))) {
       if (lower === 'te' && raw[i + 1]!.toLowerCase().includes('trailers')) out.push('te', 'trailers');
@@ -182,7 +189,13 @@ export function createForwardStage(rt: Runtime): ForwardStage {
   const drops = new Map<CompiledApi, Set<string>>();
   for (const api of rt.apis) drops.set(api, dropSet(rt, api));
   const h = rt.config.headers;
-  const inFlight = new InFlight({ tickMs: WATCH_TICK_MS, bodyIdleMs: rt.config.limits.body_idle_timeout_ms, onExpired: expire });
+  const limits = rt.config.limits;
+  const inFlight = new InFlight({
+    tickMs: WATCH_TICK_MS,
+    bodyIdleMs: limits.body_idle_timeout_ms,
+    responseIdleMs: limits.response_idle_timeout_ms,
+    onExpired: expire,
+  });
 
   function expire(ctx: RequestContext, why: Expiry): void {
     ctx.expired = why;

@@ -1,4 +1,5 @@
 import { parseKey } from '../../core/key-format.js';
+import { foldName } from '../../core/query-name.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
 
@@ -29,38 +30,47 @@ function decodeComponent(s: string): string {
 }
 
 /**
- * False when no part of `query` can name the parameter `name` (lower case) once decoded and
+ * False when no part of `query` can name the parameter `name` (folded) once decoded and
  * folded: the cheap test that keeps a query without the credential off the slow path.
  */
 function mayName(query: string, name: string): boolean {
   if (query === '') return false;
-  if (query.includes(name) || query.includes('%') || (query.includes('+') && name.includes(' '))) return true;
-  return query.toLowerCase().includes(name);
+  if (query.includes(name) || query.includes('%') || query.includes('+')) return true;
+  return query.toUpperCase().toLowerCase().replace(/[. [\]]/g, '_').includes(name);
 }
 
-/**
- * A query part's name as the frameworks behind the gateway may read it: decoded, in lower
- * case (ASP.NET and others bind query names without regard to case), and without a trailing
- * `[...]` (PHP and Rack read `api_key[]` and `api_key[x]` as `api_key`). So `API_KEY=` or
- * `api_key[]=` cannot carry a second key past the gateway.
- */
 function partName(part: string): string {
   const eq = part.indexOf('=');
-  let name = decodeComponent(eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-  const bracket = name.indexOf('[');
-  if (bracket > 0) name = name.slice(0, bracket);
-  return name;
+  return foldName(decodeComponent(eq === -1 ? part : part.slice(0, eq)));
 }
 
 /**
- * The value of the query parameter `name` (lower case), matched by its decoded, folded name
- * (`api%5Fkey`, `API_KEY` and `api_key[]` are `api_key`: partName); null when absent,
+ * The query's parameters, split at `&` and at `;` (which Go before 1.17, Python before 3.9.2
+ * and servlet containers also take as a separator), each with the separator before it.
+ */
+function params(query: string): { sep: string; part: string }[] {
+  const out: { sep: string; part: string }[] = [];
+  let sep = '';
+  let from = 1;
+  for (let i = 1; i <= query.length; i++) {
+    const c = i === query.length ? 38 : query.charCodeAt(i);
+    if (c !== 38 /* & */ && c !== 59 /* ; */) continue;
+    out.push({ sep, part: query.slice(from, i) });
+    sep = query[i] ?? '';
+    from = i + 1;
+  }
+  return out;
+}
+
+/**
+ * The value of the query parameter `name` (folded: foldName), matched by its decoded, folded
+ * name (`api%5Fkey`, `API_KEY`, `api.key` and `api_key[]` are `api_key`); null when absent,
  * undefined when it is given several times with different values. `query` starts with `?`.
  */
 export function queryParamValue(query: string, name: string): string | null | undefined {
   if (!mayName(query, name)) return null;
   let found: string | null = null;
-  for (const part of query.slice(1).split('&')) {
+  for (const { part } of params(query)) {
     if (partName(part) !== name) continue;
     const eq = part.indexOf('=');
     const value = eq === -1 ? '' : decodeComponent(part.slice(eq + 1));
@@ -70,13 +80,16 @@ export function queryParamValue(query: string, name: string): string | null | un
   return found;
 }
 
-/** `query` without any spelling of the parameter `name` (lower case, as partName folds); other parameters stay byte for byte. */
+/** `query` without any spelling of the parameter `name` (folded); other parameters stay byte for byte. */
 export function withoutQueryParam(query: string, name: string): string {
   if (!mayName(query, name)) return query;
-  const parts = query.slice(1).split('&');
-  const kept = parts.filter((part) => partName(part) !== name);
-  if (kept.length === parts.length) return query;
-  return kept.length === 0 ? '' : `?${kept.join('&')}`;
+  const all = params(query);
+  const kept = all.filter(({ part }) => partName(part) !== name);
+  if (kept.length === all.length) return query;
+  if (kept.length === 0) return '';
+  let out = '?';
+  kept.forEach(({ sep, part }, i) => (out += i === 0 ? part : (sep || '&') + part));
+  return out;
 }
 
 const BEARER = 'bearer ';

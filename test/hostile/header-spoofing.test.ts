@@ -71,6 +71,45 @@ t.test('forward_credential forwards exactly the credential that was checked: no 
   t.equal(seen.url, '/v1/pass/x?b=2', 'no copy of any key in the query');
 });
 
+t.test('configured header names with "_" are dropped in both spellings, as are headers Connection names with "_"', async (t) => {
+  const own = await startStack({
+    overrides: (upstream) => ({
+      keys: { header: 'x_api_key' },
+      headers: { key_id: 'x_key_id' },
+      apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+    }),
+  });
+  t.teardown(() => own.close());
+  const k = await own.createKey();
+  const [res] = responses(
+    await exchange(
+      own.gw['production']!,
+      `GET /v1/emails/list HTTP/1.1\r\nHost: x\r\nx_api_key: ${k.key}\r\nX-Api-Key: ${other}\r\nX-Key-Id: forged\r\nX_Key_Id: forged\r\n` +
+        'Connection: X_Hop, close\r\nX-Hop: secret\r\nX_Hop: secret\r\n\r\n',
+    ),
+  );
+  t.equal(res?.status, 200);
+  const seen = own.upstream.seen[own.upstream.seen.length - 1]!;
+  t.notOk(seen.rawHeaders.includes('forged'), 'no forged identity');
+  t.same(seen.headers['x_key_id'], k.id, "only the gateway's x_key_id");
+  t.notOk(seen.rawHeaders.includes(k.key) || seen.rawHeaders.includes(other), 'no credential in either spelling');
+  t.notOk(seen.rawHeaders.includes('secret'), 'the hop-by-hop header in either spelling');
+});
+
+t.test('spellings of the credential parameter that PHP, ASP.NET or ";"-splitting parsers read as it never reach the upstream', async (t) => {
+  for (const q of ['api.key', 'api+key', '+api_key', 'api[key', 'ap%C4%B1_key', 'API%20KEY', 'api_key%5B%5D']) {
+    const { res } = await send(`GET /v1/emails/list?${q}=${other}&z=1 HTTP/1.1\r\nAuthorization: Bearer ${key}\r\n`);
+    t.equal(res?.status, 200, q);
+    t.equal(last().url, '/v1/emails/list?z=1', `${q} removed`);
+  }
+  const semi = await send(`GET /v1/emails/list?z=1;api_key=${other};y=2 HTTP/1.1\r\nAuthorization: Bearer ${key}\r\n`);
+  t.equal(semi.res?.status, 200);
+  t.equal(last().url, '/v1/emails/list?z=1;y=2', 'a ";"-separated copy removed, the rest kept as sent');
+  const twoInQuery = await send(`GET /v1/emails/list?api_key=${key};api.key=${other} HTTP/1.1\r\n`);
+  t.equal(twoInQuery.res?.status, 400, 'two different keys in the query, however spelled');
+  t.notOk(twoInQuery.forwarded);
+});
+
 t.test('query-name variants of the credential (any case, [] forms) are the credential: removed, or refused when they differ', async (t) => {
   for (const q of [`API_KEY=${key}`, `Api_Key=${key}`, `api_key[]=${key}`, `api_key[0]=${key}`]) {
     const { res } = await send(`GET /v1/emails/list?${q}&z=1 HTTP/1.1\r\n`);

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { generateKey } from '../../core/key-format.js';
-import { clientOf } from '../../gateway/invalid-key-brake.js';
+import { clientOf } from '../../core/ip.js';
 import { switchable, type Switchable } from '../lib/flaky-store.js';
 import { bearer, call, startStack } from '../lib/stack.js';
 

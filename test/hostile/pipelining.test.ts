@@ -90,6 +90,16 @@ t.test('a mix of plain requests, h2c upgrades, refusals and bodies: one answer e
   );
 });
 
+t.test('an h2c request pipelined behind a response larger than the socket buffers: both answered whole, in order', async (t) => {
+  const { answers } = await pipeline(
+    [`GET /v1/emails/bytes/300000 HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, `GET /v1/emails/after HTTP/1.1\r\nHost: x\r\n${auth}${h2c}\r\n`],
+    2,
+  );
+  t.equal(answers[0]?.status, 200);
+  t.equal(answers[0]?.body.length, 300_000, 'the large body whole');
+  t.equal(answers[1]?.json?.url, '/v1/emails/after', 'then the h2c request');
+});
+
 t.test('an h2c request pipelined behind one the upstream never answers does not hold a shutdown past its drain', async (t) => {
   const own = await startStack({ overrides });
   const k = (await own.createKey()).key;
@@ -102,9 +112,7 @@ t.test('an h2c request pipelined behind one the upstream never answers does not 
     5_000,
     'the first request reached the upstream',
   );
-  const started = Date.now();
-  await within(own.gateway.close(300), 5_000, 'the gateway closed');
-  t.ok(Date.now() - started < 5_000, 'within the drain and the close');
+  await within(own.gateway.close(300), 5_000, 'the gateway closed within its drain');
   await within(c.closed, 5_000, 'the half-served connection was closed');
   t.equal(own.upstream.seen.length, 1, 'the request behind it was never run');
   await own.admin.close();

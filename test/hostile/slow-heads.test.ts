@@ -41,10 +41,18 @@ t.test('200 connections that send half a request head are answered 408 and close
   t.pass('the descriptors are given back');
 });
 
-t.test('a refused request whose body trickles in is answered and its connection closed at once', async (t) => {
+t.test('a refused request whose body trickles in is answered, and its connection closed while the body still trickles', async (t) => {
   const c = await openRaw(gw);
   c.write('POST /v1/emails/send HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nx');
-  const text = await within(c.closed, 5_000, 'the connection was closed');
+  let sent = 1;
+  // A byte every 100 ms: the body would take 10 s to arrive.
+  const drip = setInterval(() => {
+    if (c.socket.destroyed || c.socket.writableEnded) return;
+    c.write('x');
+    sent++;
+  }, 100);
+  const text = await within(c.closed, 8_000, 'the connection was closed').finally(() => clearInterval(drip));
+  t.ok(sent < 100, `closed before the body was complete (${sent} of 100 bytes sent)`);
   const [res] = responses(text);
   t.equal(res?.status, 401);
   t.equal(res?.json?.error, 'missing_token');
