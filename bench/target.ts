@@ -121,7 +121,7 @@ if (workers) {
   const api = rt.apis[0]!;
   const listener = { environment: 'production' };
   createServer((req, res) => {
-    const ctx = new RequestContext(req, res, null, null, listener, 0);
+    const ctx = new RequestContext(req, res, null, null, listener, performance.now());
     const url = req.url!;
     const q = url.indexOf('?');
     ctx.path = q === -1 ? url : url.slice(0, q);

@@ -1,7 +1,6 @@
 import { compilePolicy, type LimitPolicy } from '../core/limiter.js';
 import { parseCidr, type Cidr } from '../core/ip.js';
 import type { KeyRecord } from '../core/record.js';
-import type { Denial } from './context.js';
 
 /**
  * What a key is allowed, as the hot path reads it: sets instead of arrays, parsed CIDRs, the
@@ -83,22 +82,19 @@ export class CompiledKey {
   }
 }
 
-const lifeDenial = (reason: string): Denial => Object.freeze({ code: 'invalid_token', reason });
-const REVOKED = lifeDenial('revoked');
-const EXPIRED = lifeDenial('expired');
-const SUSPENDED = lifeDenial('suspended');
-const PENDING = lifeDenial('pending');
+/** Why a key may not be used: the `invalid_token` reasons its times and suspension give. */
+export type LifeReason = 'revoked' | 'expired' | 'suspended' | 'pending';
 
 /**
  * Why a key with these times and this suspension may not be used at `now`, or undefined when
  * it may. Judged against a clock reading, not a scheduler's last run: the status stage asks it
  * for every request, and open WebSockets ask it again when their key changes or time passes.
  */
-export function unusable(life: KeyLife, now: number): Denial | undefined {
-  if (life.revokedAt !== null && life.revokedAt <= now) return REVOKED;
-  if (life.expiresAt !== null && life.expiresAt <= now) return EXPIRED;
-  if (life.suspended) return SUSPENDED;
-  if (life.notBefore !== null && life.notBefore > now) return PENDING;
+export function unusable(life: KeyLife, now: number): LifeReason | undefined {
+  if (life.revokedAt !== null && life.revokedAt <= now) return 'revoked';
+  if (life.expiresAt !== null && life.expiresAt <= now) return 'expired';
+  if (life.suspended) return 'suspended';
+  if (life.notBefore !== null && life.notBefore > now) return 'pending';
   return undefined;
 }
 

@@ -262,8 +262,8 @@ export class Tunnels {
   }
 
   #judge(group: KeyTunnels, key: CompiledKey): void {
-    const denial = key.life === null ? undefined : unusable(key.life, this.#clock.now());
-    if (denial !== undefined) this.#closeAll(group, denial.reason as InvalidTokenReason);
+    const reason = key.life === null ? undefined : unusable(key.life, this.#clock.now());
+    if (reason !== undefined) this.#closeAll(group, reason);
   }
 
   #closeAll(group: KeyTunnels, reason: InvalidTokenReason): void {

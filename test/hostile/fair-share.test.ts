@@ -1,7 +1,7 @@
 import t from 'tap';
 import { openRaw, responses, type RawConnection } from '../lib/raw-socket.js';
-import { bearer, call, startStack } from '../lib/stack.js';
-import { within } from '../lib/within.js';
+import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
+import { waitFor, within } from '../lib/within.js';
 
 // One key cannot starve an API's upstream pool (README, Security): with max_connections 4, a
 // key holds at most a quarter of it in flight (max_concurrent_per_key's default); a slow
@@ -12,7 +12,7 @@ import { within } from '../lib/within.js';
 const stack = await startStack({
   overrides: (upstream) => ({
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream, max_connections: 4, routes: [{ method: '*', path: '/v1/emails/*' }] },
+      catchAllApi(upstream, { max_connections: 4 }),
       {
         name: 'queue',
         path_prefix: '/v1/queue',
@@ -40,13 +40,7 @@ async function slowUpload(key: string): Promise<RawConnection> {
 t.test('four slow uploads from one key: one holds its share, three get 429; another key is served; the idle upload is cut at 30 s', async (t) => {
   const started = Date.now();
   const first = await slowUpload(hog.key);
-  await within(
-    (async () => {
-      while (seenFor(hog.id).length === 0) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'the first upload reached the upstream',
-  );
+  await waitFor(() => !(seenFor(hog.id).length === 0), 5_000, 'the first upload reached the upstream');
   const rest = await Promise.all([slowUpload(hog.key), slowUpload(hog.key), slowUpload(hog.key)]);
   for (const c of rest) {
     const [res] = responses(await within(c.closed, 5_000, 'a refused upload was closed'));
@@ -72,13 +66,7 @@ t.test('a client that never reads a large response holds only its own share', as
   const reader = await openRaw(gw);
   reader.socket.pause();
   reader.write(`GET /v1/emails/bytes/200000000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${hog.key}\r\n\r\n`);
-  await within(
-    (async () => {
-      while (!seenFor(hog.id).some((s) => s.url.startsWith('/v1/emails/bytes/'))) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'the large response started',
-  );
+  await waitFor(() => !(!seenFor(hog.id).some((s) => s.url.startsWith('/v1/emails/bytes/'))), 5_000, 'the large response started');
   const second = await call(`${gw}/v1/emails/list`, { headers: bearer(hog.key) });
   t.equal(second.status, 429, 'the same key is at its share');
   t.equal(second.body?.error, 'concurrency_limit_exceeded');
@@ -92,13 +80,7 @@ t.test('timeout_ms counts from arrival: a request queued behind a busy connectio
   const reader = await openRaw(gw);
   reader.socket.pause();
   reader.write(`GET /v1/queue/bytes/200000000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${hog.key}\r\n\r\n`);
-  await within(
-    (async () => {
-      while (!seenFor(hog.id).some((s) => s.url.startsWith('/v1/queue/bytes/'))) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'the held response started',
-  );
+  await waitFor(() => !(!seenFor(hog.id).some((s) => s.url.startsWith('/v1/queue/bytes/'))), 5_000, 'the held response started');
   const started = Date.now();
   const queued = await within(call(`${gw}/v1/queue/list`, { headers: bearer(other.key) }), 10_000, 'the queued request was answered');
   t.equal(queued.status, 504);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { exchange, responses } from '../lib/raw-socket.js';
-import { bearer, startStack } from '../lib/stack.js';
+import { bearer, catchAllApi, startStack } from '../lib/stack.js';
 
 // What a client writes into headers and the query cannot reach the upstream as the gateway's
 // word (README, Security): underscore spellings of identity and forwarding headers, a second
@@ -10,7 +10,7 @@ const stack = await startStack({
   overrides: (upstream) => ({
     keys: { query_param: 'api_key' },
     apis: [
-      { name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] },
+      catchAllApi(upstream),
       { name: 'pass', path_prefix: '/v1/pass', upstream, forward_credential: true, routes: [{ method: '*', path: '/v1/pass/*' }] },
     ],
   }),
@@ -44,7 +44,7 @@ t.test('headers.underscores: drop removes every header with an underscore, as ng
   const strict = await startStack({
     overrides: (upstream) => ({
       headers: { underscores: 'drop' },
-      apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+      apis: [catchAllApi(upstream)],
     }),
   });
   t.teardown(() => strict.close());
@@ -76,7 +76,7 @@ t.test('configured header names with "_" are dropped in both spellings, as are h
     overrides: (upstream) => ({
       keys: { header: 'x_api_key' },
       headers: { key_id: 'x_key_id' },
-      apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+      apis: [catchAllApi(upstream)],
     }),
   });
   t.teardown(() => own.close());

@@ -1,15 +1,15 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { openRaw, responses } from '../lib/raw-socket.js';
-import { startStack } from '../lib/stack.js';
-import { within } from '../lib/within.js';
+import { catchAllApi, startStack } from '../lib/stack.js';
+import { waitFor, within } from '../lib/within.js';
 
 // Pipelined requests mixed with h2c upgrades (served as plain HTTP) and refusals: one answer
 // each, in order, each recorded once; a connection left half-served does not hold a shutdown
 // past its drain (README, Security).
 
 const overrides = (upstream: string) => ({
-  apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+  apis: [catchAllApi(upstream)],
 });
 const stack = await startStack({ overrides });
 t.teardown(() => stack.close());
@@ -41,13 +41,7 @@ t.test('ten pipelined h2c upgrade requests in one write: ten answers in order, t
   );
   t.equal(upstream.length, 10);
   t.ok(upstream.every((s) => s.headers['upgrade'] === undefined), 'no Upgrade reached the upstream');
-  await within(
-    (async () => {
-      while (events().length < 10) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'ten records',
-  );
+  await waitFor(() => !(events().length < 10), 5_000, 'ten records');
   t.equal(events().length, 10, 'each recorded once');
 });
 
@@ -76,13 +70,7 @@ t.test('a mix of plain requests, h2c upgrades, refusals and bodies: one answer e
     ['/v1/emails/a', '/v1/emails/c', '/v1/emails/e', '/v1/emails/f'],
     'the refused ones never reached the upstream',
   );
-  await within(
-    (async () => {
-      while (events().length < 6) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'six records',
-  );
+  await waitFor(() => !(events().length < 6), 5_000, 'six records');
   t.same(
     events().map((e) => e.status),
     [200, 401, 200, 401, 200, 200],
@@ -105,13 +93,7 @@ t.test('an h2c request pipelined behind one the upstream never answers does not 
   const k = (await own.createKey()).key;
   const c = await openRaw(own.gw['production']!);
   c.write(`GET /v1/emails/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k}\r\n\r\nGET /v1/emails/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k}\r\n${h2c}\r\n`);
-  await within(
-    (async () => {
-      while (own.upstream.seen.length === 0) await new Promise((r) => setImmediate(r));
-    })(),
-    5_000,
-    'the first request reached the upstream',
-  );
+  await waitFor(() => !(own.upstream.seen.length === 0), 5_000, 'the first request reached the upstream');
   await within(own.gateway.close(300), 5_000, 'the gateway closed within its drain');
   await within(c.closed, 5_000, 'the half-served connection was closed');
   t.equal(own.upstream.seen.length, 1, 'the request behind it was never run');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { exchange, openRaw, responses } from '../lib/raw-socket.js';
-import { startStack } from '../lib/stack.js';
+import { catchAllApi, startStack } from '../lib/stack.js';
 import { within } from '../lib/within.js';
 
 // Requests the gateway refuses before anything is forwarded, at its default limits (README,
@@ -10,7 +10,7 @@ import { within } from '../lib/within.js';
 
 const stack = await startStack({
   overrides: (upstream) => ({
-    apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+    apis: [catchAllApi(upstream)],
   }),
 });
 t.teardown(() => stack.close());

@@ -1,5 +1,5 @@
-import { connect } from 'node:net';
 import t from 'tap';
+import { exchange, responses } from '../lib/raw-socket.js';
 import { startStack } from '../lib/stack.js';
 
 // Spellings of a guarded path that upstream routers read as the guarded path (README "Route
@@ -57,34 +57,15 @@ interface Answer {
 }
 
 /** Sends the request line exactly as written (HTTP clients would resolve or encode parts of it). */
-function send(method: string, target: string, key: string): Promise<Answer> {
+async function send(method: string, target: string, key: string): Promise<Answer> {
   const requestId = `bypass-${++ids}`;
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(prod.port), prod.hostname, () => {
-      socket.write(
-        `${method} ${target} HTTP/1.1\r\nHost: ${prod.host}\r\nAuthorization: Bearer ${key}\r\nX-Request-Id: ${requestId}\r\n` +
-          `Content-Length: 0\r\nConnection: close\r\n\r\n`,
-        'latin1',
-      );
-    });
-    let text = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (c: string) => (text += c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      const [statusLine = '', ...lines] = head.split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
-      let json: unknown;
-      try {
-        json = JSON.parse(body);
-      } catch {
-        json = undefined;
-      }
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: json, requestId });
-    });
-  });
+  const text = await exchange(
+    stack.gw['production']!,
+    `${method} ${target} HTTP/1.1\r\nHost: ${prod.host}\r\nAuthorization: Bearer ${key}\r\nX-Request-Id: ${requestId}\r\n` +
+      `Content-Length: 0\r\nConnection: close\r\n\r\n`,
+  );
+  const [res] = responses(text);
+  return { status: res?.status ?? 0, headers: res?.headers ?? {}, body: res?.json, requestId };
 }
 
 /** The usage event of one request, once its response's close has recorded it. */

@@ -2,8 +2,8 @@ import t from 'tap';
 import { WebSocket } from 'ws';
 import { switchable, type Switchable } from '../lib/flaky-store.js';
 import { openRaw, responses } from '../lib/raw-socket.js';
-import { bearer, call, startStack } from '../lib/stack.js';
-import { within } from '../lib/within.js';
+import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
+import { waitFor, within } from '../lib/within.js';
 
 // A key's fair share of an API's pool (README, Security) is given back whatever way its
 // requests end: pipelined requests whose client leaves, a client that leaves while its key is
@@ -12,7 +12,7 @@ import { within } from '../lib/within.js';
 let store!: Switchable;
 const stack = await startStack({
   overrides: (upstream) => ({
-    apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, max_connections: 4, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+    apis: [catchAllApi(upstream, { max_connections: 4 })],
   }),
   wrapStore: (inner) => {
     const s = switchable(inner);
@@ -23,14 +23,7 @@ const stack = await startStack({
 t.teardown(() => stack.close());
 const gw = stack.gw['production']!;
 const api = stack.gateway.runtime.apis.find((a) => a.name === 'emails')!;
-const until = async (cond: () => boolean, what: string) =>
-  within(
-    (async () => {
-      while (!cond()) await new Promise((r) => setTimeout(r, 5));
-    })(),
-    10_000,
-    what,
-  );
+const until = (cond: () => boolean, what: string) => waitFor(cond, 10_000, what);
 
 t.test('pipelined requests whose clients leave give back every slot and pool connection, and are recorded', async (t) => {
   const keys = await Promise.all([1, 2, 3, 4].map(() => stack.createKey()));

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { openRaw } from '../lib/raw-socket.js';
-import { bearer, call, startStack } from '../lib/stack.js';
-import { within } from '../lib/within.js';
+import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
+import { waitFor, within } from '../lib/within.js';
 
 // A client that never reads its response holds an upstream connection for as long as the
 // response cannot drain. At the default limits.response_idle_timeout_ms (60 s) of nothing
@@ -10,7 +10,7 @@ import { within } from '../lib/within.js';
 
 const stack = await startStack({
   overrides: (upstream) => ({
-    apis: [{ name: 'emails', path_prefix: '/v1/emails', upstream, max_connections: 4, routes: [{ method: '*', path: '/v1/emails/*' }] }],
+    apis: [catchAllApi(upstream, { max_connections: 4 })],
   }),
 });
 t.teardown(() => stack.close());
@@ -23,21 +23,9 @@ t.test('a response nobody reads is closed after the default 60 s; the slot and t
   reader.socket.pause();
   const started = Date.now();
   reader.write(`GET /v1/emails/bytes/500000000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n\r\n`);
-  await within(
-    (async () => {
-      while (api.inFlight.get(id) !== 1) await new Promise((r) => setTimeout(r, 5));
-    })(),
-    5_000,
-    'the response started',
-  );
+  await waitFor(() => !(api.inFlight.get(id) !== 1), 5_000, 'the response started');
   t.equal((await call(`${gw}/v1/emails/list`, { headers: bearer(key) })).status, 429, 'meanwhile the key is at its share');
-  await within(
-    (async () => {
-      while (api.inFlight.get(id) !== undefined) await new Promise((r) => setTimeout(r, 20));
-    })(),
-    90_000,
-    'the slot was given back',
-  );
+  await waitFor(() => !(api.inFlight.get(id) !== undefined), 90_000, 'the slot was given back');
   const elapsed = Date.now() - started;
   t.ok(elapsed >= 59_000, `after the default 60 s of nothing read (${elapsed} ms)`);
   // The client, reading again, finds the connection closed after what was already sent.

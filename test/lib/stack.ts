@@ -76,6 +76,14 @@ export function testConfig(upstream: string, overrides: Record<string, unknown> 
   );
 }
 
+/**
+ * An API at /v1/emails with one rule that lets every method and path through with no scope:
+ * for tests of what happens around the route rules (limits, headers, connections).
+ */
+export function catchAllApi(upstream: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: 'emails', path_prefix: '/v1/emails', upstream, routes: [{ method: '*', path: '/v1/emails/*' }], ...extra };
+}
+
 export interface Stack {
   config: Config;
   clock: ManualClock;
