@@ -23,6 +23,7 @@ import { freePort, have, install, procStat } from './lib.js';
  *   express-gateway   express-gateway with its key-auth and rate-limit policies (the Node peer
  *                     doing the same job), when it installs and runs
  *   keygate-checks    Keygate, full enforcement on an LRU hit (file store), metrics and usage off
+ *   keygate-rules     the same with 5,000 route rules, the request matching only the last
  *   keygate           the same with Prometheus metrics and usage recording on, as in production
  *   redis             Keygate on Redis: the key in a RedisStore, the rate limit in Redis's shared
  *                     token buckets (leases of 50 tokens), metrics and usage to Redis
@@ -83,6 +84,7 @@ const ROWS: RowSpec[] = [
   { id: 'express', name: 'express + http-proxy-middleware', cpus: 'one' },
   { id: 'express-gateway', name: 'express-gateway, key-auth + rate-limit', cpus: 'one' },
   { id: 'keygate-checks', name: 'keygate, checks only (metrics, usage off)', cpus: 'one' },
+  { id: 'keygate-rules', name: 'keygate, checks only, 5,000 route rules (the last matches)', cpus: 'one' },
   { id: 'keygate', name: 'keygate, full enforcement', cpus: 'one' },
   { id: 'redis', name: 'keygate on Redis', cpus: 'one', needs: 'redis' },
   { id: 'redis-lease1', name: 'keygate on Redis, lease 1', cpus: 'one', needs: 'redis' },
@@ -373,7 +375,7 @@ async function startRow(r: RowSpec): Promise<Target> {
       return target(t, bearer(t.line));
     }
     default: {
-      const kind = { bare: 'bare', 'keygate-checks': 'gateway-bare-checks', keygate: 'gateway', redis: 'redis', 'redis-lease1': 'redis' }[r.id]!;
+      const kind = { bare: 'bare', 'keygate-checks': 'gateway-bare-checks', 'keygate-rules': 'gateway-rules', keygate: 'gateway', redis: 'redis', 'redis-lease1': 'redis' }[r.id]!;
       const extra = r.needs === 'redis' ? [redis!.url, ...(r.id === 'redis-lease1' ? ['1'] : [])] : [];
       const t = await node('bench/target.ts', kind, 'PORT', upstream, ...extra);
       return target(t, bearer(r.id === 'bare' ? benchKey : t.line));
@@ -553,6 +555,7 @@ const check = (name: string, a: string, b: string, atLeast: number, what: string
 };
 const lines = [
   check('metrics_usage_cost', 'keygate', 'keygate-checks', 0.9, 'Metrics and usage recording (keygate / keygate-checks, issue 5: cost at most 10%)'),
+  check('route_rules_cost', 'keygate-rules', 'keygate-checks', 0.95, 'Route matching with 5,000 rules / with one (keygate-rules / keygate-checks, issue 15: within 5%)'),
   check('enforcement_cost', 'keygate', 'bare', 0.95, 'Keygate full enforcement / the bare proxy of its forwarding code (issue 6: cost at most 5%)'),
   check('keygate_vs_nginx', 'keygate', 'nginx', 0.7, 'Keygate full enforcement / plain nginx, 1 worker each (issue 6)'),
   check('keygate_2w_vs_nginx_2w', 'keygate-2w', 'nginx-2w', 0.7, 'Keygate CLI, 2 workers on Redis / plain nginx, 2 workers (issue 6)'),

@@ -29,7 +29,8 @@ import { freePort } from './lib.js';
  * recording on, as `keygate --role all` runs: the store timed into the process metrics, and
  * every request handed to a UsageRecorder that flushes to the store each
  * `usage.flush_interval_ms`), `gateway-bare-checks` (the same enforcement with
- * `metrics.enabled: false` and no usage sink: the checks alone) or `redis` (the enforcement and
+ * `metrics.enabled: false` and no usage sink: the checks alone), `gateway-rules` (the same with
+ * 5,000 route rules, the request matching only the last) or `redis` (the enforcement and
  * the metrics and usage recording of `gateway`, with the key in a RedisStore, the rate limit in
  * Redis's shared token buckets and usage batches written to Redis). `redis-workers` is the CLI
  * itself (bench/cli.ts, `--role all`, `workers: N` gateway workers on node:cluster, the redis
@@ -37,7 +38,7 @@ import { freePort } from './lib.js';
  * process writes the config and the key, starts the CLI as its child and waits until both
  * planes answer. Prints `ready <key>` once listening.
  *
- *   target.ts bare|gateway|gateway-bare-checks PORT UPSTREAM
+ *   target.ts bare|gateway|gateway-bare-checks|gateway-rules PORT UPSTREAM
  *   target.ts redis PORT UPSTREAM [REDIS_URL] [LEASE_MAX]   (REDIS_URL defaults to $KEYGATE_BENCH_REDIS_URL)
  *   target.ts redis-workers PORT UPSTREAM REDIS_URL WORKERS
  *
@@ -47,7 +48,7 @@ import { freePort } from './lib.js';
  * LEASE_MAX 1 makes it one round trip per request.
  */
 const [kind, portArg, upstream, redisArg, leaseArg] = process.argv.slice(2);
-if (!['bare', 'gateway', 'gateway-bare-checks', 'redis', 'redis-workers'].includes(kind!)) throw new Error(`unknown target ${kind}`);
+if (!['bare', 'gateway', 'gateway-bare-checks', 'gateway-rules', 'redis', 'redis-workers'].includes(kind!)) throw new Error(`unknown target ${kind}`);
 const port = Number(portArg);
 const workers = kind === 'redis-workers';
 const onRedis = kind === 'redis' || workers;
@@ -57,6 +58,11 @@ const redisUrl = redisArg || process.env.KEYGATE_BENCH_REDIS_URL;
 if (onRedis && !redisUrl) throw new Error(`the ${kind} target needs a redis:// URL (argv or KEYGATE_BENCH_REDIS_URL)`);
 // Each target process gets its own key space, so two redis targets on one server share nothing.
 const prefix = `bench${process.pid}`;
+// `gateway-rules`: 5,000 rules, of which only the last matches the benchmark's GET /bench.
+const manyRules = [
+  ...Array.from({ length: 4_999 }, (_, i) => ({ method: 'GET', path: `/bench/r${i}/:id`, scopes: ['read'] })),
+  { method: 'GET', path: '/*', scopes: ['read'] },
+];
 const raw = {
   ...(workers ? { role: 'all', workers: Number(leaseArg) } : {}),
   listeners: [{ port, host: '127.0.0.1', environment: 'production' }],
@@ -68,7 +74,7 @@ const raw = {
       }
     : {}),
   scopes: { catalog: ['read'] },
-  apis: [{ name: 'bench', path_prefix: '/', upstream, routes: [{ method: 'GET', path: '/*', scopes: ['read'] }] }],
+  apis: [{ name: 'bench', path_prefix: '/', upstream, routes: kind === 'gateway-rules' ? manyRules : [{ method: 'GET', path: '/*', scopes: ['read'] }] }],
   admin: { ...(workers ? { port: await freePort() } : {}), tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
   metrics: { enabled: production },
   log: { level: 'error' },
@@ -112,7 +118,7 @@ if (workers) {
   const gateway = createGateway(config, { store, log, hasher, sinks: [(e) => recorder.add(e)] });
   gateway.runtime.metrics!.usageFrom(() => ({ shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped }));
   await gateway.listen();
-} else if (kind === 'gateway-bare-checks') {
+} else if (kind === 'gateway-bare-checks' || kind === 'gateway-rules') {
   await createGateway(config, { store, log, hasher }).listen();
 } else {
   const rt = buildRuntime(config, { clock: systemClock, log, store, hasher });
