@@ -34,11 +34,9 @@ export interface InvalidKeyBrakeOptions {
 export class InvalidKeyBrake {
   readonly #counts: LRUCache<string, number>;
   readonly #max: number;
-  readonly #windowMs: number;
 
   constructor(options: InvalidKeyBrakeOptions) {
     this.#max = options.max;
-    this.#windowMs = options.windowMs;
     this.#counts = new LRUCache<string, number>({
       max: options.maxAddresses,
       ttl: options.windowMs,

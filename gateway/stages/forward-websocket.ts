@@ -6,7 +6,7 @@ import { connectionNamed, HOP_BY_HOP } from '../headers.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
 import type { CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
-import { dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from './forward.js';
+import { dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
 
 /** The upstream's response head, minus hop-by-hop headers, with the gateway's own added. */
 function responseHead(rt: Runtime, ctx: RequestContext, res: IncomingMessage, upgraded: boolean): string {

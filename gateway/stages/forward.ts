@@ -1,136 +1,22 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
-import { connectionNamed, forwardableResponseHeaders, HOP_BY_HOP } from '../headers.js';
+import { forwardableResponseHeaders } from '../headers.js';
 import { InFlight, type Expiry } from '../in-flight.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
-import { stripPrefix, type CompiledApi } from '../routes.js';
+import type { CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
-import { withoutQueryParam } from './parse-key.js';
+import { dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
 
-const BAD_GATEWAY: Denial = Object.freeze({ code: 'bad_gateway' });
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
 const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving; the connection is closed.' });
-const DUPLICATE_HOST: Denial = Object.freeze({ code: 'bad_request', message: 'The Host header must be given once.' });
 const BAD_CODING: Denial = Object.freeze({
   code: 'bad_request',
   message: 'Transfer-Encoding must be "chunked" alone; send other codings as Content-Encoding.',
 });
 /** How often the in-flight watch looks for requests past their deadline or with an idle body. */
 const WATCH_TICK_MS = 250;
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
-
-/** How an upstream failure is answered: 504 when it timed out, else 502. */
-export function upstreamFailure(err: Error): Denial {
-  const code = (err as { code?: string }).code;
-  return code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : BAD_GATEWAY;
-}
-
-/** Request headers never forwarded as the client sent them: hop-by-hop, and those the gateway sets. */
-export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
-  const h = rt.config.headers;
-  const drop = new Set([
-    ...HOP_BY_HOP,
-    // undici sets its own Expect handling and refuses the header.
-    'expect',
-    'x-forwarded-for',
-    'x-forwarded-proto',
-    'x-forwarded-host',
-    h.request_id,
-    // Identity headers come only from the gateway; a client must not be able to forge them.
-    h.key_id,
-    h.key_environment,
-    h.key_scopes,
-    h.application_id,
-    // Every copy of the credential header goes; with forward_credential the one that was
-    // checked is added back (upstreamHeaders), and nothing else.
-    rt.config.keys.header,
-  ]);
-  if (!api.config.preserve_host) drop.add('host');
-  // Names are compared as upstreamHeaders reads the client's: "_" taken as "-".
-  return new Set([...drop].map(dashed));
-}
-
-/** A lower-case header name with each `_` read as `-`. */
-function dashed(name: string): string {
-  return name.includes('_') ? name.replaceAll('_', '-') : name;
-}
-
-/** The credential as the key stage read it from its header, or null when it came from the query. */
-function checkedHeader(req: IncomingMessage, header: string): string | null {
-  const v = req.headers[header];
-  const value = Array.isArray(v) ? v[0] : v;
-  return value === undefined || value === '' ? null : value;
-}
-
-/**
- * The headers the upstream receives, as a flat name/value list rebuilt from rawHeaders so
- * duplicates and case survive: the client's minus `drop` and the headers its `Connection`
- * names, plus the forwarding, request id and identity headers. A header name with `_` is
- * judged as if each `_` were `-` (README, Security): CGI, WSGI and PHP upstreams fold both
- * spellings into one variable, so `X_Key_Id` would otherwise forge `X-Key-Id`. A request
- * with two Host headers is refused: the gateway routed by the first, an upstream may read the
- * last.
- */
-export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: ReadonlySet<string>): string[] | Denial {
-  const h = rt.config.headers;
-  const req = ctx.req;
-  const raw = req.rawHeaders;
-  const reqHeaders: IncomingHttpHeaders = req.headers;
-  const listed = connectionNamed(reqHeaders.connection);
-  const named = listed === null ? null : new Set([...listed].map(dashed));
-  const dropUnderscored = h.underscores === 'drop';
-  let hosts = 0;
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    let lower = name.toLowerCase();
-    if (lower === 'host' && ++hosts > 1) return DUPLICATE_HOST;
-    if (lower.includes('_')) {
-      if (dropUnderscored) continue;
-      lower = dashed(lower);
-    }
-    if (drop.has(lower) || (named !== null && named.has(lower))) {
-      if (lower === 'te' && raw[i + 1]!.toLowerCase().includes('trailers')) out.push('te', 'trailers');
-      continue;
-    }
-    out.push(name, raw[i + 1]!);
-  }
-  const xff = reqHeaders['x-forwarded-for'];
-  out.push('x-forwarded-for', ctx.peerTrusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer);
-  const proto = reqHeaders['x-forwarded-proto'];
-  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : 'http');
-  const fwdHost = reqHeaders['x-forwarded-host'];
-  const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
-  if (host !== undefined) out.push('x-forwarded-host', host);
-  out.push(h.request_id, ctx.requestId);
-  const key = ctx.key!;
-  out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
-  if (key.application !== null) out.push(h.application_id, key.application);
-  if (ctx.api!.config.forward_credential) {
-    const header = rt.config.keys.header;
-    const checked = checkedHeader(req, header);
-    if (checked !== null) out.push(header, checked);
-  }
-  return out;
-}
-
-/**
- * The path and query the upstream receives: the route stage's path (as the client wrote it,
- * in canonical segments), the prefix removed when `strip_prefix` says so, under the
- * upstream's base path; the credential parameter removed, unless the API forwards the
- * credential and the key was read from it (then the query is as the client sent it: the key
- * stage refuses a query naming the parameter with two different values).
- */
-export function upstreamTarget(rt: Runtime, ctx: RequestContext): string {
-  const api = ctx.api!;
-  let path = api.config.strip_prefix ? stripPrefix(ctx.path, api.prefix) : ctx.path;
-  if (api.basePath !== '') path = path === '/' ? api.basePath : api.basePath + path;
-  const { query_param: param, header } = rt.config.keys;
-  if (param === null || (api.config.forward_credential && checkedHeader(ctx.req, header) === null)) return path + ctx.query;
-  return path + withoutQueryParam(ctx.query, param);
-}
 
 /** `Transfer-Encoding: chunked` alone, in any case; any other coding would be lost on the way. */
 function chunkedOnly(te: string): boolean {

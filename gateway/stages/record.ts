@@ -1,7 +1,7 @@
 import { ERRORS } from '../../core/errors.js';
 import type { RequestContext } from '../context.js';
 import type { Runtime, UsageEvent } from '../runtime.js';
-import { upstreamFailure } from './forward.js';
+import { upstreamFailure } from '../upstream-request.js';
 
 /**
  * The one place a request's outcome is recorded, once its response is over, denials
