@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERRORS, HttpError } from '../core/errors.js';
+import { ERRORS, HttpError, REQUEST_ID } from '../core/errors.js';
 import type { Detail } from '../core/validation.js';
 import type { z } from 'zod';
 
-const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 
 export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];

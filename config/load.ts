@@ -4,6 +4,7 @@ import { formatPath, issuesToDetails, type Detail } from '../core/validation.js'
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
   readonly code = 'KEYGATE_CONFIG_INVALID';
   readonly details: Detail[];
   constructor(source: string, details: Detail[]) {

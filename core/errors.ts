@@ -32,6 +32,9 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** A client's `X-Request-Id` that is kept as the request's id (either plane); anything else is replaced. */
+export const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+
 /** Reasons that qualify `invalid_token`, with the message each one renders. */
 export const INVALID_TOKEN_REASONS = {
   malformed: 'API key is malformed.',
@@ -56,6 +59,7 @@ export interface ErrorBody {
 
 /** An error the admin plane raises from a handler; rendered in one place. */
 export class HttpError extends Error {
+  override readonly name = 'HttpError';
   readonly code: ErrorCode;
   readonly status: number;
   readonly extra: Record<string, unknown> | undefined;

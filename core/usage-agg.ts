@@ -183,18 +183,6 @@ export function expandRow(deltas: Map<string, BucketDelta>, row: UsageRow): void
   }
 }
 
-export function mergeBuckets(into: Map<string, BucketDelta>, from: Iterable<BucketDelta>): void {
-  for (const d of from) {
-    const id = `${d.scope}\u0000${d.gran}\u0000${d.start}`;
-    const cur = into.get(id);
-    if (cur === undefined) {
-      into.set(id, { ...d, fields: { ...d.fields } });
-      continue;
-    }
-    for (const [name, v] of Object.entries(d.fields)) add(cur.fields, name, v);
-  }
-}
-
 export function errorSample(e: AggregatedEvent): ErrorSample {
   return {
     time: e.time,

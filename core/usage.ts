@@ -26,18 +26,3 @@ export function addRequest(deltas: Map<string, KeyUsageDelta>, keyId: string, ti
   if (time < d.first_at) d.first_at = time;
   if (time > d.last_at) d.last_at = time;
 }
-
-/** Folds `from` into `into` (a batch that could not be stored goes back into the next one). */
-export function mergeDeltas(into: Map<string, KeyUsageDelta>, from: Iterable<KeyUsageDelta>): void {
-  for (const d of from) {
-    const cur = into.get(d.key_id);
-    if (cur === undefined) {
-      into.set(d.key_id, { ...d });
-      continue;
-    }
-    cur.requests += d.requests;
-    cur.errors += d.errors;
-    cur.first_at = Math.min(cur.first_at, d.first_at);
-    cur.last_at = Math.max(cur.last_at, d.last_at);
-  }
-}

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { REQUEST_ID } from '../core/errors.js';
 import { RequestContext, type Denial, type Listener, type Stage } from './context.js';
 import { sendDenial } from './respond.js';
 import type { Runtime } from './runtime.js';
@@ -20,7 +21,6 @@ import { createRouteStage } from './stages/route.js';
 import { createScopesStage } from './stages/scopes.js';
 import { createStatusStage } from './stages/status.js';
 
-const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
 /**
  * The gateway servers' response class (createServer's `ServerResponse` option): it carries its

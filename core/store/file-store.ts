@@ -26,6 +26,7 @@ import {
 } from './store.js';
 
 export class StoreLockedError extends Error {
+  override readonly name = 'StoreLockedError';
   readonly code = 'KEYGATE_STORE_LOCKED';
 }
 

@@ -67,11 +67,13 @@ export interface Committed {
 
 /** Raised when a write's expected version no longer matches: somebody wrote first. */
 export class VersionConflictError extends Error {
+  override readonly name = 'VersionConflictError';
   readonly code = 'KEYGATE_VERSION_CONFLICT';
 }
 
 /** Raised when the store cannot be reached or cannot persist; callers answer 503. */
 export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
   readonly code = 'KEYGATE_STORE_UNAVAILABLE';
   /**
    * True when a write was sent but not answered in time: the store may still apply it (whole,
@@ -86,6 +88,7 @@ export class StoreUnavailableError extends Error {
 }
 
 export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
   readonly code = 'KEYGATE_INVALID_CURSOR';
 }
 
