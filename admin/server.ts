@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Actor } from '../core/audit.js';
@@ -7,6 +6,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { normalizePeer, parseCidr, TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
+import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import { Registry } from 'prom-client';
@@ -157,19 +157,11 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     scheduler,
     usage,
     async listen() {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.admin.port, config.admin.host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const bound = await listenOn(server, config.admin.port, config.admin.host);
       if (config.scheduler.enabled) scheduler.start();
       usage.start();
-      const addr = server.address() as AddressInfo;
-      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      log.info('admin listening', { address: addr.address, port: addr.port });
-      return { host: addr.address, port: addr.port, url: `http://${host}:${addr.port}` };
+      log.info('admin listening', { address: bound.host, port: bound.port });
+      return bound;
     },
     async close() {
       await scheduler.close();

@@ -13,7 +13,8 @@ import { openStore } from '../core/store/open.js';
 import { observedStore, ProcessMetrics } from '../core/metrics.js';
 import type { Store } from '../core/store/store.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
-import { createOpsServer, listenOps } from '../gateway/ops.js';
+import { listenOn } from '../core/listen.js';
+import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
 
@@ -128,7 +129,7 @@ async function run(config: Config, path: string): Promise<number> {
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
         ops = createOpsServer(gateway.runtime, () => stopping, processMetrics);
-        const bound = await listenOps(ops, config.status_listener.port, config.status_listener.host);
+        const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host);
         log.info('status listening', { address: bound.host, port: bound.port });
       }
     }

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { ProcessMetrics } from '../core/metrics.js';
 import type { Runtime } from './runtime.js';
@@ -62,15 +61,3 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
   });
 }
 
-export async function listenOps(server: Server, port: number, host: string): Promise<{ host: string; port: number; url: string }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return { host: addr.address, port: addr.port, url: `http://${h}:${addr.port}` };
-}

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERRORS } from '../core/errors.js';
 import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
+import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { createPipeline, GatewayResponse } from './pipeline.js';
@@ -119,17 +120,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       const bound: BoundListener[] = [];
       for (const [i, server] of servers.entries()) {
         const l = config.listeners[i]!;
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(l.port, l.host, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        const addr = server.address() as AddressInfo;
-        const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-        bound.push({ environment: l.environment, host: addr.address, port: addr.port, url: `http://${host}:${addr.port}` });
-        log.info('gateway listening', { environment: l.environment, address: addr.address, port: addr.port });
+        const at = await listenOn(server, l.port, l.host);
+        bound.push({ environment: l.environment, ...at });
+        log.info('gateway listening', { environment: l.environment, address: at.host, port: at.port });
       }
       return bound;
     },

@@ -6,7 +6,8 @@ import t from 'tap';
 import { request } from 'undici';
 import { ProcessMetrics } from '../core/metrics.js';
 import { generateKey } from '../core/key-format.js';
-import { createOpsServer, listenOps } from '../gateway/ops.js';
+import { listenOn } from '../core/listen.js';
+import { createOpsServer } from '../gateway/ops.js';
 import { startKeygate } from './lib/cli.js';
 import { freePort } from './lib/redis.js';
 import { bearer, call, startStack } from './lib/stack.js';
@@ -18,7 +19,7 @@ import { startUpstream } from './lib/upstream.js';
 const stack = await startStack();
 t.teardown(() => stack.close());
 const ops = createOpsServer(stack.gateway.runtime, () => false, new ProcessMetrics());
-const opsUrl = (await listenOps(ops, 0, '127.0.0.1')).url;
+const opsUrl = (await listenOn(ops, 0, '127.0.0.1')).url;
 t.teardown(() => ops.close());
 const prod = stack.gw.production!;
 

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { RedisStore } from '../core/store/redis-store.js';
 import { generateKey } from '../core/key-format.js';
-import { createOpsServer, listenOps } from '../gateway/ops.js';
+import { listenOn } from '../core/listen.js';
+import { createOpsServer } from '../gateway/ops.js';
 import { RedisServer, waitUntil } from './lib/redis.js';
 import { bearer, call, startStack, type Stack } from './lib/stack.js';
 
@@ -42,7 +43,7 @@ const get = (stack: Stack, key: string) => call(`${stack.gw.production}/v1/email
 t.test('Redis killed: cached keys pass, uncached get 503, each plan follows on_store_failure, admin writes 503; all recovers without a restart', async (t) => {
   const stack = await redisStack(t);
   const ops = createOpsServer(stack.gateway.runtime, () => false);
-  const opsUrl = (await listenOps(ops, 0, '127.0.0.1')).url;
+  const opsUrl = (await listenOn(ops, 0, '127.0.0.1')).url;
   t.teardown(() => ops.close());
   t.equal(stack.gateway.runtime.limiter.shared, true, 'the redis store brings the shared limiter');
 
