@@ -84,7 +84,7 @@ async function run(config: Config, path: string): Promise<number> {
   const processMetrics = new ProcessMetrics();
   let store: Store;
   try {
-    store = observedStore(await openStore(config, log), processMetrics);
+    store = observedStore(await openStore(config.store, log), processMetrics);
   } catch (err) {
     log.error('cannot open the store', { err: (err as Error).message });
     return 1;

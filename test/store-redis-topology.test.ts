@@ -132,7 +132,7 @@ for (const { mode, connection, dataPorts } of modes) {
       },
       'test',
     );
-    const opened = await openStore(config, log);
+    const opened = await openStore(config.store, log);
     t.teardown(() => opened.close());
     t.equal(opened.kind, 'redis');
     t.ok(opened.available, 'connected');

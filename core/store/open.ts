@@ -1,13 +1,33 @@
 import { resolve } from 'node:path';
-import type { Config } from '../../config/schema.js';
 import type { Logger } from '../log.js';
 import { FileStore } from './file-store.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';
 
-/** The store the config names. */
-export function openStore(config: Config, log: Logger): Promise<Store> {
-  const s = config.store;
+interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** Which store to open, as the configuration's `store` section gives it (README, Production). */
+export type StoreSpec =
+  | { type: 'file'; path: string }
+  | {
+      type: 'redis';
+      url?: string | undefined;
+      sentinels?: RedisNode[] | undefined;
+      name: string;
+      cluster?: RedisNode[] | undefined;
+      password: string | null;
+      prefix: string;
+      command_timeout_ms: number;
+      connect_timeout_ms: number;
+      invalidation_wait_ms: number;
+    };
+
+/** The store `spec` names. */
+export function openStore(spec: StoreSpec, log: Logger): Promise<Store> {
+  const s = spec;
   const warn = (msg: string, fields: Record<string, unknown>) => log.warn(msg, fields);
   if (s.type === 'file') return FileStore.open({ dir: resolve(s.path), warn });
   return RedisStore.open({
