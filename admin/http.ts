@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERRORS, HttpError, REQUEST_ID } from '../core/errors.js';
+import type { Actor } from '../core/audit.js';
 import type { Detail } from '../core/validation.js';
 import type { z } from 'zod';
 
@@ -118,4 +119,17 @@ export interface Route<C> {
 export function route<C>(method: string, path: string, permission: Permission, doc: RouteDoc, handler: Route<C>['handler']): Route<C> {
   const src = path.replace(/\{[a-z_]+\}/g, '([^/]+)');
   return { method, path, pattern: new RegExp(`^${src}$`), permission, doc, handler };
+}
+
+/** One admin call as handlers see it. */
+export interface Call {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+  url: URL;
+  actor: Actor;
+  /** Validates input against a schema; bad input is a 400 naming every field. */
+  parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S>;
+  /** The JSON body, up to `max` bytes (default `admin.max_body_bytes`). */
+  body(max?: number): Promise<unknown>;
 }

@@ -8,7 +8,7 @@ import type { AppService } from './applications.js';
 import { route, sendJson, type Route } from './http.js';
 import type { KeySchemas } from './key-input.js';
 import type { KeyService } from './keys.js';
-import type { Call } from './server.js';
+import type { Call } from './http.js';
 
 export interface RouteDeps {
   config: Config;

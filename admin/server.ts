@@ -14,7 +14,7 @@ import { InvalidCursorError, StoreUnavailableError, type Store } from '../core/s
 import { issuesToDetails } from '../core/validation.js';
 import { AppService } from './applications.js';
 import { authorize, TokenAuth } from './auth.js';
-import { readJson, requestIdOf, sendError, sendJson, validationError, type Route } from './http.js';
+import { readJson, requestIdOf, sendError, validationError, type Call, type Route } from './http.js';
 import { keySchemas } from './key-input.js';
 import { KeyService } from './keys.js';
 import { buildOpenApi } from './openapi.js';
@@ -43,19 +43,6 @@ export interface Admin {
   readonly usage: UsageRecorder;
   listen(): Promise<{ host: string; port: number; url: string }>;
   close(): Promise<void>;
-}
-
-/** One admin call as handlers see it. */
-export interface Call {
-  req: IncomingMessage;
-  res: ServerResponse;
-  requestId: string;
-  url: URL;
-  actor: Actor;
-  /** Validates input against a schema; bad input is a 400 naming every field. */
-  parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S>;
-  /** The JSON body, up to `max` bytes (default `admin.max_body_bytes`). */
-  body(max?: number): Promise<unknown>;
 }
 
 export function createAdmin(config: Config, deps: AdminDeps): Admin {

@@ -7,7 +7,7 @@ import { DAY, MINUTE, bucketStart, summarize, type AggregatedEvent, type ErrorSa
 import { route, sendJson, type Route } from './http.js';
 import { rfc3339 } from './key-input.js';
 import type { KeyService } from './keys.js';
-import type { Call } from './server.js';
+import type { Call } from './http.js';
 import type { UsageRecorder } from './usage.js';
 
 export interface UsageRouteDeps {

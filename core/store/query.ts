@@ -1,6 +1,6 @@
 import type { AppRecord } from '../application.js';
 import type { AuditEntry } from '../audit.js';
-import { isRevoked, keyStatus, type KeyRecord } from '../record.js';
+import { keyStatus, type KeyRecord } from '../record.js';
 import type { ErrorSample } from '../usage-agg.js';
 import { InvalidCursorError, type AppQuery, type AuditQuery, type ErrorQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
 
