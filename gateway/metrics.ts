@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { countFrom } from '../core/metrics.js';
-import type { Runtime, UsageEvent } from './runtime.js';
+import type { Limiter } from '../core/limiter.js';
+import type { Store } from '../core/store/store.js';
+import type { KeyCache } from './key-cache.js';
+import type { UsageEvent } from './usage-event.js';
 
 /** Counts of a usage pipeline (shipper or recorder) for the metrics below. */
 export interface UsageCounts {
@@ -130,7 +133,7 @@ export class GatewayMetrics {
   readonly #series = new Map<string, ApiSeries>();
   #usage: (() => UsageCounts) | null = null;
 
-  constructor(rt: Runtime) {
+  constructor(rt: { readonly keys: KeyCache; readonly store: Store; readonly limiter: Limiter }) {
     const registers = [this.registry];
     const cells = this.#allCells;
     const decided = this.#decided;

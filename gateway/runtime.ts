@@ -8,27 +8,15 @@ import { SharedLimiter } from '../core/shared-limiter.js';
 import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
-import type { AggregatedEvent } from '../core/usage-agg.js';
 import { compileKey } from './compiled-key.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
 import { Tunnels } from './tunnels.js';
+import type { UsageSink } from './usage-event.js';
 import { buildRouteTable, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
 
-/** Called once per request when its response is over, denials included. */
-export type UsageSink = (event: UsageEvent) => void;
-
-/**
- * One finished request: what aggregates read (core/usage-agg.ts documents those fields), plus
- * what only the access log and the usage API's callers see.
- */
-export interface UsageEvent extends AggregatedEvent {
-  application: string | null;
-  environment: string;
-  client_ip: string;
-  rate_limit_remaining: number | null;
-}
+export type { UsageEvent, UsageSink } from './usage-event.js';
 
 /** Everything the stages read, built once from the config at start-up. */
 export interface Runtime {
