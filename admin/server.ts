@@ -99,7 +99,12 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     });
   }
 
+  let closing = false;
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Once closing, each answer ends its connection: a client that keeps its connection busy
+    // (a gateway shipping usage back to back) would otherwise hold the close open.
+    if (closing) res.shouldKeepAlive = false;
     const requestId = requestIdOf(req);
     // The documented path of the route that answered; 'unmatched' for anything else.
     let matched = 'unmatched';
@@ -153,8 +158,14 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     async close() {
       await scheduler.close();
       await usage.close();
+      closing = true;
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // Connections busy now are idle after their answer; they are closed then.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        server.close(() => {
+          clearInterval(idle);
+          resolve();
+        });
         server.closeIdleConnections();
       });
     },
