@@ -61,7 +61,7 @@ export class InFlight {
     this.#bodyIdleMs = options.bodyIdleMs;
     this.#responseIdleMs = options.responseIdleMs;
     this.#onExpired = options.onExpired;
-    this.#timer = setInterval(() => this.sweep(performance.now()), options.tickMs);
+    this.#timer = setInterval(() => this.#sweep(performance.now()), options.tickMs);
     this.#timer.unref();
   }
 
@@ -87,8 +87,8 @@ export class InFlight {
     ctx.prev = ctx.next = null;
   }
 
-  /** One pass over the list; exported for tests, which drive it instead of waiting a tick. */
-  sweep(now: number): void {
+  /** One pass over the list. */
+  #sweep(now: number): void {
     for (let ctx = this.#head; ctx !== null; ) {
       const next = ctx.next;
       const why = this.#verdict(ctx, now);
@@ -124,12 +124,6 @@ export class InFlight {
       return null;
     }
     return now - ctx.sentMovedAt >= this.#responseIdleMs ? 'response_idle' : null;
-  }
-
-  get size(): number {
-    let n = 0;
-    for (let ctx = this.#head; ctx !== null; ctx = ctx.next) n++;
-    return n;
   }
 
   close(): void {

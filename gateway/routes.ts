@@ -35,6 +35,11 @@ export interface CompiledApi {
   readonly inFlight: Map<string, number>;
 }
 
+/** The largest request body forwarded for a request to `api` matching `route` (null: no limit). */
+export function bodyLimit(api: CompiledApi, route: CompiledRoute | null): number | null {
+  return route !== null && route.maxBody !== undefined ? route.maxBody : api.maxBody;
+}
+
 /** APIs tried longest prefix first, host-bound ones before host-less ones of the same prefix. */
 export function orderApis(apis: CompiledApi[]): CompiledApi[] {
   return apis.sort((a, b) => b.prefix.length - a.prefix.length || (b.host ? 1 : 0) - (a.host ? 1 : 0));

@@ -21,6 +21,11 @@ export function upstreamFailure(err: Error): Denial {
   return code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : BAD_GATEWAY;
 }
 
+/** The refusal of a body over the API's or route's `max_body_bytes`, declared or streamed. */
+export function bodyTooLarge(limit: number): Denial {
+  return { code: 'payload_too_large', message: `Request body is larger than this API accepts (${limit} bytes).` };
+}
+
 /** Request headers never forwarded as the client sent them: hop-by-hop, and those the gateway sets. */
 export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
   const h = rt.config.headers;

@@ -5,32 +5,19 @@ import type { Denial, RequestContext } from '../context.js';
 import { forwardableResponseHeaders } from '../headers.js';
 import { InFlight, type Expiry } from '../in-flight.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
-import type { CompiledApi } from '../routes.js';
+import { bodyLimit, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
-import { dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
+import { bodyTooLarge, dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
 
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
 const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving; the connection is closed.' });
-const BAD_CODING: Denial = Object.freeze({
-  code: 'bad_request',
-  message: 'Transfer-Encoding must be "chunked" alone; send other codings as Content-Encoding.',
-});
 /** How often the in-flight watch looks for requests past their deadline or with an idle body. */
 const WATCH_TICK_MS = 250;
-
-/** `Transfer-Encoding: chunked` alone, in any case; any other coding would be lost on the way. */
-function chunkedOnly(te: string): boolean {
-  return te.length === 7 ? te.toLowerCase() === 'chunked' : te.trim().toLowerCase() === 'chunked';
-}
 
 /** Whether the client waits for `100 Continue` before sending its body (RFC 9110 §10.1.1). */
 function expectsContinue(req: IncomingMessage): boolean {
   const e = req.headers.expect;
   return e !== undefined && e.toLowerCase() === '100-continue';
-}
-
-function tooLarge(limit: number): Denial {
-  return { code: 'payload_too_large', message: `Request body is larger than this API accepts (${limit} bytes).` };
 }
 
 /**
@@ -45,7 +32,7 @@ async function* capped(rt: Runtime, ctx: RequestContext, limit: number): AsyncGe
     seen += chunk.length;
     if (seen > limit) {
       ctx.expired = 'body_too_large';
-      sendDenial(rt, ctx, tooLarge(limit));
+      sendDenial(rt, ctx, bodyTooLarge(limit));
       throw Object.assign(new Error('request body over max_body_bytes'), { code: 'KEYGATE_BODY_TOO_LARGE' });
     }
     yield chunk;
@@ -128,15 +115,13 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     forward(ctx: RequestContext): void {
       const api = ctx.api!;
       const req = ctx.req;
+      // The route stage refused other codings and a Content-Length over the limit already.
       const te = req.headers['transfer-encoding'];
       const cl = req.headers['content-length'];
-      if (te !== undefined && !chunkedOnly(te)) return sendDenial(rt, ctx, BAD_CODING);
-      const route = ctx.route;
-      const limit = route !== null && route.maxBody !== undefined ? route.maxBody : api.maxBody;
-      if (limit !== null && cl !== undefined && Number(cl) > limit) return sendDenial(rt, ctx, tooLarge(limit));
       const headers = upstreamHeaders(rt, ctx, drops.get(api)!);
       if (!Array.isArray(headers)) return sendDenial(rt, ctx, headers);
       const hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+      const limit = bodyLimit(api, ctx.route);
       // Only now, with every check passed, is the client told to send its body.
       if (hasBody && expectsContinue(req)) ctx.res!.writeContinue();
       const now = performance.now();

@@ -1,6 +1,7 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
-import { AMBIGUOUS, canonicalPath, foldNonAscii, hasNonAscii, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
+import { bodyTooLarge } from '../upstream-request.js';
+import { AMBIGUOUS, bodyLimit, canonicalPath, foldNonAscii, hasNonAscii, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
 
 const NOT_FOUND: Denial = Object.freeze({ code: 'route_not_found' });
 const NO_RULE: Denial = Object.freeze({ code: 'route_not_found', message: 'No route of this API matches this method and path.' });
@@ -30,6 +31,16 @@ const FAULTS: Readonly<Record<PathFault, Denial>> = Object.freeze({
     message: 'Request path holds percent-encoded bytes that are not UTF-8 (overlong forms such as %C0%AE included).',
   }),
 } satisfies Record<PathFault, Denial>);
+
+const BAD_CODING: Denial = Object.freeze({
+  code: 'bad_request',
+  message: 'Transfer-Encoding must be "chunked" alone; send other codings as Content-Encoding.',
+});
+
+/** `Transfer-Encoding: chunked` alone, in any case; any other coding would be lost on the way. */
+function chunkedOnly(te: string): boolean {
+  return te.length === 7 ? te.toLowerCase() === 'chunked' : te.trim().toLowerCase() === 'chunked';
+}
 
 /**
  * Checks the request target, puts its path in canonical form (routes.ts canonicalPath), finds
@@ -82,6 +93,12 @@ export function createRouteStage(rt: Runtime): Stage {
     if (route === AMBIGUOUS) return AMBIGUOUS_PATH;
     if (route === null && api.unlisted === null) return NO_RULE;
     ctx.route = route;
+    // What the request says of its body is judged here, before its key costs a lookup or a token.
+    const te = ctx.req.headers['transfer-encoding'];
+    if (te !== undefined && !chunkedOnly(te)) return BAD_CODING;
+    const limit = bodyLimit(api, route);
+    const cl = ctx.req.headers['content-length'];
+    if (limit !== null && cl !== undefined && Number(cl) > limit) return bodyTooLarge(limit);
     return undefined;
   };
 }

@@ -38,6 +38,22 @@ t.test('a Content-Length over the default 10 MiB is refused with 413 before anyt
   t.equal(ok?.json?.bodyBytes, 10 * MiB);
 });
 
+t.test('an oversized or oddly coded body is judged before the key: no lookup, no token spent', async (t) => {
+  const before = stack.upstream.seen.length;
+  const [big] = responses(await exchange(gw, `POST /v1/emails/upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * MiB + 1}\r\nConnection: close\r\n\r\n`));
+  t.equal(big?.status, 413, 'without a key: 413, not 401');
+  const [coded] = responses(await exchange(gw, 'POST /v1/emails/send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n'));
+  t.equal(coded?.status, 400, 'without a key: 400, not 401');
+  const { key: fresh } = await stack.createKey({ rate_limit: { limit: 1, window_seconds: 3600 } });
+  const [refused] = responses(
+    await exchange(gw, `POST /v1/emails/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${fresh}\r\nContent-Length: ${10 * MiB + 1}\r\nConnection: close\r\n\r\n`),
+  );
+  t.equal(refused?.status, 413);
+  const [ok] = responses(await exchange(gw, `GET /v1/emails/list HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${fresh}\r\nConnection: close\r\n\r\n`));
+  t.equal(ok?.status, 200, 'the one token of the hour was not spent by the 413');
+  t.equal(stack.upstream.seen.length, before + 1, 'only the GET reached the upstream');
+});
+
 t.test('a chunked body growing past 10 MiB is cut with 413; the upstream never gets all of it', async (t) => {
   const c = await openRaw(gw);
   c.write(`POST /v1/emails/upload-chunked HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\n\r\n`);
