@@ -596,7 +596,7 @@ const vsFile = (id: string) => {
 const versions: Record<string, string> = { node: process.version };
 for (const p of ['fastify', '@fastify/http-proxy', 'express', 'http-proxy-middleware', 'express-gateway']) {
   try {
-    versions[p] = (JSON.parse(readFileSync(`node_modules/${p}/package.json`, 'utf8')) as { version: string }).version;
+    versions[p] = (JSON.parse(readFileSync(`bench/node_modules/${p}/package.json`, 'utf8')) as { version: string }).version;
   } catch {
     versions[p] = 'not installed';
   }

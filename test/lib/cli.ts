@@ -41,9 +41,17 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return out;
 }
 
-/** Starts `keygate ARGS` from the sources as a child process. */
-export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import=tsx', ENTRY, ...args], {
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** The program and its first arguments; default: node running the CLI from the sources. */
+  command?: readonly [string, ...string[]];
+}
+
+/** Starts `keygate ARGS` (from the sources unless `command` says otherwise) as a child process. */
+export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
+  const [program, ...first] = options.command ?? [process.execPath, '--import=tsx', ENTRY];
+  const child = spawn(program, [...first, ...args], {
     cwd: options.cwd ?? ROOT,
     env: childEnv(options.env ?? {}),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -113,7 +121,7 @@ export function spawnCli(args: string[], options: { cwd?: string; env?: Record<s
 /** Runs `keygate ARGS` to completion (bounded by `timeoutMs`) and returns its exit code and output. */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+  options: CliOptions & { timeoutMs?: number } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const p = spawnCli(args, options);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
@@ -135,7 +143,7 @@ export interface RunningKeygate {
  * Starts keygate with the given config and waits for "keygate started"; the bound ports
  * (configs may use port 0) are read from the "gateway listening" / "admin listening" lines.
  */
-export async function startKeygate(configPath: string, options: { env?: Record<string, string | undefined> } = {}): Promise<RunningKeygate> {
+export async function startKeygate(configPath: string, options: CliOptions = {}): Promise<RunningKeygate> {
   const proc = spawnCli(['--config', configPath], options);
   try {
     await proc.waitForLog((l) => l.msg === 'keygate started');

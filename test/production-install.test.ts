@@ -1,0 +1,135 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { ROOT, runCli, startKeygate } from './lib/cli.js';
+import { startUpstream } from './lib/upstream.js';
+
+// A production install (docs/operations.md, "Production install"): a build stage compiles
+// dist/, then `npm ci --omit=dev` installs only the runtime dependencies beside it, and the
+// compiled CLI (bin/keygate.js) runs from that install with nothing else: no TypeScript, no
+// tsx, no test or benchmark packages. npm installs from its cache when it can (the root
+// install just filled it with these exact versions).
+
+/** What a checkout holds that a build needs: the sources, the manifests and the build script. */
+const CHECKOUT = ['package.json', 'package-lock.json', 'tsconfig.json', 'gateway.yaml.example', 'scripts', 'bin', 'core', 'gateway', 'admin', 'config'];
+
+function checkout(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-prod-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const entry of CHECKOUT) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  return dir;
+}
+
+const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, { dev?: boolean; optional?: boolean }>;
+};
+/** Every package path the lockfile installs for production (`node_modules/a`, `node_modules/a/node_modules/b`). */
+const runtime = Object.entries(lock.packages)
+  .filter(([path, p]) => path !== '' && p.dev !== true)
+  .map(([path]) => path)
+  .sort();
+
+/** Every package directory under `dir`'s node_modules, as lockfile paths. */
+function installed(dir: string, base = 'node_modules'): string[] {
+  const out: string[] = [];
+  const root = join(dir, base);
+  if (!existsSync(root)) return out;
+  for (const name of readdirSync(root)) {
+    if (name.startsWith('.')) continue;
+    const names = name.startsWith('@') ? readdirSync(join(root, name)).map((n) => `${name}/${n}`) : [name];
+    for (const n of names) {
+      out.push(`${base}/${n}`);
+      out.push(...installed(dir, `${base}/${n}/node_modules`));
+    }
+  }
+  return out.sort();
+}
+
+/** The files under `dir` that the code reads at run time rather than imports (Lua scripts). */
+function assets(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.lua'))
+    .map((f) => join(dir, f));
+}
+
+t.test('without TypeScript and without a build, prepare says how to make one', async (t) => {
+  const dir = checkout(t);
+  const r = spawnSync(process.execPath, ['scripts/build.mjs', '--prepare'], { cwd: dir, encoding: 'utf8' });
+  t.equal(r.status, 1, 'it stops');
+  t.match(r.stderr, 'TypeScript is not installed and there is no dist/ yet');
+  t.match(r.stderr, 'npm ci && npm run build && npm prune --omit=dev', 'and names the commands that work');
+  t.notOk(existsSync(join(dir, 'dist')), 'nothing half-built is left');
+});
+
+t.test('npm ci --omit=dev beside a build: only the runtime packages, and the compiled CLI runs', async (t) => {
+  const dir = checkout(t);
+
+  // The build stage: the repository's own development packages, then none.
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: dir, stdio: 'pipe' });
+  unlinkSync(join(dir, 'node_modules'));
+  t.ok(existsSync(join(dir, 'dist', 'bin', 'main.js')), 'the build made dist/');
+  for (const asset of assets(join(dir, 'core'))) {
+    const rel = asset.slice(dir.length + 1);
+    t.ok(existsSync(join(dir, 'dist', rel)), `the build copied ${rel}`);
+  }
+
+  const ci = spawnSync('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, npm_config_loglevel: 'warn' },
+  });
+  if (ci.status !== 0) t.comment(ci.stdout, ci.stderr);
+  t.equal(ci.status, 0, 'npm ci --omit=dev succeeds');
+  t.match(ci.stderr, 'using the build already in dist/', 'prepare kept the build');
+  t.ok(existsSync(join(dir, 'dist', 'bin', 'main.js')), 'and dist/ is still there');
+  t.same(installed(dir), runtime, 'node_modules holds exactly the runtime packages of the lockfile');
+  for (const dev of ['typescript', 'tsx', 'tap', 'ws', 'fast-check']) t.notOk(existsSync(join(dir, 'node_modules', dev)), `no ${dev}`);
+
+  const cli = [process.execPath, join(dir, 'bin', 'keygate.js')] as const;
+  const check = await runCli(['--check'], { cwd: dir, command: cli });
+  t.equal(check.code, 0, `--check passes on the example configuration\n${check.stderr}`);
+  t.match(check.stdout + check.stderr, 'configuration is valid');
+
+  // A running gateway from that install: create a key, call an API through it.
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const token = 'prod-install-test-token-0123456789';
+  mkdirSync(join(dir, 'data'));
+  const configPath = join(dir, 'gateway.yaml');
+  writeFileSync(
+    configPath,
+    `listeners:
+  - { port: 0, host: 127.0.0.1, environment: production }
+scopes: { catalog: [read_campaigns] }
+apis:
+  - { name: emails, path_prefix: /v1/emails, upstream: "${upstream.url}", timeout_ms: 5000, unlisted: allow }
+admin:
+  port: 0
+  host: 127.0.0.1
+  tokens:
+    - { name: ops, token: "\${KG_PROD_TEST_TOKEN}", role: admin }
+store: { type: file, path: ${JSON.stringify(join(dir, 'data'))} }
+demo_upstream: null
+`,
+  );
+  const kg = await startKeygate(configPath, { cwd: dir, command: cli, env: { KG_PROD_TEST_TOKEN: token } });
+  t.teardown(() => kg.stop('SIGKILL'));
+  const created = await request(`${kg.adminUrl}/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'from a production install', scopes: ['read_campaigns'] }),
+  });
+  const key = (await created.body.json()) as { id: string; key: string };
+  t.equal(created.statusCode, 201, 'the admin plane creates a key');
+  const res = await request(`${kg.gw['production']}/v1/emails/list`, { headers: { authorization: `Bearer ${key.key}` } });
+  await res.body.text();
+  t.equal(res.statusCode, 200, 'the gateway forwards with it');
+  t.equal(upstream.seen.at(-1)?.headers['x-key-id'], key.id, 'and the upstream saw the key id');
+  const stopped = await kg.stop('SIGTERM');
+  t.equal(stopped.code, 0, 'it stops cleanly on SIGTERM');
+});
