@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
  * object, dead within milliseconds, keeps the young objects it points to alive until the next
  * full collection: they are promoted with it. `node --trace-gc-nvp` on bench/target.ts under
  * 10 s of wrk load: about 400 bytes promoted a request with pretenuring, 125 without, and half
- * the time in young-generation pauses. The README's performance section has the figures.
+ * the time in young-generation pauses. docs/performance.md, V8 flags, has the figures.
  *
  * A process started with the flag on node's command line, either way, keeps what it was given.
  */

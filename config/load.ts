@@ -133,7 +133,7 @@ function checkApis(c: Config, valid: (...sections: Section[]) => boolean, catalo
   c.apis.forEach((api, i) => {
     if (apiNames.has(api.name)) errors.push({ path: `apis[${i}].name`, message: `"${api.name}" is used twice` });
     apiNames.add(api.name);
-    // Prefixes are matched without ASCII case (README "Route rules").
+    // Prefixes are matched without ASCII case (docs/architecture.md, Route rules).
     const prefix = `${api.host ?? ''} ${api.path_prefix.toLowerCase()}`;
     const other = prefixes.get(prefix);
     if (other !== undefined && c.apis[other]!.path_prefix !== api.path_prefix) {

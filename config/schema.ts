@@ -329,7 +329,7 @@ export const configSchema = z.strictObject({
       access: z.boolean().default(false),
     })
     .prefault({}),
-  /** What a client connection may take from the gateway listeners (README, Security). */
+  /** What a client connection may take from the gateway listeners (docs/operations.md, Security). */
   limits: z
     .strictObject({
       /** The request head (line and headers) must arrive within this; then 408 and the connection closes. */

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 
-/** The base62 alphabet of DESIGN.md §2, in its order. */
+/** The base62 alphabet of docs/architecture.md, Key format, in its order. */
 export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const SECRET_LENGTH = 43;
 export const CHECKSUM_LENGTH = 6;

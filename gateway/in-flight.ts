@@ -36,7 +36,7 @@ export function lingerOnClose(socket: Socket): void {
 /**
  * The requests being forwarded, in a list threaded through their contexts (no allocation per
  * request, O(1) in and out), swept every `tickMs` for the two limits that no upstream timer
- * sees (README, Security):
+ * sees (docs/operations.md, Security):
  *
  * - `timeout_ms` counted from the request's arrival: a request queued for a pool connection,
  *   or still uploading its body, has no undici timer running yet.

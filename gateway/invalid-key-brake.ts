@@ -13,10 +13,11 @@ export interface InvalidKeyBrakeOptions {
 }
 
 /**
- * The invalid-key brake (README, request pipeline): per client address, the invalid keys
- * within a window that starts at the first of them. Once `max` are counted, the address's keys
- * are refused until the window ends, without asking the store, unless the key is in the key
- * cache (a known key costs nothing to check, and the client behind the address may hold one).
+ * The invalid-key brake (docs/architecture.md, Invalid-key brake): per client address, the
+ * invalid keys within a window that starts at the first of them. Once `max` are counted, the
+ * address's keys are refused until the window ends, without asking the store, unless the key is
+ * in the key cache (a known key costs nothing to check, and the client behind the address may
+ * hold one).
  *
  * Counted: keys of a bad shape or checksum, and well-formed keys the store does not know.
  * Revoked, expired, suspended and pending keys are not: they are keys that were issued, so

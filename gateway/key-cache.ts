@@ -38,8 +38,8 @@ interface Read {
  * compiled key, in front of the store. `get` is synchronous so that a hit never awaits; `load`
  * fills a miss, sharing one store read among concurrent callers. Misses are cached for
  * `negativeTtlMs`, in an LRU of their own: a flood of distinct unknown keys only evicts other
- * unknown keys, never a known one (README, request pipeline). When the store fails, a stale
- * entry is served rather than refusing a key that was valid a moment ago.
+ * unknown keys, never a known one (docs/architecture.md, Key lookup). When the store fails, a
+ * stale entry is served rather than refusing a key that was valid a moment ago.
  *
  * When the store says changes may have been missed (its change feed reconnected), every entry
  * becomes suspect at once: the generation moves on, and an entry of an older generation is
@@ -49,7 +49,7 @@ interface Read {
  * Reads in flight are shared here rather than through lru-cache's fetch(), which gives every
  * read an AbortController and a listener on its signal: loading a million keys, those were the
  * largest part of what was promoted to the old generation and died there, leaving it full of
- * holes between the cached keys (README, performance: the memory of a million cached keys).
+ * holes between the cached keys (docs/performance.md, Scaling and memory).
  */
 export class KeyCache {
   /**

@@ -41,8 +41,9 @@ export interface Pipeline {
 }
 
 /**
- * The one place that orders the stages (README, Request pipeline). Checks run synchronously one after
- * another; only a stage that returns a promise (a key-cache miss) makes the rest wait.
+ * The one place that orders the stages (docs/architecture.md, Request pipeline). Checks run
+ * synchronously one after another; only a stage that returns a promise (a key-cache miss) makes
+ * the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const checks: readonly Stage[] = [

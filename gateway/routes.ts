@@ -49,7 +49,7 @@ export function orderApis(apis: CompiledApi[]): CompiledApi[] {
  * The API whose prefix the path starts with, ignoring ASCII case, a suffix on the prefix's last
  * segment included when that is the path's last (`/v1/emails.json`): an upstream that routes
  * `/V1/EMAILS` or `/v1/emails.json` as `/v1/emails` must not see them arrive through another
- * API's rules (README "Route rules").
+ * API's rules (docs/architecture.md, Route rules).
  */
 export function matchApi(apis: readonly CompiledApi[], host: string | null, path: string): CompiledApi | null {
   for (const api of apis) {
@@ -165,9 +165,9 @@ function literalChild(node: TrieNode, text: string): TrieNode {
 }
 
 /**
- * A rule's literal segment in the form of a matched request path: escapes decoded (README
- * "Route rules"), characters beyond ASCII as their UTF-8 bytes, surrounding spaces trimmed, and
- * lower-cased unless the API is case-sensitive.
+ * A rule's literal segment in the form of a matched request path: escapes decoded
+ * (docs/architecture.md, Route rules), characters beyond ASCII as their UTF-8 bytes,
+ * surrounding spaces trimmed, and lower-cased unless the API is case-sensitive.
  */
 export function matchForm(segment: string, caseSensitive: boolean): string {
   const bytes = trimSpaces(decodeEscapes(segment)).replace(/[^\x00-\xff]/g, (c) => Buffer.from(c, 'utf8').toString('latin1'));
@@ -241,10 +241,11 @@ export const AMBIGUOUS = 'ambiguous';
  * HEAD is a GET without the body), so a rule list that guards a GET guards its HEAD too; a HEAD
  * rule listed before the GET rule still wins, as first match wins.
  *
- * As lenient as the routers behind (README "Route rules"): ASCII case is ignored unless the API
- * is case-sensitive, a trailing slash is ignored, and the last segment is also tried up to each
- * of its dots (`send.json` is also `send`, as Rails formats and Spring suffix patterns read
- * it). When those forms match different rules, the answer is AMBIGUOUS rather than a choice.
+ * As lenient as the routers behind (docs/architecture.md, Route rules): ASCII case is ignored
+ * unless the API is case-sensitive, a trailing slash is ignored, and the last segment is also
+ * tried up to each of its dots (`send.json` is also `send`, as Rails formats and Spring suffix
+ * patterns read it). When those forms match different rules, the answer is AMBIGUOUS rather
+ * than a choice.
  */
 export function matchRoute(table: RouteTable, method: string, path: string): CompiledRoute | null | typeof AMBIGUOUS {
   const head = method === 'HEAD';
@@ -335,7 +336,7 @@ function trimSpaces(s: string): string {
 }
 
 /**
- * The one rule for paths (README "Route rules"), applied to what is matched and to what is
+ * The one rule for paths (docs/architecture.md, Paths), applied to what is matched and to what is
  * forwarded:
  *
  * - Empty segments are dropped (`/v1//admin` is `/v1/admin`) in both: upstreams disagree on

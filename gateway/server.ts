@@ -290,9 +290,9 @@ class ConnectionsPerIp {
 
 /**
  * A request Node could not parse or did not receive in time: answered in the gateway's error
- * shape (DESIGN.md §4) with a fresh request id, 431 for oversized headers, 408 for a timeout,
- * 400 otherwise; then the connection is closed. A socket already answering a request, or
- * one the client reset, is only closed, as Node itself does.
+ * shape (docs/architecture.md, Error body) with a fresh request id, 431 for oversized
+ * headers, 408 for a timeout, 400 otherwise; then the connection is closed. A socket already
+ * answering a request, or one the client reset, is only closed, as Node itself does.
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;

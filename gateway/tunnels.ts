@@ -155,7 +155,7 @@ interface KeyTunnels {
 /**
  * The open WebSockets, by the cache id of their key, so that a key that stops being usable
  * closes its WebSockets (close code 1008) within the same bound as it refuses new requests
- * (README, request pipeline):
+ * (docs/architecture.md, WebSockets):
  *   - a change of the key (the key cache's change feed, KeyCache.onChange) holds its tunnels,
  *     reads the key again and closes them if it is revoked, suspended, expired or gone; the
  *     tunnels are held from the change on, so with a change that waits for every gateway (the

@@ -66,11 +66,10 @@ function checkedHeader(req: IncomingMessage, header: string): string | null {
 /**
  * The headers the upstream receives, as a flat name/value list rebuilt from rawHeaders so
  * duplicates and case survive: the client's minus `drop` and the headers its `Connection`
- * names, plus the forwarding, request id and identity headers. A header name with `_` is
- * judged as if each `_` were `-` (README, Security): CGI, WSGI and PHP upstreams fold both
- * spellings into one variable, so `X_Key_Id` would otherwise forge `X-Key-Id`. A request
- * with two Host headers is refused: the gateway routed by the first, an upstream may read the
- * last.
+ * names, plus the forwarding, request id and identity headers. A header name with `_` is judged
+ * as if each `_` were `-` (docs/operations.md, Security): CGI, WSGI and PHP upstreams fold both
+ * spellings into one variable, so `X_Key_Id` would otherwise forge `X-Key-Id`. A request with
+ * two Host headers is refused: the gateway routed by the first, an upstream may read the last.
  */
 export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: ReadonlySet<string>): string[] | Denial {
   const h = rt.config.headers;

@@ -14,7 +14,7 @@ import {
   type Stack,
 } from './lib/stack.js';
 
-// Who may do what in the admin plane (DESIGN.md §5, issue 3 items 8-11), through real sockets:
+// Who may do what in the admin plane (README, Admin API; issue 3 items 8-11), through real sockets:
 // the role matrix over every documented route, tenant isolation (another tenant's id is 404),
 // validation of the lifecycle routes, the audit log, the scope catalog and policies, and the
 // OpenAPI document kept in step with the routes the server answers. Time moves only through

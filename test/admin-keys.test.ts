@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { ADMIN_TOKEN, DEV_TOKEN, TENANT_A_TOKEN, TENANT_B_TOKEN, VIEWER_TOKEN, bearer, call, startStack } from './lib/stack.js';
 
-// The key routes of the admin API (DESIGN.md §5) through real sockets: auth and roles,
+// The key routes of the admin API (README, Admin API) through real sockets: auth and roles,
 // create, validation, list, revoke, tenants and routing. Every answer is checked for status,
 // `error` and, for validation failures, the `details` path that names the field.
 
@@ -14,7 +14,10 @@ const testEnv = stack.gw['test']!;
 
 type Res = { status: number; body: any; headers: Record<string, unknown> };
 
-/** Every record field of DESIGN.md §5, in the order it lists them. */
+/**
+ * The key record's fields (README, Admin API, "Key record"), in the order it lists them, less
+ * plan, grace_ends_at and rotate_at.
+ */
 const RECORD_FIELDS = [
   'id', 'name', 'description', 'environment', 'masked', 'status', 'scopes', 'apis', 'rate_limit',
   'ip_allowlist', 'application', 'policy', 'meta', 'created_at', 'created_by', 'updated_at',

@@ -108,8 +108,9 @@ store: { type: file, path: "\${DATA_DIR:-./data}/keys" }
 });
 
 t.test('${VAR} in a numeric or boolean value', async (t) => {
-  // DESIGN.md §7: "${VAR} anywhere in a value is replaced from the environment". A port from
-  // the environment is the common case; the string is not coerced, so it is refused.
+  // docs/architecture.md, Configuration: "${VAR} anywhere in a value is replaced from the
+  // environment", and a value that is a single reference becomes a number when its text is
+  // one. A port from the environment is the common case.
   // (Block style: inside a flow mapping an unquoted `${…}` is a YAML syntax error.)
   const yaml = `
 listeners: [{ port: 0, environment: production }]

@@ -3,8 +3,8 @@ import { generateKey } from '../core/key-format.js';
 import { switchable, type Switchable } from './lib/flaky-store.js';
 import { bearer, call, rawCall, startStack } from './lib/stack.js';
 
-// One test per row of DESIGN.md §4's error table, through real sockets, asserting status,
-// error, reason and headers.
+// The gateway's errors (README, Errors; the body in docs/architecture.md, Error body), one
+// test per status and reason, through real sockets, asserting status, error, reason and headers.
 
 let cut: Switchable | null = null;
 const stack = await startStack({

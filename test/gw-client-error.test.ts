@@ -9,8 +9,8 @@ import { createGateway } from '../gateway/server.js';
 import { testConfig } from './lib/stack.js';
 
 // Requests Node cannot parse or does not receive in time are answered in the gateway's error
-// shape (DESIGN.md §4) with a fresh request id: 431 for oversized headers, 408 for a request
-// that does not arrive in time, 400 for anything else malformed.
+// shape (docs/architecture.md, Error body) with a fresh request id: 431 for oversized headers,
+// 408 for a request that does not arrive in time, 400 for anything else malformed.
 
 const dir = mkdtempSync(join(tmpdir(), 'keygate-client-error-'));
 const store = await FileStore.open({ dir });

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import t from 'tap';
 import { bearer, startStack } from './lib/stack.js';
 
-// Request targets and paths (DESIGN.md §4 "Paths", gateway/routes.ts canonicalPath): what is
+// Request targets and paths (docs/architecture.md, Paths; gateway/routes.ts canonicalPath): what is
 // refused with 400 and never forwarded, what a route rule sees, what the upstream receives.
 
 const stack = await startStack({

@@ -4,10 +4,11 @@ import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { bearer, call, startStack, type Stack } from './lib/stack.js';
 
-// The key lifecycle of issue 3 (DESIGN.md §2 and §5) through real sockets: edits the gateway
-// applies on the next request, regeneration with and without grace, suspension, application
-// cascades, policy templates, the scheduler driven by the stack's ManualClock (its timer is off
-// in tests), signed rotation webhooks delivered to a real loopback server, and the timeline.
+// The key lifecycle of issue 3 (docs/architecture.md, Key lifecycle; README, Admin API) through
+// real sockets: edits the gateway applies on the next request, regeneration with and without
+// grace, suspension, application cascades, policy templates, the scheduler driven by the
+// stack's ManualClock (its timer is off in tests), signed rotation webhooks delivered to a real
+// loopback server, and the timeline.
 // Each test starts its own stack, so that its clock and its scheduler passes see only its keys.
 
 const MIN = 60_000;

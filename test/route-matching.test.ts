@@ -6,10 +6,11 @@ import { buildRouteTable, matchRoute, type CompiledApi, type CompiledRoute } fro
 import type { Runtime } from '../gateway/runtime.js';
 import { createRouteStage } from '../gateway/stages/route.js';
 
-// Route matching (gateway/routes.ts, README "Route rules") as properties over random rule lists
-// and paths, through the route stage with hand-built requests: the trie picks what a scan of the
-// rules in order picks, and no respelling of a path (case, escapes, slashes, parameters, spaces,
-// a suffix) gets another rule than the path itself: it gets the same one or is refused.
+// Route matching (gateway/routes.ts, docs/architecture.md, Route rules) as properties over
+// random rule lists and paths, through the route stage with hand-built requests: the trie picks
+// what a scan of the rules in order picks, and no respelling of a path (case, escapes, slashes,
+// parameters, spaces, a suffix) gets another rule than the path itself: it gets the same one or
+// is refused.
 // FC_SEED=n replays a run (the seed is printed); FC_RUNS=n runs more than the 300 default.
 
 const seed = Number(process.env.FC_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -6,9 +6,9 @@ import { KeyHasher } from '../../core/key-hash.js';
 import { measure, report } from './lib.js';
 
 /**
- * Nanoseconds per key of the lookup id (DESIGN.md §2), as the resolve-key stage computes it
- * (core/key-hash.ts KeyHasher), and the candidates that explain why the hot path uses
- * node:crypto's one-shot `hash`.
+ * Nanoseconds per key of the lookup id (docs/architecture.md, Key lookup), as the resolve-key
+ * stage computes it (core/key-hash.ts KeyHasher), and the candidates that explain why the hot
+ * path uses node:crypto's one-shot `hash`.
  *   node --import=tsx bench/micro/hash.ts
  */
 const MASK = 1023;

@@ -3,9 +3,10 @@ import { base62Checksum, generateKey, parseKey } from '../../core/key-format.js'
 import { measure, report } from './lib.js';
 
 /**
- * Nanoseconds per key of the parse-key stage's check (DESIGN.md §2: shape and CRC32 checksum,
- * before any store lookup), on 1,024 distinct well-formed keys, and on the two ways a key is
- * refused: a wrong checksum (the whole check runs) and a wrong shape (refused early).
+ * Nanoseconds per key of the parse-key stage's check (docs/architecture.md, Key format: shape
+ * and CRC32 checksum, before any store lookup), on 1,024 distinct well-formed keys, and on the
+ * two ways a key is refused: a wrong checksum (the whole check runs) and a wrong shape
+ * (refused early).
  *   node --import=tsx bench/micro/key-parse.ts
  */
 const MASK = 1023;

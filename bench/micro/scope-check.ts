@@ -10,8 +10,8 @@ import { measure, report } from './lib.js';
 
 /**
  * Nanoseconds per request of the scopes stage (gateway/stages/scopes.ts): the route's required
- * scopes against the cached key's scope Set, for a key holding the six scopes of DESIGN.md §7's
- * example catalog.
+ * scopes against the cached key's scope Set, for a key holding the six scopes of
+ * gateway.yaml.example's catalog.
  *   node --import=tsx bench/micro/scope-check.ts
  */
 const hasher = new KeyHasher(null);

@@ -3,7 +3,7 @@ import { Pool } from 'undici';
 
 /**
  * Not a peer but a floor: the least a Node proxy can do per request, the forwarding measured
- * fastest on this machine (shared/MEASURED.md: undici `Pool.stream`) and nothing else. The
+ * fastest on this kind of machine (undici `Pool.stream`) and nothing else. The
  * client's parsed headers go upstream as they are and the upstream's come back as they are:
  * no hop-by-hop headers removed, no forwarding headers, no request id, no error answer. It
  * is not a correct proxy; it shows what Node's HTTP server and client cost before any

@@ -9,7 +9,7 @@ interface RedisNode {
   port: number;
 }
 
-/** Which store to open, as the configuration's `store` section gives it (README, Production). */
+/** Which store to open, as the configuration's `store` section gives it (docs/operations.md, Redis). */
 export type StoreSpec =
   | { type: 'file'; path: string }
   | {

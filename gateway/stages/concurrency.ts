@@ -3,7 +3,7 @@ import type { Denial, RequestContext, Stage } from '../context.js';
 const BUSY: Denial = Object.freeze({ code: 'concurrency_limit_exceeded', extra: Object.freeze({ retry_after: 1 }) });
 
 /**
- * A key's fair share of an API's upstream connections (README, Security): at most
+ * A key's fair share of an API's upstream connections (docs/operations.md, Security): at most
  * `max_concurrent_per_key` of its requests (by default a quarter of `max_connections`, and no
  * more than its plan's `max_concurrent`) are forwarded to one API at once, so a key whose
  * requests hang (a slow upload, a response it never reads) holds only its own share of the

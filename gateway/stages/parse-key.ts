@@ -12,8 +12,8 @@ const NOT_BEARER: Denial = Object.freeze({
 });
 // Several different values of the credential parameter: which one the gateway checks and
 // which one a later reader (the upstream, a log) takes would differ. RFC 6750 §3.1 names a
-// repeated parameter an `invalid_request`, answered 400; DESIGN.md §4's 400 `bad_request` is
-// the "malformed request the proxy refuses", not a key that was checked and found wanting (401).
+// repeated parameter an `invalid_request`, answered 400; the README's 400 `bad_request` (Errors)
+// is a malformed request the proxy refuses, not a key that was checked and found wanting (401).
 const AMBIGUOUS: Denial = Object.freeze({
   code: 'bad_request',
   message: 'The API key query parameter is given more than once with different values.',

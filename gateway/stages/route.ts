@@ -47,8 +47,8 @@ function chunkedOnly(te: string): boolean {
  * the API by host and longest path prefix, then the first matching route rule. `ctx.path` is
  * what the upstream receives; the rule is matched on the canonical form of the same segments.
  * A request matching no rule is refused unless the API lets unlisted requests through
- * (`unlisted`, README "Route rules"); then its route is null and the scopes stage asks for the
- * API's unlisted scopes.
+ * (`unlisted`, docs/architecture.md, Route rules); then its route is null and the scopes stage
+ * asks for the API's unlisted scopes.
  */
 export function createRouteStage(rt: Runtime): Stage {
   const apis = rt.apis;

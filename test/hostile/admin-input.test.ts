@@ -2,7 +2,7 @@ import t from 'tap';
 import { startStack } from '../lib/stack.js';
 
 // Admin bodies an attacker holding a token might send: deep nesting is a 400 that names the
-// problem, never a 500 (README, Security).
+// problem, never a 500 (docs/operations.md, Security).
 
 const stack = await startStack();
 t.teardown(() => stack.close());

@@ -3,8 +3,9 @@ import { openRaw, responses, type RawConnection } from '../lib/raw-socket.js';
 import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
 import { waitFor, within } from '../lib/within.js';
 
-// One key cannot starve an API's upstream pool (README, Security): with max_connections 4, a
-// key holds at most a quarter of it in flight (max_concurrent_per_key's default); a slow
+// One key cannot starve an API's upstream pool (docs/operations.md, Security): with
+// max_connections 4, a key holds at most a quarter of it in flight (max_concurrent_per_key's
+// default); a slow
 // uploader or a client that never reads its response holds only that share, and an upload that
 // stops sending is cut by the default body idle timeout (30 s). timeout_ms counts from the
 // request's arrival, so a request queued for a connection, or still uploading, gets its 504.

@@ -3,8 +3,8 @@ import { exchange, responses } from '../lib/raw-socket.js';
 import { bearer, catchAllApi, startStack } from '../lib/stack.js';
 
 // What a client writes into headers and the query cannot reach the upstream as the gateway's
-// word (README, Security): underscore spellings of identity and forwarding headers, a second
-// credential next to the one that was checked, query-name variants of the credential.
+// word (docs/operations.md, Security): underscore spellings of identity and forwarding headers,
+// a second credential next to the one that was checked, query-name variants of the credential.
 
 const stack = await startStack({
   overrides: (upstream) => ({

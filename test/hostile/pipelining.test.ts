@@ -6,7 +6,7 @@ import { waitFor, within } from '../lib/within.js';
 
 // Pipelined requests mixed with h2c upgrades (served as plain HTTP) and refusals: one answer
 // each, in order, each recorded once; a connection left half-served does not hold a shutdown
-// past its drain (README, Security).
+// past its drain (docs/operations.md, Security).
 
 const overrides = (upstream: string) => ({
   apis: [catchAllApi(upstream)],

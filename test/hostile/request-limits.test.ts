@@ -3,10 +3,10 @@ import { exchange, openRaw, responses } from '../lib/raw-socket.js';
 import { catchAllApi, startStack } from '../lib/stack.js';
 import { within } from '../lib/within.js';
 
-// Requests the gateway refuses before anything is forwarded, at its default limits (README,
-// Security): bodies over max_body_bytes (10 MiB), codings it cannot pass on, a second Host, a
-// key check before `100 Continue`, and more connections from one address than
-// limits.max_connections_per_ip (1,000).
+// Requests the gateway refuses before anything is forwarded, at its default limits
+// (docs/operations.md, Security): bodies over max_body_bytes (10 MiB), codings it cannot pass
+// on, a second Host, a key check before `100 Continue`, and more connections from one address
+// than limits.max_connections_per_ip (1,000).
 
 const stack = await startStack({
   overrides: (upstream) => ({

@@ -2,8 +2,8 @@ import t from 'tap';
 import { exchange, responses } from '../lib/raw-socket.js';
 import { startStack } from '../lib/stack.js';
 
-// Spellings of a guarded path that upstream routers read as the guarded path (README "Route
-// rules"): each gets the guarded rule or is refused, and a request no rule matches is refused
+// Spellings of a guarded path that upstream routers read as the guarded path (docs/architecture.md,
+// Route rules): each gets the guarded rule or is refused, and a request no rule matches is refused
 // (default deny) unless its API says otherwise. Requests are written on raw sockets, so the
 // request line reaches the gateway exactly as written.
 

@@ -5,7 +5,7 @@ import { openRaw, responses } from '../lib/raw-socket.js';
 import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
 import { waitFor, within } from '../lib/within.js';
 
-// A key's fair share of an API's pool (README, Security) is given back whatever way its
+// A key's fair share of an API's pool (docs/operations.md, Security) is given back whatever way its
 // requests end: pipelined requests whose client leaves, a client that leaves while its key is
 // being looked up, WebSocket tunnels (which hold a share too, until they close).
 

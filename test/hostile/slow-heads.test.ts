@@ -4,7 +4,7 @@ import { catchAllApi, startStack } from '../lib/stack.js';
 import { within } from '../lib/within.js';
 
 // Clients that send a request head slowly, or a body nobody asked for, against the gateway's
-// default limits (limits.headers_timeout_ms, 30 s; README, Security).
+// default limits (limits.headers_timeout_ms, 30 s; docs/operations.md, Security).
 
 const stack = await startStack({
   overrides: (upstream) => ({

@@ -6,7 +6,7 @@ import { waitFor, within } from '../lib/within.js';
 // A client that never reads its response holds an upstream connection for as long as the
 // response cannot drain. At the default limits.response_idle_timeout_ms (60 s) of nothing
 // written, the gateway closes the connection, which cancels the upstream request and gives
-// the key's slot back (README, Security).
+// the key's slot back (docs/operations.md, Security).
 
 const stack = await startStack({
   overrides: (upstream) => ({
