@@ -7,6 +7,7 @@ import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
+import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
   StoreUnavailableError,
   VersionConflictError,
@@ -50,189 +51,6 @@ type Client = Redis | Cluster;
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
 // Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
 
-/** Writes one commit if every expected version still holds; publishes the hashes it changed. */
-const COMMIT = `
-local p = ARGV[1]
-local c = cjson.decode(ARGV[2])
-for _, k in ipairs(c.keys) do
-  local v = tonumber(redis.call('HGET', p .. ':ver', k.id) or '0')
-  if v ~= k.expected then return {'conflict', 'key ' .. k.id .. ' changed since version ' .. k.expected} end
-  local owner = redis.call('GET', p .. ':hash:' .. k.hash)
-  if owner and owner ~= k.id then return {'conflict', 'a key with this hash already exists'} end
-end
-for _, a in ipairs(c.apps) do
-  local v = tonumber(redis.call('HGET', p .. ':aver', a.id) or '0')
-  if v ~= a.expected then return {'conflict', 'application ' .. a.id .. ' changed since version ' .. a.expected} end
-end
-local changed = {}
-local out = {'ok'}
-for _, k in ipairs(c.keys) do
-  local old = redis.call('GET', p .. ':key:' .. k.id)
-  if old then
-    local oh = cjson.decode(old).hash
-    if oh ~= k.hash then
-      redis.call('DEL', p .. ':hash:' .. oh)
-      table.insert(changed, oh)
-    end
-  end
-  redis.call('SET', p .. ':key:' .. k.id, k.json)
-  redis.call('HSET', p .. ':ver', k.id, k.expected + 1)
-  redis.call('SET', p .. ':hash:' .. k.hash, k.id)
-  redis.call('SADD', p .. ':keys', k.id)
-  if k.app ~= '' then redis.call('SADD', p .. ':appkeys:' .. k.app, k.id) end
-  if k.due >= 0 then redis.call('ZADD', p .. ':due', k.due, k.id) else redis.call('ZREM', p .. ':due', k.id) end
-  table.insert(changed, k.hash)
-  local u = redis.call('HMGET', p .. ':usage:' .. k.id, 'r', 'e', 'l')
-  table.insert(out, u[1] or '0')
-  table.insert(out, u[2] or '0')
-  table.insert(out, u[3] or '')
-end
-for _, a in ipairs(c.apps) do
-  redis.call('SET', p .. ':app:' .. a.id, a.json)
-  redis.call('HSET', p .. ':aver', a.id, a.expected + 1)
-  redis.call('SADD', p .. ':apps', a.id)
-end
-for _, e in ipairs(c.audit) do redis.call('RPUSH', p .. ':audit', e) end
-for _, e in ipairs(c.events) do redis.call('RPUSH', p .. ':events:' .. e.key, e.json) end
-if #changed > 0 then
-  local seq = redis.call('INCR', p .. ':invseq')
-  redis.call('PUBLISH', p .. ':invalidate', seq .. ' ' .. table.concat(changed, ' '))
-  table.insert(out, tostring(seq))
-else
-  table.insert(out, '0')
-end
-return out
-`;
-
-/** Adds usage deltas (id, requests, errors, first, last; repeated); the first use of a key appends its event. */
-const USAGE = `
-local p = ARGV[1]
-for i = 2, #ARGV, 5 do
-  local id = ARGV[i]
-  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
-    local u = p .. ':usage:' .. id
-    local last = redis.call('HGET', u, 'l')
-    if not last then
-      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(ARGV[i + 3]), actor = 'gateway', detail = {}}))
-    end
-    redis.call('HINCRBY', u, 'r', ARGV[i + 1])
-    redis.call('HINCRBY', u, 'e', ARGV[i + 2])
-    if not last or tonumber(last) < tonumber(ARGV[i + 4]) then redis.call('HSET', u, 'l', ARGV[i + 4]) end
-  end
-end
-return 1
-`;
-
-/**
- * One usage batch, at most once (ARGV[2] is its id, remembered a day): per-key counters as
- * USAGE does, aggregate buckets (hashes of counters, each expiring after its retention), and
- * error samples (a list trimmed to the newest ARGV[4]). ARGV[3] is the JSON payload.
- */
-const INGEST = `
-local p = ARGV[1]
-if ARGV[2] ~= '' then
-  if not redis.call('SET', p .. ':batch:' .. ARGV[2], '1', 'NX', 'PX', 86400000) then return 0 end
-end
-local b = cjson.decode(ARGV[3])
-for _, d in ipairs(b.keys) do
-  local id = d.key_id
-  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
-    local u = p .. ':usage:' .. id
-    local last = redis.call('HGET', u, 'l')
-    if not last then
-      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(d.first_at), actor = 'gateway', detail = {}}))
-    end
-    redis.call('HINCRBY', u, 'r', d.requests)
-    redis.call('HINCRBY', u, 'e', d.errors)
-    if not last or tonumber(last) < tonumber(d.last_at) then redis.call('HSET', u, 'l', d.last_at) end
-  end
-end
-for _, k in ipairs(b.buckets) do
-  local key = p .. ':' .. k.name
-  for name, v in pairs(k.fields) do redis.call('HINCRBYFLOAT', key, name, v) end
-  local ttl = redis.call('PTTL', key)
-  if ttl < k.ttl_ms then redis.call('PEXPIRE', key, k.ttl_ms) end
-end
-if #b.errors > 0 then
-  for _, e in ipairs(b.errors) do redis.call('RPUSH', p .. ':errors', cjson.encode(e)) end
-  redis.call('LTRIM', p .. ':errors', -tonumber(ARGV[4]), -1)
-end
-return 1
-`;
-/** Key record JSON and usage by lookup hash, in one round trip. */
-const BY_HASH = `
-local p = ARGV[1]
-local id = redis.call('GET', p .. ':hash:' .. ARGV[2])
-if not id then return false end
-local json = redis.call('GET', p .. ':key:' .. id)
-if not json then return false end
-local u = redis.call('HMGET', p .. ':usage:' .. id, 'r', 'e', 'l')
-return {json, u[1] or '0', u[2] or '0', u[3] or ''}
-`;
-
-/** Records (and usage) by id: four values per id, the first false when there is none. */
-const BY_IDS = `
-local p = ARGV[1]
-local out = {}
-for i = 2, #ARGV do
-  local json = redis.call('GET', p .. ':key:' .. ARGV[i])
-  local u = redis.call('HMGET', p .. ':usage:' .. ARGV[i], 'r', 'e', 'l')
-  table.insert(out, json or '')
-  table.insert(out, u[1] or '0')
-  table.insert(out, u[2] or '0')
-  table.insert(out, u[3] or '')
-end
-return out
-`;
-
-/**
- * Cache holders (gateway processes) renew their membership: ARGV[2] is the id, held until
- * Redis's clock passes now + ARGV[3] ms.
- */
-const MEMBER = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', ARGV[1] .. ':members', ARGV[2], now + tonumber(ARGV[3]))
-return 1
-`;
-/**
- * How many live cache holders have not yet acknowledged invalidation ARGV[2]; members whose
- * membership lapsed (a process that died) are removed.
- */
-const LAGGING = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('HGETALL', ARGV[1] .. ':members')
-local lagging = 0
-for i = 1, #members, 2 do
-  if tonumber(members[i + 1]) < now then
-    redis.call('HDEL', ARGV[1] .. ':members', members[i])
-    redis.call('HDEL', ARGV[1] .. ':acks', members[i])
-  elseif tonumber(redis.call('HGET', ARGV[1] .. ':acks', members[i]) or '0') < tonumber(ARGV[2]) then
-    lagging = lagging + 1
-  end
-end
-return lagging
-`;
-/** Takes or renews a lease: true while ARGV[1] holds it. */
-const LEASE = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-`;
-
-interface Scripts {
-  kgCommit(routing: string, prefix: string, payload: string): Promise<string[]>;
-  kgUsage(routing: string, prefix: string, ...args: (string | number)[]): Promise<number>;
-  kgByHash(routing: string, prefix: string, hash: string): Promise<[string, string, string, string] | null>;
-  kgByIds(routing: string, prefix: string, ...ids: string[]): Promise<string[]>;
-  kgLease(key: string, holder: string, ttl: number): Promise<number>;
-  kgIngest(routing: string, prefix: string, id: string, payload: string, keep: number): Promise<number>;
-  kgMember(routing: string, prefix: string, id: string, ttl: number): Promise<number>;
-  kgLagging(routing: string, prefix: string, seq: string): Promise<number>;
-}
-
 const CHUNK = 500;
 /** How often a Cluster store checks that the node holding its slot answers (see `available`). */
 const SLOT_PROBE_MS = 1_000;
@@ -248,7 +66,7 @@ const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
  */
 export class RedisStore implements Store {
   readonly kind = 'redis';
-  readonly #client: Client & Scripts;
+  readonly #client: ScriptClient;
   readonly #sub: Client;
   readonly #tag: string;
   readonly #emitter = new EventEmitter();
@@ -265,7 +83,7 @@ export class RedisStore implements Store {
   private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
     this.#waitMs = options.invalidationWaitMs ?? 500;
     this.#warn = options.warn ?? (() => {});
-    this.#client = client as Client & Scripts;
+    this.#client = defineScripts(client);
     this.#sub = sub;
     this.#tag = `{${prefix}}`;
     this.#emitter.setMaxListeners(0);
@@ -297,7 +115,6 @@ export class RedisStore implements Store {
       ? new Cluster(options.cluster, { redisOptions: { ...common, commandTimeout: undefined } })
       : (client as Redis).duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
     const store = new RedisStore(client, sub, options.prefix, options);
-    store.#define();
     client.on('error', (err: Error) => warn('redis error', { err: err.message }));
     sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
     // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
@@ -316,18 +133,6 @@ export class RedisStore implements Store {
       void subscribed.then((ok) => ok && !store.#closed && store.#emitter.emit('key', null));
     }
     return store;
-  }
-
-  #define(): void {
-    const c = this.#client as Client;
-    c.defineCommand('kgCommit', { numberOfKeys: 1, lua: COMMIT });
-    c.defineCommand('kgUsage', { numberOfKeys: 1, lua: USAGE });
-    c.defineCommand('kgByHash', { numberOfKeys: 1, lua: BY_HASH });
-    c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
-    c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
-    c.defineCommand('kgIngest', { numberOfKeys: 1, lua: INGEST });
-    c.defineCommand('kgMember', { numberOfKeys: 1, lua: MEMBER });
-    c.defineCommand('kgLagging', { numberOfKeys: 1, lua: LAGGING });
   }
 
   /**
