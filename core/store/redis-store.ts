@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
+import { connect, onSubscriberReady, SlotWatch, waitReady, within, type Client, type RedisStoreOptions, type Warn } from './redis/connection.js';
 import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
   StoreUnavailableError,
@@ -23,37 +24,13 @@ import {
   type UsageBatch,
 } from './store.js';
 
-export interface RedisStoreOptions {
-  /** `redis://` or `rediss://` URL of a single node (or the master, with sentinels). */
-  url?: string | undefined;
-  sentinels?: { host: string; port: number }[] | undefined;
-  /** Master name known to the sentinels. */
-  name?: string | undefined;
-  cluster?: { host: string; port: number }[] | undefined;
-  password?: string | null | undefined;
-  /** Key-name prefix; everything of one deployment shares it. */
-  prefix: string;
-  /** A command that takes longer fails (the caller answers 503) rather than hanging a request. */
-  commandTimeoutMs: number;
-  /** How long `open` waits for a first connection before starting degraded. */
-  connectTimeoutMs: number;
-  warn?: (msg: string, fields: Record<string, unknown>) => void;
-  /**
-   * How long a write that changed keys waits for every live gateway process to acknowledge
-   * that it dropped them from its cache (0: not at all). Past it the write answers anyway.
-   */
-  invalidationWaitMs?: number;
-}
-
-type Client = Redis | Cluster;
+export type { RedisStoreOptions } from './redis/connection.js';
 
 // Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
 // Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
 
 const CHUNK = 500;
-/** How often a Cluster store checks that the node holding its slot answers (see `available`). */
-const SLOT_PROBE_MS = 1_000;
 /** `#run` labels of calls that change data. */
 const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
 
@@ -73,12 +50,11 @@ export class RedisStore implements Store {
   #closed = false;
   readonly #instance = randomUUID();
   readonly #waitMs: number;
-  readonly #warn: NonNullable<RedisStoreOptions['warn']>;
+  readonly #warn: Warn;
   /** Set once something caches keys from this store: it is then a member that acknowledges. */
   #membership: NodeJS.Timeout | undefined;
-  /** Cluster only: whether the node serving this deployment's slot answered the last probe. */
-  #slotReachable = true;
-  #probe: NodeJS.Timeout | undefined;
+  /** Cluster only: whether the node serving this deployment's slot answers. */
+  #slot: SlotWatch | undefined;
 
   private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
     this.#waitMs = options.invalidationWaitMs ?? 500;
@@ -91,32 +67,8 @@ export class RedisStore implements Store {
 
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
     const warn = options.warn ?? (() => {});
-    const common: RedisOptions = {
-      password: options.password ?? undefined,
-      commandTimeout: options.commandTimeoutMs,
-      connectTimeout: options.connectTimeoutMs,
-      // Fail at once while disconnected: a request waits for nothing that may never come.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    };
-    const connect = (): Client => {
-      if (options.cluster?.length) {
-        return new Cluster(options.cluster, { redisOptions: common, enableOfflineQueue: false, clusterRetryStrategy: common.retryStrategy! });
-      }
-      if (options.sentinels?.length) {
-        return new Redis({ ...common, sentinels: options.sentinels, name: options.name ?? 'mymaster' });
-      }
-      return new Redis(options.url ?? 'redis://127.0.0.1:6379', common);
-    };
-    const client = connect();
-    // The subscriber may queue its SUBSCRIBE until it is connected; it sends nothing else.
-    const sub = options.cluster?.length
-      ? new Cluster(options.cluster, { redisOptions: { ...common, commandTimeout: undefined } })
-      : (client as Redis).duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+    const { client, sub } = connect(options, warn);
     const store = new RedisStore(client, sub, options.prefix, options);
-    client.on('error', (err: Error) => warn('redis error', { err: err.message }));
-    sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
     // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
     // published before that is never delivered, so a store handed out earlier could let a
     // caller cache a key that another process changes a moment later and never hear of it.
@@ -125,7 +77,10 @@ export class RedisStore implements Store {
       waitReady(client, options.connectTimeoutMs),
       within(subscribed, options.connectTimeoutMs, false),
     ]);
-    if (client instanceof Cluster) await store.#watchSlot();
+    if (client instanceof Cluster) {
+      store.#slot = new SlotWatch(client, store.#routing('ver'));
+      await store.#slot.start();
+    }
     if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
     if (!listening) {
       warn('redis invalidation channel not subscribed yet', { timeout_ms: options.connectTimeoutMs });
@@ -135,25 +90,8 @@ export class RedisStore implements Store {
     return store;
   }
 
-  /**
-   * A Cluster client stays 'ready' while any node answers, so while the node that holds this
-   * deployment's slot is down it still looked available, though every store command timed
-   * out. For Cluster, a read of one of our keys (routed by the hash tag to that node) every
-   * second decides instead; the first is awaited at open.
-   */
-  #watchSlot(): Promise<void> {
-    const probe = () =>
-      this.#client.exists(this.#routing('ver')).then(
-        () => void (this.#slotReachable = true),
-        () => void (this.#slotReachable = false),
-      );
-    this.#probe = setInterval(() => void probe(), SLOT_PROBE_MS);
-    this.#probe.unref();
-    return probe();
-  }
-
   /** Subscribes to the invalidation channel; true once Redis has acknowledged it, false if that failed. */
-  #subscribe(warn: NonNullable<RedisStoreOptions['warn']>): Promise<boolean> {
+  #subscribe(warn: Warn): Promise<boolean> {
     const channel = `${this.#tag}:invalidate`;
     let connectedOnce = false;
     this.#sub.on('message', (ch: string, msg: string) => {
@@ -405,13 +343,13 @@ export class RedisStore implements Store {
   }
 
   get available(): boolean {
-    return this.#client.status === 'ready' && this.#slotReachable;
+    return this.#client.status === 'ready' && (this.#slot?.reachable ?? true);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#probe);
+    this.#slot?.close();
     if (this.#membership !== undefined) {
       clearInterval(this.#membership);
       await this.#client.hdel(this.#routing('members'), this.#instance).catch(() => {});
@@ -432,63 +370,4 @@ function applyUsage(rec: KeyRecord, requests: string, errors: string, last: stri
 
 function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
   return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
-}
-
-/** What `onSubscriberReady` uses of ioredis's (private) Cluster subscriber. */
-interface ClusterSubscriberInternals {
-  selectSubscriber(): void;
-  getInstance(): Redis | null;
-}
-
-/**
- * Calls `fn` on every (re)connection of the connection that carries the SUBSCRIBE; false when
- * that cannot be watched. For a single node or Sentinel that is the subscriber client itself,
- * whose 'ready' follows each reconnect. A Cluster client instead subscribes through a
- * connection of its own to one node, and when that connection drops it quietly opens another
- * (to any node) and subscribes again there; the Cluster itself stays 'ready' and emits nothing,
- * so the flush after a reconnect never happened. Each new subscriber connection is watched
- * instead, through ioredis's Cluster internals (`subscriber.selectSubscriber`, ioredis 6.0.0,
- * pinned in package.json; if they change, this answers false and the store warns at open).
- */
-function onSubscriberReady(sub: Client, fn: () => void): boolean {
-  if (!(sub instanceof Cluster)) {
-    sub.on('ready', fn);
-    return true;
-  }
-  const inner = (sub as unknown as { subscriber?: Partial<ClusterSubscriberInternals> }).subscriber;
-  const select = inner?.selectSubscriber;
-  if (!inner || typeof select !== 'function' || typeof inner.getInstance !== 'function') return false;
-  // Every selection (the first, once the Cluster is ready, and each after a drop) goes through
-  // this method on the instance; the new connection connects lazily, with the SUBSCRIBE.
-  inner.selectSubscriber = function (this: ClusterSubscriberInternals) {
-    select.call(this);
-    this.getInstance()?.once('ready', fn);
-  };
-  return true;
-}
-
-/** `promise`'s value, or `fallback` if it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    void promise.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
-}
-
-function waitReady(client: Client, timeoutMs: number): Promise<boolean> {
-  if (client.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      resolve(false);
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    client.once('ready', onReady);
-  });
 }

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
-
-type Client = Redis | Cluster;
+import type { Client } from './connection.js';
 
 /**
  * A script's source from `lua/` beside this module. Read relative to the module, not the
