@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { Cluster } from 'ioredis';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
@@ -7,7 +5,8 @@ import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
-import { connect, onSubscriberReady, SlotWatch, waitReady, within, type Client, type RedisStoreOptions, type Warn } from './redis/connection.js';
+import { connect, SlotWatch, waitReady, within, type Client, type RedisStoreOptions } from './redis/connection.js';
+import { Invalidation } from './redis/invalidation.js';
 import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
   StoreUnavailableError,
@@ -46,23 +45,16 @@ export class RedisStore implements Store {
   readonly #client: ScriptClient;
   readonly #sub: Client;
   readonly #tag: string;
-  readonly #emitter = new EventEmitter();
+  readonly #invalidation: Invalidation;
   #closed = false;
-  readonly #instance = randomUUID();
-  readonly #waitMs: number;
-  readonly #warn: Warn;
-  /** Set once something caches keys from this store: it is then a member that acknowledges. */
-  #membership: NodeJS.Timeout | undefined;
   /** Cluster only: whether the node serving this deployment's slot answers. */
   #slot: SlotWatch | undefined;
 
   private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
-    this.#waitMs = options.invalidationWaitMs ?? 500;
-    this.#warn = options.warn ?? (() => {});
     this.#client = defineScripts(client);
     this.#sub = sub;
     this.#tag = `{${prefix}}`;
-    this.#emitter.setMaxListeners(0);
+    this.#invalidation = new Invalidation(this.#client, sub, this.#tag, options.invalidationWaitMs ?? 500, options.warn ?? (() => {}));
   }
 
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
@@ -72,7 +64,7 @@ export class RedisStore implements Store {
     // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
     // published before that is never delivered, so a store handed out earlier could let a
     // caller cache a key that another process changes a moment later and never hear of it.
-    const subscribed = store.#subscribe(warn);
+    const subscribed = store.#invalidation.subscribe();
     const [ready, listening] = await Promise.all([
       waitReady(client, options.connectTimeoutMs),
       within(subscribed, options.connectTimeoutMs, false),
@@ -85,41 +77,9 @@ export class RedisStore implements Store {
     if (!listening) {
       warn('redis invalidation channel not subscribed yet', { timeout_ms: options.connectTimeoutMs });
       // Whatever was cached before the subscription took effect may have missed a change.
-      void subscribed.then((ok) => ok && !store.#closed && store.#emitter.emit('key', null));
+      void subscribed.then((ok) => ok && !store.#closed && store.#invalidation.dropAll());
     }
     return store;
-  }
-
-  /** Subscribes to the invalidation channel; true once Redis has acknowledged it, false if that failed. */
-  #subscribe(warn: Warn): Promise<boolean> {
-    const channel = `${this.#tag}:invalidate`;
-    let connectedOnce = false;
-    this.#sub.on('message', (ch: string, msg: string) => {
-      if (ch !== channel) return;
-      const parts = msg.split(' ');
-      for (let i = 1; i < parts.length; i++) this.#emitter.emit('key', parts[i]!);
-      // Dropped from every cache of this process: say so, so that the writer can answer.
-      if (this.#membership !== undefined) {
-        this.#client.hset(this.#routing('acks'), this.#instance, parts[0]!).catch(() => {});
-      }
-    });
-    // Messages published while the subscriber was away are lost: after a reconnect, every
-    // cached key is suspect.
-    const watched = onSubscriberReady(this.#sub, () => {
-      if (connectedOnce) {
-        warn('redis subscriber reconnected; dropping cached keys', {});
-        this.#emitter.emit('key', null);
-      }
-      connectedOnce = true;
-    });
-    if (!watched) warn('cannot watch the redis cluster subscriber for reconnects; cached keys are not dropped after one', {});
-    return this.#sub.subscribe(channel).then(
-      () => true,
-      (err: Error) => {
-        warn('redis subscribe failed', { err: err.message });
-        return false;
-      },
-    );
   }
 
   /** Runs a Redis call; a failure to reach Redis (or a timeout) becomes StoreUnavailableError. */
@@ -187,8 +147,7 @@ export class RedisStore implements Store {
     });
     const out = await this.#run('commit', () => this.#client.kgCommit(this.#routing('ver'), this.#tag, payload));
     if (out[0] === 'conflict') throw new VersionConflictError(out[1] ?? 'version conflict');
-    const seq = out[1 + keys.length * 3] ?? '0';
-    if (seq !== '0' && this.#waitMs > 0) await this.#awaitAcks(seq);
+    await this.#invalidation.awaitAcks(out[1 + keys.length * 3] ?? '0');
     return {
       keys: keys.map((k, i) => applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
       apps,
@@ -298,43 +257,8 @@ export class RedisStore implements Store {
     return (await this.#run('lease', () => this.#client.kgLease(this.#routing(`lease:${name}`), holder, ttlMs))) === 1;
   }
 
-  /**
-   * Waits (polling, bounded by `invalidationWaitMs`) until every live cache holder has
-   * acknowledged invalidation `seq`, so that a revocation's answer means every gateway refuses
-   * the key from then on. A holder that does not acknowledge in time only delays the answer;
-   * the write stands, and that holder's cache TTL still bounds how long it may be stale.
-   */
-  async #awaitAcks(seq: string): Promise<void> {
-    const until = performance.now() + this.#waitMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
-      let lagging: number;
-      try {
-        lagging = await this.#client.kgLagging(this.#routing('members'), this.#tag, seq);
-      } catch {
-        return; // Redis went away after the write: nobody can be waited for.
-      }
-      if (lagging === 0) return;
-      if (performance.now() >= until) {
-        this.#warn('gateways did not confirm a key change in time', { lagging, wait_ms: this.#waitMs });
-        return;
-      }
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-
-  /** Keeps this process listed as a cache holder while it runs (renewed every second, held 5 s). */
-  #joinMembers(): void {
-    if (this.#membership !== undefined) return;
-    const renew = () => void this.#client.kgMember(this.#routing('members'), this.#tag, this.#instance, 5_000).catch(() => {});
-    this.#membership = setInterval(renew, 1_000);
-    this.#membership.unref();
-    renew();
-  }
-
   onKeyChange(listener: (hash: string | null) => void): () => void {
-    this.#joinMembers();
-    this.#emitter.on('key', listener);
-    return () => this.#emitter.off('key', listener);
+    return this.#invalidation.onKeyChange(listener);
   }
 
   /** The shared client, for the distributed rate limiter. */
@@ -350,10 +274,7 @@ export class RedisStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#slot?.close();
-    if (this.#membership !== undefined) {
-      clearInterval(this.#membership);
-      await this.#client.hdel(this.#routing('members'), this.#instance).catch(() => {});
-    }
+    await this.#invalidation.close();
     await Promise.allSettled([this.#client.quit(), this.#sub.quit()]);
     this.#client.disconnect();
     this.#sub.disconnect();
