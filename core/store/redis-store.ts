@@ -1,12 +1,12 @@
 import { Cluster } from 'ioredis';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
-import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
+import { nextDueAt, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
-import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
-import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
+import type { Bucket, ErrorSample, Granularity } from '../usage-agg.js';
 import { connect, SlotWatch, waitReady, within, type Client, type RedisStoreOptions } from './redis/connection.js';
 import { Invalidation } from './redis/invalidation.js';
+import * as q from './redis/queries.js';
 import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
   StoreUnavailableError,
@@ -25,42 +25,50 @@ import {
 
 export type { RedisStoreOptions } from './redis/connection.js';
 
+/** `#run` labels of calls that change data. */
+const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
+
 // Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
 // Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
 
-const CHUNK = 500;
-/** `#run` labels of calls that change data. */
-const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
-
 /**
  * The production store: every gateway and admin process shares one Redis (single node,
- * Sentinel or Cluster). Writes are Lua scripts, so a commit is all-or-nothing and its version
- * checks cannot race; each commit publishes the lookup hashes it changed, and every process's
- * `onKeyChange` listeners hear them. Commands that cannot be sent (Redis down) or take longer
- * than `commandTimeoutMs` fail with StoreUnavailableError; nothing queues and nothing hangs.
+ * Sentinel or Cluster). Writes are Lua scripts (redis/lua/), so a commit is all-or-nothing
+ * and its version checks cannot race; each commit publishes the lookup hashes it changed, and
+ * every process's `onKeyChange` listeners hear them (redis/invalidation.ts). Commands that
+ * cannot be sent (Redis down) or take longer than `commandTimeoutMs` fail with
+ * StoreUnavailableError; nothing queues and nothing hangs.
  */
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly #client: ScriptClient;
   readonly #sub: Client;
   readonly #tag: string;
+  readonly #db: q.Db;
   readonly #invalidation: Invalidation;
   #closed = false;
   /** Cluster only: whether the node serving this deployment's slot answers. */
   #slot: SlotWatch | undefined;
 
-  private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
+  private constructor(client: Client, sub: Client, options: RedisStoreOptions) {
     this.#client = defineScripts(client);
     this.#sub = sub;
-    this.#tag = `{${prefix}}`;
-    this.#invalidation = new Invalidation(this.#client, sub, this.#tag, options.invalidationWaitMs ?? 500, options.warn ?? (() => {}));
+    this.#tag = `{${options.prefix}}`;
+    const tag = this.#tag;
+    this.#db = {
+      client: this.#client,
+      tag,
+      key: (suffix) => `${tag}:${suffix}`,
+      run: (what, fn) => this.#run(what, fn),
+    };
+    this.#invalidation = new Invalidation(this.#client, sub, tag, options.invalidationWaitMs ?? 500, options.warn ?? (() => {}));
   }
 
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
     const warn = options.warn ?? (() => {});
     const { client, sub } = connect(options, warn);
-    const store = new RedisStore(client, sub, options.prefix, options);
+    const store = new RedisStore(client, sub, options);
     // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
     // published before that is never delivered, so a store handed out earlier could let a
     // caller cache a key that another process changes a moment later and never hear of it.
@@ -70,7 +78,7 @@ export class RedisStore implements Store {
       within(subscribed, options.connectTimeoutMs, false),
     ]);
     if (client instanceof Cluster) {
-      store.#slot = new SlotWatch(client, store.#routing('ver'));
+      store.#slot = new SlotWatch(client, store.#db.key('ver'));
       await store.#slot.start();
     }
     if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
@@ -94,30 +102,12 @@ export class RedisStore implements Store {
     }
   }
 
-  #routing(suffix: string): string {
-    return `${this.#tag}:${suffix}`;
-  }
-
-  async getKeyByHash(hash: string): Promise<KeyRecord | null> {
-    const row = await this.#run('lookup', () => this.#client.kgByHash(this.#routing('hash'), this.#tag, hash));
-    return row ? withUsage(row[0], row[1], row[2], row[3]) : null;
+  getKeyByHash(hash: string): Promise<KeyRecord | null> {
+    return q.keyByHash(this.#db, hash);
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
-    return (await this.#keys([id]))[0] ?? null;
-  }
-
-  /** Records by id, in order, leaving out ids with none. */
-  async #keys(ids: readonly string[]): Promise<KeyRecord[]> {
-    const out: KeyRecord[] = [];
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const part = ids.slice(i, i + CHUNK);
-      const flat = await this.#run('read', () => this.#client.kgByIds(this.#routing('keys'), this.#tag, ...part));
-      for (let j = 0; j < flat.length; j += 4) {
-        if (flat[j]) out.push(withUsage(flat[j]!, flat[j + 1]!, flat[j + 2]!, flat[j + 3]!));
-      }
-    }
-    return out;
+    return (await q.keysById(this.#db, [id]))[0] ?? null;
   }
 
   async putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
@@ -145,20 +135,20 @@ export class RedisStore implements Store {
       audit: (change.audit ?? []).map((a) => JSON.stringify(a)),
       events: (change.events ?? []).map((e) => ({ key: e.key_id, json: JSON.stringify(e) })),
     });
-    const out = await this.#run('commit', () => this.#client.kgCommit(this.#routing('ver'), this.#tag, payload));
+    const out = await this.#run('commit', () => this.#client.kgCommit(this.#db.key('ver'), this.#tag, payload));
     if (out[0] === 'conflict') throw new VersionConflictError(out[1] ?? 'version conflict');
     await this.#invalidation.awaitAcks(out[1 + keys.length * 3] ?? '0');
     return {
-      keys: keys.map((k, i) => applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
+      keys: keys.map((k, i) => q.applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
       apps,
     };
   }
 
   async recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
-    for (let i = 0; i < deltas.length; i += CHUNK) {
+    for (let i = 0; i < deltas.length; i += q.CHUNK) {
       const args: (string | number)[] = [];
-      for (const d of deltas.slice(i, i + CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
-      await this.#run('usage', () => this.#client.kgUsage(this.#routing('ver'), this.#tag, ...args));
+      for (const d of deltas.slice(i, i + q.CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
+      await this.#run('usage', () => this.#client.kgUsage(this.#db.key('ver'), this.#tag, ...args));
     }
   }
 
@@ -172,89 +162,49 @@ export class RedisStore implements Store {
     });
     // cjson turns an empty array into an object; the script reads both the same way.
     const applied = await this.#run('ingest', () =>
-      this.#client.kgIngest(this.#routing('ver'), this.#tag, batch.id, payload, Math.max(1, batch.keep_errors)),
+      this.#client.kgIngest(this.#db.key('ver'), this.#tag, batch.id, payload, Math.max(1, batch.keep_errors)),
     );
     return applied === 1;
   }
 
-  async usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
-    const size = gran === 'm' ? MINUTE : DAY;
-    const starts: number[] = [];
-    for (let start = bucketStart(from, gran); start < to && starts.length < 100_000; start += size) if (start >= from) starts.push(start);
-    const out: Bucket[] = [];
-    for (let i = 0; i < starts.length; i += CHUNK) {
-      const part = starts.slice(i, i + CHUNK);
-      const pipeline = this.#client.pipeline();
-      for (const start of part) pipeline.hgetall(this.#routing(`agg:${gran}:${start}:${scope}`));
-      const rows = await this.#run('usage', async () => {
-        const res = (await pipeline.exec()) ?? [];
-        return res.map(([err, v]) => {
-          if (err) throw err;
-          return v as Record<string, string>;
-        });
-      });
-      rows.forEach((row, j) => {
-        const names = Object.keys(row);
-        if (names.length === 0) return;
-        const fields: Record<string, number> = {};
-        for (const name of names) fields[name] = Number(row[name]);
-        out.push({ start: part[j]!, fields });
-      });
-    }
-    return out;
+  usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
+    return q.usageBuckets(this.#db, scope, gran, from, to);
   }
 
-  async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
-    const rows = await this.#run('usage', () => this.#client.lrange(this.#routing('errors'), 0, -1));
-    return queryErrors(rows, (r) => JSON.parse(r) as ErrorSample, query);
+  recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
+    return q.recentErrors(this.#db, query);
   }
 
-  async listKeys(query: KeyQuery): Promise<KeyPage> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('keys')));
-    return queryKeys(await this.#keys(ids), query);
+  listKeys(query: KeyQuery): Promise<KeyPage> {
+    return q.listKeys(this.#db, query);
   }
 
-  async keysOfApp(appId: string): Promise<KeyRecord[]> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing(`appkeys:${appId}`)));
-    return (await this.#keys(ids)).filter((k) => k.application === appId);
+  keysOfApp(appId: string): Promise<KeyRecord[]> {
+    return q.keysOfApp(this.#db, appId);
   }
 
-  async dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
-    const ids = await this.#run('due', () => this.#client.zrangebyscore(this.#routing('due'), '-inf', now, 'LIMIT', 0, limit));
-    return (await this.#keys(ids)).filter((k) => dueTransition(k, now) !== null);
+  dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    return q.dueKeys(this.#db, now, limit);
   }
 
-  async getApp(id: string): Promise<AppRecord | null> {
-    const json = await this.#run('read', () => this.#client.get(this.#routing(`app:${id}`)));
-    return json ? (JSON.parse(json) as AppRecord) : null;
+  getApp(id: string): Promise<AppRecord | null> {
+    return q.getApp(this.#db, id);
   }
 
-  async listApps(query: AppQuery): Promise<Page<AppRecord>> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('apps')));
-    const apps: AppRecord[] = [];
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const part = ids.slice(i, i + CHUNK).map((id) => this.#routing(`app:${id}`));
-      const rows = await this.#run('list', () => this.#client.mget(...part));
-      for (const json of rows) if (json) apps.push(JSON.parse(json) as AppRecord);
-    }
-    return queryApps(apps, query);
+  listApps(query: AppQuery): Promise<Page<AppRecord>> {
+    return q.listApps(this.#db, query);
   }
 
-  async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
-    const rows = await this.#run('audit', () => this.#client.lrange(this.#routing('audit'), 0, -1));
-    return queryAudit(
-      rows.map((r) => JSON.parse(r) as AuditEntry),
-      query,
-    );
+  listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
+    return q.listAudit(this.#db, query);
   }
 
-  async listKeyEvents(keyId: string): Promise<KeyEvent[]> {
-    const rows = await this.#run('events', () => this.#client.lrange(this.#routing(`events:${keyId}`), 0, -1));
-    return rows.map((r) => JSON.parse(r) as KeyEvent);
+  listKeyEvents(keyId: string): Promise<KeyEvent[]> {
+    return q.listKeyEvents(this.#db, keyId);
   }
 
   async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    return (await this.#run('lease', () => this.#client.kgLease(this.#routing(`lease:${name}`), holder, ttlMs))) === 1;
+    return (await this.#run('lease', () => this.#client.kgLease(this.#db.key(`lease:${name}`), holder, ttlMs))) === 1;
   }
 
   onKeyChange(listener: (hash: string | null) => void): () => void {
@@ -279,16 +229,4 @@ export class RedisStore implements Store {
     this.#client.disconnect();
     this.#sub.disconnect();
   }
-}
-
-function applyUsage(rec: KeyRecord, requests: string, errors: string, last: string): KeyRecord {
-  return {
-    ...rec,
-    usage: { total_requests: Number(requests), error_count: Number(errors) },
-    last_used_at: last === '' ? null : Number(last),
-  };
-}
-
-function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
-  return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
 }
