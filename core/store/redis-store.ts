@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
-import { nextDueAt, dueTransition, type KeyRecord } from '../record.js';
+import { nextDueAt, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
-import { DAY, MINUTE, bucketStart, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
-import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
+import type { Bucket, ErrorSample, Granularity } from '../usage-agg.js';
+import { connect, SlotWatch, waitReady, within, type Client, type RedisStoreOptions } from './redis/connection.js';
+import { Invalidation } from './redis/invalidation.js';
+import * as q from './redis/queries.js';
+import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
   StoreUnavailableError,
   VersionConflictError,
@@ -22,361 +23,71 @@ import {
   type UsageBatch,
 } from './store.js';
 
-export interface RedisStoreOptions {
-  /** `redis://` or `rediss://` URL of a single node (or the master, with sentinels). */
-  url?: string | undefined;
-  sentinels?: { host: string; port: number }[] | undefined;
-  /** Master name known to the sentinels. */
-  name?: string | undefined;
-  cluster?: { host: string; port: number }[] | undefined;
-  password?: string | null | undefined;
-  /** Key-name prefix; everything of one deployment shares it. */
-  prefix: string;
-  /** A command that takes longer fails (the caller answers 503) rather than hanging a request. */
-  commandTimeoutMs: number;
-  /** How long `open` waits for a first connection before starting degraded. */
-  connectTimeoutMs: number;
-  warn?: (msg: string, fields: Record<string, unknown>) => void;
-  /**
-   * How long a write that changed keys waits for every live gateway process to acknowledge
-   * that it dropped them from its cache (0: not at all). Past it the write answers anyway.
-   */
-  invalidationWaitMs?: number;
-}
+export type { RedisStoreOptions } from './redis/connection.js';
 
-type Client = Redis | Cluster;
+/** `#run` labels of calls that change data. */
+const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
 
 // Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
 // Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
 
-/** Writes one commit if every expected version still holds; publishes the hashes it changed. */
-const COMMIT = `
-local p = ARGV[1]
-local c = cjson.decode(ARGV[2])
-for _, k in ipairs(c.keys) do
-  local v = tonumber(redis.call('HGET', p .. ':ver', k.id) or '0')
-  if v ~= k.expected then return {'conflict', 'key ' .. k.id .. ' changed since version ' .. k.expected} end
-  local owner = redis.call('GET', p .. ':hash:' .. k.hash)
-  if owner and owner ~= k.id then return {'conflict', 'a key with this hash already exists'} end
-end
-for _, a in ipairs(c.apps) do
-  local v = tonumber(redis.call('HGET', p .. ':aver', a.id) or '0')
-  if v ~= a.expected then return {'conflict', 'application ' .. a.id .. ' changed since version ' .. a.expected} end
-end
-local changed = {}
-local out = {'ok'}
-for _, k in ipairs(c.keys) do
-  local old = redis.call('GET', p .. ':key:' .. k.id)
-  if old then
-    local oh = cjson.decode(old).hash
-    if oh ~= k.hash then
-      redis.call('DEL', p .. ':hash:' .. oh)
-      table.insert(changed, oh)
-    end
-  end
-  redis.call('SET', p .. ':key:' .. k.id, k.json)
-  redis.call('HSET', p .. ':ver', k.id, k.expected + 1)
-  redis.call('SET', p .. ':hash:' .. k.hash, k.id)
-  redis.call('SADD', p .. ':keys', k.id)
-  if k.app ~= '' then redis.call('SADD', p .. ':appkeys:' .. k.app, k.id) end
-  if k.due >= 0 then redis.call('ZADD', p .. ':due', k.due, k.id) else redis.call('ZREM', p .. ':due', k.id) end
-  table.insert(changed, k.hash)
-  local u = redis.call('HMGET', p .. ':usage:' .. k.id, 'r', 'e', 'l')
-  table.insert(out, u[1] or '0')
-  table.insert(out, u[2] or '0')
-  table.insert(out, u[3] or '')
-end
-for _, a in ipairs(c.apps) do
-  redis.call('SET', p .. ':app:' .. a.id, a.json)
-  redis.call('HSET', p .. ':aver', a.id, a.expected + 1)
-  redis.call('SADD', p .. ':apps', a.id)
-end
-for _, e in ipairs(c.audit) do redis.call('RPUSH', p .. ':audit', e) end
-for _, e in ipairs(c.events) do redis.call('RPUSH', p .. ':events:' .. e.key, e.json) end
-if #changed > 0 then
-  local seq = redis.call('INCR', p .. ':invseq')
-  redis.call('PUBLISH', p .. ':invalidate', seq .. ' ' .. table.concat(changed, ' '))
-  table.insert(out, tostring(seq))
-else
-  table.insert(out, '0')
-end
-return out
-`;
-
-/** Adds usage deltas (id, requests, errors, first, last; repeated); the first use of a key appends its event. */
-const USAGE = `
-local p = ARGV[1]
-for i = 2, #ARGV, 5 do
-  local id = ARGV[i]
-  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
-    local u = p .. ':usage:' .. id
-    local last = redis.call('HGET', u, 'l')
-    if not last then
-      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(ARGV[i + 3]), actor = 'gateway', detail = {}}))
-    end
-    redis.call('HINCRBY', u, 'r', ARGV[i + 1])
-    redis.call('HINCRBY', u, 'e', ARGV[i + 2])
-    if not last or tonumber(last) < tonumber(ARGV[i + 4]) then redis.call('HSET', u, 'l', ARGV[i + 4]) end
-  end
-end
-return 1
-`;
-
-/**
- * One usage batch, at most once (ARGV[2] is its id, remembered a day): per-key counters as
- * USAGE does, aggregate buckets (hashes of counters, each expiring after its retention), and
- * error samples (a list trimmed to the newest ARGV[4]). ARGV[3] is the JSON payload.
- */
-const INGEST = `
-local p = ARGV[1]
-if ARGV[2] ~= '' then
-  if not redis.call('SET', p .. ':batch:' .. ARGV[2], '1', 'NX', 'PX', 86400000) then return 0 end
-end
-local b = cjson.decode(ARGV[3])
-for _, d in ipairs(b.keys) do
-  local id = d.key_id
-  if redis.call('HEXISTS', p .. ':ver', id) == 1 then
-    local u = p .. ':usage:' .. id
-    local last = redis.call('HGET', u, 'l')
-    if not last then
-      redis.call('RPUSH', p .. ':events:' .. id, cjson.encode({key_id = id, type = 'first_used', scheduled_at = cjson.null, at = tonumber(d.first_at), actor = 'gateway', detail = {}}))
-    end
-    redis.call('HINCRBY', u, 'r', d.requests)
-    redis.call('HINCRBY', u, 'e', d.errors)
-    if not last or tonumber(last) < tonumber(d.last_at) then redis.call('HSET', u, 'l', d.last_at) end
-  end
-end
-for _, k in ipairs(b.buckets) do
-  local key = p .. ':' .. k.name
-  for name, v in pairs(k.fields) do redis.call('HINCRBYFLOAT', key, name, v) end
-  local ttl = redis.call('PTTL', key)
-  if ttl < k.ttl_ms then redis.call('PEXPIRE', key, k.ttl_ms) end
-end
-if #b.errors > 0 then
-  for _, e in ipairs(b.errors) do redis.call('RPUSH', p .. ':errors', cjson.encode(e)) end
-  redis.call('LTRIM', p .. ':errors', -tonumber(ARGV[4]), -1)
-end
-return 1
-`;
-/** Key record JSON and usage by lookup hash, in one round trip. */
-const BY_HASH = `
-local p = ARGV[1]
-local id = redis.call('GET', p .. ':hash:' .. ARGV[2])
-if not id then return false end
-local json = redis.call('GET', p .. ':key:' .. id)
-if not json then return false end
-local u = redis.call('HMGET', p .. ':usage:' .. id, 'r', 'e', 'l')
-return {json, u[1] or '0', u[2] or '0', u[3] or ''}
-`;
-
-/** Records (and usage) by id: four values per id, the first false when there is none. */
-const BY_IDS = `
-local p = ARGV[1]
-local out = {}
-for i = 2, #ARGV do
-  local json = redis.call('GET', p .. ':key:' .. ARGV[i])
-  local u = redis.call('HMGET', p .. ':usage:' .. ARGV[i], 'r', 'e', 'l')
-  table.insert(out, json or '')
-  table.insert(out, u[1] or '0')
-  table.insert(out, u[2] or '0')
-  table.insert(out, u[3] or '')
-end
-return out
-`;
-
-/**
- * Cache holders (gateway processes) renew their membership: ARGV[2] is the id, held until
- * Redis's clock passes now + ARGV[3] ms.
- */
-const MEMBER = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', ARGV[1] .. ':members', ARGV[2], now + tonumber(ARGV[3]))
-return 1
-`;
-/**
- * How many live cache holders have not yet acknowledged invalidation ARGV[2]; members whose
- * membership lapsed (a process that died) are removed.
- */
-const LAGGING = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('HGETALL', ARGV[1] .. ':members')
-local lagging = 0
-for i = 1, #members, 2 do
-  if tonumber(members[i + 1]) < now then
-    redis.call('HDEL', ARGV[1] .. ':members', members[i])
-    redis.call('HDEL', ARGV[1] .. ':acks', members[i])
-  elseif tonumber(redis.call('HGET', ARGV[1] .. ':acks', members[i]) or '0') < tonumber(ARGV[2]) then
-    lagging = lagging + 1
-  end
-end
-return lagging
-`;
-/** Takes or renews a lease: true while ARGV[1] holds it. */
-const LEASE = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-`;
-
-interface Scripts {
-  kgCommit(routing: string, prefix: string, payload: string): Promise<string[]>;
-  kgUsage(routing: string, prefix: string, ...args: (string | number)[]): Promise<number>;
-  kgByHash(routing: string, prefix: string, hash: string): Promise<[string, string, string, string] | null>;
-  kgByIds(routing: string, prefix: string, ...ids: string[]): Promise<string[]>;
-  kgLease(key: string, holder: string, ttl: number): Promise<number>;
-  kgIngest(routing: string, prefix: string, id: string, payload: string, keep: number): Promise<number>;
-  kgMember(routing: string, prefix: string, id: string, ttl: number): Promise<number>;
-  kgLagging(routing: string, prefix: string, seq: string): Promise<number>;
-}
-
-const CHUNK = 500;
-/** How often a Cluster store checks that the node holding its slot answers (see `available`). */
-const SLOT_PROBE_MS = 1_000;
-/** `#run` labels of calls that change data. */
-const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
-
 /**
  * The production store: every gateway and admin process shares one Redis (single node,
- * Sentinel or Cluster). Writes are Lua scripts, so a commit is all-or-nothing and its version
- * checks cannot race; each commit publishes the lookup hashes it changed, and every process's
- * `onKeyChange` listeners hear them. Commands that cannot be sent (Redis down) or take longer
- * than `commandTimeoutMs` fail with StoreUnavailableError; nothing queues and nothing hangs.
+ * Sentinel or Cluster). Writes are Lua scripts (redis/lua/), so a commit is all-or-nothing
+ * and its version checks cannot race; each commit publishes the lookup hashes it changed, and
+ * every process's `onKeyChange` listeners hear them (redis/invalidation.ts). Commands that
+ * cannot be sent (Redis down) or take longer than `commandTimeoutMs` fail with
+ * StoreUnavailableError; nothing queues and nothing hangs.
  */
 export class RedisStore implements Store {
   readonly kind = 'redis';
-  readonly #client: Client & Scripts;
+  readonly #client: ScriptClient;
   readonly #sub: Client;
   readonly #tag: string;
-  readonly #emitter = new EventEmitter();
+  readonly #db: q.Db;
+  readonly #invalidation: Invalidation;
   #closed = false;
-  readonly #instance = randomUUID();
-  readonly #waitMs: number;
-  readonly #warn: NonNullable<RedisStoreOptions['warn']>;
-  /** Set once something caches keys from this store: it is then a member that acknowledges. */
-  #membership: NodeJS.Timeout | undefined;
-  /** Cluster only: whether the node serving this deployment's slot answered the last probe. */
-  #slotReachable = true;
-  #probe: NodeJS.Timeout | undefined;
+  /** Cluster only: whether the node serving this deployment's slot answers. */
+  #slot: SlotWatch | undefined;
 
-  private constructor(client: Client, sub: Client, prefix: string, options: RedisStoreOptions) {
-    this.#waitMs = options.invalidationWaitMs ?? 500;
-    this.#warn = options.warn ?? (() => {});
-    this.#client = client as Client & Scripts;
+  private constructor(client: Client, sub: Client, options: RedisStoreOptions) {
+    this.#client = defineScripts(client);
     this.#sub = sub;
-    this.#tag = `{${prefix}}`;
-    this.#emitter.setMaxListeners(0);
+    this.#tag = `{${options.prefix}}`;
+    const tag = this.#tag;
+    this.#db = {
+      client: this.#client,
+      tag,
+      key: (suffix) => `${tag}:${suffix}`,
+      run: (what, fn) => this.#run(what, fn),
+    };
+    this.#invalidation = new Invalidation(this.#client, sub, tag, options.invalidationWaitMs ?? 500, options.warn ?? (() => {}));
   }
 
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
     const warn = options.warn ?? (() => {});
-    const common: RedisOptions = {
-      password: options.password ?? undefined,
-      commandTimeout: options.commandTimeoutMs,
-      connectTimeout: options.connectTimeoutMs,
-      // Fail at once while disconnected: a request waits for nothing that may never come.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    };
-    const connect = (): Client => {
-      if (options.cluster?.length) {
-        return new Cluster(options.cluster, { redisOptions: common, enableOfflineQueue: false, clusterRetryStrategy: common.retryStrategy! });
-      }
-      if (options.sentinels?.length) {
-        return new Redis({ ...common, sentinels: options.sentinels, name: options.name ?? 'mymaster' });
-      }
-      return new Redis(options.url ?? 'redis://127.0.0.1:6379', common);
-    };
-    const client = connect();
-    // The subscriber may queue its SUBSCRIBE until it is connected; it sends nothing else.
-    const sub = options.cluster?.length
-      ? new Cluster(options.cluster, { redisOptions: { ...common, commandTimeout: undefined } })
-      : (client as Redis).duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
-    const store = new RedisStore(client, sub, options.prefix, options);
-    store.#define();
-    client.on('error', (err: Error) => warn('redis error', { err: err.message }));
-    sub.on('error', (err: Error) => warn('redis subscriber error', { err: err.message }));
+    const { client, sub } = connect(options, warn);
+    const store = new RedisStore(client, sub, options);
     // Wait (bounded, alongside the client) for Redis to acknowledge the SUBSCRIBE: a change
     // published before that is never delivered, so a store handed out earlier could let a
     // caller cache a key that another process changes a moment later and never hear of it.
-    const subscribed = store.#subscribe(warn);
+    const subscribed = store.#invalidation.subscribe();
     const [ready, listening] = await Promise.all([
       waitReady(client, options.connectTimeoutMs),
       within(subscribed, options.connectTimeoutMs, false),
     ]);
-    if (client instanceof Cluster) await store.#watchSlot();
+    if (client instanceof Cluster) {
+      store.#slot = new SlotWatch(client, store.#db.key('ver'));
+      await store.#slot.start();
+    }
     if (!ready) warn('redis not reachable yet; starting degraded', { timeout_ms: options.connectTimeoutMs });
     if (!listening) {
       warn('redis invalidation channel not subscribed yet', { timeout_ms: options.connectTimeoutMs });
       // Whatever was cached before the subscription took effect may have missed a change.
-      void subscribed.then((ok) => ok && !store.#closed && store.#emitter.emit('key', null));
+      void subscribed.then((ok) => ok && !store.#closed && store.#invalidation.dropAll());
     }
     return store;
-  }
-
-  #define(): void {
-    const c = this.#client as Client;
-    c.defineCommand('kgCommit', { numberOfKeys: 1, lua: COMMIT });
-    c.defineCommand('kgUsage', { numberOfKeys: 1, lua: USAGE });
-    c.defineCommand('kgByHash', { numberOfKeys: 1, lua: BY_HASH });
-    c.defineCommand('kgByIds', { numberOfKeys: 1, lua: BY_IDS });
-    c.defineCommand('kgLease', { numberOfKeys: 1, lua: LEASE });
-    c.defineCommand('kgIngest', { numberOfKeys: 1, lua: INGEST });
-    c.defineCommand('kgMember', { numberOfKeys: 1, lua: MEMBER });
-    c.defineCommand('kgLagging', { numberOfKeys: 1, lua: LAGGING });
-  }
-
-  /**
-   * A Cluster client stays 'ready' while any node answers, so while the node that holds this
-   * deployment's slot is down it still looked available, though every store command timed
-   * out. For Cluster, a read of one of our keys (routed by the hash tag to that node) every
-   * second decides instead; the first is awaited at open.
-   */
-  #watchSlot(): Promise<void> {
-    const probe = () =>
-      this.#client.exists(this.#routing('ver')).then(
-        () => void (this.#slotReachable = true),
-        () => void (this.#slotReachable = false),
-      );
-    this.#probe = setInterval(() => void probe(), SLOT_PROBE_MS);
-    this.#probe.unref();
-    return probe();
-  }
-
-  /** Subscribes to the invalidation channel; true once Redis has acknowledged it, false if that failed. */
-  #subscribe(warn: NonNullable<RedisStoreOptions['warn']>): Promise<boolean> {
-    const channel = `${this.#tag}:invalidate`;
-    let connectedOnce = false;
-    this.#sub.on('message', (ch: string, msg: string) => {
-      if (ch !== channel) return;
-      const parts = msg.split(' ');
-      for (let i = 1; i < parts.length; i++) this.#emitter.emit('key', parts[i]!);
-      // Dropped from every cache of this process: say so, so that the writer can answer.
-      if (this.#membership !== undefined) {
-        this.#client.hset(this.#routing('acks'), this.#instance, parts[0]!).catch(() => {});
-      }
-    });
-    // Messages published while the subscriber was away are lost: after a reconnect, every
-    // cached key is suspect.
-    const watched = onSubscriberReady(this.#sub, () => {
-      if (connectedOnce) {
-        warn('redis subscriber reconnected; dropping cached keys', {});
-        this.#emitter.emit('key', null);
-      }
-      connectedOnce = true;
-    });
-    if (!watched) warn('cannot watch the redis cluster subscriber for reconnects; cached keys are not dropped after one', {});
-    return this.#sub.subscribe(channel).then(
-      () => true,
-      (err: Error) => {
-        warn('redis subscribe failed', { err: err.message });
-        return false;
-      },
-    );
   }
 
   /** Runs a Redis call; a failure to reach Redis (or a timeout) becomes StoreUnavailableError. */
@@ -391,30 +102,12 @@ export class RedisStore implements Store {
     }
   }
 
-  #routing(suffix: string): string {
-    return `${this.#tag}:${suffix}`;
-  }
-
-  async getKeyByHash(hash: string): Promise<KeyRecord | null> {
-    const row = await this.#run('lookup', () => this.#client.kgByHash(this.#routing('hash'), this.#tag, hash));
-    return row ? withUsage(row[0], row[1], row[2], row[3]) : null;
+  getKeyByHash(hash: string): Promise<KeyRecord | null> {
+    return q.keyByHash(this.#db, hash);
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
-    return (await this.#keys([id]))[0] ?? null;
-  }
-
-  /** Records by id, in order, leaving out ids with none. */
-  async #keys(ids: readonly string[]): Promise<KeyRecord[]> {
-    const out: KeyRecord[] = [];
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const part = ids.slice(i, i + CHUNK);
-      const flat = await this.#run('read', () => this.#client.kgByIds(this.#routing('keys'), this.#tag, ...part));
-      for (let j = 0; j < flat.length; j += 4) {
-        if (flat[j]) out.push(withUsage(flat[j]!, flat[j + 1]!, flat[j + 2]!, flat[j + 3]!));
-      }
-    }
-    return out;
+    return (await q.keysById(this.#db, [id]))[0] ?? null;
   }
 
   async putKey(rec: KeyRecord, expectedVersion: number): Promise<KeyRecord> {
@@ -442,21 +135,20 @@ export class RedisStore implements Store {
       audit: (change.audit ?? []).map((a) => JSON.stringify(a)),
       events: (change.events ?? []).map((e) => ({ key: e.key_id, json: JSON.stringify(e) })),
     });
-    const out = await this.#run('commit', () => this.#client.kgCommit(this.#routing('ver'), this.#tag, payload));
+    const out = await this.#run('commit', () => this.#client.kgCommit(this.#db.key('ver'), this.#tag, payload));
     if (out[0] === 'conflict') throw new VersionConflictError(out[1] ?? 'version conflict');
-    const seq = out[1 + keys.length * 3] ?? '0';
-    if (seq !== '0' && this.#waitMs > 0) await this.#awaitAcks(seq);
+    await this.#invalidation.awaitAcks(out[1 + keys.length * 3] ?? '0');
     return {
-      keys: keys.map((k, i) => applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
+      keys: keys.map((k, i) => q.applyUsage(k, out[1 + i * 3]!, out[2 + i * 3]!, out[3 + i * 3]!)),
       apps,
     };
   }
 
   async recordUsage(deltas: readonly KeyUsageDelta[]): Promise<void> {
-    for (let i = 0; i < deltas.length; i += CHUNK) {
+    for (let i = 0; i < deltas.length; i += q.CHUNK) {
       const args: (string | number)[] = [];
-      for (const d of deltas.slice(i, i + CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
-      await this.#run('usage', () => this.#client.kgUsage(this.#routing('ver'), this.#tag, ...args));
+      for (const d of deltas.slice(i, i + q.CHUNK)) args.push(d.key_id, d.requests, d.errors, d.first_at, d.last_at);
+      await this.#run('usage', () => this.#client.kgUsage(this.#db.key('ver'), this.#tag, ...args));
     }
   }
 
@@ -470,128 +162,53 @@ export class RedisStore implements Store {
     });
     // cjson turns an empty array into an object; the script reads both the same way.
     const applied = await this.#run('ingest', () =>
-      this.#client.kgIngest(this.#routing('ver'), this.#tag, batch.id, payload, Math.max(1, batch.keep_errors)),
+      this.#client.kgIngest(this.#db.key('ver'), this.#tag, batch.id, payload, Math.max(1, batch.keep_errors)),
     );
     return applied === 1;
   }
 
-  async usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
-    const size = gran === 'm' ? MINUTE : DAY;
-    const starts: number[] = [];
-    for (let start = bucketStart(from, gran); start < to && starts.length < 100_000; start += size) if (start >= from) starts.push(start);
-    const out: Bucket[] = [];
-    for (let i = 0; i < starts.length; i += CHUNK) {
-      const part = starts.slice(i, i + CHUNK);
-      const pipeline = this.#client.pipeline();
-      for (const start of part) pipeline.hgetall(this.#routing(`agg:${gran}:${start}:${scope}`));
-      const rows = await this.#run('usage', async () => {
-        const res = (await pipeline.exec()) ?? [];
-        return res.map(([err, v]) => {
-          if (err) throw err;
-          return v as Record<string, string>;
-        });
-      });
-      rows.forEach((row, j) => {
-        const names = Object.keys(row);
-        if (names.length === 0) return;
-        const fields: Record<string, number> = {};
-        for (const name of names) fields[name] = Number(row[name]);
-        out.push({ start: part[j]!, fields });
-      });
-    }
-    return out;
+  usageBuckets(scope: string, gran: Granularity, from: number, to: number): Promise<Bucket[]> {
+    return q.usageBuckets(this.#db, scope, gran, from, to);
   }
 
-  async recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
-    const rows = await this.#run('usage', () => this.#client.lrange(this.#routing('errors'), 0, -1));
-    return queryErrors(rows, (r) => JSON.parse(r) as ErrorSample, query);
+  recentErrors(query: ErrorQuery): Promise<ErrorSample[]> {
+    return q.recentErrors(this.#db, query);
   }
 
-  async listKeys(query: KeyQuery): Promise<KeyPage> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('keys')));
-    return queryKeys(await this.#keys(ids), query);
+  listKeys(query: KeyQuery): Promise<KeyPage> {
+    return q.listKeys(this.#db, query);
   }
 
-  async keysOfApp(appId: string): Promise<KeyRecord[]> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing(`appkeys:${appId}`)));
-    return (await this.#keys(ids)).filter((k) => k.application === appId);
+  keysOfApp(appId: string): Promise<KeyRecord[]> {
+    return q.keysOfApp(this.#db, appId);
   }
 
-  async dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
-    const ids = await this.#run('due', () => this.#client.zrangebyscore(this.#routing('due'), '-inf', now, 'LIMIT', 0, limit));
-    return (await this.#keys(ids)).filter((k) => dueTransition(k, now) !== null);
+  dueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    return q.dueKeys(this.#db, now, limit);
   }
 
-  async getApp(id: string): Promise<AppRecord | null> {
-    const json = await this.#run('read', () => this.#client.get(this.#routing(`app:${id}`)));
-    return json ? (JSON.parse(json) as AppRecord) : null;
+  getApp(id: string): Promise<AppRecord | null> {
+    return q.getApp(this.#db, id);
   }
 
-  async listApps(query: AppQuery): Promise<Page<AppRecord>> {
-    const ids = await this.#run('list', () => this.#client.smembers(this.#routing('apps')));
-    const apps: AppRecord[] = [];
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const part = ids.slice(i, i + CHUNK).map((id) => this.#routing(`app:${id}`));
-      const rows = await this.#run('list', () => this.#client.mget(...part));
-      for (const json of rows) if (json) apps.push(JSON.parse(json) as AppRecord);
-    }
-    return queryApps(apps, query);
+  listApps(query: AppQuery): Promise<Page<AppRecord>> {
+    return q.listApps(this.#db, query);
   }
 
-  async listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
-    const rows = await this.#run('audit', () => this.#client.lrange(this.#routing('audit'), 0, -1));
-    return queryAudit(
-      rows.map((r) => JSON.parse(r) as AuditEntry),
-      query,
-    );
+  listAudit(query: AuditQuery): Promise<Page<AuditEntry>> {
+    return q.listAudit(this.#db, query);
   }
 
-  async listKeyEvents(keyId: string): Promise<KeyEvent[]> {
-    const rows = await this.#run('events', () => this.#client.lrange(this.#routing(`events:${keyId}`), 0, -1));
-    return rows.map((r) => JSON.parse(r) as KeyEvent);
+  listKeyEvents(keyId: string): Promise<KeyEvent[]> {
+    return q.listKeyEvents(this.#db, keyId);
   }
 
   async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    return (await this.#run('lease', () => this.#client.kgLease(this.#routing(`lease:${name}`), holder, ttlMs))) === 1;
-  }
-
-  /**
-   * Waits (polling, bounded by `invalidationWaitMs`) until every live cache holder has
-   * acknowledged invalidation `seq`, so that a revocation's answer means every gateway refuses
-   * the key from then on. A holder that does not acknowledge in time only delays the answer;
-   * the write stands, and that holder's cache TTL still bounds how long it may be stale.
-   */
-  async #awaitAcks(seq: string): Promise<void> {
-    const until = performance.now() + this.#waitMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
-      let lagging: number;
-      try {
-        lagging = await this.#client.kgLagging(this.#routing('members'), this.#tag, seq);
-      } catch {
-        return; // Redis went away after the write: nobody can be waited for.
-      }
-      if (lagging === 0) return;
-      if (performance.now() >= until) {
-        this.#warn('gateways did not confirm a key change in time', { lagging, wait_ms: this.#waitMs });
-        return;
-      }
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-
-  /** Keeps this process listed as a cache holder while it runs (renewed every second, held 5 s). */
-  #joinMembers(): void {
-    if (this.#membership !== undefined) return;
-    const renew = () => void this.#client.kgMember(this.#routing('members'), this.#tag, this.#instance, 5_000).catch(() => {});
-    this.#membership = setInterval(renew, 1_000);
-    this.#membership.unref();
-    renew();
+    return (await this.#run('lease', () => this.#client.kgLease(this.#db.key(`lease:${name}`), holder, ttlMs))) === 1;
   }
 
   onKeyChange(listener: (hash: string | null) => void): () => void {
-    this.#joinMembers();
-    this.#emitter.on('key', listener);
-    return () => this.#emitter.off('key', listener);
+    return this.#invalidation.onKeyChange(listener);
   }
 
   /** The shared client, for the distributed rate limiter. */
@@ -600,90 +217,16 @@ export class RedisStore implements Store {
   }
 
   get available(): boolean {
-    return this.#client.status === 'ready' && this.#slotReachable;
+    return this.#client.status === 'ready' && (this.#slot?.reachable ?? true);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#probe);
-    if (this.#membership !== undefined) {
-      clearInterval(this.#membership);
-      await this.#client.hdel(this.#routing('members'), this.#instance).catch(() => {});
-    }
+    this.#slot?.close();
+    await this.#invalidation.close();
     await Promise.allSettled([this.#client.quit(), this.#sub.quit()]);
     this.#client.disconnect();
     this.#sub.disconnect();
   }
-}
-
-function applyUsage(rec: KeyRecord, requests: string, errors: string, last: string): KeyRecord {
-  return {
-    ...rec,
-    usage: { total_requests: Number(requests), error_count: Number(errors) },
-    last_used_at: last === '' ? null : Number(last),
-  };
-}
-
-function withUsage(json: string, requests: string, errors: string, last: string): KeyRecord {
-  return applyUsage(JSON.parse(json) as KeyRecord, requests, errors, last);
-}
-
-/** What `onSubscriberReady` uses of ioredis's (private) Cluster subscriber. */
-interface ClusterSubscriberInternals {
-  selectSubscriber(): void;
-  getInstance(): Redis | null;
-}
-
-/**
- * Calls `fn` on every (re)connection of the connection that carries the SUBSCRIBE; false when
- * that cannot be watched. For a single node or Sentinel that is the subscriber client itself,
- * whose 'ready' follows each reconnect. A Cluster client instead subscribes through a
- * connection of its own to one node, and when that connection drops it quietly opens another
- * (to any node) and subscribes again there; the Cluster itself stays 'ready' and emits nothing,
- * so the flush after a reconnect never happened. Each new subscriber connection is watched
- * instead, through ioredis's Cluster internals (`subscriber.selectSubscriber`, ioredis 6.0.0,
- * pinned in package.json; if they change, this answers false and the store warns at open).
- */
-function onSubscriberReady(sub: Client, fn: () => void): boolean {
-  if (!(sub instanceof Cluster)) {
-    sub.on('ready', fn);
-    return true;
-  }
-  const inner = (sub as unknown as { subscriber?: Partial<ClusterSubscriberInternals> }).subscriber;
-  const select = inner?.selectSubscriber;
-  if (!inner || typeof select !== 'function' || typeof inner.getInstance !== 'function') return false;
-  // Every selection (the first, once the Cluster is ready, and each after a drop) goes through
-  // this method on the instance; the new connection connects lazily, with the SUBSCRIBE.
-  inner.selectSubscriber = function (this: ClusterSubscriberInternals) {
-    select.call(this);
-    this.getInstance()?.once('ready', fn);
-  };
-  return true;
-}
-
-/** `promise`'s value, or `fallback` if it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    void promise.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
-}
-
-function waitReady(client: Client, timeoutMs: number): Promise<boolean> {
-  if (client.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      resolve(false);
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    client.once('ready', onReady);
-  });
 }
