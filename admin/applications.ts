@@ -4,9 +4,10 @@ import { diff, type Actor, type KeyEvent } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { isRevoked, type KeyRecord } from '../core/record.js';
-import { VersionConflictError, type AppQuery, type Page, type Store } from '../core/store/store.js';
+import { type AppQuery, type Page, type Store } from '../core/store/store.js';
 import type { CreateAppInput, UpdateAppInput } from './key-input.js';
 import { audit, event } from './keys.js';
+import { VersionConflictError } from '../core/internal-errors.js';
 
 const APP_FIELDS = ['name', 'description', 'meta', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
 

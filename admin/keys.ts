@@ -7,8 +7,9 @@ import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
-import { VersionConflictError, type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
+import { type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
 import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
+import { VersionConflictError } from '../core/internal-errors.js';
 
 const DAY_MS = 86_400_000;
 

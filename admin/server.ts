@@ -10,7 +10,7 @@ import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import { Registry } from 'prom-client';
-import { InvalidCursorError, StoreUnavailableError, type Store } from '../core/store/store.js';
+import { type Store } from '../core/store/store.js';
 import { issuesToDetails } from '../core/validation.js';
 import { AppService } from './applications.js';
 import { authorize, TokenAuth } from './auth.js';
@@ -23,6 +23,7 @@ import { Scheduler } from './scheduler.js';
 import { recorderOptions, UsageRecorder } from './usage.js';
 import { AdminMetrics } from './metrics.js';
 import { usageRoutes } from './usage-routes.js';
+import { InvalidCursorError, StoreUnavailableError } from '../core/internal-errors.js';
 
 export interface AdminDeps {
   store: Store;

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
 import { recorderOptions, UsageRecorder } from '../admin/usage.js';
-import { ConfigError, configWarnings, defaultConfigPath, loadConfig } from '../config/load.js';
+import { configWarnings, defaultConfigPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
@@ -17,6 +17,7 @@ import { listenOn } from '../core/listen.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
+import { ConfigError } from '../core/internal-errors.js';
 
 const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check]
 

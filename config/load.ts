@@ -1,17 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { formatPath, issuesToDetails, type Detail } from '../core/validation.js';
+import { ConfigError } from '../core/internal-errors.js';
 import { configSchema, type Config } from './schema.js';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'KEYGATE_CONFIG_INVALID';
-  readonly details: Detail[];
-  constructor(source: string, details: Detail[]) {
-    super(`${source}: invalid configuration\n${details.map((d) => `${d.path || '(root)'}: ${d.message}`).join('\n')}`);
-    this.details = details;
-  }
-}
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 

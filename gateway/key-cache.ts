@@ -2,8 +2,9 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import { cacheIdOfHex, ownCacheId, type KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
-import { StoreUnavailableError, type Store } from '../core/store/store.js';
+import { type Store } from '../core/store/store.js';
 import { withGen, type CompiledKey } from './compiled-key.js';
+import { StoreUnavailableError } from '../core/internal-errors.js';
 
 /** Cached answer for a hash the store does not know, read in cache generation `gen`. */
 export interface Missing {

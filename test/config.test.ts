@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
-import { ConfigError, configWarnings, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
+import { configWarnings, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { randomBase62 } from '../core/key-format.js';
 import { ROOT, runCli, startKeygate } from './lib/cli.js';
+import { ConfigError } from '../core/internal-errors.js';
 
 const storePath = (c: Config) => (c.store.type === 'file' ? c.store.path : null);
 

@@ -8,11 +8,12 @@ import { request } from 'undici';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import { KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
-import { FileStore, StoreLockedError } from '../core/store/file-store.js';
-import { StoreUnavailableError, VersionConflictError } from '../core/store/store.js';
+import { FileStore } from '../core/store/file-store.js';
+
 import { ROOT, startKeygate } from './lib/cli.js';
 import { keyRecord } from './lib/records.js';
 import { startUpstream } from './lib/upstream.js';
+import { StoreLockedError, StoreUnavailableError, VersionConflictError } from '../core/internal-errors.js';
 
 // The embedded file store: compare-and-set writes, replay after a restart, torn journal
 // lines, the LOCK file (in-process, stale, live owner), and an acknowledged admin write

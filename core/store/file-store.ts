@@ -11,8 +11,6 @@ import type { Bucket, ErrorSample, Fields, Granularity } from '../usage-agg.js';
 import { DAY, MINUTE, bucketStart } from '../usage-agg.js';
 import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
 import {
-  StoreUnavailableError,
-  VersionConflictError,
   type AppQuery,
   type AuditQuery,
   type Commit,
@@ -24,11 +22,7 @@ import {
   type Store,
   type UsageBatch,
 } from './store.js';
-
-export class StoreLockedError extends Error {
-  override readonly name = 'StoreLockedError';
-  readonly code = 'KEYGATE_STORE_LOCKED';
-}
+import { StoreLockedError, StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
 
 export interface FileStoreOptions {
   dir: string;

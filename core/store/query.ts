@@ -2,7 +2,8 @@ import type { AppRecord } from '../application.js';
 import type { AuditEntry } from '../audit.js';
 import { keyStatus, type KeyRecord } from '../record.js';
 import type { ErrorSample } from '../usage-agg.js';
-import { InvalidCursorError, type AppQuery, type AuditQuery, type ErrorQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
+import { type AppQuery, type AuditQuery, type ErrorQuery, type KeyPage, type KeyQuery, type Page } from './store.js';
+import { InvalidCursorError } from '../internal-errors.js';
 
 type SortValue = string | number;
 

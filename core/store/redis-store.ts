@@ -9,8 +9,6 @@ import { Invalidation } from './redis/invalidation.js';
 import * as q from './redis/queries.js';
 import { defineScripts, type ScriptClient } from './redis/scripts.js';
 import {
-  StoreUnavailableError,
-  VersionConflictError,
   type AppQuery,
   type AuditQuery,
   type Commit,
@@ -22,6 +20,7 @@ import {
   type Store,
   type UsageBatch,
 } from './store.js';
+import { StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
 
 export type { RedisStoreOptions } from './redis/connection.js';
 

@@ -65,33 +65,6 @@ export interface Committed {
   apps: AppRecord[];
 }
 
-/** Raised when a write's expected version no longer matches: somebody wrote first. */
-export class VersionConflictError extends Error {
-  override readonly name = 'VersionConflictError';
-  readonly code = 'KEYGATE_VERSION_CONFLICT';
-}
-
-/** Raised when the store cannot be reached or cannot persist; callers answer 503. */
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
-  readonly code = 'KEYGATE_STORE_UNAVAILABLE';
-  /**
-   * True when a write was sent but not answered in time: the store may still apply it (whole,
-   * never in part). False when it certainly was not applied.
-   */
-  readonly uncertain: boolean;
-
-  constructor(message: string, options: ErrorOptions & { uncertain?: boolean } = {}) {
-    super(message, options);
-    this.uncertain = options.uncertain ?? false;
-  }
-}
-
-export class InvalidCursorError extends Error {
-  override readonly name = 'InvalidCursorError';
-  readonly code = 'KEYGATE_INVALID_CURSOR';
-}
-
 /**
  * What both planes need of a store. Both implementations pass the same conformance tests.
  * Writes are compare-and-set on `version`: a record is stored only when the stored version is

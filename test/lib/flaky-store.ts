@@ -1,4 +1,5 @@
-import { StoreUnavailableError, type Store } from '../../core/store/store.js';
+import { type Store } from '../../core/store/store.js';
+import { StoreUnavailableError } from '../../core/internal-errors.js';
 
 export interface Switchable {
   /** With `down` set, every call but close/onKeyChange fails as an unreachable store does. */
