@@ -32,6 +32,9 @@ const SOURCES = {
   kgLease: lua('lease'),
 } as const;
 
+/** The shared rate limiter's script (core/shared-limiter.ts), which names its bucket as KEYS[1]. */
+export const TAKE = `${clock}\n${lua('take')}`;
+
 /**
  * The commands `defineScripts` adds. Each takes one key, which only routes the call to the
  * deployment's slot (every record shares the hash tag `{prefix}`, see redis-store.ts); the
