@@ -13,6 +13,9 @@ import { startUpstream } from './lib/upstream.js';
 // tsx, no test or benchmark packages. npm installs from its cache when it can (the root
 // install just filled it with these exact versions).
 
+// A build and an install: over two minutes on a busy 2-core machine, past the suite's default.
+t.setTimeout(600_000);
+
 /** What a checkout holds that a build needs: the sources, the manifests and the build script. */
 const CHECKOUT = ['package.json', 'package-lock.json', 'tsconfig.json', 'gateway.yaml.example', 'scripts', 'bin', 'core', 'gateway', 'admin', 'config'];
 

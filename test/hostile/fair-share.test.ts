@@ -13,7 +13,10 @@ import { waitFor, within } from '../lib/within.js';
 const stack = await startStack({
   overrides: (upstream) => ({
     apis: [
-      catchAllApi(upstream, { max_connections: 4 }),
+      // timeout_ms (default 30 s, counted from arrival) would end the idle upload at the same
+      // moment as the body idle timeout (default 30 s) this file tests; here it waits longer, so
+      // which of the two cuts the upload does not depend on how busy the machine is.
+      catchAllApi(upstream, { max_connections: 4, timeout_ms: 120_000 }),
       {
         name: 'queue',
         path_prefix: '/v1/queue',
