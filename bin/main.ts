@@ -2,11 +2,13 @@ import './tune-v8.js'; // first: V8 flags set before the rest loads (bin/v8-flag
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
 import { recorderOptions, UsageRecorder } from '../admin/usage.js';
-import { configWarnings, defaultConfigPath, loadConfig } from '../config/load.js';
+import { checkConfigFile, configWarnings, defaultConfigPath } from '../config/load.js';
+import { ConfigError } from '../core/internal-errors.js';
+import { formatDetail, type ConfigDetail } from '../core/validation.js';
 import type { Config } from '../config/schema.js';
 import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
@@ -17,7 +19,6 @@ import { listenOn } from '../core/listen.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
-import { ConfigError } from '../core/internal-errors.js';
 
 const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check]
 
@@ -56,23 +57,26 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${path}: no such file\n`);
     return 2;
   }
+  // Problems name the file as it was given, as compilers do (docs/configuration.md).
+  const source = args.config ?? relative(process.cwd(), path);
   let config: Config;
+  let warnings: ConfigDetail[];
   try {
-    config = loadConfig(path);
+    ({ config, warnings } = checkConfigFile(path));
     if (args.role !== undefined) config = { ...config, role: args.role as Config['role'] };
     // A worker of a multi-process gateway runs the gateway only; its primary runs the rest.
     if (cluster.isWorker) config = { ...config, role: 'gateway' };
   } catch (err) {
     if (err instanceof ConfigError) {
-      for (const d of err.details) process.stderr.write(`${d.path || '(root)'}: ${d.message}\n`);
-      process.stderr.write(`${path}: ${err.details.length} error${err.details.length === 1 ? '' : 's'}\n`);
+      for (const d of err.details) process.stderr.write(`${formatDetail(source, d)}\n`);
+      process.stderr.write(`${source}: ${err.details.length} error${err.details.length === 1 ? '' : 's'}\n`);
       return 1;
     }
     throw err;
   }
   if (args.check) {
-    for (const w of configWarnings(config)) process.stdout.write(`warning: ${w.path}: ${w.message}\n`);
-    process.stdout.write(`${path}: configuration is valid\n`);
+    for (const w of warnings) process.stdout.write(`${formatDetail(source, w, 'warning')}\n`);
+    process.stdout.write(`${source}: configuration is valid\n`);
     return 0;
   }
   return run(config, path);

@@ -1,4 +1,4 @@
-import type { Detail } from './validation.js';
+import { formatDetail, type ConfigDetail } from './validation.js';
 
 // The errors Keygate's modules throw to each other, in one place. Each has a `name` (what a
 // stack trace and a log line show) and a stable `code` (what callers test, never the message).
@@ -17,9 +17,9 @@ import type { Detail } from './validation.js';
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'KEYGATE_CONFIG_INVALID';
-  readonly details: Detail[];
-  constructor(source: string, details: Detail[]) {
-    super(`${source}: invalid configuration\n${details.map((d) => `${d.path || '(root)'}: ${d.message}`).join('\n')}`);
+  readonly details: ConfigDetail[];
+  constructor(source: string, details: ConfigDetail[]) {
+    super(`${source}: invalid configuration\n${details.map((d) => formatDetail(source, d)).join('\n')}`);
     this.details = details;
   }
 }

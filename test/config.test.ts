@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { configWarnings, loadConfig, parseConfig, parseConfigText } from '../config/load.js';
+import { ConfigError } from '../core/internal-errors.js';
 import type { Config } from '../config/schema.js';
 import { randomBase62 } from '../core/key-format.js';
+import { closest, didYouMean, formatDetail, type ConfigDetail } from '../core/validation.js';
 import { ROOT, runCli, startKeygate } from './lib/cli.js';
-import { ConfigError } from '../core/internal-errors.js';
 
 const storePath = (c: Config) => (c.store.type === 'file' ? c.store.path : null);
 
@@ -129,7 +130,7 @@ admin:
   t.equal(port, 9191, `admin.port: \${ADMIN_PORT} with ADMIN_PORT=9191 ${error ? `(got: ${error.split('\n').slice(1).join('; ')})` : ''}`);
 });
 
-t.test('unknown keys are rejected with their full path; every error at once', async (t) => {
+t.test('unknown keys are rejected with their full path and the key meant; every error at once', async (t) => {
   const errors = configErrors(t, () =>
     parseConfig(
       {
@@ -147,11 +148,10 @@ t.test('unknown keys are rejected with their full path; every error at once', as
     ),
   );
   for (const expected of [
-    'listeners[0].hots: unknown key',
-    'keys.prefx: unknown key',
-    'apis[1].upstrem: unknown key',
-    'apis[1].upstream: is required',
-    'apis[1].routes[0].scope: unknown key',
+    'listeners[0].hots: unknown key; did you mean "host"?',
+    'keys.prefx: unknown key; did you mean "prefix"?',
+    'apis[1].upstrem: unknown key; did you mean "upstream"?',
+    'apis[1].routes[0].scope: unknown key; did you mean "scopes"?',
     'bogus: unknown key',
     'admin.tokens[0].token: must be at least 16 characters',
   ]) {
@@ -159,6 +159,10 @@ t.test('unknown keys are rejected with their full path; every error at once', as
   }
   t.ok(errors.some((e) => e.startsWith('admin.port: ')), 'admin.port out of range');
   t.ok(errors.some((e) => e.startsWith('admin.tokens[0].role: ')), 'admin.tokens[0].role not a role');
+  // A misspelt key is read under the name meant (when that is not given too), so its value
+  // is judged in the same run, and the meant key is not reported missing.
+  t.notOk(errors.includes('apis[1].upstream: is required'), 'no "is required" for the key misspelt');
+  t.ok(errors.includes('apis[1].routes[0].scope[0]: "a" is not in scopes.catalog'), 'the misspelt scope list is checked against the catalog');
   t.equal(errors.length, 9, `nothing else: ${errors.join(' | ')}`);
 
   // The message of the thrown error lists them too, one per line, the cross-field rules the
@@ -168,13 +172,13 @@ t.test('unknown keys are rejected with their full path; every error at once', as
   } catch (err) {
     t.match(
       (err as Error).message,
-      /^file\.yaml: invalid configuration\nbogus: unknown key\nalso: unknown key\nlisteners: the gateway needs at least one listener\nadmin\.tokens: the admin plane needs at least one token$/,
+      /^file\.yaml: invalid configuration\nfile\.yaml: bogus: unknown key\nfile\.yaml: also: unknown key\nfile\.yaml: listeners: the gateway needs at least one listener\nfile\.yaml: admin\.tokens: the admin plane needs at least one token$/,
     );
   }
 });
 
 t.test('a value of the wrong type is not reported as missing', async (t) => {
-  const errors = configErrors(t, () => parseConfig(minimal({ admin: { port: 'eighty', tokens: [] }, trusted_proxies: 'all' }), 'types', {}));
+  const errors = configErrors(t, () => parseConfig(minimal({ admin: { port: 'eighty', tokens: [{ name: 'ops', token: TOKEN, role: 'admin' }] }, trusted_proxies: 'all' }), 'types', {}));
   t.equal(errors.length, 2, errors.join(' | '));
   // core/validation.ts issuesToDetails() turns invalid_type into "is required" when
   // issue.input is undefined; zod 4 leaves `input` out of issues unless asked (reportInput),
@@ -342,26 +346,52 @@ t.test('schema and cross-field errors are reported together', async (t) => {
   t.ok(both.includes('apis[0].routes[0].scopes[0]: "send_email" is not in scopes.catalog'), 'and another');
   t.equal(both.length, 3, both.join(' | '));
 
-  // A rule that reads a section the schema refused is skipped: its verdict would follow from
-  // the first error (the catalog is unreadable, so no route scope can be checked against it;
-  // the admin section is, so its tokens are not counted).
-  const skipped = configErrors(t, () =>
+});
+
+t.test('cross-field rules run on every part that parsed, never on what stands in for a refused part', async (t) => {
+  const upstream = 'http://127.0.0.1:9000';
+  const errors = configErrors(t, () =>
     parseConfig(
       minimal({
-        scopes: { catalog: ['Not A Scope'] },
+        listeners: [
+          'not a listener',
+          { port: 8081, environment: 'production' },
+          { port: 8090, environment: 'production' },
+          { port: 8090, environment: 'test' },
+        ],
         admin: { port: 'eighty', tokens: [] },
-        apis: [{ name: 'e', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/e', scopes: ['send_email'], plan: 'gold' }] }],
+        plans: { default: { limit: 1, window_seconds: 1 }, gold: { limit: 'lots', window_seconds: 1 } },
+        scopes: { catalog: ['read', 'Send_Email'] },
+        apis: [
+          { name: 'a', upstream, timeout_ms: 'fast', routes: [{ path: '/a', scopes: ['Send_Email'], plan: 'gold' }, { path: '/b', scopes: ['red'], plan: 'silver' }] },
+          { name: 'a', path_prefix: '/v2', routes: [{ path: '/c', scopes: ['write'] }] },
+        ],
       }),
       'x',
       {},
     ),
   );
-  t.ok(skipped.some((e) => e.startsWith('scopes.catalog[0]')), 'the catalog error');
-  t.ok(skipped.some((e) => e.startsWith('admin.port: ')), 'the admin error');
-  t.ok(skipped.includes('apis[0].routes[0].plan: "gold" is not a plan'), 'rules on valid sections still run');
-  t.notOk(skipped.some((e) => e.includes('is not in scopes.catalog')), 'no route scope judged against a broken catalog');
-  t.notOk(skipped.includes('admin.tokens: the admin plane needs at least one token'), 'no token count of a broken admin section');
-  t.equal(skipped.length, 3, skipped.join(' | '));
+  t.same(
+    errors,
+    [
+      // The schema's problems first (without YAML text, in the schema's order), then the rest.
+      'listeners[0]: Invalid input: expected object, received string',
+      'plans.gold.limit: Invalid input: expected number, received string',
+      'scopes.catalog[1]: must be a lower-case scope name',
+      'apis[0].timeout_ms: Invalid input: expected number, received string',
+      'apis[1].upstream: is required',
+      'admin.port: Invalid input: expected number, received string',
+      'listeners[3].port: 127.0.0.1:8090 is bound twice',
+      'apis[0].routes[1].scopes[0]: "red" is not in scopes.catalog; did you mean "read"?',
+      'apis[0].routes[1].plan: "silver" is not a plan',
+      'apis[1].name: "a" is used twice',
+      'apis[1].routes[0].scopes[0]: "write" is not in scopes.catalog',
+      'admin.tokens: the admin plane needs at least one token',
+    ],
+    'the refused listener leaves the others with their own indices; the refused admin port (its default, 8081, standing in) is bound by no rule; ' +
+      'names declared but refused (plan gold, scope Send_Email) are no second problem where they are used; ' +
+      'an API with a refused or missing field still has its name and routes checked',
+  );
 });
 
 t.test('route rules: unlisted scopes come from the catalog, rules and prefixes differing only by case are refused, unlisted: allow is a warning', async (t) => {
@@ -437,34 +467,21 @@ t.test('CLI --check', async (t) => {
   t.equal(ok.stderr, '');
 
   const dir = tempDir(t);
-  const bad = join(dir, 'bad.yaml');
+  const allow = join(dir, 'allow.yaml');
   writeFileSync(
-    bad,
-    `listeners:
-  - { port: 0, environment: production, hots: 127.0.0.1 }
+    allow,
+    `listeners: [{ port: 0, environment: production }]
 apis:
-  - { name: emails, upstrem: "http://127.0.0.1:9000" }
-admin:
-  tokens: [{ name: ops, token: "\${KG_CHECK_UNSET}", role: admin }]
-bogus: 1
+  - { name: e, upstream: "http://127.0.0.1:9000", unlisted: allow }
+admin: { port: 0, tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
 `,
   );
-  const res = await runCli(['--config', bad, '--check'], { env: { ...env, KG_CHECK_UNSET: undefined } });
-  t.equal(res.code, 1, 'exit code 1 on an invalid file');
-  t.equal(res.stdout, '', 'nothing claims it is valid');
-  const lines = res.stderr.trim().split('\n');
-  for (const expected of [
-    'listeners[0].hots: unknown key',
-    'apis[0].upstrem: unknown key',
-    'apis[0].upstream: is required',
-    'admin.tokens[0].token: environment variable KG_CHECK_UNSET is not set',
-    'admin.tokens[0].token: must be at least 16 characters',
-    'bogus: unknown key',
-  ]) {
-    t.ok(lines.includes(expected), `stderr has "${expected}"`);
-  }
-  t.equal(lines.at(-1), `${bad}: 6 errors`, 'and a count');
-  t.equal(lines.length, 7, res.stderr);
+  const warned = await runCli(['--config', allow, '--check'], { env });
+  t.equal(warned.code, 0, 'a warning is no error');
+  t.same(warned.stdout.trim().split('\n'), [
+    `${allow}:3:61: warning: apis[0].unlisted: allow: requests that match no route rule are forwarded and need no scope`,
+    `${allow}: configuration is valid`,
+  ]);
 
   const cross = join(dir, 'cross.yaml');
   writeFileSync(
@@ -479,9 +496,9 @@ admin: { tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
   const res2 = await runCli(['--config', cross, '--check'], { env });
   t.equal(res2.code, 1);
   t.same(res2.stderr.trim().split('\n'), [
-    'listeners[0].environment: must be one of: production, test',
-    'plans: must define a "default" plan',
-    'apis[0].routes[0].scopes[0]: "write" is not in scopes.catalog',
+    `${cross}:1:37: listeners[0].environment: must be one of: production, test`,
+    `${cross}:2:1: plans: must define a "default" plan`,
+    `${cross}:4:84: apis[0].routes[0].scopes[0]: "write" is not in scopes.catalog`,
     `${cross}: 3 errors`,
   ]);
 
@@ -495,19 +512,160 @@ admin: { port: 70000, tokens: [{ name: ops, token: "${TOKEN}", role: admin }] }
   const res4 = await runCli(['--config', mixed, '--check'], { env });
   t.equal(res4.code, 1);
   const mixedLines = res4.stderr.trim().split('\n');
-  t.ok(mixedLines.some((l) => l.startsWith('admin.port: ')), 'a schema error');
-  t.ok(mixedLines.includes('listeners[0].environment: must be one of: production, test'), 'and a cross-field error, in one run');
+  t.ok(mixedLines.some((l) => l.startsWith(`${mixed}:2:16: admin.port: `)), 'a schema error');
+  t.ok(mixedLines.includes(`${mixed}:1:37: listeners[0].environment: must be one of: production, test`), 'and a cross-field error, in one run');
   t.equal(mixedLines.at(-1), `${mixed}: 2 errors`);
 
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, 'listeners: [\nrole: all\n');
   const res3 = await runCli(['--config', broken, '--check'], { env });
   t.equal(res3.code, 1, 'a YAML syntax error is an error too');
-  t.match(res3.stderr, /^line \d+: /m, 'with its line');
+  t.match(res3.stderr.replaceAll(broken, 'FILE'), /^FILE:\d+:\d+: \S/m, 'with its line and column');
 
   const missing = await runCli(['--config', join(dir, 'nope.yaml'), '--check'], { env });
   t.not(missing.code, 0, 'a missing file is an error');
   t.match(missing.stderr, /nope\.yaml: no such file/);
+});
+
+t.test('CLI --check lists ten mistakes of one file in one run, each at its line', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'ten.yaml');
+  writeFileSync(
+    file,
+    `listners:
+  - { port: 8080, environment: production }
+  - { port: 8080, environment: test }
+plans:
+  default: { limit: 100, window_seconds: 60 }
+  gold: { limit: 1000, window_seconds: "a minute" }
+scopes:
+  catalog: [read_campaigns, send_email]
+apis:
+  - name: emails
+    path_prefix: /v1/emails
+    upstream: "http://\${KG_TEN_UPSTREAM_HOST}:9000"
+    timeout_ms: -5
+    routes:
+      - { method: POST, path: /send, scopes: [send_emial] }
+      - { method: GET, path: /list, scopes: [read_campaigns], plan: glod }
+      - { method: GET, path: /stats, rate_limt: { limit: 5, window_seconds: 1 } }
+  - name: emails
+    path_prefix: /v2/emails
+    upstream: http://127.0.0.1:9001
+admin:
+  port: 8081
+  tokens: [{ name: ops, token: "${TOKEN}", role: root }]
+`,
+  );
+  const res = await runCli(['--config', file, '--check'], { env: { KG_TEN_UPSTREAM_HOST: undefined, KEYGATE_ADMIN_TOKEN: undefined } });
+  t.equal(res.code, 1, 'exit code 1');
+  t.equal(res.stdout, '', 'nothing claims it is valid');
+  t.same(
+    res.stderr.trim().split('\n'),
+    [
+      // a misspelt key, read as the key meant: the listeners in it are checked too
+      `${file}:1:1: listners: unknown key; did you mean "listeners"?`,
+      `${file}:3:13: listners[1].port: 127.0.0.1:8080 is bound twice`,
+      `${file}:6:40: plans.gold.window_seconds: Invalid input: expected number, received string`,
+      // one message for the field, naming the variable (not a second one for the URL left)
+      `${file}:12:15: apis[0].upstream: environment variable KG_TEN_UPSTREAM_HOST is not set`,
+      `${file}:13:17: apis[0].timeout_ms: Too small: expected number to be >0`,
+      // the routes of an API with refused fields are still checked
+      `${file}:15:47: apis[0].routes[0].scopes[0]: "send_emial" is not in scopes.catalog; did you mean "send_email"?`,
+      `${file}:16:69: apis[0].routes[1].plan: "glod" is not a plan; did you mean "gold"?`,
+      `${file}:17:38: apis[0].routes[2].rate_limt: unknown key; did you mean "rate_limit"?`,
+      `${file}:18:11: apis[1].name: "emails" is used twice`,
+      `${file}:23:64: admin.tokens[0].role: Invalid option: expected one of "admin"|"developer"|"viewer"|"gateway"`,
+      `${file}: 10 errors`,
+    ],
+    'all ten, in the order they are written',
+  );
+});
+
+t.test('"did you mean": the closest candidate by edit distance, only when close', async (t) => {
+  const root = ['role', 'workers', 'listeners', 'trusted_proxies', 'keys', 'plans', 'scopes', 'apis', 'admin', 'store', 'log'];
+  t.equal(closest('listners', root), 'listeners', 'a letter left out');
+  t.equal(closest('lsiteners', root), 'listeners', 'two letters swapped');
+  t.equal(closest('rate_limt', ['rate_limit', 'plan', 'scopes']), 'rate_limit');
+  t.equal(closest('hots', ['port', 'host', 'environment']), 'host', 'a swap in a short word');
+  t.equal(closest('Upstream', ['name', 'upstream']), 'upstream', 'case alone');
+  t.equal(closest('bogus', root), undefined, 'nothing close');
+  t.equal(closest('b', ['a', 'c']), undefined, 'a word of one or two letters only by case');
+  t.equal(closest('enviroment', ['environment', 'environments']), 'environment', 'the nearer of two');
+  t.equal(closest('pland', ['plans', 'plant']), 'plans', 'a tie goes to the one listed first');
+  t.equal(closest('xxxxxxxxx', ['rate_limit']), undefined, 'too far');
+  t.equal(didYouMean('glod', ['default', 'gold']), '; did you mean "gold"?');
+  t.equal(didYouMean('staging', ['production', 'test']), '');
+
+  // The candidates are the keys allowed where the unknown one is: a store's, by its type.
+  const store = (s: Record<string, unknown>) => configErrors(t, () => parseConfig(minimal({ store: s }), 'x', {}));
+  t.same(store({ type: 'redis', urll: 'redis://127.0.0.1:6379' }), ['store.urll: unknown key; did you mean "url"?']);
+  t.same(store({ type: 'file', urll: 'x' }), ['store.urll: unknown key'], 'a file store has no url');
+  t.same(store({ type: 'file', pth: './data' }), ['store.pth: unknown key; did you mean "path"?']);
+  // Inside a union (unlisted: deny | allow | { scopes }), from the branch the value's type fits.
+  t.same(
+    configErrors(t, () => parseConfig(minimal({ scopes: { catalog: ['read'] }, apis: [{ name: 'e', upstream: 'http://127.0.0.1:1', unlisted: { scope: ['read'] } }] }), 'x', {})),
+    ['apis[0].unlisted.scope: unknown key; did you mean "scopes"?'],
+  );
+  // When the key meant is given too, the misspelt one is only reported.
+  t.same(
+    configErrors(t, () => parseConfig(minimal({ apis: [{ name: 'e', upstream: 'http://127.0.0.1:1', upstrem: 5 }] }), 'x', {})),
+    ['apis[0].upstrem: unknown key; did you mean "upstream"?'],
+  );
+});
+
+t.test('problems carry the line and column where the YAML writes them', async (t) => {
+  const yaml = `listeners:
+  - port: 0
+    environment: production
+    hots: 127.0.0.1
+apis:
+  - name: e
+    routes: [{ path: /a, scopes: [read, nope] }]
+admin:
+  port: \${KG_LINE_PORT}
+  tokens: [{ name: ops, token: "${TOKEN}", role: admin }]
+scopes: { catalog: [read] }
+plans: { free: { limit: 1, window_seconds: 1 } }
+scopes: { catalog: [read, write] }
+`;
+  let details: ConfigDetail[] = [];
+  try {
+    parseConfigText(yaml, 'lines.yaml', {});
+  } catch (err) {
+    details = (err as ConfigError).details;
+  }
+  const at = (d: ConfigDetail) => `${d.line ?? '-'}:${d.column ?? '-'} ${d.path}: ${d.message}`;
+  t.same(details.map(at), [
+    '4:5 listeners[0].hots: unknown key; did you mean "host"?',
+    '6:5 apis[0].upstream: is required',
+    '7:41 apis[0].routes[0].scopes[1]: "nope" is not in scopes.catalog',
+    '9:9 admin.port: environment variable KG_LINE_PORT is not set',
+    '12:1 plans: must define a "default" plan',
+    '13:1 scopes: duplicate key; the first is on line 11, this later one is read',
+  ], 'an unknown key at the key; a missing one at the map that lacks it; a value at the value; a section at its key; a duplicate at the later key');
+
+  t.same(
+    configErrors(t, () => parseConfigText('listeners: [{ port: 0, environment: production }]\n', 'x', {})),
+    ['admin.tokens: the admin plane needs at least one token'],
+  );
+  try {
+    parseConfigText('listeners: [{ port: 0, environment: production }]\n', 'x', {});
+  } catch (err) {
+    const d = (err as ConfigError).details[0]!;
+    t.equal(d.line, undefined, 'a problem with nothing written for it has no line');
+    t.equal(formatDetail('x.yaml', d), 'x.yaml: admin.tokens: the admin plane needs at least one token');
+  }
+
+  try {
+    parseConfigText('listeners:\n  - { port: 0\nrole: all\n', 'x', {});
+    t.fail('a syntax error throws');
+  } catch (err) {
+    const d = (err as ConfigError).details[0]!;
+    t.equal(d.path, '', 'a syntax error has no path');
+    t.ok(d.line !== undefined && d.line >= 2, `but a line (${d.line})`);
+    t.match(formatDetail('x.yaml', d), /^x\.yaml:\d+:\d+: \S/);
+  }
 });
 
 /** An upstream that answers every request after `delayMs`, and tells when one arrives. */
