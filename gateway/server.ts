@@ -59,6 +59,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const pipeline = createPipeline(rt, () => {
     if (--inFlight === 0 && drained) drained();
   });
+  rt.metrics?.inFlightFrom(() => inFlight);
 
   const limits = config.limits;
   const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id);
