@@ -52,8 +52,9 @@ export function countFrom(registry: Registry, name: string, help: string, read: 
 
 /**
  * Metrics of the process rather than of a plane: Node's process metrics (prom-client's
- * defaults but MISNAMED_DEFAULTS) and the store's round trips. Each plane's /metrics merges these with its own, so a process running both planes
- * reports them once per endpoint without counting anything twice.
+ * defaults but MISNAMED_DEFAULTS) and the store's round trips. Each plane's /metrics merges
+ * these with its own, so a process running both planes reports them once per endpoint without
+ * counting anything twice.
  */
 export class ProcessMetrics {
   readonly registry = new Registry();

@@ -113,18 +113,23 @@ class BatchedHistogram {
   }
 }
 
+/** A route's requests of one method and status class: counts by outcome, and their durations. */
+interface Slot {
+  readonly cells: RequestCell[];
+  readonly duration: Series;
+}
+
 /**
  * The metrics of one `route` label of one API, made when the config is loaded: a request finds
  * it with two map lookups (API name, route template: the same strings every time), then its
- * cells and series by index of method and status class.
+ * slot by index of method and status class. Slots are made as they are first used, so a route
+ * nobody calls costs a small object.
  */
 interface RouteStats {
   readonly api: string;
   readonly route: string;
-  /** By slot (method × status class): the request cells, one per outcome seen. */
-  readonly requests: (RequestCell[] | undefined)[];
-  /** By slot: the request-duration series. */
-  readonly duration: (Series | undefined)[];
+  /** By method × status class (METHODS index × 5 + class index); null until the first request. */
+  slots: (Slot | undefined)[] | null;
   upstream: Series | null;
   overhead: Series | null;
 }
@@ -136,7 +141,7 @@ interface ApiStats {
 }
 
 function routeStats(api: string, route: string): RouteStats {
-  return { api, route, requests: new Array(SLOTS), duration: new Array(SLOTS), upstream: null, overhead: null };
+  return { api, route, slots: null, upstream: null, overhead: null };
 }
 
 /** The slot of a status class (0 for 1xx … 4 for 5xx). */
@@ -273,9 +278,10 @@ export class GatewayMetrics {
   /** The usage sink: one call per finished request. */
   readonly record = (e: UsageEvent): void => {
     const r = this.#routeOf(e.api, e.route);
-    const slot = (METHOD_INDEX.get(e.method) ?? OTHER) * STATUS_CLASSES.length + classOf(e.status);
+    const i = (METHOD_INDEX.get(e.method) ?? OTHER) * STATUS_CLASSES.length + classOf(e.status);
+    const slot = (r.slots ??= new Array<Slot | undefined>(SLOTS))[i] ?? this.#slot(r, i);
     this.#cell(r, slot, e.outcome).n++;
-    this.#duration.observe(r.duration[slot] ?? this.#durationSeries(r, slot), e.latency_ms / 1000);
+    this.#duration.observe(slot.duration, e.latency_ms / 1000);
     if (e.upstream_ms !== null) {
       this.#upstream.observe((r.upstream ??= this.#upstream.series({ api: r.api, route: r.route })), e.upstream_ms / 1000);
       this.#overhead.observe((r.overhead ??= this.#overhead.series({ api: r.api, route: r.route })), Math.max(0, e.latency_ms - e.upstream_ms) / 1000);
@@ -297,22 +303,21 @@ export class GatewayMetrics {
     return r;
   }
 
-  #cell(r: RouteStats, slot: number, outcome: string): RequestCell {
-    let list = r.requests[slot];
-    if (list === undefined) r.requests[slot] = list = [];
-    for (let i = 0; i < list.length; i++) if (list[i]!.outcome === outcome) return list[i]!;
-    const m = Math.floor(slot / STATUS_CLASSES.length);
-    const labels = { api: r.api, route: r.route, method: METHODS[m]!, status_class: STATUS_CLASSES[slot - m * STATUS_CLASSES.length]!, outcome };
-    const cell: RequestCell = { outcome, labels, n: 0 };
-    list.push(cell);
+  #cell(r: RouteStats, slot: Slot, outcome: string): RequestCell {
+    const cells = slot.cells;
+    for (let i = 0; i < cells.length; i++) if (cells[i]!.outcome === outcome) return cells[i]!;
+    const { method, status_class } = slot.duration.labels;
+    const cell: RequestCell = { outcome, labels: { api: r.api, route: r.route, method: method!, status_class: status_class!, outcome }, n: 0 };
+    cells.push(cell);
     this.#allCells.push(cell);
     return cell;
   }
 
-  #durationSeries(r: RouteStats, slot: number): Series {
-    const m = Math.floor(slot / STATUS_CLASSES.length);
-    const s = this.#duration.series({ api: r.api, route: r.route, method: METHODS[m]!, status_class: STATUS_CLASSES[slot - m * STATUS_CLASSES.length]! });
-    r.duration[slot] = s;
-    return s;
+  #slot(r: RouteStats, i: number): Slot {
+    const m = Math.floor(i / STATUS_CLASSES.length);
+    const labels = { api: r.api, route: r.route, method: METHODS[m]!, status_class: STATUS_CLASSES[i - m * STATUS_CLASSES.length]! };
+    const slot: Slot = { cells: [], duration: this.#duration.series(labels) };
+    r.slots![i] = slot;
+    return slot;
   }
 }
