@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { countFrom } from '../core/metrics.js';
+import { buildInfo, countFrom, methodLabel } from '../core/metrics.js';
 import type { Store } from '../core/store/store.js';
 import type { UsageRecorder } from './usage.js';
 
@@ -14,9 +14,10 @@ export class AdminMetrics {
 
   constructor(store: Store, usage: UsageRecorder) {
     const registers = [this.registry];
+    buildInfo(this.registry);
     this.#requests = new Counter({
       name: 'keygate_admin_requests_total',
-      help: 'Admin API calls by documented route, method and status',
+      help: 'Admin API calls by documented route, method (OTHER for methods outside RFC 9110 and PATCH) and status',
       labelNames: ['route', 'method', 'status'],
       registers,
     });
@@ -36,7 +37,7 @@ export class AdminMetrics {
 
   /** One admin call, once its answer is sent. */
   record(route: string, method: string, status: number, seconds: number): void {
-    this.#requests.labels(route, method, String(status)).inc();
+    this.#requests.labels(route, methodLabel(method), String(status)).inc();
     this.#duration.labels(route).observe(seconds);
   }
 }

@@ -14,17 +14,19 @@ import { Logger } from '../core/log.js';
 import { openStore } from '../core/store/open.js';
 import { observedStore, ProcessMetrics } from '../core/metrics.js';
 import type { Store } from '../core/store/store.js';
+import { VERSION } from '../core/version.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { listenOn } from '../core/listen.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
 
-const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check]
+const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check] [--version]
 
   --config FILE   configuration (default: ./gateway.yaml, else ./gateway.yaml.example)
   --role ROLE     run the gateway, the admin plane, or both (overrides the config's role)
   --check         validate the configuration, print every error, and exit
+  -v, --version   print the version and exit
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -37,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
         role: { type: 'string' },
         check: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
       },
       strict: true,
     }).values;
@@ -46,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.help) {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`keygate ${VERSION}\n`);
     return 0;
   }
   if (args.role !== undefined && !['gateway', 'admin', 'all'].includes(args.role)) {
@@ -148,7 +155,7 @@ async function run(config: Config, path: string): Promise<number> {
     return 1;
   }
   if (cluster.isWorker) process.send?.({ type: 'keygate-ready' });
-  log.info('keygate started', { config: path, role: config.role, store: store.kind, workers: config.workers, worker: cluster.isWorker ? cluster.worker!.id : null });
+  log.info('keygate started', { version: VERSION, config: path, role: config.role, store: store.kind, workers: config.workers, worker: cluster.isWorker ? cluster.worker!.id : null });
 
   return new Promise<number>((done) => {
     const stop = async (signal: string) => {

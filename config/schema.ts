@@ -325,7 +325,7 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-      /** One JSON line per proxied request. */
+      /** One JSON line per request, denials included (fields: docs/observability/README.md). */
       access: z.boolean().default(false),
     })
     .prefault({}),

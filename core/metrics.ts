@@ -1,5 +1,36 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from './store/store.js';
+import { VERSION } from './version.js';
+
+/**
+ * `keygate_build_info{version, node_version, platform, arch} 1`, the Prometheus convention for
+ * what is running (join on it to see a fleet's versions). Each plane's registry has its own.
+ */
+export function buildInfo(registry: Registry): void {
+  new Gauge({
+    name: 'keygate_build_info',
+    help: 'Always 1: the Keygate version running, and the Node.js, platform and architecture it runs on',
+    labelNames: ['version', 'node_version', 'platform', 'arch'],
+    registers: [registry],
+  }).set({ version: VERSION, node_version: process.version, platform: process.platform, arch: process.arch }, 1);
+}
+
+/** The `method` label's values: the methods of RFC 9110 and PATCH; any other method is OTHER. */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE', 'OTHER'] as const;
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+/** A request's method as a `method` label: itself when METHODS has it, else OTHER (a client picks methods). */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'OTHER';
+}
+
+/**
+ * prom-client's default gauges named `_total`, which Prometheus keeps for counters (`promtool
+ * check metrics` refuses them). Each is the sum of the gauge beside it that counts by type:
+ * `sum(nodejs_active_handles)` is what `nodejs_active_handles_total` said, and so for requests
+ * and resources.
+ */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /**
  * A counter that follows a running total kept elsewhere (a plain number the hot path bumps):
@@ -20,9 +51,10 @@ export function countFrom(registry: Registry, name: string, help: string, read: 
 }
 
 /**
- * Metrics of the process rather than of a plane: Node's process metrics and the store's round
- * trips. Each plane's /metrics merges these with its own, so a process running both planes
- * reports them once per endpoint without counting anything twice.
+ * Metrics of the process rather than of a plane: Node's process metrics (prom-client's
+ * defaults but MISNAMED_DEFAULTS) and the store's round trips. Each plane's /metrics merges
+ * these with its own, so a process running both planes reports them once per endpoint without
+ * counting anything twice.
  */
 export class ProcessMetrics {
   readonly registry = new Registry();
@@ -31,6 +63,7 @@ export class ProcessMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
     this.storeDuration = new Histogram({
       name: 'keygate_store_operation_duration_seconds',
       help: 'Time taken by store operations (a Redis round trip, or a file store write and sync)',

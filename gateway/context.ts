@@ -17,6 +17,8 @@ export interface Denial {
 
 export interface Listener {
   readonly environment: string;
+  /** `host:port` once bound (`[::1]:8080` for IPv6), as the access log names the listener. */
+  address?: string;
 }
 
 /** Per-request state, one object with a fixed shape, filled stage by stage. */

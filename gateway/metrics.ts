@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { countFrom } from '../core/metrics.js';
+import { buildInfo, countFrom, METHODS } from '../core/metrics.js';
 import type { Limiter } from '../core/limiter.js';
 import type { Store } from '../core/store/store.js';
 import type { KeyCache } from './key-cache.js';
+import type { CompiledApi } from './routes.js';
 import type { UsageEvent } from './usage-event.js';
 
 /** Counts of a usage pipeline (shipper or recorder) for the metrics below. */
@@ -12,65 +13,75 @@ export interface UsageCounts {
   dropped: number;
 }
 
-const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+/** Status classes; a status below 200 (a WebSocket's 101) is 1xx, one of 600 or more 5xx. */
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
+const OTHER = METHODS.length - 1;
+/** Slots of a route's per-request tables: one per method and status class. */
+const SLOTS = METHODS.length * STATUS_CLASSES.length;
 const DECISIONS = ['allowed', 'limited', 'unavailable'] as const;
+
+/** The label values of requests that matched no API. */
+const NONE = 'none';
+
+type RequestLabel = 'api' | 'route' | 'method' | 'status_class' | 'outcome';
 
 /** Requests of one label set counted since the last scrape. */
 interface RequestCell {
-  readonly labels: Readonly<Record<'api' | 'route' | 'status_class' | 'outcome', string>>;
+  readonly outcome: string;
+  readonly labels: Readonly<Record<RequestLabel, string>>;
   n: number;
 }
 
 /** One label set's observations since the last scrape. */
 interface Series {
-  readonly labels: { api: string };
+  readonly labels: Readonly<Record<string, string>>;
+  /** prom-client's key for these labels in its histogram's hashMap (see BatchedHistogram). */
+  readonly hash: string;
   /** Per bucket, the observations it is the first to hold (the last slot: above every bound). */
   readonly counts: Float64Array;
   sum: number;
   count: number;
-  /** prom-client's entry for these labels, and the map it was found in (reset() replaces it). */
-  entry: HistogramEntry | null;
-  entryIn: object | null;
 }
 
 /** prom-client's per-label-set histogram state, as `zero()` creates it (lib/histogram.js). */
 interface HistogramEntry {
-  labels: Record<string, string>;
   bucketValues: Record<number, number>;
   sum: number;
   count: number;
 }
 
 /**
- * A prom-client Histogram labelled by API, fed in batches: observations are counted into
- * plain arrays and added to the histogram when prom-client collects it (at each scrape).
- * prom-client has no public call that adds a batch, so this adds to the entry its `zero()`
- * makes for the label set: bucket counts by upper bound, sum and count, as `observe()` adds
- * them. prom-client is pinned to an exact version, and test/metrics.test.ts reads these
+ * A prom-client Histogram fed in batches: observations are counted into plain arrays and added
+ * to the histogram when prom-client collects it (at each scrape). prom-client has no public
+ * call that adds a batch, so this adds to the entry its `zero()` makes for the label set,
+ * found under the key prom-client gives it (lib/util.js hashObject: `name:value,` for each
+ * label name in sorted order): bucket counts by upper bound, sum and count, as `observe()`
+ * adds them. prom-client is pinned to an exact version, and test/metrics.test.ts reads these
  * histograms back through a scrape.
  */
 class BatchedHistogram {
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, Series>();
+  readonly #names: readonly string[];
+  readonly #series: Series[] = [];
 
-  constructor(config: { name: string; help: string; buckets: number[]; registers: Registry[] }) {
+  constructor(config: { name: string; help: string; labelNames: readonly string[]; buckets: number[]; registers: Registry[] }) {
     this.#bounds = config.buckets;
+    this.#names = [...config.labelNames].sort();
     const series = this.#series;
     const bounds = this.#bounds;
-    new Histogram<'api'>({
+    new Histogram({
       ...config,
-      labelNames: ['api'],
       collect() {
-        const map = (this as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap;
-        for (const s of series.values()) {
+        const map = (this as unknown as { hashMap: Record<string, HistogramEntry | undefined> }).hashMap;
+        for (const s of series) {
           if (s.count === 0) continue;
-          if (s.entry === null || s.entryIn !== map) {
-            const find = () => Object.values(map).find((e) => e.labels['api'] === s.labels.api) ?? null;
-            if (find() === null) this.zero(s.labels);
-            s.entry = find();
-            s.entryIn = map;
+          let e = map[s.hash];
+          if (e === undefined) {
+            this.zero(s.labels);
+            e = map[s.hash];
+            if (e === undefined) throw new Error(`prom-client keeps histogram entries under another key than ${s.hash}`);
           }
-          const e = s.entry!;
           e.count += s.count;
           e.sum += s.sum;
           for (let i = 0; i < bounds.length; i++) e.bucketValues[bounds[i]!]! += s.counts[i]!;
@@ -82,13 +93,12 @@ class BatchedHistogram {
     });
   }
 
-  /** The series of one API (kept: look it up once per request, observe into it). */
-  of(api: string): Series {
-    let s = this.#series.get(api);
-    if (s === undefined) {
-      s = { labels: { api }, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0, entry: null, entryIn: null };
-      this.#series.set(api, s);
-    }
+  /** A new label set (made once; the caller keeps it and observes into it). */
+  series(labels: Readonly<Record<string, string>>): Series {
+    let hash = '';
+    for (const name of this.#names) hash += `${name}:${labels[name]},`;
+    const s: Series = { labels, hash, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
+    this.#series.push(s);
     return s;
   }
 
@@ -103,44 +113,78 @@ class BatchedHistogram {
   }
 }
 
-/** The three histograms' series of one API. */
-interface ApiSeries {
-  duration: Series;
-  upstream: Series;
-  overhead: Series;
+/** A route's requests of one method and status class: counts by outcome, and their durations. */
+interface Slot {
+  readonly cells: RequestCell[];
+  readonly duration: Series;
+}
+
+/**
+ * The metrics of one `route` label of one API, made when the config is loaded: a request finds
+ * it with two map lookups (API name, route template: the same strings every time), then its
+ * slot by index of method and status class. Slots are made as they are first used, so a route
+ * nobody calls costs a small object.
+ */
+interface RouteStats {
+  readonly api: string;
+  readonly route: string;
+  /** By method × status class (METHODS index × 5 + class index); null until the first request. */
+  slots: (Slot | undefined)[] | null;
+  upstream: Series | null;
+  overhead: Series | null;
+}
+
+interface ApiStats {
+  readonly byRoute: Map<string, RouteStats>;
+  /** Requests matching none of the API's rules (`unlisted`): labelled with its prefix and `*`. */
+  readonly unlisted: RouteStats;
+}
+
+function routeStats(api: string, route: string): RouteStats {
+  return { api, route, slots: null, upstream: null, overhead: null };
+}
+
+/** The slot of a status class (0 for 1xx … 4 for 5xx). */
+function classOf(status: number): number {
+  return status < 200 ? 0 : status >= 500 ? 4 : Math.floor(status / 100) - 1;
 }
 
 /**
  * The gateway's Prometheus metrics. Requests are counted from the usage event (a sink, after
  * the response is over), so nothing is added to the checks before the response; label sets
- * come from the config (APIs, route templates) and a fixed list of outcomes, never from keys.
- * The sink runs on every request, so it allocates nothing once a label set has been seen:
- * counters and histogram buckets are plain numbers found through maps of the label values (the
- * same strings each time) and handed to prom-client when it collects, at each scrape.
+ * come from the config (APIs, route templates), fixed lists of methods, status classes and
+ * outcomes, never from keys or raw paths. The sink runs on every request, so it allocates
+ * nothing once a label set has been seen: counters and histogram buckets are plain numbers
+ * found by index and handed to prom-client when it collects, at each scrape.
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'api' | 'route' | 'status_class' | 'outcome'>;
   readonly #duration: BatchedHistogram;
   readonly #upstream: BatchedHistogram;
   readonly #overhead: BatchedHistogram;
-  readonly #decisions: Counter<'decision'>;
-  /** api → route → outcome → cells by status class. */
-  readonly #cells = new Map<string, Map<string, Map<string, (RequestCell | undefined)[]>>>();
+  readonly #apis = new Map<string, ApiStats>();
+  readonly #none = routeStats(NONE, NONE);
   readonly #allCells: RequestCell[] = [];
   /** Rate-limit decisions since the last scrape, by DECISIONS index. */
   readonly #decided = [0, 0, 0];
-  readonly #series = new Map<string, ApiSeries>();
   #usage: (() => UsageCounts) | null = null;
+  #inFlight: (() => number) | null = null;
 
-  constructor(rt: { readonly keys: KeyCache; readonly store: Store; readonly limiter: Limiter }) {
+  constructor(rt: { readonly keys: KeyCache; readonly store: Store; readonly limiter: Limiter; readonly apis: readonly CompiledApi[] }) {
     const registers = [this.registry];
     const cells = this.#allCells;
     const decided = this.#decided;
-    this.#requests = new Counter({
+    for (const api of rt.apis) {
+      const byRoute = new Map<string, RouteStats>();
+      for (const rule of api.routes.rules) if (!byRoute.has(rule.template)) byRoute.set(rule.template, routeStats(api.name, rule.template));
+      const unlisted = api.unlistedTemplate;
+      this.#apis.set(api.name, { byRoute, unlisted: byRoute.get(unlisted) ?? routeStats(api.name, unlisted) });
+    }
+    buildInfo(this.registry);
+    new Counter({
       name: 'keygate_requests_total',
-      help: 'Requests answered by the gateway, by API, route template, status class and outcome',
-      labelNames: ['api', 'route', 'status_class', 'outcome'],
+      help: 'Requests answered by the gateway, by API, route template, method, status class and outcome',
+      labelNames: ['api', 'route', 'method', 'status_class', 'outcome'],
       registers,
       collect() {
         for (const c of cells) {
@@ -151,15 +195,37 @@ export class GatewayMetrics {
       },
     });
     const latency = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-    this.#duration = new BatchedHistogram({ name: 'keygate_request_duration_seconds', help: 'Time from request to the end of the response', buckets: latency, registers });
-    this.#upstream = new BatchedHistogram({ name: 'keygate_upstream_duration_seconds', help: 'Time the upstream took to answer (to its response headers)', buckets: latency, registers });
+    this.#duration = new BatchedHistogram({
+      name: 'keygate_request_duration_seconds',
+      help: 'Time from request to the end of the response, by API, route template, method and status class',
+      labelNames: ['api', 'route', 'method', 'status_class'],
+      buckets: latency,
+      registers,
+    });
+    this.#upstream = new BatchedHistogram({
+      name: 'keygate_upstream_duration_seconds',
+      help: 'Time the upstream took to answer (to its response headers), by API and route template',
+      labelNames: ['api', 'route'],
+      buckets: latency,
+      registers,
+    });
     this.#overhead = new BatchedHistogram({
       name: 'keygate_gateway_overhead_seconds',
-      help: "Time the gateway added to a forwarded request: its total less the upstream's",
+      help: "Time the gateway added to a forwarded request: its total less the upstream's, by API and route template",
+      labelNames: ['api', 'route'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     });
-    this.#decisions = new Counter({
+    const inFlight = () => this.#inFlight?.() ?? 0;
+    new Gauge({
+      name: 'keygate_requests_in_flight',
+      help: 'HTTP requests received and not yet answered in full (WebSocket tunnels not included)',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    new Counter({
       name: 'keygate_rate_limit_decisions_total',
       help: 'Rate-limit decisions: allowed, limited (429), or unavailable (503, the store failing closed)',
       labelNames: ['decision'],
@@ -204,41 +270,54 @@ export class GatewayMetrics {
     this.#usage = source;
   }
 
+  /** Where the in-flight gauge reads its value (the gateway's count of unanswered requests). */
+  inFlightFrom(source: () => number): void {
+    this.#inFlight = source;
+  }
+
   /** The usage sink: one call per finished request. */
   readonly record = (e: UsageEvent): void => {
-    const api = e.api ?? 'none';
-    this.#cell(api, e.route ?? 'none', e.outcome, e.status).n++;
-    const s = this.#seriesOf(api);
-    this.#duration.observe(s.duration, e.latency_ms / 1000);
+    const r = this.#routeOf(e.api, e.route);
+    const i = (METHOD_INDEX.get(e.method) ?? OTHER) * STATUS_CLASSES.length + classOf(e.status);
+    const slot = (r.slots ??= new Array<Slot | undefined>(SLOTS))[i] ?? this.#slot(r, i);
+    this.#cell(r, slot, e.outcome).n++;
+    this.#duration.observe(slot.duration, e.latency_ms / 1000);
     if (e.upstream_ms !== null) {
-      this.#upstream.observe(s.upstream, e.upstream_ms / 1000);
-      this.#overhead.observe(s.overhead, Math.max(0, e.latency_ms - e.upstream_ms) / 1000);
+      this.#upstream.observe((r.upstream ??= this.#upstream.series({ api: r.api, route: r.route })), e.upstream_ms / 1000);
+      this.#overhead.observe((r.overhead ??= this.#overhead.series({ api: r.api, route: r.route })), Math.max(0, e.latency_ms - e.upstream_ms) / 1000);
     }
     if (e.rate_limit_remaining !== null) this.#decided[e.outcome === 'rate_limit_exceeded' ? 1 : e.outcome === 'service_unavailable' ? 2 : 0]!++;
   };
 
-  #cell(api: string, route: string, outcome: string, status: number): RequestCell {
-    let routes = this.#cells.get(api);
-    if (routes === undefined) this.#cells.set(api, (routes = new Map()));
-    let outcomes = routes.get(route);
-    if (outcomes === undefined) routes.set(route, (outcomes = new Map()));
-    let byClass = outcomes.get(outcome);
-    if (byClass === undefined) outcomes.set(outcome, (byClass = []));
-    const i = Math.min(5, Math.max(0, Math.floor(status / 100)));
-    let cell = byClass[i];
-    if (cell === undefined) {
-      byClass[i] = cell = { labels: { api, route, status_class: STATUS_CLASS[i]!, outcome }, n: 0 };
-      this.#allCells.push(cell);
-    }
+  /**
+   * The stats of a request's API and route. Events name only configured APIs and rules, made
+   * in the constructor; one naming others (events built by hand) gets stats made here once.
+   */
+  #routeOf(api: string | null, route: string | null): RouteStats {
+    if (api === null) return this.#none;
+    let a = this.#apis.get(api);
+    if (a === undefined) this.#apis.set(api, (a = { byRoute: new Map(), unlisted: routeStats(api, NONE) }));
+    if (route === null) return a.unlisted;
+    let r = a.byRoute.get(route);
+    if (r === undefined) a.byRoute.set(route, (r = routeStats(api, route)));
+    return r;
+  }
+
+  #cell(r: RouteStats, slot: Slot, outcome: string): RequestCell {
+    const cells = slot.cells;
+    for (let i = 0; i < cells.length; i++) if (cells[i]!.outcome === outcome) return cells[i]!;
+    const { method, status_class } = slot.duration.labels;
+    const cell: RequestCell = { outcome, labels: { api: r.api, route: r.route, method: method!, status_class: status_class!, outcome }, n: 0 };
+    cells.push(cell);
+    this.#allCells.push(cell);
     return cell;
   }
 
-  #seriesOf(api: string): ApiSeries {
-    let s = this.#series.get(api);
-    if (s === undefined) {
-      s = { duration: this.#duration.of(api), upstream: this.#upstream.of(api), overhead: this.#overhead.of(api) };
-      this.#series.set(api, s);
-    }
-    return s;
+  #slot(r: RouteStats, i: number): Slot {
+    const m = Math.floor(i / STATUS_CLASSES.length);
+    const labels = { api: r.api, route: r.route, method: METHODS[m]!, status_class: STATUS_CLASSES[i - m * STATUS_CLASSES.length]! };
+    const slot: Slot = { cells: [], duration: this.#duration.series(labels) };
+    r.slots![i] = slot;
+    return slot;
   }
 }

@@ -19,6 +19,8 @@ export interface CompiledApi {
   readonly name: string;
   readonly host: string | null;
   readonly prefix: string;
+  /** The route template of a request matching none of the rules (unlistedTemplate), for metrics and logs. */
+  readonly unlistedTemplate: string;
   readonly upstream: URL;
   /** The upstream URL's own path, without a trailing slash, prepended to forwarded paths. */
   readonly basePath: string;
@@ -33,6 +35,14 @@ export interface CompiledApi {
   readonly keyShare: number;
   /** Key id → its upstream requests in flight to this API; a key with none has no entry. */
   readonly inFlight: Map<string, number>;
+}
+
+/**
+ * How metrics and the access log name the route of a request to an API matching none of its
+ * rules: the API's prefix as configured, with the rule syntax's trailing `*` (`/v1/emails/*`).
+ */
+export function unlistedTemplate(pathPrefix: string): string {
+  return pathPrefix === '/' ? '/*' : `${pathPrefix}/*`;
 }
 
 /** The largest request body forwarded for a request to `api` matching `route` (null: no limit). */

@@ -14,7 +14,7 @@ import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
 import { Tunnels } from './tunnels.js';
 import type { UsageSink } from './usage-event.js';
-import { buildRouteTable, orderApis, type CompiledApi, type CompiledRoute } from './routes.js';
+import { buildRouteTable, orderApis, unlistedTemplate, type CompiledApi, type CompiledRoute } from './routes.js';
 
 export type { UsageEvent, UsageSink } from './usage-event.js';
 
@@ -66,6 +66,7 @@ export function buildRuntime(
         host: api.host?.toLowerCase() ?? null,
         // Lower-case: matchApi compares prefixes without ASCII case.
         prefix: api.path_prefix.toLowerCase(),
+        unlistedTemplate: unlistedTemplate(api.path_prefix),
         upstream,
         basePath: upstream.pathname.replace(/\/+$/, ''),
         config: api,

@@ -9,6 +9,7 @@ import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
+import type { Listener } from './context.js';
 import { createPipeline, GatewayResponse } from './pipeline.js';
 import { buildRuntime, type Runtime, type UsageSink } from './runtime.js';
 
@@ -50,7 +51,6 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     hasher: deps.hasher ?? hasherFor(config),
   });
   rt.sinks.push(...(deps.sinks ?? []));
-  if (config.log.access) rt.sinks.push((event) => log.info('request', { ...event, time: new Date(event.time).toISOString() }));
   const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
   let closing = false;
@@ -59,11 +59,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const pipeline = createPipeline(rt, () => {
     if (--inFlight === 0 && drained) drained();
   });
+  rt.metrics?.inFlightFrom(() => inFlight);
 
   const limits = config.limits;
   const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id);
+  const listeners: Listener[] = [];
   for (const l of config.listeners) {
-    const listener = Object.freeze({ environment: l.environment });
+    const listener: Listener = { environment: l.environment };
+    listeners.push(listener);
     const server = createServer(
       {
         keepAliveTimeout: 65_000,
@@ -121,6 +124,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       for (const [i, server] of servers.entries()) {
         const l = config.listeners[i]!;
         const at = await listenOn(server, l.port, l.host);
+        listeners[i]!.address = at.url.slice('http://'.length);
         bound.push({ environment: l.environment, ...at });
         log.info('gateway listening', { environment: l.environment, address: at.host, port: at.port });
       }

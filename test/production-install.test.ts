@@ -94,6 +94,9 @@ t.test('npm ci --omit=dev beside a build: only the runtime packages, and the com
   for (const dev of ['typescript', 'tsx', 'tap', 'ws', 'fast-check']) t.notOk(existsSync(join(dir, 'node_modules', dev)), `no ${dev}`);
 
   const cli = [process.execPath, join(dir, 'bin', 'keygate.js')] as const;
+  const version = await runCli(['--version'], { cwd: dir, command: cli });
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string };
+  t.equal(version.stdout, `keygate ${pkg.version}\n`, 'the compiled CLI reads its version from package.json beside dist/');
   const check = await runCli(['--check'], { cwd: dir, command: cli });
   t.equal(check.code, 0, `--check passes on the example configuration\n${check.stderr}`);
   t.match(check.stdout + check.stderr, 'configuration is valid');

@@ -2,6 +2,7 @@ import { UsageRecorder } from '../../admin/usage.js';
 import { Logger } from '../../core/log.js';
 import type { Store } from '../../core/store/store.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
+import { buildRouteTable, type CompiledRoute } from '../../gateway/routes.js';
 import type { Runtime, UsageEvent } from '../../gateway/runtime.js';
 import { measure, report } from './lib.js';
 
@@ -30,7 +31,9 @@ for (let i = 0; i < 64; i++) {
     upstream_ms: status === 200 ? 0.3 + (i % 5) * 0.2 : null,
   });
 }
-const rt = { keys: { stats: { hits: 0, misses: 0 }, size: 0 }, store: { available: true }, limiter: { degraded: false } } as unknown as Runtime;
+// One API whose one rule is the route of every event, as buildRuntime compiles it.
+const apis = [{ name: 'bench', unlistedTemplate: '/*', routes: buildRouteTable([{ template: '/*', method: '*' } as CompiledRoute], false) }];
+const rt = { keys: { stats: { hits: 0, misses: 0 }, size: 0, negativeSize: 0 }, store: { available: true }, limiter: { degraded: false }, apis } as unknown as Runtime;
 const store = { ingestUsage: async () => true } as unknown as Store;
 const log = new Logger({ level: 'error' });
 

@@ -1,14 +1,17 @@
 import { ERRORS } from '../../core/errors.js';
+import { createAccessLog } from '../access-log.js';
 import type { RequestContext } from '../context.js';
 import type { Runtime, UsageEvent } from '../runtime.js';
 import { upstreamFailure } from '../upstream-request.js';
 
 /**
  * The one place a request's outcome is recorded, once its response is over, denials
- * included. Sinks (access log, usage shipping, metrics) receive the same event.
+ * included. Sinks (usage shipping, metrics) receive the same event; the access log receives it
+ * with the request, for what only a log line shows (path, user agent, listener).
  */
 export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
   const sinks = rt.sinks;
+  const access = createAccessLog(rt);
   const countryHeader = rt.config.usage.country_header;
   return function record(ctx: RequestContext): void {
     const failed = ctx.res?.errored;
@@ -19,7 +22,7 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       ctx.outcome = denial.code;
       ctx.status = ERRORS[denial.code].status;
     }
-    if (sinks.length === 0) return;
+    if (sinks.length === 0 && access === null) return;
     const key = ctx.key;
     const event: UsageEvent = {
       time: ctx.now,
@@ -50,6 +53,7 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
         rt.log.error('usage sink failed', { err: String(err) });
       }
     }
+    access?.(event, ctx);
   };
 }
 
