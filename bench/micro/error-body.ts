@@ -15,6 +15,8 @@ import { createIpAllowlistStage } from '../../gateway/stages/ip-allowlist.js';
 import { createParseKeyStage } from '../../gateway/stages/parse-key.js';
 import { createRateLimitStage } from '../../gateway/stages/rate-limit.js';
 import { createScopesStage } from '../../gateway/stages/scopes.js';
+import { createApiStage } from '../../gateway/stages/api.js';
+import { createStatusStage } from '../../gateway/stages/status.js';
 import { keyRecord } from '../../test/lib/records.js';
 import { measure, report } from './lib.js';
 
@@ -72,6 +74,8 @@ rt.limiter.take(limited.id, limited.policy, now, context(() => {}).rate);
 
 const cases = [
   refusalCase('401 missing_token (no credential)', 401, createParseKeyStage(rt), context(() => {})),
+  refusalCase('401 invalid_token, reason revoked', 401, createStatusStage(), context((ctx) => (ctx.key = key({ revoked_at: now - 1 })))),
+  refusalCase('403 api_not_allowed', 403, createApiStage(rt), context((ctx) => (ctx.key = key({ apis: ['other'] })))),
   refusalCase(
     '403 insufficient_permissions (1 of 2 scopes missing)',
     403,
