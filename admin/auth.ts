@@ -20,6 +20,21 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
   gateway: new Set(['public', 'ingest_usage']),
 };
 
+/** Per permission, the roles that hold it, as a 403 names them ("admin or developer"). */
+const HOLDERS = new Map<Permission, string>(
+  (['read', 'write_keys', 'admin', 'ingest_usage'] as const).map((p) => {
+    const roles = (Object.keys(GRANTS) as Role[]).filter((r) => GRANTS[r].has(p));
+    return [p, roles.length === 1 ? roles[0]! : `${roles.slice(0, -1).join(', ')} or ${roles[roles.length - 1]}`];
+  }),
+);
+
+/**
+ * The challenges of an admin 401 (RFC 6750 §3): no error code when no bearer token came, and
+ * `invalid_token` for one that matched no configured token.
+ */
+const NO_TOKEN = Object.freeze({ 'www-authenticate': 'Bearer realm="keygate-admin"' });
+const WRONG_TOKEN = Object.freeze({ 'www-authenticate': 'Bearer realm="keygate-admin", error="invalid_token"' });
+
 /**
  * Matches a bearer token against the configured ones. Both sides are reduced to SHA-256
  * digests and every configured token is compared with timingSafeEqual, so neither a token's
@@ -37,19 +52,21 @@ export class TokenAuth {
 
   authenticate(req: IncomingMessage): Principal {
     const header = req.headers.authorization;
-    if (header === undefined || !/^bearer /i.test(header)) throw new HttpError('unauthorized');
+    if (header === undefined || !/^bearer /i.test(header)) throw new HttpError('unauthorized', undefined, undefined, NO_TOKEN);
     const digest = hash('sha256', header.slice(7).trim(), 'buffer');
     let found: Principal | null = null;
     for (const t of this.#tokens) {
       if (timingSafeEqual(digest, t.digest)) found = t.principal;
     }
-    if (found === null) throw new HttpError('unauthorized', 'Admin token not recognised.');
+    if (found === null) {
+      throw new HttpError('unauthorized', 'This admin token is not recognised; check that you copied it whole, or ask the operator for one.', undefined, WRONG_TOKEN);
+    }
     return found;
   }
 }
 
 export function authorize(p: Principal, permission: Permission): void {
   if (!GRANTS[p.role].has(permission)) {
-    throw new HttpError('forbidden', `The ${p.role} role may not do this.`);
+    throw new HttpError('forbidden', `The ${p.role} role may not do this; it takes a token of role ${HOLDERS.get(permission) ?? 'admin'}.`);
   }
 }

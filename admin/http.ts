@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERRORS, HttpError, REQUEST_ID } from '../core/errors.js';
+import { ERRORS, HttpError, REQUEST_ID, type ErrorBody, type ErrorCode } from '../core/errors.js';
 import type { Actor } from '../core/audit.js';
 import type { Detail } from '../core/validation.js';
 import type { z } from 'zod';
@@ -11,9 +11,10 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers?: Readonly<Record<string, string>>): void {
   const json = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(json),
     'cache-control': 'no-store',
@@ -22,12 +23,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, req
   res.end(json);
 }
 
-export function sendError(res: ServerResponse, err: HttpError, requestId: string): void {
+/** Renders an error in the shape both planes share, `doc_url` from `docUrls` (errors.doc_base_url). */
+export function sendError(res: ServerResponse, err: HttpError, requestId: string, docUrls: Readonly<Record<ErrorCode, string>>): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, err.status, { error: err.code, message: err.message, request_id: requestId, ...err.extra }, requestId);
+  const body: ErrorBody = { error: err.code, message: err.message, doc_url: docUrls[err.code], request_id: requestId, ...err.extra };
+  sendJson(res, err.status, body, requestId, err.headers);
 }
 
 export function validationError(details: Detail[]): HttpError {

@@ -4,11 +4,12 @@ import type { Route } from './http.js';
 
 const errorBody = {
   type: 'object',
-  required: ['error', 'message', 'request_id'],
+  required: ['error', 'message', 'doc_url', 'request_id'],
   properties: {
     error: { type: 'string' },
     reason: { type: 'string' },
     message: { type: 'string' },
+    doc_url: { type: 'string', description: "The error code's section of docs/errors.md (errors.doc_base_url#<code>)." },
     request_id: { type: 'string' },
     details: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
   },

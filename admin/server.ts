@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Actor } from '../core/audit.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { HttpError } from '../core/errors.js';
+import { errorDocUrls, HttpError } from '../core/errors.js';
 import { normalizePeer, parseCidr, TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
@@ -58,6 +58,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const proxies = new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!));
   const schemas = keySchemas(config);
   const limit = config.admin.max_body_bytes;
+  const docUrls = errorDocUrls(config.errors.doc_base_url);
 
   const parse = <S extends z.ZodType>(schema: S, input: unknown): z.output<S> => {
     const result = schema.safeParse(input);
@@ -139,7 +140,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
       }
       throw new HttpError('not_found', `No admin route ${req.method} ${path}.`);
     } catch (err) {
-      sendError(res, toHttpError(err, log, requestId), requestId);
+      sendError(res, toHttpError(err, log, requestId), requestId, docUrls);
     }
   }
 

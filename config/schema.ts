@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_DOC_BASE_URL } from '../core/errors.js';
 import { parseCidr } from '../core/ip.js';
 import { foldName } from '../core/query-name.js';
 
@@ -177,6 +178,13 @@ const redisStore = z
     const modes = [v.url, v.sentinels, v.cluster].filter((m) => m !== undefined).length;
     if (modes !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of url, sentinels or cluster' });
   });
+/** A base for `doc_url`: printable, no fragment, and an http(s) URL when it names a scheme. */
+function docBaseUrl(s: string): boolean {
+  if (!/^[\x21-\x7e]+$/.test(s) || /["#<>\\^`{|}]/.test(s)) return false;
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(s)) return true;
+  return /^https?:\/\/[^/?]/i.test(s) && URL.canParse(s);
+}
+
 export const configSchema = z.strictObject({
   role: z.enum(['all', 'gateway', 'admin']).default('all'),
   /** Gateway worker processes (node:cluster) sharing the listeners; more than 1 needs the redis store. */
@@ -241,6 +249,19 @@ export const configSchema = z.strictObject({
        * header with "_" taken as "-" are always dropped), or `drop` every one, as nginx does.
        */
       underscores: z.enum(['forward', 'drop']).default('forward'),
+    })
+    .prefault({}),
+  /** What error bodies say besides their code (docs/errors.md). */
+  errors: z
+    .strictObject({
+      /**
+       * Where docs/errors.md is published: every error body's `doc_url` is this with `#<code>`
+       * appended. An http(s) URL, or a path (the default, relative to the repository's root).
+       */
+      doc_base_url: z
+        .string()
+        .refine(docBaseUrl, 'must be an http:// or https:// URL or a path, without "#" (the error code is appended as "#<code>"), spaces or quotes')
+        .default(DEFAULT_DOC_BASE_URL),
     })
     .prefault({}),
   scopes: z

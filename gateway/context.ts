@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ErrorCode } from '../core/errors.js';
+import type { ErrorCode, InvalidTokenReason } from '../core/errors.js';
 import type { Address } from '../core/ip.js';
 import { newRateState, type RateState } from '../core/limiter.js';
 import type { CompiledKey } from './compiled-key.js';
@@ -10,9 +10,11 @@ import type { CompiledApi, CompiledRoute } from './routes.js';
 /** Why a request was refused; stops the pipeline and renders one error. */
 export interface Denial {
   readonly code: ErrorCode;
-  readonly reason?: string;
+  readonly reason?: InvalidTokenReason;
   readonly message?: string;
   readonly extra?: Readonly<Record<string, unknown>>;
+  /** A 401's WWW-Authenticate challenge, when not the one respond.ts picks by code. */
+  readonly challenge?: string;
 }
 
 export interface Listener {

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import type { Denial, RequestContext } from './context.js';
+import { DenialsByNumber } from './error-body.js';
 import { clientOf } from '../core/ip.js';
 
 export interface InvalidKeyBrakeOptions {
@@ -35,6 +36,11 @@ export interface InvalidKeyBrakeOptions {
 export class InvalidKeyBrake {
   readonly #counts: LRUCache<string, number>;
   readonly #max: number;
+  readonly #refusals = new DenialsByNumber((retryAfter) => ({
+    code: 'too_many_invalid_keys',
+    message: `Too many invalid API keys came from this address; try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}, with a valid key.`,
+    extra: Object.freeze({ retry_after: retryAfter }),
+  }));
 
   constructor(options: InvalidKeyBrakeOptions) {
     this.#max = options.max;
@@ -73,12 +79,7 @@ export class InvalidKeyBrake {
     const left = this.#counts.getRemainingTTL(client);
     // lru-cache keeps an entry through the very millisecond its TTL ends; the window does not.
     if (left <= 0) return undefined;
-    const retryAfter = Math.ceil(left / 1000);
-    return {
-      code: 'too_many_invalid_keys',
-      message: `Too many invalid API keys from this address. Try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`,
-      extra: { retry_after: retryAfter },
-    };
+    return this.#refusals.get(Math.ceil(left / 1000));
   }
 
   #count(client: string): void {

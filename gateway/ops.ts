@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Registry } from 'prom-client';
+import type { ErrorCode } from '../core/errors.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import type { Runtime } from './runtime.js';
 
@@ -41,7 +42,8 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       res.end(text);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method_not_allowed', message: 'Use GET.' });
+    const fail = (status: number, code: ErrorCode, message: string) => json(status, { error: code, message, doc_url: rt.docUrls[code] });
+    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'method_not_allowed', 'Use GET.');
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
       const health = gatewayHealth(rt, stopping());
@@ -53,11 +55,11 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
           res.writeHead(200, { 'content-type': registry.contentType });
           res.end(text);
         },
-        () => json(500, { error: 'internal_error', message: 'Metrics could not be collected.' }),
+        () => fail(500, 'internal_error', 'Metrics could not be collected.'),
       );
       return;
     }
-    json(404, { error: 'not_found', message: `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.` });
+    fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.`);
   });
 }
 

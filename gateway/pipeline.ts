@@ -53,7 +53,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     createResolveKeyStage(rt),
     createStatusStage(),
     createEnvironmentStage(),
-    createApiStage(),
+    createApiStage(rt),
     createIpAllowlistStage(),
     createScopesStage(),
     createConcurrencyStage(),

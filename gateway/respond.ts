@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { ERRORS, INVALID_TOKEN_REASONS, type ErrorBody } from '../core/errors.js';
+import { ERRORS } from '../core/errors.js';
 import type { LimitPolicy, RateState } from '../core/limiter.js';
 import type { Denial, RequestContext } from './context.js';
 import { bodyUnread, lingerOnClose } from './in-flight.js';
@@ -45,25 +45,34 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
   }
 }
 
-/** The JSON body and headers of a refusal; both planes' bodies share this shape. */
+/**
+ * The WWW-Authenticate challenge of a 401 (RFC 9110 §11.6.1 requires one). A key sent in
+ * Authorization uses the Bearer scheme (RFC 6750 §3): no error code when no key came, and
+ * `invalid_token` for one that did not pass. A key in a header of its own has no registered
+ * scheme; `Key` names it, as Kong's key-auth does, and the body says which header to use.
+ */
+export const CHALLENGES = Object.freeze({
+  bearerMissing: 'Bearer realm="keygate"',
+  bearerInvalid: 'Bearer realm="keygate", error="invalid_token"',
+  key: 'Key realm="keygate"',
+});
+
+function challenge(rt: Runtime, code: string): string {
+  if (rt.config.keys.header !== 'authorization') return CHALLENGES.key;
+  return code === 'missing_token' ? CHALLENGES.bearerMissing : CHALLENGES.bearerInvalid;
+}
+
+/** The JSON body (gateway/error-body.ts) and headers of a refusal. */
 export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): { status: number; headers: OutgoingHttpHeaders; body: string } {
   const def = ERRORS[denial.code];
-  const reasonMessage =
-    denial.reason !== undefined && denial.code === 'invalid_token'
-      ? INVALID_TOKEN_REASONS[denial.reason as keyof typeof INVALID_TOKEN_REASONS]
-      : undefined;
-  const body: ErrorBody = { error: denial.code, message: denial.message ?? reasonMessage ?? def.message, request_id: ctx.requestId };
-  if (denial.reason !== undefined) body.reason = denial.reason;
-  if (denial.extra) Object.assign(body, denial.extra);
-  const json = JSON.stringify(body);
+  const json = rt.errorBodies.render(denial, ctx.requestId);
   const headers: Record<string, unknown> = {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(json),
     'cache-control': 'no-store',
     [rt.config.headers.request_id]: ctx.requestId,
   };
-  if (denial.code === 'missing_token') headers['www-authenticate'] = 'Bearer realm="keygate"';
-  else if (denial.code === 'invalid_token') headers['www-authenticate'] = 'Bearer realm="keygate", error="invalid_token"';
+  if (def.status === 401) headers['www-authenticate'] = denial.challenge ?? challenge(rt, denial.code);
   const retryAfter = denial.extra?.['retry_after'];
   if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
   // A body the client is still sending would otherwise be read to its end, however slowly it

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
+import { errorDocUrls, type ErrorCode } from '../core/errors.js';
 import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
@@ -9,6 +10,7 @@ import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { compileKey } from './compiled-key.js';
+import { ErrorBodies } from './error-body.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
@@ -34,6 +36,10 @@ export interface Runtime {
   readonly plans: ReadonlyMap<string, LimitPolicy>;
   readonly apis: readonly CompiledApi[];
   readonly trusted: TrustedProxies;
+  /** Each error code's `doc_url` (`errors.doc_base_url`). */
+  readonly docUrls: Readonly<Record<ErrorCode, string>>;
+  /** Refusals' JSON bodies, their text kept per denial. */
+  readonly errorBodies: ErrorBodies;
   /** Key tag (`live`) → environment name (`production`). */
   /** Prometheus metrics of this gateway; null when `metrics.enabled` is off. */
   metrics: GatewayMetrics | null;
@@ -93,6 +99,7 @@ export function buildRuntime(
     clock: deps.clock,
   });
   const brakeConfig = config.keys.invalid_key_brake;
+  const docUrls = errorDocUrls(config.errors.doc_base_url);
   const rt: Runtime = {
     metrics: null,
     config,
@@ -110,6 +117,8 @@ export function buildRuntime(
     plans,
     apis,
     trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)),
+    docUrls,
+    errorBodies: new ErrorBodies(docUrls),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
   };

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { ERRORS } from '../core/errors.js';
+import { ERRORS, type ErrorCode } from '../core/errors.js';
 import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
@@ -62,7 +62,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   rt.metrics?.inFlightFrom(() => inFlight);
 
   const limits = config.limits;
-  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id);
+  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id, rt.docUrls.too_many_connections);
   const listeners: Listener[] = [];
   for (const l of config.listeners) {
     const listener: Listener = { environment: l.environment };
@@ -113,7 +113,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         pipeline.upgrade(req, socket, head, listener);
       });
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id, rt.docUrls));
     servers.push(server);
   }
 
@@ -231,9 +231,9 @@ function replayWithoutUpgrade(server: GatewayServer, req: IncomingMessage, socke
   socket.resume();
 }
 
-const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'bad_request', 'Request headers are too large.'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'The request head was not received in time.'],
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, ErrorCode, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'bad_request', 'The request headers are too large; send fewer or shorter ones.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'The request head did not arrive in time, so the connection is closed; send it again.'],
 };
 
 /**
@@ -247,11 +247,13 @@ class ConnectionsPerIp {
   readonly #max: number;
   readonly #trusted: TrustedProxies;
   readonly #requestIdHeader: string;
+  readonly #docUrl: string;
 
-  constructor(max: number, trusted: TrustedProxies, requestIdHeader: string) {
+  constructor(max: number, trusted: TrustedProxies, requestIdHeader: string, docUrl: string) {
     this.#max = max;
     this.#trusted = trusted;
     this.#requestIdHeader = requestIdHeader;
+    this.#docUrl = docUrl;
   }
 
   readonly #counted = new WeakSet<Socket>();
@@ -267,7 +269,12 @@ class ConnectionsPerIp {
     const open = this.#open.get(ip) ?? 0;
     if (open >= this.#max) {
       const requestId = randomUUID();
-      const body = JSON.stringify({ error: 'too_many_connections', message: ERRORS.too_many_connections.message, request_id: requestId });
+      const body = JSON.stringify({
+        error: 'too_many_connections',
+        message: ERRORS.too_many_connections.message,
+        doc_url: this.#docUrl,
+        request_id: requestId,
+      });
       socket.end(
         `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
           `cache-control: no-store\r\nretry-after: 1\r\n${this.#requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
@@ -298,15 +305,15 @@ class ConnectionsPerIp {
  * headers, 408 for a timeout, 400 otherwise; then the connection is closed. A socket already
  * answering a request, or one the client reset, is only closed, as Node itself does.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string): void {
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string, docUrls: Readonly<Record<ErrorCode, string>>): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
     socket.destroy();
     return;
   }
-  const [status, text, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', 'bad_request', 'Malformed HTTP request.'];
+  const [status, text, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', 'bad_request', 'The request is not valid HTTP, so the connection is closed.'];
   const requestId = randomUUID();
-  const body = JSON.stringify({ error: code, message, request_id: requestId });
+  const body = JSON.stringify({ error: code, message, doc_url: docUrls[code], request_id: requestId });
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `cache-control: no-store\r\n${requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,

@@ -40,6 +40,25 @@ t.test('a malformed X-Forwarded-For entry never satisfies an allowlist', async (
   }
 });
 
+t.test('ip_not_allowed names the client address as the gateway determined it, behind trusted proxies', async (t) => {
+  const { key } = await stack.createKey({ ip_allowlist: ['192.0.2.0/24'] });
+  const refused = async (xff?: string) => {
+    const headers: Record<string, string> = bearer(key);
+    if (xff !== undefined) headers['x-forwarded-for'] = xff;
+    const res = await call(`${prod}/v1/emails/list`, { headers });
+    t.equal(res.status, 403);
+    t.equal(res.body?.error, 'ip_not_allowed');
+    t.ok(res.body?.message.includes(`from ${res.body?.client_ip},`), 'the message names client_ip');
+    return res.body?.client_ip as string;
+  };
+  t.equal(await refused(), '127.0.0.1', 'no X-Forwarded-For: the peer, IPv4-mapped form unwrapped');
+  t.equal(await refused('198.51.100.7, 10.1.2.3'), '198.51.100.7', 'the right-most untrusted entry');
+  t.equal(await refused('192.0.2.1, 198.51.100.7'), '198.51.100.7', 'not a spoofed entry left of it');
+  // What a client can make a trusted proxy pass on: the entry as written, JSON-escaped, nothing else.
+  const hostile = '"}<script>alert(1)</script>\\u0000';
+  t.equal(await refused(`${hostile}, 10.0.0.1`), hostile, 'a malformed entry is named as written');
+});
+
 t.test('upstream X-Forwarded-For: trusted chains are extended with the peer', async (t) => {
   const { key } = await stack.createKey();
   await call(`${prod}/v1/emails/list`, { headers: { ...bearer(key), 'x-forwarded-for': '198.51.100.7', 'x-forwarded-proto': 'https' } });

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { generateKey } from '../core/key-format.js';
+import { assertDocUrl } from './lib/error-docs.js';
 import { switchable, type Switchable } from './lib/flaky-store.js';
 import { bearer, call, rawCall, startStack } from './lib/stack.js';
 
@@ -32,6 +33,7 @@ function assertError(
   t.type(res.body?.message, 'string', 'message');
   t.ok(res.body?.request_id, 'request_id');
   t.equal(res.headers['x-request-id'], res.body?.request_id, 'request id header matches body');
+  assertDocUrl(t, res.body);
 }
 
 t.test('400 bad_request: a path that climbs out of the API is refused and never forwarded', async (t) => {
@@ -47,7 +49,8 @@ t.test('400 bad_request: a path that climbs out of the API is refused and never 
 t.test('401 missing_token with WWW-Authenticate', async (t) => {
   const res = await call(`${prod}/v1/emails/list`);
   assertError(t, res, 401, 'missing_token');
-  t.match(res.headers['www-authenticate'], /^Bearer realm="/);
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="keygate"', 'RFC 6750 §3.1: no error code when no key came');
+  t.equal(res.body.message, 'This request needs an API key. Send it as "Authorization: Bearer <key>".');
   t.notOk(res.headers['ratelimit'], 'no rate-limit headers for an unauthenticated request');
 });
 
@@ -58,12 +61,16 @@ t.test('401 invalid_token malformed: bad shape or checksum, before any lookup', 
   const lookups = cut!.lookups;
   // A key of a tag no environment has (its checksum is right), and one far too long to be a key.
   const unknownTag = generateKey('gw', 'staging');
-  for (const bad of ['gw_live_short', flipped, 'xx_live_' + key.slice(8), key + 'x', unknownTag, 'x'.repeat(4000), 'Basic abc']) {
-    const headers = bad.startsWith('Basic') ? { authorization: bad } : bearer(bad);
-    const res = await call(`${prod}/v1/emails/list`, { headers });
+  for (const bad of ['gw_live_short', flipped, 'xx_live_' + key.slice(8), key + 'x', unknownTag, 'x'.repeat(4000)]) {
+    const res = await call(`${prod}/v1/emails/list`, { headers: bearer(bad) });
     assertError(t, res, 401, 'invalid_token', 'malformed');
-    t.match(res.headers['www-authenticate'], /error="invalid_token"/);
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="keygate", error="invalid_token"');
   }
+  // Another scheme is no bearer credential at all: RFC 6750 §3.1, a challenge without an error code.
+  const basic = await call(`${prod}/v1/emails/list`, { headers: { authorization: 'Basic abc' } });
+  assertError(t, basic, 401, 'invalid_token', 'malformed');
+  t.equal(basic.headers['www-authenticate'], 'Bearer realm="keygate"');
+  t.match(basic.body.message, /Bearer scheme/);
   t.equal(cut!.lookups, lookups, 'the store was not asked about any of them');
   t.equal(stack.gateway.runtime.keys.stats.misses, misses, 'nor counted as cache misses');
   // The same key with its checksum right is looked up: the counts above can move.
@@ -87,6 +94,8 @@ t.test('the Bearer scheme is matched in any case, with the key after one or more
 t.test('401 invalid_token not_found: well-formed key that does not exist', async (t) => {
   const res = await call(`${prod}/v1/emails/list`, { headers: bearer(generateKey('gw', 'live')) });
   assertError(t, res, 401, 'invalid_token', 'not_found');
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="keygate", error="invalid_token"');
+  t.match(res.body.message, /does not exist.*ask the API's owner/);
 });
 
 t.test('401 invalid_token expired: the gateway checks the time itself', async (t) => {
@@ -130,13 +139,17 @@ t.test('403 api_not_allowed names the API', async (t) => {
   const res = await call(`${prod}/v1/emails/list`, { headers: bearer(key) });
   assertError(t, res, 403, 'api_not_allowed');
   t.equal(res.body.api, 'emails');
+  t.equal(res.body.message, "This API key may not call the emails API; ask the API's owner to allow it.");
   t.ok(res.headers['ratelimit'], 'authenticated: rate-limit headers present');
   t.equal((await call(`${prod}/v1/contacts/1`, { headers: bearer(key) })).status, 200);
 });
 
-t.test('403 ip_not_allowed outside the allowlist; inside passes', async (t) => {
+t.test('403 ip_not_allowed outside the allowlist names the address seen; inside passes', async (t) => {
   const outside = await stack.createKey({ ip_allowlist: ['203.0.113.0/24', '2001:db8::/32'] });
-  assertError(t, await call(`${prod}/v1/emails/list`, { headers: bearer(outside.key) }), 403, 'ip_not_allowed');
+  const res = await call(`${prod}/v1/emails/list`, { headers: bearer(outside.key) });
+  assertError(t, res, 403, 'ip_not_allowed');
+  t.equal(res.body.client_ip, '127.0.0.1', 'client_ip: the socket peer, no proxy being trusted');
+  t.match(res.body.message, /^This API key may not be used from 127\.0\.0\.1,/);
   const inside = await stack.createKey({ ip_allowlist: ['127.0.0.0/8'] });
   t.equal((await call(`${prod}/v1/emails/list`, { headers: bearer(inside.key) })).status, 200);
 });
@@ -147,7 +160,7 @@ t.test('403 insufficient_permissions lists required and missing scopes', async (
   assertError(t, res, 403, 'insufficient_permissions');
   t.same(res.body.required_scopes, ['send_email']);
   t.same(res.body.missing_scopes, ['send_email']);
-  t.equal(res.body.message, 'Insufficient permissions. Update key permissions in settings.');
+  t.equal(res.body.message, "This API key lacks the send_email scope; ask the API's owner to grant it.");
   const ok = await stack.createKey({ scopes: ['send_email'] });
   t.equal((await call(`${prod}/v1/emails/send`, { method: 'POST', headers: bearer(ok.key), body: '{}' })).status, 200);
 });
@@ -165,7 +178,7 @@ t.test('429 rate_limit_exceeded with Retry-After and retry_after; refills with t
   assertError(t, res, 429, 'rate_limit_exceeded');
   t.equal(res.headers['retry-after'], '30');
   t.equal(res.body.retry_after, 30);
-  t.equal(res.body.message, 'Rate limit exceeded. Try again in 30 seconds.');
+  t.equal(res.body.message, 'Rate limit exceeded: this API key has used up its limit; try again in 30 seconds.');
   t.equal(res.headers['ratelimit-policy'], '"key";q=2;w=60');
   t.equal(res.headers['ratelimit'], '"key";r=0;t=60');
   stack.clock.advance(30_000);
@@ -190,6 +203,7 @@ t.test('a route limit applies on top of the key limit and is listed in the heade
   t.equal(first.headers['ratelimit'], '"default";r=99;t=1, "emails_1";r=0;t=60');
   const second = await call(`${prod}/v1/emails/limited`, { headers: bearer(key) });
   assertError(t, second, 429, 'rate_limit_exceeded');
+  t.match(second.body.message, /used up its limit for this route; try again in \d+ seconds?\./);
   t.equal(second.headers['ratelimit'], '"default";r=99;t=1, "emails_1";r=0;t=60', 'the key bucket was not spent');
   t.equal((await call(`${prod}/v1/emails/other`, { headers: bearer(key) })).status, 200, 'other routes unaffected');
 });

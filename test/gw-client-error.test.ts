@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { Logger } from '../core/log.js';
 import { FileStore } from '../core/store/file-store.js';
 import { createGateway } from '../gateway/server.js';
+import { assertDocUrl } from './lib/error-docs.js';
 import { testConfig } from './lib/stack.js';
 
 // Requests Node cannot parse or does not receive in time are answered in the gateway's error
@@ -54,6 +55,7 @@ function assertShape(t: Test, res: Awaited<ReturnType<typeof raw>>, status: numb
   t.equal(res.headers['x-request-id'], res.body?.request_id, 'also in X-Request-Id');
   t.equal(res.headers['connection'], 'close');
   t.equal(Number(res.headers['content-length']), Buffer.byteLength(JSON.stringify(res.body)), 'content-length is the body');
+  assertDocUrl(t, res.body);
 }
 
 t.test('431 when the headers are too large', async (t) => {

@@ -144,9 +144,9 @@ t.test('GET /v1/usage/errors: newest first, and CSV that parses', async (t) => {
     failed.map((e) => [e.request_id, e.status]),
   );
   const limited = res.body.data.find((e: { status: number }) => e.status === 429);
-  t.match(limited, { key_id: id, api: 'emails', method: 'GET', error: 'rate_limit_exceeded', message: /Rate limit/ });
+  t.match(limited, { key_id: id, api: 'emails', method: 'GET', error: 'rate_limit_exceeded', message: /rate limit is used up/ });
   const unknown = res.body.data.find((e: { reason: string | null }) => e.reason === 'not_found');
-  t.equal(unknown.message, 'API key not found.');
+  t.match(unknown.message, /^This API key does not exist;/, 'the message its reason renders');
   const byKey = (await stack.adminCall('GET', `/v1/usage/errors?key_id=${id}`)).body.data;
   t.equal(byKey.length, 1);
 

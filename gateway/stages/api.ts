@@ -1,11 +1,23 @@
-import type { RequestContext, Stage } from '../context.js';
+import type { Denial, RequestContext, Stage } from '../context.js';
+import type { Runtime } from '../runtime.js';
 
-/** A key that lists APIs may call only those. */
-export function createApiStage(): Stage {
+/** A key that lists APIs may call only those; the refusal names the API, one built per API at start-up. */
+export function createApiStage(rt: Runtime): Stage {
+  const refusals = new Map<string, Denial>();
+  for (const { name } of rt.apis) {
+    refusals.set(
+      name,
+      Object.freeze({
+        code: 'api_not_allowed',
+        message: `This API key may not call the ${name} API; ask the API's owner to allow it.`,
+        extra: Object.freeze({ api: name }),
+      }),
+    );
+  }
   return function api(ctx: RequestContext) {
     const allowed = ctx.key!.apis;
     const name = ctx.api!.name;
     if (allowed === null || allowed.has(name)) return undefined;
-    return { code: 'api_not_allowed', extra: { api: name } };
+    return refusals.get(name);
   };
 }

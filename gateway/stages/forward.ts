@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime.js';
 import { bodyTooLarge, dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
 
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
-const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving; the connection is closed.' });
+const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving, so the connection is closed; send the request again.' });
 /** How often the in-flight watch looks for requests past their deadline or with an idle body. */
 const WATCH_TICK_MS = 250;
 

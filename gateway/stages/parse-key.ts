@@ -1,22 +1,32 @@
 import { parseKey } from '../../core/key-format.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
+import { CHALLENGES } from '../respond.js';
 import { queryParamValue } from '../query-credential.js';
 import type { Runtime } from '../runtime.js';
 
-const MISSING: Denial = Object.freeze({ code: 'missing_token' });
 const MALFORMED: Denial = Object.freeze({ code: 'invalid_token', reason: 'malformed' });
+// Another scheme (Basic, a bare key) is no bearer credential at all: RFC 6750 §3.1 gives such
+// a request a challenge without an error code.
 const NOT_BEARER: Denial = Object.freeze({
   code: 'invalid_token',
   reason: 'malformed',
   message: 'Send the API key with the Bearer scheme: "Authorization: Bearer <key>".',
+  challenge: CHALLENGES.bearerMissing,
 });
+
+/** The 401 for a request without a key, saying where this gateway reads keys from. */
+function missing(header: string, param: string | null): Denial {
+  const where = header === 'authorization' ? 'as "Authorization: Bearer <key>"' : `in the "${header}" header`;
+  const or = param === null ? '' : ` or as the "${param}" query parameter`;
+  return Object.freeze({ code: 'missing_token', message: `This request needs an API key. Send it ${where}${or}.` });
+}
 // Several different values of the credential parameter: which one the gateway checks and
 // which one a later reader (the upstream, a log) takes would differ. RFC 6750 §3.1 names a
 // repeated parameter an `invalid_request`, answered 400; the README's 400 `bad_request` (Errors)
 // is a malformed request the proxy refuses, not a key that was checked and found wanting (401).
 const AMBIGUOUS: Denial = Object.freeze({
   code: 'bad_request',
-  message: 'The API key query parameter is given more than once with different values.',
+  message: 'The API key query parameter is given more than once with different values; send it once.',
 });
 
 const BEARER = 'bearer ';
@@ -31,6 +41,7 @@ function isBearer(value: string): boolean {
 export function createParseKeyStage(rt: Runtime): Stage {
   const { header, query_param: param, prefix } = rt.config.keys;
   const bearer = header === 'authorization';
+  const MISSING = missing(header, param);
   const brake = rt.brake;
   return function parseKeyStage(ctx: RequestContext) {
     let raw = ctx.req.headers[header];

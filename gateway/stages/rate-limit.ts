@@ -1,5 +1,20 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
+import { DenialsByNumber } from '../error-body.js';
 import type { Runtime } from '../runtime.js';
+
+const UNAVAILABLE: Denial = Object.freeze({
+  code: 'service_unavailable',
+  message: "Rate limiting is unavailable right now, and this API key's plan refuses requests meanwhile; retry shortly.",
+});
+
+/** The 429 for `retryAfter` seconds; `scope` says whose limit: the key's own ('') or the route's. */
+function exceeded(scope: string): DenialsByNumber {
+  return new DenialsByNumber((retryAfter) => ({
+    code: 'rate_limit_exceeded',
+    message: `Rate limit exceeded: this API key has used up its limit${scope}; try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`,
+    extra: Object.freeze({ retry_after: retryAfter }),
+  }));
+}
 
 /**
  * One token from the key's bucket, and one from the route's when the route has its own limit.
@@ -9,6 +24,8 @@ import type { Runtime } from '../runtime.js';
  */
 export function createRateLimitStage(rt: Runtime): Stage {
   const limiter = rt.limiter;
+  const keyRefusals = exceeded('');
+  const routeRefusals = exceeded(' for this route');
 
   function routeStep(ctx: RequestContext): Denial | undefined | Promise<Denial | undefined> {
     const routePolicy = ctx.route?.policy ?? null;
@@ -25,7 +42,7 @@ export function createRateLimitStage(rt: Runtime): Stage {
     const key = ctx.key!;
     limiter.refund(key.id, key.policy, ctx.now);
     limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
-    return refusal(ctx.routeRate);
+    return refusal(ctx.routeRate, routeRefusals);
   }
 
   return function rateLimit(ctx: RequestContext) {
@@ -33,19 +50,11 @@ export function createRateLimitStage(rt: Runtime): Stage {
     ctx.rateChecked = true;
     const taken = limiter.take(key.id, key.policy, ctx.now, ctx.rate);
     if (taken === true) return routeStep(ctx);
-    if (taken === false) return refusal(ctx.rate);
-    return taken.then((ok) => (ok ? routeStep(ctx) : refusal(ctx.rate)));
+    if (taken === false) return refusal(ctx.rate, keyRefusals);
+    return taken.then((ok) => (ok ? routeStep(ctx) : refusal(ctx.rate, keyRefusals)));
   };
 }
 
-function refusal(state: { retryAfter: number; unavailable: boolean }): Denial {
-  if (state.unavailable) {
-    return { code: 'service_unavailable', message: 'Rate limiting is unavailable right now, and this plan refuses requests meanwhile. Retry shortly.' };
-  }
-  const retryAfter = state.retryAfter;
-  return {
-    code: 'rate_limit_exceeded',
-    message: `Rate limit exceeded. Try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`,
-    extra: { retry_after: retryAfter },
-  };
+function refusal(state: { retryAfter: number; unavailable: boolean }, refusals: DenialsByNumber): Denial {
+  return state.unavailable ? UNAVAILABLE : refusals.get(state.retryAfter);
 }

@@ -5,7 +5,7 @@ import type { Runtime } from '../runtime.js';
 const NOT_FOUND: Denial = Object.freeze({ code: 'invalid_token', reason: 'not_found' });
 const UNAVAILABLE: Denial = Object.freeze({
   code: 'service_unavailable',
-  message: 'The key store is unreachable and this key is not cached. Retry shortly.',
+  message: 'The gateway cannot check this API key right now (its key store is unreachable); retry shortly.',
 });
 
 /**

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { assertDocUrl } from '../lib/error-docs.js';
 import { exchange, openRaw, responses } from '../lib/raw-socket.js';
 import { catchAllApi, startStack } from '../lib/stack.js';
 import { within } from '../lib/within.js';
@@ -116,6 +117,7 @@ t.test('more than 1,000 connections from one address: the next is answered 429 t
   const [res] = responses(await within(extra.closed, 5_000, 'the extra connection was closed'));
   t.equal(res?.status, 429);
   t.equal(res?.json?.error, 'too_many_connections');
+  assertDocUrl(t, res?.json);
   const elsewhere = await openRaw(gw, { localAddress: '127.0.0.3' });
   elsewhere.write(`GET /v1/emails/list HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`);
   t.equal(responses(await within(elsewhere.closed, 5_000, 'another address'))[0]?.status, 200, 'another address is served');

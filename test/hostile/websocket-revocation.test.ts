@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebSocket, WebSocketServer } from 'ws';
+import { INVALID_TOKEN_REASONS } from '../../core/errors.js';
 import { switchable, type Switchable } from '../lib/flaky-store.js';
 import { bearer, startStack } from '../lib/stack.js';
 
@@ -109,7 +110,7 @@ t.test('revoking a key closes its open WebSockets with 1008; other keys stay ope
   t.equal(await bystander.echo('meanwhile'), 'meanwhile', 'a WebSocket of another key is not held');
   store!.gate = null;
   letGo();
-  await closedByPolicy(t, o, 'ws-revoked', 'API key revoked.');
+  await closedByPolicy(t, o, 'ws-revoked', INVALID_TOKEN_REASONS.revoked);
   t.equal((await second.closed).code, 1008, 'every WebSocket of the key is closed');
   t.equal(await bystander.echo('still here'), 'still here', 'a WebSocket of another key is untouched');
   bystander.ws.close();
@@ -121,7 +122,7 @@ t.test('suspending a key closes its open WebSockets with 1008', async (t) => {
   const o = await open(key, 'ws-suspended');
   t.equal((await stack.adminCall('POST', `/v1/keys/${id}/suspend`, {})).status, 200);
   o.ws.send('after the suspension');
-  await closedByPolicy(t, o, 'ws-suspended', 'API key suspended.');
+  await closedByPolicy(t, o, 'ws-suspended', INVALID_TOKEN_REASONS.suspended);
 });
 
 t.test('a key that expires closes its open WebSockets with 1008 at the next sweep', async (t) => {
@@ -131,6 +132,6 @@ t.test('a key that expires closes its open WebSockets with 1008 at the next swee
   t.equal(await o.echo('before expiry'), 'before expiry', 'still open before the expiry');
   stack.clock.advance(60_000);
   await stack.gateway.runtime.tunnels.sweep();
-  await closedByPolicy(t, o, 'ws-expired', 'API key expired.', ['hello', 'before expiry']);
+  await closedByPolicy(t, o, 'ws-expired', INVALID_TOKEN_REASONS.expired, ['hello', 'before expiry']);
   t.equal(stack.gateway.runtime.tunnels.size, 0, 'no tunnel left open');
 });
