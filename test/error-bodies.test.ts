@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { request } from 'undici';
-import { ConfigError, parseConfig } from '../config/load.js';
+import { parseConfig } from '../config/load.js';
+import { ConfigError } from '../core/internal-errors.js';
 import { DEFAULT_DOC_BASE_URL } from '../core/errors.js';
 import { generateKey } from '../core/key-format.js';
 import { createOpsServer } from '../gateway/ops.js';
