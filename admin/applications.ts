@@ -1,6 +1,6 @@
 import { randomBase62 } from '../core/key-format.js';
 import { appToWire, type AppRecord } from '../core/application.js';
-import { diff, type Actor, type KeyEvent } from '../core/audit.js';
+import { diff, type Actor, type AuditAction, type KeyEvent } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { isRevoked, type KeyRecord } from '../core/record.js';
@@ -101,7 +101,7 @@ export class AppService {
   async #change(
     id: string,
     by: Actor,
-    action: string,
+    action: AuditAction,
     change: (
       app: AppRecord,
       now: number,

@@ -99,13 +99,32 @@ function nesting(json: Buffer): number {
 
 export type Permission = 'read' | 'write_keys' | 'admin' | 'public' | 'ingest_usage';
 
-/** What the OpenAPI document says of a route. */
+/** The groups of the OpenAPI document; admin/openapi.ts describes each. */
+export type Tag = 'Keys' | 'Applications' | 'Usage' | 'Audit' | 'Catalog' | 'Operations';
+
+/** A successful answer as the OpenAPI document shows it. */
+export interface ResponseDoc {
+  description: string;
+  /** The JSON body: a schema of admin/openapi-schemas.ts, by name. */
+  schema?: string;
+  /** Other bodies: media type → JSON Schema. */
+  media?: Record<string, Record<string, unknown>>;
+}
+
+/** What the OpenAPI document says of a route. Its 4xx answers follow from the route (admin/openapi.ts). */
 export interface RouteDoc {
+  /** What SDK generators name the method: `createKey`, `listAuditEntries`. */
+  operationId: string;
+  tag: Tag;
   summary: string;
-  body?: z.ZodType;
+  description: string;
+  /** The JSON body and the name of its component schema. */
+  body?: { schema: z.ZodType; name: string };
   query?: z.ZodType;
-  /** Status → description of the answers this route gives besides the common errors. */
-  responses: Record<number, string>;
+  /** Status → the answers this route gives besides the errors. */
+  responses: Record<number, ResponseDoc>;
+  /** When the route answers 409: the state it conflicts with. */
+  conflict?: string;
 }
 
 export interface Route<C> {

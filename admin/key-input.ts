@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { rateLimitSpec } from '../config/schema.js';
+import { AUDIT_ACTIONS } from '../core/audit.js';
 import { parseCidr } from '../core/ip.js';
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/i;
@@ -18,11 +19,38 @@ export function isRealDateTime(s: string): boolean {
 export const rfc3339 = z
   .string()
   .regex(RFC3339, 'must be an RFC 3339 date-time, like 2027-01-31T12:00:00Z')
+  .meta({ format: 'date-time' })
   .refine(isRealDateTime, 'must be a real date-time')
   .transform((s) => Date.parse(s));
 
+/** `from` before `to` when both are given; an empty window is a mistake, not a query. */
+export function fromBeforeTo(q: { from?: number | undefined; to?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (q.from !== undefined && q.to !== undefined && q.from >= q.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after from' });
+}
+
+/** A page size: `max` at most, `fallback` when not given. */
+export const pageLimit = (fallback: number, max = 100) =>
+  z.coerce.number().int().min(1).max(max).default(fallback).meta({ description: `Most items in one page (1 to ${max}).` });
+
+/** The `next_cursor` of the previous page; the next page starts after its last item. */
+export const cursor = z.string().max(512).optional().meta({ description: 'The `next_cursor` of the previous page.' });
+
+/** A key's `rate_limit` replaces its plan's limits, so naming both in one request has no single meaning. */
+export const PLAN_AND_RATE_LIMIT = "give plan or rate_limit, not both: a key's rate_limit replaces its plan's limits, so the plan would have no effect";
+
+function planOrRateLimit(o: { plan?: string | null | undefined; rate_limit?: unknown }, ctx: z.RefinementCtx): void {
+  if (o.plan != null && o.rate_limit != null) ctx.addIssue({ code: 'custom', path: ['rate_limit'], message: PLAN_AND_RATE_LIMIT });
+}
+
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Any JSON value; named, as it refers to itself, so that the OpenAPI document can share it. */
+export const jsonValue: z.ZodType<JsonValue> = z
+  .lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]))
+  .meta({ id: 'JsonValue' });
+
 const metaSchema = z
-  .record(z.string().max(64), z.json())
+  .record(z.string().max(64), jsonValue)
   .refine((m) => JSON.stringify(m).length <= 4096, 'must be at most 4096 bytes as JSON');
 
 /** Admin request schemas that depend on the configured catalog, environments, APIs and plans. */
@@ -81,7 +109,7 @@ export function keySchemas(config: Config) {
     application: z.string().max(64).nullable().default(null),
     policy: policyName.nullable().default(null),
     meta: metaSchema.default({}),
-  });
+  }).superRefine(planOrRateLimit);
 
   const update = z
     .strictObject({
@@ -95,7 +123,8 @@ export function keySchemas(config: Config) {
       expires_at: rfc3339.nullable().optional(),
       meta: metaSchema.optional(),
     })
-    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change');
+    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change')
+    .superRefine(planOrRateLimit);
 
   const reason = z.strictObject({ reason: z.string().max(500).nullable().default(null) }).default({ reason: null });
   const revoke = reason;
@@ -109,34 +138,52 @@ export function keySchemas(config: Config) {
     .refine((o) => Object.keys(o).length > 0, 'name at least one field to change');
   const appList = z.strictObject({
     status: z.enum(['active', 'suspended']).optional(),
-    q: z.string().max(200).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().max(512).optional(),
+    q: z.string().max(200).optional().meta({ description: 'A case-insensitive part of the name, or an exact id.' }),
+    limit: pageLimit(20),
+    cursor,
   });
-  const audit = z.strictObject({
-    actor: z.string().max(64).optional(),
-    action: z.string().max(64).optional(),
-    key_id: z.string().max(64).optional(),
-    application_id: z.string().max(64).optional(),
-    from: rfc3339.optional(),
-    to: rfc3339.optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(50),
-    cursor: z.string().max(512).optional(),
-  });
+  const actions = AUDIT_ACTIONS.join(', ');
+  const audit = z
+    .strictObject({
+      actor: z.string().max(64).optional().meta({ description: 'The name of the admin token (or `scheduler`) that acted.' }),
+      action: z.enum(AUDIT_ACTIONS, { error: `must be one of: ${actions}` }).optional(),
+      key_id: z.string().max(64).optional().meta({ description: 'Entries about this key.' }),
+      application: z.string().max(64).optional().meta({ description: 'Entries about this application (the id a key record holds as `application`).' }),
+      application_id: z.string().max(64).optional().meta({ description: 'The former name of `application`.', deprecated: true }),
+      from: rfc3339.optional().meta({ description: 'Entries at or after this time (RFC 3339).' }),
+      to: rfc3339.optional().meta({ description: 'Entries before this time (RFC 3339).' }),
+      limit: pageLimit(50),
+      cursor,
+    })
+    .superRefine((q, ctx) => {
+      if (q.application !== undefined && q.application_id !== undefined && q.application !== q.application_id) {
+        ctx.addIssue({ code: 'custom', path: ['application_id'], message: 'is the former name of application; give one of them' });
+      }
+      if (q.key_id !== undefined && (q.application ?? q.application_id) !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['application'], message: 'give key_id or application, not both: an entry is about one of them' });
+      }
+      fromBeforeTo(q, ctx);
+    });
 
+  const catalogNames = [...catalog].join(', ');
   const list = z.strictObject({
     status: z.enum(['pending', 'active', 'suspended', 'expired', 'revoked']).optional(),
     environment: z.enum(envNames).optional(),
-    application: z.string().optional(),
-    scope: z.string().optional(),
-    q: z.string().max(200).optional(),
+    application: z.string().max(64).optional().meta({ description: "Keys of this application (its id)." }),
+    scope: z
+      .string()
+      .refine((s) => catalog.has(s), `must be a scope of the catalog: ${catalogNames}`)
+      .optional()
+      .meta({ description: 'Keys holding this scope.' }),
+    q: z.string().max(200).optional().meta({ description: 'A case-insensitive part of the name, or an exact id.' }),
     sort: z.enum(['created_at', 'last_used_at', 'name']).default('created_at'),
     order: z.enum(['asc', 'desc']).default('desc'),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().max(512).optional(),
+    limit: pageLimit(20),
+    cursor,
   });
+  const events = z.strictObject({ limit: pageLimit(100), cursor });
 
-  return { create, update, revoke, suspend: reason, regenerate, list, appCreate, appUpdate, appList, audit };
+  return { create, update, revoke, suspend: reason, regenerate, list, events, appCreate, appUpdate, appList, audit };
 }
 
 export type KeySchemas = ReturnType<typeof keySchemas>;

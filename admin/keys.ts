@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Config, PolicyConfig } from '../config/schema.js';
 import type { AppRecord } from '../core/application.js';
-import { diff, type Actor, type AuditEntry, type KeyEvent, type KeyEventType } from '../core/audit.js';
+import { diff, type Actor, type AuditAction, type AuditEntry, type KeyEvent, type KeyEventType } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
+import { GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
 import { type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
 import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
 import { VersionConflictError } from '../core/internal-errors.js';
@@ -34,7 +34,9 @@ const AUDITED_FIELDS = [
   'policy',
   'not_before',
   'revoked_at',
+  'revoked_reason',
   'suspended_at',
+  'suspended_reason',
   'app_suspended_at',
   'replaced_by',
   'grace_ends_at',
@@ -297,8 +299,8 @@ export class KeyService {
         return { next: { ...rec, expired_at: now }, events: [event(id, 'expired', rec.expires_at, now, by)] };
       }
       return {
-        next: { ...rec, revoked_at: rec.grace_ends_at, revoked_reason: 'rotation grace ended' },
-        events: [event(id, 'revoked', rec.grace_ends_at, now, by, { reason: 'rotation grace ended' })],
+        next: { ...rec, revoked_at: rec.grace_ends_at, revoked_reason: GRACE_ENDED },
+        events: [event(id, 'revoked', rec.grace_ends_at, now, by, { reason: GRACE_ENDED })],
       };
     });
   }
@@ -323,7 +325,7 @@ export class KeyService {
   async #change(
     id: string,
     by: Actor,
-    action: string,
+    action: AuditAction,
     change: (rec: KeyRecord, now: number) => { next: KeyRecord; events: KeyEvent[] },
   ): Promise<KeyRecord> {
     for (let attempt = 0; ; attempt++) {
@@ -363,7 +365,7 @@ function newKeyId(): string {
 export function audit(
   by: Actor,
   now: number,
-  action: string,
+  action: AuditAction,
   target: { id: string; tenant: string | null },
   changes: AuditEntry['changes'],
   targetType: AuditEntry['target_type'] = 'key',

@@ -76,7 +76,13 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     path: '/openapi.json',
     pattern: /^\/openapi\.json$/,
     permission: 'public',
-    doc: { summary: 'This document', responses: { 200: 'OpenAPI 3.1 document' } },
+    doc: {
+      operationId: 'getOpenApi',
+      tag: 'Operations',
+      summary: 'This document',
+      description: 'The OpenAPI 3.1 description of this API, built from the routes that serve it.',
+      responses: { 200: { description: 'The OpenAPI document.', schema: 'OpenApiDocument' } },
+    },
     handler: async (c) => {
       openapi ??= JSON.stringify(buildOpenApi(routes, config));
       c.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(openapi), 'x-request-id': c.requestId });
@@ -92,7 +98,13 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
       path: '/metrics',
       pattern: /^\/metrics$/,
       permission: 'public',
-      doc: { summary: 'Prometheus metrics', responses: { 200: 'Prometheus text exposition format' } },
+      doc: {
+        operationId: 'getMetrics',
+        tag: 'Operations',
+        summary: 'Prometheus metrics',
+        description: 'The admin plane’s metrics and the process’s, for Prometheus to scrape.',
+        responses: { 200: { description: 'Prometheus text exposition format.', media: { 'text/plain': { type: 'string' } } } },
+      },
       handler: async (c) => {
         const text = await registry.metrics();
         c.res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text), 'x-request-id': c.requestId });
@@ -128,6 +140,10 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
         matched = r.path;
         const principal = r.permission === 'public' ? null : auth.authenticate(req);
         if (principal) authorize(principal, r.permission);
+        // A parameter a route does not take is refused, not ignored: a misspelt filter must not read as "none match".
+        if (r.doc.query === undefined && url.search.length > 1) {
+          throw validationError([...new Set(url.searchParams.keys())].map((name) => ({ path: name, message: 'unknown query parameter; this route takes none' })));
+        }
         const ip = proxies.resolve(normalizePeer(req.socket.remoteAddress), req.headers['x-forwarded-for']).ip;
         const actor: Actor = { name: principal?.name ?? 'anonymous', role: principal?.role ?? 'none', tenant: principal?.tenant ?? null, ip, request_id: requestId };
         const call: Call = { req, res, requestId, url, actor, parse, body: (max = limit) => readJson(req, res, max) };

@@ -132,8 +132,14 @@ export const NEW_KEY_STATE = Object.freeze({
   expired_at: null,
 });
 
+/** `revoked_reason` of a key whose regeneration grace has ended (the scheduler records the same). */
+export const GRACE_ENDED = 'rotation grace ended';
+/** `suspended_reason` of a key suspended only through its application (whose record holds the reason). */
+export const APP_SUSPENDED = 'application suspended';
+
 /** The record as the admin API shows it: never the key, never the hash. */
 export function keyToWire(rec: KeyRecord, now: number) {
+  const graceEnded = rec.grace_ends_at !== null && rec.grace_ends_at <= now;
   return {
     id: rec.id,
     name: rec.name,
@@ -155,8 +161,11 @@ export function keyToWire(rec: KeyRecord, now: number) {
     expires_at: toIso(rec.expires_at),
     not_before: toIso(rec.not_before),
     last_used_at: toIso(rec.last_used_at),
-    revoked_at: toIso(rec.revoked_at ?? (rec.grace_ends_at !== null && rec.grace_ends_at <= now ? rec.grace_ends_at : null)),
+    revoked_at: toIso(rec.revoked_at ?? (graceEnded ? rec.grace_ends_at : null)),
+    // Why, as given to revoke or suspend; the system's own reasons for what it did by itself.
+    revoked_reason: rec.revoked_reason ?? (rec.revoked_at === null && graceEnded ? GRACE_ENDED : null),
     suspended_at: toIso(rec.suspended_at ?? rec.app_suspended_at),
+    suspended_reason: rec.suspended_at !== null ? rec.suspended_reason : rec.app_suspended_at !== null ? APP_SUSPENDED : null,
     replaces: rec.replaces,
     replaced_by: rec.replaced_by,
     grace_ends_at: toIso(rec.grace_ends_at),

@@ -220,7 +220,7 @@ export interface UsageSummary {
     bytes_in: number;
     bytes_out: number;
   };
-  series: { time: string; requests: number; successes: number; errors: number }[];
+  series: { starts_at: string; requests: number; successes: number; errors: number }[];
   endpoints: { api: string | null; method: string; route: string | null; requests: number; errors: number; success_rate: number; avg_latency_ms: number }[];
   status_codes: Record<string, number>;
   errors_by_status: Record<string, number>;
@@ -294,7 +294,7 @@ export function summarize(
     const f = byStart.get(s) ?? {};
     const req = f['n'] ?? 0;
     const ok = f['ok'] ?? 0;
-    series.push({ time: new Date(s).toISOString(), requests: req, successes: ok, errors: req - ok });
+    series.push({ starts_at: new Date(s).toISOString(), requests: req, successes: ok, errors: req - ok });
   }
   const summary: UsageSummary = {
     range: { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), granularity: range.gran === 'm' ? 'minute' : 'day' },

@@ -649,7 +649,7 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
     actor: string;
     role: string;
     tenant: string | null;
-    time: string;
+    occurred_at: string;
     request_id: string;
     changes: string[];
   }
@@ -676,7 +676,7 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
       actor: who[0],
       role: who[1],
       tenant,
-      time: iso(s.clock.now()),
+      occurred_at: iso(s.clock.now()),
       request_id: String(res.headers['x-request-id']),
       changes,
     });
@@ -689,11 +689,11 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
   const created = await step(201, 'key.created', 'POST', '/v1/keys', { name: 'audited', description: 'first', scopes: ['send_email'] }, TENANT_A_TOKEN, tenantA, 'a', ['name', 'description', 'scopes', 'environment']);
   const k1: string = created.body.id;
   await step(200, 'key.updated', 'PATCH', `/v1/keys/${k1}`, { name: 'audited-2', ip_allowlist: ['10.0.0.0/8'] }, ADMIN_TOKEN, ops, 'a', ['ip_allowlist', 'name']);
-  await step(200, 'key.suspended', 'POST', `/v1/keys/${k1}/suspend`, { reason: 'investigating' }, TENANT_A_TOKEN, tenantA, 'a', ['suspended_at']);
-  await step(200, 'key.reactivated', 'POST', `/v1/keys/${k1}/reactivate`, undefined, DEV_TOKEN, dev, 'a', ['suspended_at']);
-  const regenerated = await step(201, 'key.regenerated', 'POST', `/v1/keys/${k1}/regenerate`, {}, ADMIN_TOKEN, ops, 'a', ['replaced_by', 'revoked_at'], k1);
+  await step(200, 'key.suspended', 'POST', `/v1/keys/${k1}/suspend`, { reason: 'investigating' }, TENANT_A_TOKEN, tenantA, 'a', ['suspended_at', 'suspended_reason']);
+  await step(200, 'key.reactivated', 'POST', `/v1/keys/${k1}/reactivate`, undefined, DEV_TOKEN, dev, 'a', ['suspended_at', 'suspended_reason']);
+  const regenerated = await step(201, 'key.regenerated', 'POST', `/v1/keys/${k1}/regenerate`, {}, ADMIN_TOKEN, ops, 'a', ['replaced_by', 'revoked_at', 'revoked_reason'], k1);
   const k2: string = regenerated.body.id;
-  await step(200, 'key.revoked', 'POST', `/v1/keys/${k2}/revoke`, { reason: 'done' }, TENANT_A_TOKEN, tenantA, 'a', ['revoked_at']);
+  await step(200, 'key.revoked', 'POST', `/v1/keys/${k2}/revoke`, { reason: 'done' }, TENANT_A_TOKEN, tenantA, 'a', ['revoked_at', 'revoked_reason']);
   const app = await step(201, 'application.created', 'POST', '/v1/applications', { name: 'audited-app' }, ADMIN_TOKEN, ops, null, ['name']);
   const a1: string = app.body.id;
   await step(200, 'application.updated', 'PATCH', `/v1/applications/${a1}`, { description: 'billing' }, ADMIN_TOKEN, ops, null, ['description']);
@@ -712,8 +712,8 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
   for (const [i, e] of log.entries()) {
     const x = newest[i]!;
     t.test(`entry ${x.action}`, async (t) => {
-      for (const f of ['id', 'time', 'actor', 'role', 'tenant', 'ip', 'request_id', 'action', 'target_type', 'target_id', 'changes']) t.ok(Object.hasOwn(e, f), `has ${f}`);
-      t.equal(e.time, x.time, 'time is the clock time of the mutation, RFC 3339 UTC');
+      for (const f of ['id', 'occurred_at', 'actor', 'role', 'tenant', 'ip', 'request_id', 'action', 'target_type', 'target_id', 'changes']) t.ok(Object.hasOwn(e, f), `has ${f}`);
+      t.equal(e.occurred_at, x.occurred_at, 'occurred_at is the clock time of the mutation, RFC 3339 UTC');
       t.equal(e.actor, x.actor, 'actor is the token name');
       t.equal(e.role, x.role, 'role');
       t.equal(e.tenant, x.tenant, 'tenant');
@@ -742,7 +742,8 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
   };
   t.same(await filtered(`key_id=${k1}`), pick('key.regenerated', 'key.reactivated', 'key.suspended', 'key.updated', 'key.created'), 'key_id');
   t.same(await filtered(`key_id=${k2}`), pick('key.revoked'), 'key_id of the successor');
-  t.same(await filtered(`application_id=${a1}`), pick('application.reactivated', 'application.suspended', 'application.updated', 'application.created'), 'application_id');
+  t.same(await filtered(`application=${a1}`), pick('application.reactivated', 'application.suspended', 'application.updated', 'application.created'), 'application');
+  t.same(await filtered(`application_id=${a1}`), pick('application.reactivated', 'application.suspended', 'application.updated', 'application.created'), 'application_id, its former name');
   t.same(await filtered('actor=ops'), newest.filter((x) => x.actor === 'ops').map((x) => x.request_id), 'actor=ops');
   t.same(await filtered('actor=tenant-a'), pick('key.revoked', 'key.suspended', 'key.created'), 'actor=tenant-a');
   t.same(await filtered('actor=dev'), pick('key.reactivated'), 'actor=dev');
@@ -750,18 +751,18 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
   t.same(await filtered('action=key.suspended'), pick('key.suspended'), 'action');
   t.same(await filtered('action=application.updated&actor=ops'), pick('application.updated'), 'action and actor together');
   t.same(await filtered(`action=key.created&key_id=${k2}`), [], 'action and key_id together');
-  t.same(await filtered(`from=${steps[2]!.time}`), newest.slice(0, 8).map((x) => x.request_id), 'from is inclusive');
-  const between = `from=${iso(Date.parse(steps[2]!.time) - 30_000)}&to=${iso(Date.parse(steps[4]!.time) + 30_000)}`;
+  t.same(await filtered(`from=${steps[2]!.occurred_at}`), newest.slice(0, 8).map((x) => x.request_id), 'from is inclusive');
+  const between = `from=${iso(Date.parse(steps[2]!.occurred_at) - 30_000)}&to=${iso(Date.parse(steps[4]!.occurred_at) + 30_000)}`;
   t.same(await filtered(between), pick('key.regenerated', 'key.reactivated', 'key.suspended'), 'from and to');
-  t.same(await filtered(`to=${iso(Date.parse(steps[0]!.time) - 1)}`), [], 'to before everything');
+  t.same(await filtered(`to=${iso(Date.parse(steps[0]!.occurred_at) - 1)}`), [], 'to before everything');
   t.same(await filtered(`from=${iso(s.clock.now() + 1)}`), [], 'from after everything');
-  t.same(await filtered(`key_id=${k1}&from=${steps[3]!.time}`), pick('key.regenerated', 'key.reactivated'), 'key_id and from together');
+  t.same(await filtered(`key_id=${k1}&from=${steps[3]!.occurred_at}`), pick('key.regenerated', 'key.reactivated'), 'key_id and from together');
 
   // Roles and tenants reading the log.
   t.same(await filtered('', VIEWER_TOKEN), newest.map((x) => x.request_id), 'a viewer reads the whole log');
   t.same(await filtered('', TENANT_A_TOKEN), newest.filter((x) => x.tenant === 'a').map((x) => x.request_id), 'tenant a reads its entries only');
   t.same(await filtered('', TENANT_B_TOKEN), [], 'tenant b has none');
-  t.same(await filtered(`application_id=${a1}`, TENANT_A_TOKEN), [], 'tenant a cannot read the untenanted application’s entries');
+  t.same(await filtered(`application=${a1}`, TENANT_A_TOKEN), [], 'tenant a cannot read the untenanted application’s entries');
   assertError(t, await call('GET', '/v1/audit', undefined, null), 401, 'unauthorized', 'no token');
 
   // Cursor pagination.
@@ -779,7 +780,7 @@ t.test('audit: one entry per mutation, newest first, with who, where and what; f
   t.equal(late.status, 201);
   const second = await call('GET', `/v1/audit?limit=4&cursor=${encodeURIComponent(first.body.next_cursor)}`);
   t.same(second.body.data.map((e: { request_id: string }) => e.request_id), newest.slice(4, 8).map((x) => x.request_id), 'an entry added between pages does not shift the next page');
-  steps.push({ action: 'key.created', target_type: 'key', target_id: late.body.id, actor: 'ops', role: 'admin', tenant: null, time: iso(s.clock.now()), request_id: String(late.headers['x-request-id']), changes: [] });
+  steps.push({ action: 'key.created', target_type: 'key', target_id: late.body.id, actor: 'ops', role: 'admin', tenant: null, occurred_at: iso(s.clock.now()), request_id: String(late.headers['x-request-id']), changes: [] });
 
   // No key, secret part or hash anywhere in the log.
   const all = await auditAll(call);
@@ -947,12 +948,13 @@ t.test('openapi: an OpenAPI 3.1 document a standard validator accepts', async (t
     else t.ok(o.security === undefined || (Array.isArray(o.security) && o.security.length > 0), `${opName(op)} needs a bearer token`);
   }
   const query = (path: string) => (doc.paths[path]?.['get']?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name).sort();
-  t.same(query('/v1/audit'), ['action', 'actor', 'application_id', 'cursor', 'from', 'key_id', 'limit', 'to'], 'the audit filters are documented');
+  t.same(query('/v1/audit'), ['action', 'actor', 'application', 'application_id', 'cursor', 'from', 'key_id', 'limit', 'to'], 'the audit filters are documented');
   for (const name of ['status', 'environment', 'application', 'scope', 'q', 'sort', 'order', 'limit', 'cursor']) {
     t.ok(query('/v1/keys').includes(name), `GET /v1/keys documents ${name}`);
   }
+  const schemaOf = (s: any): any => (typeof s?.$ref === 'string' ? (doc as any).components.schemas[s.$ref.replace('#/components/schemas/', '')] : s);
   const body = (path: string, method: string) =>
-    Object.keys(((doc.paths[path]?.[method] as any)?.requestBody?.content?.['application/json']?.schema?.properties ?? {}) as object).sort();
+    Object.keys((schemaOf((doc.paths[path]?.[method] as any)?.requestBody?.content?.['application/json']?.schema)?.properties ?? {}) as object).sort();
   t.same(body('/v1/keys/{id}', 'patch'), ['apis', 'description', 'expires_at', 'ip_allowlist', 'meta', 'name', 'plan', 'rate_limit', 'scopes'], 'the PATCH body fields');
   t.same(body('/v1/keys/{id}/regenerate', 'post'), ['grace_period_seconds'], 'the regenerate body');
   t.same(body('/v1/applications', 'post'), ['description', 'meta', 'name'], 'the application body');
@@ -1016,7 +1018,7 @@ t.test('audit: the log holds exactly one entry for each mutation this file made,
   t.same([...logged].sort(), ledger.map((m) => m.request_id).sort(), 'the entries are exactly the mutations');
   const missing = ledger.filter((m) => !logged.includes(m.request_id));
   t.same(missing, [], 'no mutation without its entry');
-  const times = entries.map((e) => e.time as string);
+  const times = entries.map((e) => e.occurred_at as string);
   t.same(times, [...times].sort().reverse(), 'newest first');
   t.ok(plaintexts.length > 20, `${plaintexts.length} keys were issued`);
   const joined = texts.join('\n');

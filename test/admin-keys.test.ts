@@ -21,8 +21,8 @@ type Res = { status: number; body: any; headers: Record<string, unknown> };
 const RECORD_FIELDS = [
   'id', 'name', 'description', 'environment', 'masked', 'status', 'scopes', 'apis', 'rate_limit',
   'ip_allowlist', 'application', 'policy', 'meta', 'created_at', 'created_by', 'updated_at',
-  'expires_at', 'not_before', 'last_used_at', 'revoked_at', 'suspended_at', 'replaces',
-  'replaced_by', 'usage',
+  'expires_at', 'not_before', 'last_used_at', 'revoked_at', 'revoked_reason', 'suspended_at',
+  'suspended_reason', 'replaces', 'replaced_by', 'usage',
 ] as const;
 
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -260,7 +260,7 @@ t.test('POST /v1/keys: 201 with the plaintext once, masked, curl and every recor
   t.match(b.created_at, RFC3339_UTC);
   t.equal(b.created_at, new Date(stack.clock.now()).toISOString(), 'created_at is the clock time, UTC');
   t.equal(b.updated_at, b.created_at);
-  for (const f of ['expires_at', 'not_before', 'last_used_at', 'revoked_at', 'suspended_at', 'replaces', 'replaced_by']) {
+  for (const f of ['expires_at', 'not_before', 'last_used_at', 'revoked_at', 'revoked_reason', 'suspended_at', 'suspended_reason', 'replaces', 'replaced_by']) {
     t.equal(b[f], null, `${f} is null`);
   }
   t.same(b.usage, { total_requests: 0, error_count: 0 });
@@ -288,7 +288,6 @@ t.test('POST /v1/keys: every field set is echoed; presets expand; times come bac
     environment: 'production',
     scopes: ['read_only', 'send_email', 'read_contacts'],
     apis: ['emails', 'contacts', 'emails'],
-    plan: 'tiny',
     rate_limit: { limit: 10, window_seconds: 60, burst: 20 },
     ip_allowlist: ['10.0.0.0/8', '2001:db8::/32'],
     expires_at: '2027-01-01T02:00:00+02:00',

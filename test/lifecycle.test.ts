@@ -350,7 +350,7 @@ t.test('regenerate without grace: a new key with the same configuration; the old
   const tlOld = await timeline(s, old.id);
   t.equal(eventsOf(tlOld, 'rotated').length, 1, 'old: rotated');
   t.equal(eventsOf(tlOld, 'rotated')[0]?.scheduled_at, null, 'a manual regeneration was not scheduled');
-  t.equal(eventsOf(tlOld, 'revoked')[0]?.at, iso(s.clock.now()), 'old: revoked now');
+  t.equal(eventsOf(tlOld, 'revoked')[0]?.occurred_at, iso(s.clock.now()), 'old: revoked now');
   const tlNew = await timeline(s, fresh1.id);
   t.equal(eventsOf(tlNew, 'created')[0]?.detail?.replaces, old.id, 'new: created, replacing the old one');
 });
@@ -408,7 +408,7 @@ t.test('regenerate with grace: the old key works until exactly the end of the gr
   const revoked = eventsOf(await timeline(s, old.id), 'revoked');
   t.equal(revoked.length, 1, 'one revoked event');
   t.equal(revoked[0]?.scheduled_at, iso(graceEnd), 'scheduled_at = grace end');
-  t.equal(revoked[0]?.at, iso(s.clock.now()), 'at = when the scheduler recorded it');
+  t.equal(revoked[0]?.occurred_at, iso(s.clock.now()), 'occurred_at = when the scheduler recorded it');
   t.equal(revoked[0]?.actor, 'scheduler');
   assertError(t, await list(s, old.key), 401, 'invalid_token', 'revoked');
   t.equal(await tick(s), 0, 'nothing left to do');
@@ -681,7 +681,7 @@ t.test('scheduler: a pending key is let through at not_before by the gateway; ti
   const activated = eventsOf(await timeline(s, id), 'activated');
   t.equal(activated.length, 1, 'activated recorded once');
   t.equal(activated[0]?.scheduled_at, iso(notBefore), 'scheduled_at = not_before');
-  t.equal(activated[0]?.at, iso(notBefore + 30_000), 'at = when it was recorded');
+  t.equal(activated[0]?.occurred_at, iso(notBefore + 30_000), 'occurred_at = when it was recorded');
   t.equal(activated[0]?.actor, 'scheduler');
   t.equal(await tick(s), 0, 'recorded once only');
   assertOk(t, await list(s, key), 'still works');
@@ -703,7 +703,7 @@ t.test('scheduler: the gateway refuses at expires_at without a tick; tick() reco
   const expired = eventsOf(await timeline(s, id), 'expired');
   t.equal(expired.length, 1);
   t.equal(expired[0]?.scheduled_at, iso(expiresAt), 'scheduled_at = expires_at');
-  t.equal(expired[0]?.at, iso(expiresAt + 5 * MIN));
+  t.equal(expired[0]?.occurred_at, iso(expiresAt + 5 * MIN));
   t.equal(await tick(s), 0);
   t.same((await timeline(s, id)).scheduled, [], 'nothing scheduled any more');
 
@@ -765,7 +765,7 @@ t.test('scheduler: scheduled rotation posts a signed key to the webhook; the old
   const rotated = eventsOf(await timeline(s, old.id), 'rotated');
   t.equal(rotated.length, 1);
   t.equal(rotated[0]?.scheduled_at, iso(rotateAt), 'scheduled_at = rotate_at');
-  t.equal(rotated[0]?.at, iso(tickAt), 'at = the tick');
+  t.equal(rotated[0]?.occurred_at, iso(tickAt), 'occurred_at = the tick');
   t.equal(rotated[0]?.actor, 'scheduler');
   t.equal(rotated[0]?.detail?.replaced_by, d.body.key_id);
   t.notOk(JSON.stringify(await timeline(s, old.id)).includes(d.body.key), 'the timeline never holds the key');
@@ -878,7 +878,7 @@ t.test('scheduler: after downtime one tick() records every transition that came 
     const found = eventsOf(await timeline(s, id), type);
     t.equal(found.length, 1, `${id}: one ${type}`);
     t.equal(found[0]?.scheduled_at, iso(scheduledAt), `${type} scheduled_at`);
-    t.equal(found[0]?.at, iso(back), `${type} at = the catch-up`);
+    t.equal(found[0]?.occurred_at, iso(back), `${type} occurred_at = the catch-up`);
   };
   await one(pending.id, 'activated', t0 + HOUR);
   await one(expiring.id, 'expired', t0 + 2 * HOUR);
@@ -938,7 +938,7 @@ t.test('GET /v1/keys/{id}/events: every step with its actual time, and its sched
     'upcoming: activation and expiry',
   );
   t.same(tl.data.map((e) => e.type), ['created']);
-  t.equal(tl.data[0].at, iso(t0));
+  t.equal(tl.data[0].occurred_at, iso(t0));
   t.equal(tl.data[0].scheduled_at, null);
   t.equal(tl.data[0].actor, 'ops');
 
@@ -970,22 +970,22 @@ t.test('GET /v1/keys/{id}/events: every step with its actual time, and its sched
   tl = await timeline(s, id);
   t.same(tl.data.map((e) => e.type), ['created', 'activated', 'edited', 'suspended', 'reactivated', 'rotated', 'revoked'], 'the whole story, oldest first');
   for (const e of tl.data) {
-    t.match(e.at, RFC3339_UTC, `${e.type}: at is RFC 3339 UTC`);
+    t.match(e.occurred_at, RFC3339_UTC, `${e.type}: occurred_at is RFC 3339 UTC`);
     t.ok(e.scheduled_at === null || RFC3339_UTC.test(e.scheduled_at), `${e.type}: scheduled_at null or RFC 3339`);
   }
   const by = Object.fromEntries(tl.data.map((e) => [e.type, e]));
   t.equal(by['activated'].scheduled_at, iso(notBefore));
-  t.equal(by['activated'].at, iso(notBefore + 1000));
+  t.equal(by['activated'].occurred_at, iso(notBefore + 1000));
   t.same(by['edited'].detail.fields, ['name', 'scopes', 'meta'], 'edited names the changed fields');
   t.equal(by['edited'].actor, 'ops');
   t.equal(by['suspended'].detail.reason, 'audit');
   t.equal(by['suspended'].scheduled_at, null);
   t.equal(by['reactivated'].scheduled_at, null);
   t.equal(by['rotated'].scheduled_at, null, 'a regeneration by hand was not scheduled');
-  t.equal(by['rotated'].at, iso(regenAt));
+  t.equal(by['rotated'].occurred_at, iso(regenAt));
   t.equal(by['rotated'].detail.replaced_by, regen.body.id);
   t.equal(by['revoked'].scheduled_at, iso(regenAt + 120_000));
-  t.equal(by['revoked'].at, iso(regenAt + 120_500));
+  t.equal(by['revoked'].occurred_at, iso(regenAt + 120_500));
   t.same(tl.scheduled, [], 'nothing upcoming for a revoked key');
 
   // The successor keeps the expiry; its own timeline ends with it.
@@ -996,7 +996,7 @@ t.test('GET /v1/keys/{id}/events: every step with its actual time, and its sched
   const succTl = await timeline(s, succ);
   t.same(succTl.data.map((e) => e.type), ['created', 'expired']);
   t.equal(succTl.data[1].scheduled_at, iso(expiresAt));
-  t.equal(succTl.data[1].at, iso(expiresAt + 2000));
+  t.equal(succTl.data[1].occurred_at, iso(expiresAt + 2000));
 
   // A rotating key lists its rotation and its expiry as upcoming.
   const rot = await s.createKey({ name: 'rot', policy: 'rotating', expires_at: iso(s.clock.now() + 60 * DAY) });
@@ -1015,7 +1015,7 @@ t.test('GET /v1/keys/{id}/events: every step with its actual time, and its sched
   await s.admin.usage.flush();
   const firstUsed = eventsOf(await timeline(s, used.id), 'first_used');
   t.equal(firstUsed.length, 1, 'first_used recorded once');
-  t.equal(firstUsed[0]?.at, iso(firstAt), 'at the time of the first request');
+  t.equal(firstUsed[0]?.occurred_at, iso(firstAt), 'occurred_at: the time of the first request');
   t.equal(firstUsed[0]?.scheduled_at, null, 'first use is never scheduled');
   const usedRec = (await getKey(s, used.id)).body;
   t.equal(usedRec.last_used_at, iso(firstAt + MIN), 'last_used_at is the second request');

@@ -154,7 +154,7 @@ t.test('GET /v1/usage/errors: newest first, and CSV that parses', async (t) => {
   t.equal(csv.statusCode, 200);
   t.match(String(csv.headers['content-type']), /^text\/csv/);
   const rows = parseCsv(await csv.body.text());
-  t.same(rows[0], ['time', 'request_id', 'key_id', 'api', 'method', 'route', 'status', 'error', 'reason', 'message'], 'a header row');
+  t.same(rows[0], ['occurred_at', 'request_id', 'key_id', 'api', 'method', 'route', 'status', 'error', 'reason', 'message'], 'a header row');
   t.equal(rows.length - 1, failed.length, 'one row per error');
   t.same(
     rows.slice(1).map((r) => [r[1], Number(r[6])]),

@@ -23,7 +23,7 @@ export function encodeCursor(v: SortValue, id: string): string {
   return Buffer.from(JSON.stringify([v, id])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): [SortValue, string] {
+export function decodeCursor(cursor: string): [SortValue, string] {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
@@ -111,16 +111,40 @@ export function queryAudit(entries: Iterable<AuditEntry>, q: AuditQuery): Page<A
   );
 }
 
-/** Error samples kept oldest first → those matching `query`, newest first, at most `limit`. */
+/**
+ * Error samples kept oldest first → those matching `query`, newest first, at most `limit`,
+ * keyset-paged after `query.cursor`. Gateways' batches do not arrive in time order, so samples
+ * are sorted by time; those of one millisecond stay newest-kept first. A cursor names the last
+ * sample of its page by time and request id: the next page holds the samples of that
+ * millisecond kept before it (later ones came after the page was read), then older ones.
+ */
 export function queryErrors<T>(kept: readonly T[], parse: (row: T) => ErrorSample, query: ErrorQuery): ErrorSample[] {
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  if (after !== null && typeof after[0] !== 'number') throw new InvalidCursorError('cursor is not one this server issued');
+  const at = after?.[0] as number;
+  let passed = false;
   const out: ErrorSample[] = [];
-  for (let i = kept.length - 1; i >= 0 && out.length < query.limit; i--) {
+  for (let i = kept.length - 1; i >= 0; i--) {
     const e = parse(kept[i]!);
     if (query.key_id !== undefined && e.key_id !== query.key_id) continue;
     if (query.tenant !== undefined && e.tenant !== query.tenant) continue;
     if (query.from !== undefined && e.time < query.from) continue;
     if (query.to !== undefined && e.time >= query.to) continue;
+    if (after !== null) {
+      // Newer than the cursor: on the pages before it, or kept since they were read.
+      if (e.time > at) continue;
+      // The cursor's millisecond: the samples up to and including the cursor's own were shown.
+      if (e.time === at && !passed) {
+        passed = e.request_id === after[1];
+        continue;
+      }
+    }
     out.push(e);
   }
-  return out;
+  // Stable: samples of one millisecond keep the newest-kept-first order of the scan.
+  out.sort((a, b) => b.time - a.time);
+  return out.length > query.limit ? out.slice(0, query.limit) : out;
 }
+
+/** The cursor of the page that follows `last` in queryErrors' order. */
+export const errorCursor = (last: ErrorSample): string => encodeCursor(last.time, last.request_id);

@@ -88,6 +88,8 @@ export interface ErrorQuery {
   from?: number | undefined;
   to?: number | undefined;
   limit: number;
+  /** Samples after this one in the newest-first order (a `next_cursor` of the errors route). */
+  cursor?: string | undefined;
 }
 
 export interface Store {
