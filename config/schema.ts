@@ -99,6 +99,82 @@ const route = z.strictObject({
   max_body_bytes: maxBodyBytes.optional(),
 });
 
+/**
+ * An origin as a browser sends it in `Origin` (RFC 6454 §6.2): `scheme://host[:port]`, lower
+ * case, no default port, no path; or `*`. Written in another case, it is lower-cased here.
+ */
+const ORIGIN = /^([a-z][a-z0-9+.-]*):\/\/([a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/;
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '443' };
+function originProblem(value: string): string | null {
+  const s = value.toLowerCase();
+  if (s === '*') return null;
+  if (s === 'null') return '"null" is the origin of sandboxed frames, local files and redirects, which any page can take on: list real origins';
+  if (s.includes('*')) return 'must be an exact origin: patterns are not supported, list each origin (or "*" alone)';
+  if (/[^\x00-\x7f]/.test(s)) return 'must be written in ASCII, the host in its punycode form (xn--...), as browsers send it';
+  const m = ORIGIN.exec(s);
+  if (m === null) {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/]+\/.*$/.test(s)
+      ? 'must be an origin, scheme://host[:port], with no path (not even a trailing "/")'
+      : 'must be an origin such as https://app.example.com (scheme://host[:port]) or "*"';
+  }
+  const port = m[3];
+  if (port !== undefined) {
+    if (Number(port) < 1 || Number(port) > 65535) return 'has a port out of range';
+    if (DEFAULT_PORTS[m[1]!] === port) return `must leave out the default port :${port}, as browsers do`;
+  }
+  return null;
+}
+const origin = z
+  .string()
+  .superRefine((s, ctx) => {
+    const problem = originProblem(s);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((s) => s.toLowerCase());
+const corsHeader = z
+  .string()
+  .refine((s) => s !== '*', '"*" is not supported: list each header (browsers ignore "*" on requests with credentials, and never take it to cover Authorization)')
+  .pipe(headerName);
+const corsMethod = z
+  .string()
+  .refine((s) => s !== '*', '"*" is not supported: list each method (browsers ignore "*" on requests with credentials)')
+  .pipe(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method such as GET (browsers compare methods by case)'));
+
+/**
+ * Cross-origin requests from browsers (docs/cors.md): preflights answered by the gateway, and
+ * the Access-Control-* headers on responses to the listed origins.
+ */
+const cors = z
+  .strictObject({
+    /** Exact origins (`https://app.example.com`), or `["*"]` for any (then never credentials). */
+    origins: z.array(origin).min(1, 'must list at least one origin (for none, leave cors out)'),
+    /** Methods a preflight may announce; upper case, as browsers compare them. */
+    methods: z
+      .array(corsMethod)
+      .min(1)
+      .default(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    /** Request headers a preflight may announce, besides the key header (`keys.header`), which is always allowed. */
+    headers: z.array(corsHeader).default(['content-type']),
+    /** Upstream response headers the browser may read, besides the gateway's own (rate limit, request id). */
+    expose: z.array(corsHeader).default([]),
+    /** Allow cookies and TLS client certificates (not needed for API keys); never with origin "*". */
+    credentials: z.boolean().default(false),
+    /** How long a browser may keep a preflight's answer, in seconds (Chromium keeps it at most 7200). */
+    max_age: z.number().int().min(0).max(86_400).default(600),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.origins.includes('*')) return;
+    if (c.origins.length > 1) ctx.addIssue({ code: 'custom', path: ['origins'], message: '"*" must be the only origin' });
+    if (c.credentials) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['credentials'],
+        message:
+          'cannot be true with origins ["*"]: browsers refuse credentials with a wildcard origin, and answering every origin with credentials would let any site read responses with its visitors\' cookies; list the origins',
+      });
+    }
+  });
+
 const api = z.strictObject({
   name,
   host: z.string().min(1).nullable().default(null),
@@ -139,6 +215,8 @@ const api = z.strictObject({
   unlisted: z.union([z.enum(['deny', 'allow']), z.strictObject({ scopes: z.array(z.string()).min(1, 'must name at least one scope (for none, say unlisted: allow)') })]).default('deny'),
   /** Match route rules with ASCII case as written; by default `/SEND` matches the rule for `/send`. */
   case_sensitive: z.boolean().default(false),
+  /** Browsers on these origins may call the API (docs/cors.md); null: no cross-origin access. */
+  cors: cors.nullable().default(null),
 });
 
 const token = z.strictObject({
@@ -371,6 +449,7 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type ApiConfig = Config['apis'][number];
 export type RouteConfig = ApiConfig['routes'][number];
+export type CorsConfig = NonNullable<ApiConfig['cors']>;
 export type PlanConfig = Config['plans'][string];
 export type TokenConfig = Config['admin']['tokens'][number];
 export type PolicyConfig = Config['policies'][string];

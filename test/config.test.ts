@@ -269,6 +269,7 @@ t.test('defaults are applied', async (t) => {
     routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
     unlisted: 'deny',
     case_sensitive: false,
+    cors: null,
   });
   const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
   t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local', max_concurrent: null });
