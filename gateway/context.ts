@@ -43,6 +43,8 @@ export class RequestContext {
   path = '';
   query = '';
   api: CompiledApi | null = null;
+  /** A CORS preflight to an API with `cors` (route stage); its route is the announced method's. */
+  preflight = false;
   route: CompiledRoute | null = null;
   token: string | null = null;
   key: CompiledKey | null = null;
@@ -102,3 +104,8 @@ export class RequestContext {
 /** A stage continues with undefined, stops with a denial; only a cache miss returns a promise. */
 export type StageResult = Denial | undefined;
 export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;
+
+/** What the preflight stage returns once it has answered the request itself: nothing more is done. */
+export const ANSWERED: unique symbol = Symbol('answered');
+/** A synchronous stage that may answer the request itself (stages/preflight.ts). */
+export type AnsweringStage = (ctx: RequestContext) => StageResult | typeof ANSWERED;

@@ -3,7 +3,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { REQUEST_ID } from '../core/errors.js';
-import { RequestContext, type Denial, type Listener, type Stage } from './context.js';
+import { ANSWERED, RequestContext, type AnsweringStage, type Denial, type Listener, type Stage } from './context.js';
 import { sendDenial } from './respond.js';
 import type { Runtime } from './runtime.js';
 import { createApiStage } from './stages/api.js';
@@ -14,6 +14,7 @@ import { createForwardStage } from './stages/forward.js';
 import { createWebSocketForward } from './stages/forward-websocket.js';
 import { createIpAllowlistStage } from './stages/ip-allowlist.js';
 import { createParseKeyStage } from './stages/parse-key.js';
+import { createPreflightStage } from './stages/preflight.js';
 import { createRateLimitStage } from './stages/rate-limit.js';
 import { createRecordStage } from './stages/record.js';
 import { createResolveKeyStage } from './stages/resolve-key.js';
@@ -46,9 +47,11 @@ export interface Pipeline {
  * the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
-  const checks: readonly Stage[] = [
+  const checks: readonly (Stage | AnsweringStage)[] = [
     createClientIpStage(rt),
     createRouteStage(rt),
+    // Answers CORS preflights before a key is asked for; left out when no API has `cors`.
+    ...(rt.apis.some((a) => a.cors !== null) ? [createPreflightStage(rt)] : []),
     createParseKeyStage(rt),
     createResolveKeyStage(rt),
     createStatusStage(),
@@ -64,7 +67,8 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const record = createRecordStage(rt);
   const requestIdHeader = rt.config.headers.request_id;
 
-  function finish(ctx: RequestContext, denial: Denial | undefined): void {
+  function finish(ctx: RequestContext, denial: Denial | typeof ANSWERED | undefined): void {
+    if (denial === ANSWERED) return;
     if (ctx.res === null) return finishUpgrade(ctx, denial);
     if (denial !== undefined) sendDenial(rt, ctx, denial);
     else forward.forward(ctx);

@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { ERRORS } from '../core/errors.js';
 import type { LimitPolicy, RateState } from '../core/limiter.js';
 import type { Denial, RequestContext } from './context.js';
+import { setCorsHeaders } from './cors.js';
 import { bodyUnread, lingerOnClose } from './in-flight.js';
 import type { Runtime } from './runtime.js';
 
@@ -82,6 +83,9 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
     lingerOnClose(ctx.conn);
   }
   if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setKeyHeaders(rt, ctx, headers);
+  // A browser app on an allowed origin can read why it was refused (docs/cors.md).
+  const cors = ctx.api?.cors ?? null;
+  if (cors !== null) setCorsHeaders(cors, ctx.req, headers);
   ctx.status = def.status;
   ctx.outcome = denial.code;
   ctx.reason = denial.reason ?? null;

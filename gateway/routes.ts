@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Pool } from 'undici';
 import type { ApiConfig } from '../config/schema.js';
 import type { LimitPolicy } from '../core/limiter.js';
+import type { CompiledCors } from './cors.js';
 
 export interface CompiledRoute {
   readonly name: string;
@@ -35,6 +36,8 @@ export interface CompiledApi {
   readonly keyShare: number;
   /** Key id → its upstream requests in flight to this API; a key with none has no entry. */
   readonly inFlight: Map<string, number>;
+  /** Cross-origin access (cors.ts); null: none, and no CORS header is added. */
+  readonly cors: CompiledCors | null;
 }
 
 /**

@@ -10,6 +10,7 @@ import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { compileKey } from './compiled-key.js';
+import { compileCors } from './cors.js';
 import { ErrorBodies } from './error-body.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
@@ -81,6 +82,7 @@ export function buildRuntime(
         maxBody: api.max_body_bytes,
         keyShare: api.max_concurrent_per_key ?? Math.max(1, Math.floor(api.max_connections / 4)),
         inFlight: new Map(),
+        cors: compileCors(api.cors, config),
         pool: new Pool(upstream.origin, {
           connections: api.max_connections,
           pipelining: 1,

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
+import { setCorsHeaders } from '../cors.js';
 import { forwardableResponseHeaders } from '../headers.js';
 import { InFlight, type Expiry } from '../in-flight.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
@@ -83,9 +84,11 @@ export function createForwardStage(rt: Runtime): ForwardStage {
   function factory(data: Dispatcher.StreamFactoryData<RequestContext>) {
     const ctx = data.opaque;
     const res = ctx.res!;
-    const headers = forwardableResponseHeaders(data.headers as Record<string, string | string[] | undefined>);
+    const cors = ctx.api!.cors;
+    const headers = forwardableResponseHeaders(data.headers as Record<string, string | string[] | undefined>, cors !== null);
     headers[h.request_id] = ctx.requestId;
     setKeyHeaders(rt, ctx, headers);
+    if (cors !== null) setCorsHeaders(cors, ctx.req, headers);
     ctx.status = data.statusCode;
     ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
     res.writeHead(data.statusCode, headers as OutgoingHttpHeaders);

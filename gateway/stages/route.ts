@@ -1,4 +1,5 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
+import { preflightMethod } from '../cors.js';
 import type { Runtime } from '../runtime.js';
 import { bodyTooLarge } from '../upstream-request.js';
 import { AMBIGUOUS, bodyLimit, canonicalPath, foldNonAscii, hasNonAscii, matchApi, matchRoute, scanPath, type PathFault } from '../routes.js';
@@ -48,7 +49,8 @@ function chunkedOnly(te: string): boolean {
  * what the upstream receives; the rule is matched on the canonical form of the same segments.
  * A request matching no rule is refused unless the API lets unlisted requests through
  * (`unlisted`, docs/architecture.md, Route rules); then its route is null and the scopes stage
- * asks for the API's unlisted scopes.
+ * asks for the API's unlisted scopes. A CORS preflight to an API with `cors` is marked for the
+ * preflight stage and matched by the method it announces (docs/cors.md).
  */
 export function createRouteStage(rt: Runtime): Stage {
   const apis = rt.apis;
@@ -89,7 +91,17 @@ export function createRouteStage(rt: Runtime): Stage {
       if (folded === null) return AMBIGUOUS_PATH;
       match = folded;
     }
-    const route = matchRoute(api.routes, ctx.req.method ?? 'GET', match);
+    let method = ctx.req.method ?? 'GET';
+    // A preflight is matched as the request it announces: the gateway vouches only for what
+    // it would serve, and one matching no rule is refused as that request would be.
+    if (api.cors !== null && method === 'OPTIONS') {
+      const announced = preflightMethod(ctx.req);
+      if (announced !== null) {
+        ctx.preflight = true;
+        method = announced;
+      }
+    }
+    const route = matchRoute(api.routes, method, match);
     if (route === AMBIGUOUS) return AMBIGUOUS_PATH;
     if (route === null && api.unlisted === null) return NO_RULE;
     ctx.route = route;
