@@ -28,6 +28,7 @@ export function createAccessLog(rt: Runtime): AccessLog | null {
       route: e.route ?? ctx.api?.unlistedTemplate ?? null,
       latency_ms: micros(e.latency_ms),
       upstream_ms: e.upstream_ms === null ? null : micros(e.upstream_ms),
+      client_ip: redacted(e.client_ip, keyShape),
       path: loggedPath(ctx.req.url ?? '', param, keyShape),
       user_agent: userAgent(ctx.req.headers['user-agent'], keyShape),
       listener: ctx.listener.address ?? null,
@@ -43,27 +44,33 @@ export function micros(ms: number): number {
 /** The user agent, cut to USER_AGENT_MAX; keys are redacted before the cut, which could leave part of one unrecognised. */
 function userAgent(ua: string | undefined, keyShape: RegExp): string | null {
   if (ua === undefined) return null;
-  if (ua.length <= USER_AGENT_MAX) return ua;
-  return ua.replace(keyShape, '[redacted]').slice(0, USER_AGENT_MAX);
+  return redacted(ua, keyShape).slice(0, USER_AGENT_MAX);
 }
 
 /**
  * The request target as the client sent it, less every spelling of the credential parameter
- * (as the forward stage removes it). A key shape that shows only once escapes are decoded
- * (`gw%5Flive%5F…`, escaped twice or more included) is not matched by the logger's guard, so such a path is logged decoded
- * with the key redacted.
+ * (as the forward stage removes it), then through `redacted`.
  */
 export function loggedPath(url: string, param: string | null, keyShape: RegExp): string {
   const q = url.indexOf('?');
-  const path = param === null || q === -1 ? url : url.slice(0, q) + withoutQueryParam(url.slice(q), param);
-  if (!path.includes('%')) return path;
-  // Decoded until nothing changes (a few rounds at most): `%255F` is `%5F` is `_`.
-  let decoded = path;
-  for (let round = 0; round < 4 && decoded.includes('%'); round++) {
+  return redacted(param === null || q === -1 ? url : url.slice(0, q) + withoutQueryParam(url.slice(q), param), keyShape);
+}
+
+/**
+ * `text` with every key in it redacted, including a key that shows only once percent-escapes
+ * are decoded, however many times it was escaped (`gw%5Flive%5F…`, `gw%25255F…`): the logger's
+ * own guard matches plain key shapes only. Such a text is logged decoded, its keys redacted;
+ * any other is logged as sent.
+ */
+export function redacted(text: string, keyShape: RegExp): string {
+  let decoded = text;
+  // Until nothing changes: each round that changes the text shortens it, so this ends.
+  while (decoded.includes('%')) {
     const next = decoded.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     if (next === decoded) break;
     decoded = next;
   }
   keyShape.lastIndex = 0;
-  return keyShape.test(decoded) ? decoded.replace(keyShape, '[redacted]') : path;
+  if (keyShape.test(decoded)) return decoded.replace(keyShape, '[redacted]');
+  return text;
 }

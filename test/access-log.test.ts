@@ -113,12 +113,16 @@ t.test('the credential parameter is removed from the logged path, in every spell
 t.test('hostile: no key in any log line, wherever the client put it', async (t) => {
   const encoded = key.replace(/_/g, '%5F');
   const twice = key.replace(/_/g, '%255F');
+  const fivefold = key.replace(/_/g, '%252525255F');
   const sends: [string, Record<string, string>][] = [
     [`/v1/emails/list?token=${key}`, {}],
     [`/v1/emails/list?token=${encoded}`, bearer(key)],
     [`/v1/emails/list?token=${twice}`, bearer(key)],
     [`/v1/emails/${key}`, bearer(key)],
     [`/v1/emails/${encoded}/x`, bearer(key)],
+    [`/v1/emails/${fivefold}`, bearer(key)],
+    [`/v1/emails/list?token=${fivefold}`, bearer(key)],
+    ['/v1/emails/list', { ...bearer(key), 'user-agent': `x ${encoded}` }],
     ['/v1/emails/list', { ...bearer(key), 'user-agent': `curl/8 ${key}` }],
     ['/v1/emails/list', { ...bearer(key), 'user-agent': `${'u'.repeat(USER_AGENT_MAX - 20)}${key}` }],
     [`/v1/emails/list?api_key=${key}&api_key=other`, {}],
@@ -129,7 +133,7 @@ t.test('hostile: no key in any log line, wherever the client put it', async (t) 
   t.notOk(all.includes(key), 'the key');
   t.notOk(all.includes(secret), 'its secret part');
   t.notOk(all.includes(secret.slice(0, 20)), 'any long piece of it');
-  t.notOk(all.includes(encoded) || all.includes(twice), 'its escaped forms');
+  t.notOk(all.includes(encoded) || all.includes(twice) || all.includes(fivefold), 'its escaped forms');
   t.ok(all.includes('[redacted]'), 'where it stood, the redaction');
 });
 
@@ -137,7 +141,8 @@ t.test('loggedPath: the credential out, other bytes as sent, escaped keys redact
   const shape = /gw_[a-z]+_[0-9A-Za-z]{40,}/g;
   const k = `gw_live_${'A'.repeat(49)}`;
   t.equal(loggedPath('/a?x=%20&y=1', 'api_key', shape), '/a?x=%20&y=1', 'escapes kept when they hide no key');
-  t.equal(loggedPath(`/a?api_key=${k}`, null, shape), `/a?api_key=${k}`, 'no parameter configured: the logger guard redacts it (not this)');
+  t.equal(loggedPath(`/a?api_key=${k}`, null, shape), '/a?api_key=[redacted]', 'no parameter configured: a plain key is redacted too');
+  t.equal(loggedPath(`/a/${k.replaceAll('_', '%252525255F')}`, null, shape), '/a/[redacted]', 'however many times its escapes were escaped');
   t.equal(loggedPath(`/a?t=${k.replaceAll('_', '%5F')}&x=%20`, null, shape), '/a?t=[redacted]&x= ', 'decoded, then redacted');
 });
 
