@@ -8,7 +8,10 @@ import { formatDetail, type ConfigDetail } from './validation.js';
 // | class                  | code                        | raised when                                    |
 // |------------------------|-----------------------------|------------------------------------------------|
 // | ConfigError            | KEYGATE_CONFIG_INVALID      | the configuration file does not validate       |
-// | StoreLockedError       | KEYGATE_STORE_LOCKED        | another live process holds the file store      |
+// | StoreLockedError       | KEYGATE_STORE_LOCKED        | another live process holds the file store, or  |
+// |                        |                             | keeps the SQLite database locked at start      |
+// | StoreDamagedError      | KEYGATE_STORE_DAMAGED       | the database is not one Keygate can use: not a |
+// |                        |                             | database, corrupt, or of a newer schema        |
 // | StoreUnavailableError  | KEYGATE_STORE_UNAVAILABLE   | the store cannot be reached or cannot persist  |
 // | VersionConflictError   | KEYGATE_VERSION_CONFLICT    | a compare-and-set write lost to another writer |
 // | InvalidCursorError     | KEYGATE_INVALID_CURSOR      | a list cursor was not made by this store       |
@@ -24,10 +27,19 @@ export class ConfigError extends Error {
   }
 }
 
-/** The file store's directory is held by another live process (its LOCK file). */
+/** The file store's directory is held by another live process (its LOCK file), or the SQLite database stayed locked. */
 export class StoreLockedError extends Error {
   override readonly name = 'StoreLockedError';
   readonly code = 'KEYGATE_STORE_LOCKED';
+}
+
+/**
+ * The store's data cannot be used as it is: a file that is not a SQLite database, a corrupt
+ * one, one written by a newer Keygate, or one of another program. Retrying will not help.
+ */
+export class StoreDamagedError extends Error {
+  override readonly name = 'StoreDamagedError';
+  readonly code = 'KEYGATE_STORE_DAMAGED';
 }
 
 /** Raised when a write's expected version no longer matches: somebody wrote first. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds Keygate into dist/: the TypeScript sources compiled by tsc, plus the non-TypeScript
-// files the code loads at run time (the Redis store's Lua scripts), at the same relative paths.
+// files the code loads at run time (the Redis store's Lua scripts, the SQLite store's migrations), at the same relative paths.
 //
 //   node scripts/build.mjs              build (npm run build)
 //   node scripts/build.mjs --prepare    npm's prepare hook: build when TypeScript is installed;
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-const ASSETS = /\.lua$/;
+const ASSETS = /\.(lua|sql)$/;
 const SOURCES = ['core', 'gateway', 'admin', 'config', 'bin'];
 
 let tsc;

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Database, Statement } from 'better-sqlite3';
+import { unsynced, write } from './connection.js';
+
+/** How long a membership is held without renewal, and how often it is renewed, in ms. */
+const MEMBERSHIP_TTL_MS = 5_000;
+const MEMBERSHIP_RENEW_MS = 1_000;
+/** Changes are kept this long for processes that poll late; one that misses some drops everything. */
+const CHANGES_KEPT_MS = 60_000;
+
+export interface ChangeFeedOptions {
+  path: string;
+  /** How often a process that caches keys looks for other processes' changes. */
+  pollMs: number;
+  /** How long a writer waits for every caching process to confirm a change (as Redis's invalidation_wait_ms). */
+  waitMs: number;
+  /** How long a write waits for the lock. */
+  lockWaitMs: number;
+  warn: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+/**
+ * Cache invalidation between the processes that share one SQLite database (gateway workers and
+ * the admin plane), with the guarantee the Redis store gives (core/store/redis/invalidation.ts):
+ * when a write that changed a key answers, every process already refuses the old record.
+ *
+ * A commit appends the lookup hashes it changed to `changes`, in its own transaction. Each
+ * process that caches keys is a member (a row of `members`, renewed while it runs); it polls
+ * `PRAGMA data_version` every `pollMs` (a counter in shared memory: no disk read), reads the new
+ * changes when the database moved, tells its listeners, and records in its row the last change
+ * it applied. The writer then waits (bounded by `waitMs`) until no live member lags behind its
+ * commit. Changes are kept for a minute; a member that finds some missing drops every cached key.
+ */
+export class ChangeFeed {
+  readonly #db: Database;
+  readonly #options: ChangeFeedOptions;
+  readonly #instance = randomUUID();
+  readonly #emitter = new EventEmitter();
+  readonly #dataVersion: Statement;
+  readonly #since: Statement;
+  readonly #append: Statement;
+  readonly #lagging: Statement;
+  /** The last change this process has applied. */
+  #seen: number;
+  #version = -1;
+  #poll: NodeJS.Timeout | undefined;
+  #membership: NodeJS.Timeout | undefined;
+  #appended = 0;
+  #closed = false;
+
+  constructor(db: Database, options: ChangeFeedOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#emitter.setMaxListeners(0);
+    this.#dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.#since = db.prepare('SELECT seq, hash FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000').raw();
+    this.#append = db.prepare('INSERT INTO changes (hash, at) VALUES (?, ?)');
+    this.#lagging = db
+      .prepare('SELECT count(*) FROM members WHERE instance != ? AND expires > ? AND seq < ?')
+      .pluck();
+    this.#seen = (db.prepare('SELECT coalesce(max(seq), 0) FROM changes').pluck().get() as number) ?? 0;
+  }
+
+  /** Inside a commit's transaction: records the changed hashes; answers the last change's number (0 for none). */
+  append(hashes: readonly string[], now: number): number {
+    let seq = 0;
+    for (const h of hashes) seq = Number(this.#append.run(h, now).lastInsertRowid);
+    if (hashes.length > 0 && (this.#appended += hashes.length) >= 256) {
+      this.#appended = 0;
+      this.#db.prepare('DELETE FROM changes WHERE at < ?').run(now - CHANGES_KEPT_MS);
+    }
+    return seq;
+  }
+
+  /**
+   * After a commit: tells this process's listeners at once, then waits until every other
+   * caching process has applied the change too (or `waitMs` has passed).
+   */
+  async published(hashes: readonly string[], seq: number): Promise<void> {
+    if (hashes.length === 0) return;
+    for (const h of hashes) this.#emitter.emit('key', h);
+    // Nothing unseen before these: this process is up to date without reading them back.
+    if (this.#seen === seq - hashes.length) this.#seen = seq;
+    await this.#awaitAcks(seq);
+  }
+
+  async #awaitAcks(seq: number): Promise<void> {
+    if (this.#options.waitMs <= 0) return;
+    const until = performance.now() + this.#options.waitMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 8)) {
+      if (this.#closed) return;
+      const lagging = this.#lagging.get(this.#instance, Date.now(), seq) as number;
+      if (lagging === 0) return;
+      if (performance.now() >= until) {
+        this.#options.warn('gateway processes did not confirm a key change in time', { lagging, wait_ms: this.#options.waitMs });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  onKeyChange(listener: (hash: string | null) => void): () => void {
+    this.#join();
+    this.#emitter.on('key', listener);
+    return () => this.#emitter.off('key', listener);
+  }
+
+  /** Tells every listener to drop every cached key. */
+  dropAll(): void {
+    if (!this.#closed) this.#emitter.emit('key', null);
+  }
+
+  /** Becomes a member (a process that caches keys and confirms changes) and starts polling. */
+  #join(): void {
+    if (this.#membership !== undefined || this.#closed) return;
+    this.#renew();
+    // Changes committed since the store opened: read now, whatever data_version says.
+    this.#version = -1;
+    this.poll();
+    this.#membership = setInterval(() => this.#renew(), MEMBERSHIP_RENEW_MS);
+    this.#membership.unref();
+    this.#poll = setInterval(() => this.poll(), this.#options.pollMs);
+    this.#poll.unref();
+  }
+
+  /** Reads and applies other processes' changes, if the database moved since the last look. */
+  poll(): void {
+    if (this.#closed) return;
+    const version = this.#dataVersion.get() as number;
+    if (version === this.#version) return;
+    this.#version = version;
+    let applied = false;
+    for (;;) {
+      const rows = this.#since.all(this.#seen) as [number, string][];
+      if (rows.length === 0) break;
+      if (rows[0]![0] !== this.#seen + 1) {
+        // Changes this process never saw were pruned: whatever it cached may be stale.
+        this.#options.warn('missed key changes (polled too late); dropping cached keys', { seen: this.#seen, next: rows[0]![0] });
+        this.#emitter.emit('key', null);
+      } else {
+        for (const [, hash] of rows) this.#emitter.emit('key', hash);
+      }
+      this.#seen = rows[rows.length - 1]![0];
+      applied = true;
+      if (rows.length < 10000) break;
+    }
+    if (applied) this.#confirm();
+  }
+
+  /** Records in this member's row the last change applied. */
+  #confirm(): void {
+    const seen = this.#seen;
+    void write(this.#db, this.#options.path, 'confirm', this.#options.lockWaitMs, () =>
+      unsynced(this.#db, () => this.#db.prepare('UPDATE members SET seq = max(seq, ?) WHERE instance = ?').run(seen, this.#instance)),
+    ).catch(() => {});
+  }
+
+  #renew(): void {
+    const now = Date.now();
+    const seen = this.#seen;
+    void write(this.#db, this.#options.path, 'membership', this.#options.lockWaitMs, () =>
+      unsynced(this.#db, () => {
+        this.#db
+          .prepare(
+            `INSERT INTO members (instance, pid, seq, expires) VALUES (?, ?, ?, ?)
+             ON CONFLICT (instance) DO UPDATE SET seq = max(seq, excluded.seq), expires = excluded.expires`,
+          )
+          .run(this.#instance, process.pid, seen, now + MEMBERSHIP_TTL_MS);
+        this.#db.prepare('DELETE FROM members WHERE expires < ?').run(now - CHANGES_KEPT_MS);
+      }),
+    ).catch(() => {});
+  }
+
+  /** Leaves the members, so that no writer waits for this process. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#poll);
+    clearInterval(this.#membership);
+    if (this.#membership !== undefined) {
+      try {
+        this.#db.prepare('DELETE FROM members WHERE instance = ?').run(this.#instance);
+      } catch {
+        // the row expires by itself
+      }
+    }
+  }
+}
