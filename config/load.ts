@@ -100,8 +100,8 @@ function crossCheck(p: PartialParse<Config>, raw: unknown): Problem[] {
   if (role !== null && role !== 'admin' && c.status_listener) bind(['status_listener'], c.status_listener.host, c.status_listener.port);
   if (c.demo_upstream) bind(['demo_upstream'], c.demo_upstream.host, c.demo_upstream.port);
   if (role !== null && role !== 'admin' && count(['listeners']) === 0) add(['listeners'], 'the gateway needs at least one listener');
-  if (known(['workers'], ['store', 'type']) && c.workers > 1 && c.store.type !== 'redis') {
-    add(['workers'], 'more than one gateway worker needs the redis store (a file store has one owner)');
+  if (known(['workers'], ['store', 'type']) && c.workers > 1 && c.store.type === 'file') {
+    add(['workers'], 'more than one gateway worker needs the sqlite or redis store (a file store has one owner)');
   }
 
   const plans = declared(['plans'], Object.keys(c.plans));
@@ -213,6 +213,12 @@ function warnings(c: Config): Problem[] {
       out.push({ path: ['apis', i, 'unlisted'], message: 'allow: requests that match no route rule are forwarded and need no scope' });
     }
   });
+  if (c.store.type === 'file') {
+    out.push({
+      path: ['store', 'type'],
+      message: `file: the file store is deprecated and goes in a later release; move to sqlite with \`keygate migrate --from file:${c.store.path} --to sqlite:${c.store.path}/keygate.db\` (docs/operations.md, "Moving from the file store")`,
+    });
+  }
   if (c.role !== 'gateway' && !isLoopback(c.admin.host)) {
     c.admin.tokens.forEach((t, i) => {
       if (t.token === EXAMPLE_ADMIN_TOKEN) {

@@ -232,7 +232,19 @@ const pepper = z.strictObject({
   secret,
 });
 
+/** The journal store of earlier releases; deprecated for sqlite (`keygate migrate`, docs/operations.md). */
 const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });
+/** The embedded default: one SQLite database that every process of one machine shares. */
+const sqliteStore = z.strictObject({
+  type: z.literal('sqlite'),
+  path: z.string().min(1).default('./data/keygate.db'),
+  /** How long a write waits for another process's write lock before it fails with 503. */
+  lock_wait_ms: z.number().int().positive().max(60_000).default(5_000),
+  /** How often each process that caches keys looks for other processes' key changes. */
+  poll_interval_ms: z.number().int().min(1).max(1_000).default(2),
+  /** How long a key change waits for every gateway process to confirm it dropped the key. */
+  invalidation_wait_ms: z.number().int().min(0).max(10_000).default(500),
+});
 const redisNode = z.strictObject({ host: z.string().min(1), port });
 const redisStore = z
   .strictObject({
@@ -265,7 +277,7 @@ function docBaseUrl(s: string): boolean {
 
 export const configSchema = z.strictObject({
   role: z.enum(['all', 'gateway', 'admin']).default('all'),
-  /** Gateway worker processes (node:cluster) sharing the listeners; more than 1 needs the redis store. */
+  /** Gateway worker processes (node:cluster) sharing the listeners; more than 1 needs the sqlite or redis store. */
   workers: z.number().int().min(1).max(256).default(1),
   listeners: z.array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string() })).default([]),
   trusted_proxies: z.array(cidr).default([]),
@@ -415,7 +427,7 @@ export const configSchema = z.strictObject({
       max_usage_batch_bytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
-  store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
+  store: z.discriminatedUnion('type', [sqliteStore, fileStore, redisStore]).prefault({ type: 'sqlite' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   /** Prometheus metrics on /metrics of both planes (the gateway's on its status listener). */
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),

@@ -20,6 +20,7 @@ import {
   type Page,
   type ErrorQuery,
   type Store,
+  type StoreDump,
   type UsageBatch,
 } from './store.js';
 import { StoreLockedError, StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
@@ -420,6 +421,19 @@ export class FileStore implements Store {
     if (current && current.holder !== holder && current.until > now) return false;
     this.#leases.set(name, { holder, until: now + ttlMs });
     return true;
+  }
+
+  /** Everything held, as `keygate migrate` moves it to another store (core/store/migrate.ts). */
+  dump(): StoreDump {
+    return {
+      keys: [...this.#byId.values()],
+      apps: [...this.#apps.values()],
+      audit: [...this.#audit],
+      events: [...this.#events.values()].flat(),
+      buckets: [...this.#buckets.values()].filter((b) => b.expires > this.#newestBucket).map((b) => ({ ...b, fields: { ...b.fields } })),
+      errors: [...this.#errors],
+      batches: [...this.#batches.keys()],
+    };
   }
 
   onKeyChange(listener: (hash: string | null) => void): () => void {

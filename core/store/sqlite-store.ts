@@ -9,8 +9,8 @@ import { StoreUnavailableError, VersionConflictError } from '../internal-errors.
 import { ChangeFeed } from './sqlite/changes.js';
 import { openDatabase, storeError, write } from './sqlite/connection.js';
 import * as q from './sqlite/queries.js';
-import { migrate } from './sqlite/schema.js';
-import type { AppQuery, AuditQuery, Commit, Committed, ErrorQuery, KeyPage, KeyQuery, Page, Store, UsageBatch } from './store.js';
+import { migrate, SCHEMA_VERSION } from './sqlite/schema.js';
+import type { AppQuery, AuditQuery, Commit, Committed, ErrorQuery, KeyPage, KeyQuery, Page, Store, StoreDump, UsageBatch } from './store.js';
 
 export interface SqliteStoreOptions {
   /** The database file; created (with its directory) when missing. */
@@ -22,21 +22,12 @@ export interface SqliteStoreOptions {
   /** How long a key change waits for every caching process to confirm it. */
   invalidationWaitMs?: number;
   warn?: (msg: string, fields: Record<string, unknown>) => void;
+  /** Told about what opening did (a schema migrated). */
+  log?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 /** Usage batch ids remembered, to apply a batch sent twice once (as the file store keeps). */
 const BATCH_IDS_KEPT = 100_000;
-
-/** Everything in a store, as `keygate migrate` moves it between stores. */
-export interface StoreDump {
-  keys: KeyRecord[];
-  apps: AppRecord[];
-  audit: AuditEntry[];
-  events: KeyEvent[];
-  buckets: { scope: string; gran: Granularity; start: number; expires: number; fields: Record<string, number> }[];
-  errors: ErrorSample[];
-  batches: string[];
-}
 
 /**
  * The embedded store: one SQLite database file (better-sqlite3, WAL mode) that every process
@@ -59,7 +50,7 @@ export class SqliteStore implements Store {
   #prunedAt = 0;
   #closed = false;
 
-  private constructor(db: Database, options: Required<Omit<SqliteStoreOptions, 'warn'>> & Pick<SqliteStoreOptions, 'warn'>) {
+  private constructor(db: Database, options: Required<Omit<SqliteStoreOptions, 'warn' | 'log'>> & Pick<SqliteStoreOptions, 'warn'>) {
     this.#db = db;
     this.path = options.path;
     this.#lockWaitMs = options.lockWaitMs;
@@ -79,7 +70,8 @@ export class SqliteStore implements Store {
     const lockWaitMs = options.lockWaitMs ?? 5_000;
     const db = await openDatabase(path, lockWaitMs);
     try {
-      await write(db, path, 'open', lockWaitMs, () => migrate(db, path));
+      const found = await write(db, path, 'open', lockWaitMs, () => migrate(db, path));
+      if (found !== SCHEMA_VERSION) options.log?.('sqlite schema migrated', { path, from: found, to: SCHEMA_VERSION });
       return new SqliteStore(db, {
         path,
         lockWaitMs,
@@ -280,6 +272,24 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw storeError(err, this.path, 'backup');
     }
+  }
+
+  /** Everything held (`keygate migrate`, tests that compare stores). */
+  dump(): StoreDump {
+    return this.#read('dump', () => ({
+      keys: (this.#db.prepare(`SELECT ${q.KEY_COLUMNS} FROM keys k ORDER BY k.seq`).all() as q.KeyRow[]).map(q.keyFromRow),
+      apps: (this.#db.prepare('SELECT record FROM apps ORDER BY seq').pluck().all() as string[]).map((r) => JSON.parse(r) as AppRecord),
+      audit: (this.#db.prepare('SELECT entry FROM audit ORDER BY seq').pluck().all() as string[]).map((r) => JSON.parse(r) as AuditEntry),
+      events: (this.#db.prepare('SELECT event FROM events ORDER BY seq').pluck().all() as string[]).map((r) => JSON.parse(r) as KeyEvent),
+      buckets: (this.#db.prepare('SELECT scope, gran, start, expires FROM usage_buckets').all() as StoreDump['buckets']).map((b) => ({
+        ...b,
+        fields: Object.fromEntries(
+          this.#db.prepare('SELECT field, value FROM usage_fields WHERE scope = ? AND gran = ? AND start = ?').raw().all(b.scope, b.gran, b.start) as [string, number][],
+        ),
+      })),
+      errors: (this.#db.prepare('SELECT sample FROM usage_errors ORDER BY seq').pluck().all() as string[]).map((r) => JSON.parse(r) as ErrorSample),
+      batches: this.#db.prepare('SELECT id FROM usage_batches ORDER BY seq').pluck().all() as string[],
+    }));
   }
 
   /** Writes a whole dump into this (empty) store in one transaction (`keygate migrate`). */

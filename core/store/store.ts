@@ -138,3 +138,18 @@ export interface Store {
   onKeyChange(listener: (hash: string | null) => void): () => void;
   close(): Promise<void>;
 }
+
+/** Everything a store holds, as `keygate migrate` moves it from one store to another. */
+export interface StoreDump {
+  keys: KeyRecord[];
+  apps: AppRecord[];
+  audit: AuditEntry[];
+  /** Every key's lifecycle events, each key's in order. */
+  events: KeyEvent[];
+  /** Usage aggregates with the end of their retention. */
+  buckets: { scope: string; gran: Granularity; start: number; expires: number; fields: Record<string, number> }[];
+  /** Error samples, oldest kept first. */
+  errors: ErrorSample[];
+  /** Ids of the usage batches applied, oldest first. */
+  batches: string[];
+}

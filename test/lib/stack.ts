@@ -8,7 +8,7 @@ import { parseConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { ManualClock } from '../../core/clock.js';
 import { Logger } from '../../core/log.js';
-import { FileStore } from '../../core/store/file-store.js';
+import { SqliteStore } from '../../core/store/sqlite-store.js';
 import type { Store } from '../../core/store/store.js';
 import { createGateway, type Gateway } from '../../gateway/server.js';
 import type { UsageEvent } from '../../gateway/runtime.js';
@@ -105,9 +105,9 @@ export interface Stack {
 
 export interface StackOptions {
   overrides?: (upstream: string) => Record<string, unknown>;
-  /** Wraps the file store, e.g. to make it fail on demand. */
+  /** Wraps the store, e.g. to make it fail on demand. */
   wrapStore?: (store: Store) => Store;
-  /** Opens another store (e.g. Redis) instead of a file store in a temp dir. */
+  /** Opens another store (e.g. Redis) instead of the default, a SQLite database in a temp dir. */
   openStore?: (config: Config) => Promise<Store>;
 }
 
@@ -118,7 +118,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
   const logs: string[] = [];
   const log = new Logger({ level: 'debug', write: (l) => logs.push(l), keyPrefix: config.keys.prefix });
-  const inner = options.openStore ? await options.openStore(config) : await FileStore.open({ dir });
+  const inner = options.openStore ? await options.openStore(config) : await SqliteStore.open({ path: join(dir, 'keygate.db') });
   const store = options.wrapStore ? options.wrapStore(inner) : inner;
   const events: UsageEvent[] = [];
   const gw: Record<string, string> = {};
