@@ -20,16 +20,26 @@ import { listenOn } from '../core/listen.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
+import { BACKUP_USAGE, backupCommand, checkStore, migrateCommand } from './store-commands.js';
 
-const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check] [--version]
+const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check [--store]] [--version]
+       keygate backup [--config FILE] --to FILE
+       keygate migrate --from file:DIR --to sqlite:FILE
 
   --config FILE   configuration (default: ./gateway.yaml, else ./gateway.yaml.example)
   --role ROLE     run the gateway, the admin plane, or both (overrides the config's role)
   --check         validate the configuration, print every error, and exit
+  --store         with --check: also run SQLite's integrity check on the store (read-only)
   -v, --version   print the version and exit
+
+  backup          copy the sqlite store to FILE, consistent, while Keygate runs
+  migrate         copy a file store (DIR) into a new sqlite database (FILE)
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'migrate') return migrateCommand(argv.slice(1));
+  const command = argv[0] === 'backup' ? 'backup' : null;
+  if (command !== null) argv = argv.slice(1);
   let args;
   try {
     args = parseArgs({
@@ -38,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         role: { type: 'string' },
         check: { type: 'boolean', default: false },
+        store: { type: 'boolean', default: false },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -54,6 +66,14 @@ export async function main(argv: string[]): Promise<number> {
   if (args.version) {
     process.stdout.write(`keygate ${VERSION}\n`);
     return 0;
+  }
+  if (command === 'backup' ? args.to === undefined || args.check || args.store || args.role !== undefined : args.to !== undefined) {
+    process.stderr.write(`${command === 'backup' ? BACKUP_USAGE : '--to belongs to keygate backup\n'}${USAGE}`);
+    return 2;
+  }
+  if (args.store && !args.check) {
+    process.stderr.write(`--store goes with --check\n${USAGE}`);
+    return 2;
   }
   if (args.role !== undefined && !['gateway', 'admin', 'all'].includes(args.role)) {
     process.stderr.write(`--role must be gateway, admin or all\n${USAGE}`);
@@ -81,10 +101,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  if (command === 'backup') return backupCommand(config, args.to!);
   if (args.check) {
     for (const w of warnings) process.stdout.write(`${formatDetail(source, w, 'warning')}\n`);
     process.stdout.write(`${source}: configuration is valid\n`);
-    return 0;
+    return args.store ? checkStore(config) : 0;
   }
   return run(config, path);
 }
