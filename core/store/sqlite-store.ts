@@ -120,14 +120,19 @@ export class SqliteStore implements Store {
     const run = this.#db.transaction(() => {
       const seen = new Set<string>();
       for (const { rec, expected } of change.keys ?? []) {
-        const current = s.keyVersion.get(rec.id) as { version: number; hash: string } | undefined;
+        const current = s.keyVersion.get(rec.id) as { version: number; hash: string; seq: number; scopes: string } | undefined;
         if ((current?.version ?? 0) !== expected) throw new VersionConflictError(`key ${rec.id} changed since version ${expected}`);
         const owner = s.hashOwner.get(rec.hash) as string | undefined;
         if ((owner !== undefined && owner !== rec.id) || seen.has(rec.hash)) throw new VersionConflictError('a key with this hash already exists');
         seen.add(rec.hash);
         const row = keyColumns({ ...rec, version: expected + 1 });
-        if (current) s.updateKey.run(row);
-        else s.insertKey.run({ ...row, total_requests: rec.usage.total_requests, error_count: rec.usage.error_count, last_used_at: rec.last_used_at });
+        if (current) {
+          s.updateKey.run(row);
+          if (current.scopes !== row.scopes) setScopes(s, current.seq, rec.scopes, true);
+        } else {
+          const seq = s.insertKey.run({ ...row, total_requests: rec.usage.total_requests, error_count: rec.usage.error_count, last_used_at: rec.last_used_at }).lastInsertRowid;
+          setScopes(s, Number(seq), rec.scopes, false);
+        }
         hashes.push(rec.hash);
         if (current && current.hash !== rec.hash) hashes.push(current.hash);
       }
@@ -297,7 +302,8 @@ export class SqliteStore implements Store {
       const present = this.#db.prepare('SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM apps) + (SELECT count(*) FROM audit)').pluck().get() as number;
       if (present > 0) throw new StoreUnavailableError(`${this.path} already holds data; migrate only into a new database`);
       for (const k of dump.keys) {
-        s.insertKey.run({ ...keyColumns(k), total_requests: k.usage.total_requests, error_count: k.usage.error_count, last_used_at: k.last_used_at });
+        const seq = s.insertKey.run({ ...keyColumns(k), total_requests: k.usage.total_requests, error_count: k.usage.error_count, last_used_at: k.last_used_at }).lastInsertRowid;
+        setScopes(s, Number(seq), k.scopes, false);
       }
       for (const a of dump.apps) s.insertApp.run(appColumns(a));
       for (const a of dump.audit) s.insertAudit.run(auditColumns(a));
@@ -321,6 +327,12 @@ export class SqliteStore implements Store {
   }
 }
 
+/** A key's rows in key_scopes (the admin list's scope filter). */
+function setScopes(s: ReturnType<typeof statements>, seq: number, scopes: readonly string[], replace: boolean): void {
+  if (replace) s.deleteScopes.run(seq);
+  for (const scope of scopes) s.insertScope.run(scope, seq);
+}
+
 function keyColumns(rec: KeyRecord) {
   return {
     id: rec.id,
@@ -339,6 +351,7 @@ function keyColumns(rec: KeyRecord) {
     suspended: rec.suspended_at !== null || rec.app_suspended_at !== null ? 1 : 0,
     due_at: nextDueAt(rec),
     record: JSON.stringify(rec),
+    scopes: JSON.stringify(rec.scopes),
   };
 }
 
@@ -367,7 +380,9 @@ function statements(db: Database) {
   return {
     byHash: p(`SELECT ${q.KEY_COLUMNS} FROM keys k WHERE k.hash = ?`),
     byId: p(`SELECT ${q.KEY_COLUMNS} FROM keys k WHERE k.id = ?`),
-    keyVersion: p('SELECT version, hash FROM keys WHERE id = ?'),
+    keyVersion: p("SELECT version, hash, seq, json_extract(record, '$.scopes') AS scopes FROM keys WHERE id = ?"),
+    deleteScopes: p('DELETE FROM key_scopes WHERE key_seq = ?'),
+    insertScope: p('INSERT OR IGNORE INTO key_scopes (scope, key_seq) VALUES (?, ?)'),
     hashOwner: p('SELECT id FROM keys WHERE hash = ?').pluck(),
     insertKey: p(
       `INSERT INTO keys (${KEY_FIELDS}, total_requests, error_count, last_used_at)

@@ -43,6 +43,16 @@ const STATUS = `CASE
   WHEN k.not_before IS NOT NULL AND k.not_before > @now THEN 'pending'
   ELSE 'active' END`;
 
+/** Keys that may have a status at `@now`, each through a partial index; null: no narrowing. */
+const CANDIDATES: Record<KeyQuery['status'] & string, string | null> = {
+  revoked:
+    'SELECT seq FROM keys WHERE revoked_at IS NOT NULL UNION ALL SELECT seq FROM keys WHERE grace_ends_at IS NOT NULL AND grace_ends_at <= @now',
+  expired: 'SELECT seq FROM keys WHERE expires_at IS NOT NULL AND expires_at <= @now',
+  suspended: 'SELECT seq FROM keys WHERE suspended = 1',
+  pending: 'SELECT seq FROM keys WHERE not_before IS NOT NULL AND not_before > @now',
+  active: null,
+};
+
 /** `s` as a GLOB pattern that matches it literally anywhere in a name. */
 function containsGlob(s: string): string {
   return `*${s.replace(/[[*?]/g, (c) => `[${c}]`)}*`;
@@ -65,7 +75,7 @@ export function listKeys(db: Database, query: KeyQuery): KeyPage {
     params['application'] = query.application;
   }
   if (query.scope !== undefined) {
-    where.push("EXISTS (SELECT 1 FROM json_each(k.record, '$.scopes') WHERE value = @scope)");
+    where.push('k.seq IN (SELECT key_seq FROM key_scopes WHERE scope = @scope)');
     params['scope'] = query.scope;
   }
   if (query.q !== undefined) {
@@ -81,6 +91,9 @@ export function listKeys(db: Database, query: KeyQuery): KeyPage {
     }
   }
   if (query.status !== undefined) {
+    // A status other than active holds few keys: found through its index, then checked.
+    const candidates = CANDIDATES[query.status];
+    if (candidates !== null) where.push(`k.seq IN (${candidates})`);
     where.push(`(${STATUS}) = @status`);
     params['status'] = query.status;
   }
@@ -88,7 +101,9 @@ export function listKeys(db: Database, query: KeyQuery): KeyPage {
   if (query.cursor !== undefined) {
     const [value, id] = decodeCursor(query.cursor);
     if (typeof value !== sort.type) throw new InvalidCursorError('cursor is not one this server issued');
-    where.push(`(${sort.sql}, k.id) ${dir === 'ASC' ? '>' : '<'} (@after, @afterId)`);
+    // The first term bounds the index scan; the second settles ties on the sort value by id.
+    const op = dir === 'ASC' ? '>' : '<';
+    where.push(`${sort.sql} ${op}= @after AND (${sort.sql} ${op} @after OR k.id ${op} @afterId)`);
     params['after'] = value;
     params['afterId'] = id;
   }
@@ -116,7 +131,7 @@ function newestFirst<T>(
   if (cursor !== undefined) {
     const [value, id] = decodeCursor(cursor);
     if (typeof value !== 'number') throw new InvalidCursorError('cursor is not one this server issued');
-    where.push('(t, id) < (@afterT, @afterId)');
+    where.push('t <= @afterT AND (t < @afterT OR id < @afterId)');
     params['afterT'] = value;
     params['afterId'] = id;
   }

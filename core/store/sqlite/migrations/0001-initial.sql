@@ -41,10 +41,21 @@ CREATE INDEX keys_tenant_name ON keys (tenant, name, id);
 CREATE INDEX keys_environment ON keys (environment, created_at, id);
 CREATE INDEX keys_application ON keys (application);
 -- Status is computed at the time asked (revoked, expired, suspended, pending, active); these
--- hold the moments it turns on.
+-- find the keys that may be in each status but the common one, active.
 CREATE INDEX keys_revoked ON keys (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX keys_grace ON keys (grace_ends_at) WHERE grace_ends_at IS NOT NULL;
+CREATE INDEX keys_expires ON keys (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX keys_suspended ON keys (suspended) WHERE suspended = 1;
+CREATE INDEX keys_not_before ON keys (not_before) WHERE not_before IS NOT NULL;
 CREATE INDEX keys_due ON keys (due_at) WHERE due_at IS NOT NULL;
+
+-- Keys by scope, for the admin list's scope filter.
+CREATE TABLE key_scopes (
+  scope TEXT NOT NULL,
+  key_seq INTEGER NOT NULL,
+  PRIMARY KEY (scope, key_seq)
+) WITHOUT ROWID;
+CREATE INDEX key_scopes_key ON key_scopes (key_seq);
 
 -- Substring search on names: trigrams of the folded name, kept by the triggers below.
 CREATE VIRTUAL TABLE keys_names USING fts5 (
