@@ -6,6 +6,7 @@ import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
+import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore } from '../core/store/redis-store.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
@@ -136,8 +137,7 @@ function createLimiter(config: Config, store: Store, clock: Clock): Limiter {
   const local = new LocalLimiter(() => clock.now());
   if (!(store instanceof RedisStore) || config.store.type !== 'redis') return local;
   const r = config.rate_limiter;
-  return new SharedLimiter(store.client, local, {
-    prefix: config.store.prefix,
+  return new SharedLimiter(new RedisBuckets(store.client, config.store.prefix), local, {
     leaseFraction: r.lease_fraction,
     leaseMax: r.lease_max,
     leaseTtlMs: r.lease_ttl_ms,
