@@ -233,6 +233,7 @@ const pepper = z.strictObject({
 });
 
 const fileStore = z.strictObject({ type: z.literal('file'), path: z.string().min(1).default('./data') });
+const sqliteStore = z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('./data/keygate.db') });
 const redisNode = z.strictObject({ host: z.string().min(1), port });
 const redisStore = z
   .strictObject({
@@ -415,7 +416,7 @@ export const configSchema = z.strictObject({
       max_usage_batch_bytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
-  store: z.discriminatedUnion('type', [fileStore, redisStore]).default({ type: 'file', path: './data' }),
+  store: z.discriminatedUnion('type', [fileStore, sqliteStore, redisStore]).default({ type: 'file', path: './data' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   /** Prometheus metrics on /metrics of both planes (the gateway's on its status listener). */
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),

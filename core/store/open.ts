@@ -12,6 +12,7 @@ interface RedisNode {
 /** Which store to open, as the configuration's `store` section gives it (docs/operations.md, Redis). */
 export type StoreSpec =
   | { type: 'file'; path: string }
+  | { type: 'sqlite'; path: string }
   | {
       type: 'redis';
       url?: string | undefined;
@@ -30,6 +31,7 @@ export function openStore(spec: StoreSpec, log: Logger): Promise<Store> {
   const s = spec;
   const warn = (msg: string, fields: Record<string, unknown>) => log.warn(msg, fields);
   if (s.type === 'file') return FileStore.open({ dir: resolve(s.path), warn });
+  if (s.type === 'sqlite') return Promise.reject(new Error('store.type sqlite: the SQLite store is not part of this build'));
   return RedisStore.open({
     url: s.url,
     sentinels: s.sentinels,
