@@ -224,7 +224,7 @@ t.test('a locked file: the limiter falls back as each policy says, then recovers
 });
 
 /** Runs test/lib/sqlite-buckets-child.ts once per worker, starts them together, and collects their counts. */
-async function hammer(path: string, workers: number, args: { takes: number; callers: number; limit: number; window: number; burst: number }) {
+async function hammer(t: Test, path: string, workers: number, args: { takes: number; callers: number; limit: number; window: number; burst: number }) {
   const children = Array.from({ length: workers }, () => {
     const child = spawn(
       process.execPath,
@@ -250,7 +250,7 @@ t.test('three processes on one file admit together at most the capacity plus the
   const path = file();
   // 50 tokens, leased one at a time (exact per request), and 50 more a second: while the
   // processes take, half or more of what they may admit is refill, so an over-admission shows.
-  const results = await hammer(path, 3, { takes: 10_000, callers: 8, limit: 50, window: 1, burst: 50 });
+  const results = await hammer(t, path, 3, { takes: 10_000, callers: 8, limit: 50, window: 1, burst: 50 });
   const admitted = results.reduce((n, r) => n + r.admitted, 0);
   const elapsed = Math.max(...results.map((r) => r.end)) - Math.min(...results.map((r) => r.start));
   const bound = 50 + Math.floor((elapsed * 50) / 1000);
