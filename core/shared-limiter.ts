@@ -1,41 +1,51 @@
-import type { Cluster, Redis } from 'ioredis';
 import type { Limiter, LimitPolicy, LocalLimiter, RateState } from './limiter.js';
-import { TAKE } from './store/redis/scripts.js';
 
+/**
+ * Token buckets that every gateway process reaches: Redis (core/store/redis/buckets.ts) or a
+ * SQLite file of one machine (core/store/sqlite/buckets.ts). Both refill on one clock for all
+ * processes (Redis's, the machine's), so gateway clocks do not matter.
+ */
+export interface SharedBuckets {
+  /**
+   * Takes up to `want` tokens from bucket `id` (full when new; `perMs` tokens a millisecond up
+   * to `capacity`): answers the tokens granted (0 when fewer than one is there) and the tokens
+   * left. Rejects when the buckets cannot be asked.
+   */
+  take(id: string, capacity: number, perMs: number, want: number): Promise<[granted: number, left: number]>;
+  /** Releases what the buckets own (not a connection they were lent). */
+  close?(): void;
+}
 
 export interface SharedLimiterOptions {
-  /** Redis key-name prefix; each bucket is its own hash tag, so Cluster spreads them. */
-  prefix: string;
   /** Tokens a gateway takes at once, as a share of the bucket's capacity (at least 1). */
   leaseFraction: number;
   leaseMax: number;
-  /** Leased tokens not spent within this are forgotten (they stay spent in Redis). */
+  /** Leased tokens not spent within this are forgotten (they stay spent in the shared bucket). */
   leaseTtlMs: number;
 }
 
 interface Lease {
-  /** Tokens taken from Redis and not yet spent here. */
+  /** Tokens taken from the shared bucket and not yet spent here. */
   tokens: number;
-  /** Tokens Redis had left when this lease was taken. */
+  /** Tokens the shared bucket had left when this lease was taken. */
   shared: number;
   until: number;
 }
 
-type TakeScript = { kgTake(key: string, capacity: number, perMs: number, want: number): Promise<[number, string]> };
-
 /**
- * Token buckets shared by every gateway through Redis, exact by construction: a request is
- * admitted only with a token Redis handed out, so all gateways together never admit more than
- * capacity + rate × elapsed. To keep a round trip off most requests, a gateway takes a small
- * lease of tokens at once (`leaseFraction` of the capacity, at most `leaseMax`) and spends it
- * locally; the price is that tokens leased by one gateway and not yet spent are unavailable to
- * the others for up to `leaseTtlMs`. Small buckets lease one token at a time and so are exact
- * per request. When Redis cannot be asked, each policy's `onStoreFailure` decides: admit
- * (`open`), refuse with 503 (`closed`), or count in this process (`local`).
+ * Token buckets shared by every gateway (`SharedBuckets`), exact by construction: a request is
+ * admitted only with a token the shared bucket handed out, so all gateways together never admit
+ * more than capacity + rate × elapsed. To keep a round trip off most requests, a gateway takes
+ * a small lease of tokens at once (`leaseFraction` of the capacity, at most `leaseMax`) and
+ * spends it locally; the price is that tokens leased by one gateway and not yet spent are
+ * unavailable to the others for up to `leaseTtlMs`. Small buckets lease one token at a time
+ * and so are exact per request. When the buckets cannot be asked, each policy's
+ * `onStoreFailure` decides: admit (`open`), refuse with 503 (`closed`), or count in this
+ * process (`local`).
  */
 export class SharedLimiter implements Limiter {
   readonly shared = true;
-  readonly #client: (Redis | Cluster) & TakeScript;
+  readonly #buckets: SharedBuckets;
   readonly #local: LocalLimiter;
   readonly #options: SharedLimiterOptions;
   readonly #leases = new Map<string, Lease>();
@@ -45,9 +55,8 @@ export class SharedLimiter implements Limiter {
   #failedAt = Number.NEGATIVE_INFINITY;
   #failing = false;
 
-  constructor(client: Redis | Cluster, local: LocalLimiter, options: SharedLimiterOptions) {
-    client.defineCommand('kgTake', { numberOfKeys: 1, lua: TAKE });
-    this.#client = client as (Redis | Cluster) & TakeScript;
+  constructor(buckets: SharedBuckets, local: LocalLimiter, options: SharedLimiterOptions) {
+    this.#buckets = buckets;
     this.#local = local;
     this.#options = options;
     this.#sweep = setInterval(() => {
@@ -98,13 +107,12 @@ export class SharedLimiter implements Limiter {
     });
   }
 
-  /** One TAKE: adds what Redis grants to the lease; null when Redis could not be asked. */
+  /** One take from the shared bucket: adds what it grants to the lease; null when it could not be asked. */
   async #ask(id: string, policy: LimitPolicy): Promise<{ granted: number; shared: number } | null> {
     const want = Math.max(1, Math.min(this.#options.leaseMax, Math.floor(policy.capacity * this.#options.leaseFraction)));
     try {
-      const [granted, left] = await this.#client.kgTake(`${this.#options.prefix}:rl:{${id}}`, policy.capacity, policy.tokensPerMs, want);
+      const [granted, shared] = await this.#buckets.take(id, policy.capacity, policy.tokensPerMs, want);
       this.#failing = false;
-      const shared = Number(left);
       const at = performance.now();
       const lease = this.#leases.get(id);
       // Tokens still leased here (a refund) are kept with the new ones.
@@ -142,6 +150,7 @@ export class SharedLimiter implements Limiter {
   close(): void {
     clearInterval(this.#sweep);
     this.#local.close();
+    this.#buckets.close?.();
   }
 }
 

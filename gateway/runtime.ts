@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
@@ -6,7 +7,9 @@ import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
+import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore } from '../core/store/redis-store.js';
+import { SqliteBuckets } from '../core/store/sqlite/buckets.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import { compileKey } from './compiled-key.js';
@@ -131,15 +134,18 @@ export function buildRuntime(
   return rt;
 }
 
-/** Buckets in Redis when the store is Redis (shared by every gateway), else in this process. */
+/**
+ * Buckets in Redis when the store is Redis (shared by every gateway); in a SQLite file beside
+ * the store's when several workers share a SQLite store; else in this process, which is exact
+ * for one process alone.
+ */
 function createLimiter(config: Config, store: Store, clock: Clock): Limiter {
   const local = new LocalLimiter(() => clock.now());
-  if (!(store instanceof RedisStore) || config.store.type !== 'redis') return local;
   const r = config.rate_limiter;
-  return new SharedLimiter(store.client, local, {
-    prefix: config.store.prefix,
-    leaseFraction: r.lease_fraction,
-    leaseMax: r.lease_max,
-    leaseTtlMs: r.lease_ttl_ms,
-  });
+  const options = { leaseFraction: r.lease_fraction, leaseMax: r.lease_max, leaseTtlMs: r.lease_ttl_ms };
+  if (store instanceof RedisStore && config.store.type === 'redis') return new SharedLimiter(new RedisBuckets(store.client, config.store.prefix), local, options);
+  if (config.store.type === 'sqlite' && config.workers > 1) {
+    return new SharedLimiter(new SqliteBuckets(`${resolve(config.store.path)}-limits`, { now: () => clock.now() }), local, options);
+  }
+  return local;
 }

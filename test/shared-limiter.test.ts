@@ -2,6 +2,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { compilePolicy, LocalLimiter, newRateState } from '../core/limiter.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
+import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisServer } from './lib/redis.js';
 
 // The shared token bucket against a real redis-server: exact under concurrency, one round
@@ -14,8 +15,7 @@ t.teardown(() => client.quit());
 let n = 0;
 
 function limiter(options: Partial<{ leaseFraction: number; leaseMax: number; leaseTtlMs: number }> = {}): SharedLimiter {
-  const l = new SharedLimiter(client, new LocalLimiter(() => Date.now()), {
-    prefix: `sl${n++}`,
+  const l = new SharedLimiter(new RedisBuckets(client, `sl${n++}`), new LocalLimiter(() => Date.now()), {
     leaseFraction: 0.02,
     leaseMax: 50,
     leaseTtlMs: 1000,
@@ -46,7 +46,7 @@ t.test('concurrent takes admit exactly the capacity, however many wait at once',
 
 t.test('two gateways (two limiters) together admit exactly the capacity', async (t) => {
   const prefix = `sl${n++}`;
-  const make = () => new SharedLimiter(client, new LocalLimiter(() => Date.now()), { prefix, leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1000 });
+  const make = () => new SharedLimiter(new RedisBuckets(client, prefix), new LocalLimiter(() => Date.now()), { leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1000 });
   const a = make();
   const b = make();
   t.teardown(() => (a.close(), b.close()));

@@ -7,6 +7,7 @@ import { compilePolicy, LocalLimiter, newRateState } from '../core/limiter.js';
 import { Logger } from '../core/log.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
 import { openStore } from '../core/store/open.js';
+import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore, type RedisStoreOptions } from '../core/store/redis-store.js';
 import type { Store } from '../core/store/store.js';
 import { keyRecord } from './lib/records.js';
@@ -150,7 +151,7 @@ t.test('cluster: the shared rate limiter takes from buckets on many slots', asyn
   const store = await open(t, { cluster: clusterSet.nodes }, `rl${n++}`);
   const client = store.client as Cluster;
   const prefix = `rl${n++}`;
-  const limiter = new SharedLimiter(client, new LocalLimiter(() => Date.now()), { prefix, leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1000 });
+  const limiter = new SharedLimiter(new RedisBuckets(client, prefix), new LocalLimiter(() => Date.now()), { leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1000 });
   t.teardown(() => limiter.close());
   const policy = compilePolicy('p', { limit: 5, window_seconds: 60, burst: null });
   // Ids whose buckets fall on slots owned by every node.

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { compilePolicy, LocalLimiter, type RateState } from '../../core/limiter.js';
 import { SharedLimiter } from '../../core/shared-limiter.js';
+import { RedisBuckets } from '../../core/store/redis/buckets.js';
 
 /**
  * The shared limiter (one gateway) under C concurrent callers of one key, each taking tokens as
@@ -42,7 +43,7 @@ const allowed = policy.capacity + policy.limit * seconds;
 
 /** C callers taking from one key's bucket for `ms`; what was admitted and refused, and the scripts Redis ran. */
 async function drive(prefix: string, p: typeof policy, c: number, ms: number) {
-  const limiter = new SharedLimiter(client, new LocalLimiter(() => Date.now()), { prefix, leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1_000 });
+  const limiter = new SharedLimiter(new RedisBuckets(client, prefix), new LocalLimiter(() => Date.now()), { leaseFraction: 0.02, leaseMax: 50, leaseTtlMs: 1_000 });
   const before = await scripts();
   let admitted = 0;
   let refused = 0;
