@@ -240,7 +240,7 @@ t.test('defaults are applied', async (t) => {
     max_body_bytes: 65_536,
     max_usage_batch_bytes: 32 * 1024 * 1024,
   });
-  t.same(c.store, { type: 'file', path: './data' });
+    t.same(c.store, { type: 'sqlite', path: './data/keygate.db', lock_wait_ms: 5000, poll_interval_ms: 2, invalidation_wait_ms: 500 });
   t.equal(c.demo_upstream, null);
   t.same(c.log, { level: 'info', access: false });
   t.same(c.shutdown, { drain_timeout_ms: 10_000 });
