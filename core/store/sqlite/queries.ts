@@ -92,7 +92,7 @@ export function listKeys(db: Database, query: KeyQuery): KeyPage {
   }
   if (query.status !== undefined) {
     // A status other than active holds few keys: found through its index, then checked.
-    const candidates = CANDIDATES[query.status];
+    const candidates = CANDIDATES[query.status] ?? null;
     if (candidates !== null) where.push(`k.seq IN (${candidates})`);
     where.push(`(${STATUS}) = @status`);
     params['status'] = query.status;
