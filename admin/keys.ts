@@ -64,6 +64,9 @@ export interface Issued {
  * Key lifecycle operations of the admin plane. Each one is a single store commit: the
  * records it changes, one audit entry, and the key's timeline events.
  */
+/** What a key found leaked gets (`leaks.action`). */
+export type LeakAction = 'notify' | 'suspend' | 'revoke';
+
 export class KeyService {
   readonly #config: Config;
   readonly #store: Store;
@@ -133,6 +136,41 @@ export class KeyService {
     const rec = await this.#store.getKey(id);
     if (rec === null || (by.tenant !== null && rec.tenant !== by.tenant)) throw new HttpError('not_found', `No key with id ${id}.`);
     return rec;
+  }
+
+  /** The record of a plaintext key (under the current pepper, then the older ones), or null. */
+  async byPlaintext(key: string): Promise<KeyRecord | null> {
+    for (const hash of [this.#hasher.hash(key), ...this.#hasher.fallbacks(key)]) {
+      const rec = await this.#store.getKeyByHash(hash);
+      if (rec !== null) return rec;
+    }
+    return null;
+  }
+
+  /**
+   * Records that key `id` was found where it should not be (docs/secret-scanning/README.md),
+   * in its timeline and the audit log, and applies `action`: suspend or revoke it, or only
+   * record it (`notify`). A key already in that state is only recorded.
+   */
+  async reportLeak(id: string, action: LeakAction, found: { source: string; url: string | null }, by: Actor): Promise<KeyRecord> {
+    const detail = { source: found.source, url: found.url, action };
+    const reason = `leaked (${found.source})`;
+    return this.#change(id, by, 'key.leaked', (rec, now) => {
+      const leaked = event(id, 'leaked', null, now, by, detail);
+      const status = keyStatus(rec, now);
+      if (action === 'notify' || status === 'revoked' || status === 'expired') return { next: rec, events: [leaked] };
+      if (action === 'suspend') {
+        if (rec.suspended_at !== null) return { next: rec, events: [leaked] };
+        return {
+          next: { ...rec, suspended_at: now, suspended_reason: reason, updated_at: now },
+          events: [leaked, event(id, 'suspended', null, now, by, { reason })],
+        };
+      }
+      return {
+        next: { ...rec, revoked_at: now, revoked_reason: reason, updated_at: now },
+        events: [leaked, event(id, 'revoked', null, now, by, { reason })],
+      };
+    });
   }
 
   list(query: Omit<KeyQuery, 'tenant' | 'now'>, by: { tenant: string | null }): Promise<KeyPage> {

@@ -64,6 +64,22 @@ export function wireSchemas(config: Config): Record<string, Json> {
   };
   return {
     Health: object({ status: { type: 'string', enum: ['ok'] } }, 'The process is up.'),
+    LeakReport: object(
+      {
+        label: { type: 'string', enum: ['true_positive', 'false_positive'], description: 'true_positive: a live key of this deployment (and of the token’s tenant).' },
+        action: nullable({ type: 'string', enum: ['notify', 'suspend', 'revoke'], description: 'What the key got (`leaks.action`); null for a false positive.' }),
+        key: nullable(ref('Key')),
+      },
+      'What a reported string was, and what was done.',
+    ),
+    GithubLeakLabels: array(
+      object({
+        token_hash: str('SHA-256 of the token, in hex.'),
+        token_type: str('The type GitHub sent.'),
+        label: { type: 'string', enum: ['true_positive', 'false_positive'] },
+      }),
+      'One label per token, in the order sent.',
+    ),
     Readiness: object(
       { status: { type: 'string', enum: ['ready', 'degraded'] }, store: object({ kind: str('The store type.'), reachable: { type: 'boolean' } }) },
       'Whether the admin plane can reach its store.',
@@ -123,7 +139,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
     KeyList: page('Key', 'A page of keys.'),
     KeyEvent: object(
       {
-        type: { type: 'string', enum: ['created', 'activated', 'first_used', 'edited', 'suspended', 'reactivated', 'rotated', 'expired', 'revoked'] },
+        type: { type: 'string', enum: ['created', 'activated', 'first_used', 'edited', 'suspended', 'reactivated', 'rotated', 'expired', 'revoked', 'leaked'] },
         scheduled_at: nullable(time('When it was due, for what the scheduler does.')),
         occurred_at: time('When it happened.'),
         actor: str(),

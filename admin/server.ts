@@ -18,6 +18,7 @@ import { readJson, requestIdOf, sendError, validationError, type Call, type Rout
 import { keySchemas } from './key-input.js';
 import { KeyService } from './keys.js';
 import { buildOpenApi } from './openapi.js';
+import { leakRoutes } from './leaks.js';
 import { adminRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
 import { recorderOptions, UsageRecorder } from './usage.js';
@@ -69,6 +70,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const routes: Route<Call>[] = [
     ...adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store }),
     ...usageRoutes({ config, keys, store: deps.store, clock, usage }),
+    ...leakRoutes({ config, keys }),
   ];
   let openapi: string | undefined; // built on first use, from the whole table including this route
   routes.push({

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { DEFAULT_DOC_BASE_URL } from '../core/errors.js';
 import { parseCidr } from '../core/ip.js';
@@ -268,6 +269,14 @@ const redisStore = z
     const modes = [v.url, v.sentinels, v.cluster].filter((m) => m !== undefined).length;
     if (modes !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of url, sentinels or cluster' });
   });
+function isEcPublicKey(pem: string): boolean {
+  try {
+    return createPublicKey(pem).asymmetricKeyType === 'ec';
+  } catch {
+    return false;
+  }
+}
+
 /** A base for `doc_url`: printable, no fragment, and an http(s) URL when it names a scheme. */
 function docBaseUrl(s: string): boolean {
   if (!/^[\x21-\x7e]+$/.test(s) || /["#<>\\^`{|}]/.test(s)) return false;
@@ -339,6 +348,27 @@ export const configSchema = z.strictObject({
        * header with "_" taken as "-" are always dropped), or `drop` every one, as nginx does.
        */
       underscores: z.enum(['forward', 'drop']).default('forward'),
+    })
+    .prefault({}),
+  /** What a key found leaked gets, and who may report one (docs/secret-scanning/README.md). */
+  leaks: z
+    .strictObject({
+      /** notify: record it only; suspend (default); revoke. */
+      action: z.enum(['notify', 'suspend', 'revoke']).default('suspend'),
+      /**
+       * GitHub secret scanning's partner alerts at POST /v1/leaks, signed with these ECDSA public
+       * keys (PEM, as GitHub publishes them; configured, never fetched). Empty: the route is off.
+       */
+      github_public_keys: z
+        .array(
+          z.strictObject({
+            id: z.string().min(1).max(200),
+            pem: z.string().refine(isEcPublicKey, 'must be a PEM ECDSA public key (-----BEGIN PUBLIC KEY-----)'),
+          }),
+        )
+        .default([]),
+      /** Tokens in one alert, at most. */
+      max_tokens: z.number().int().positive().max(10_000).default(1_000),
     })
     .prefault({}),
   /** What error bodies say besides their code (docs/errors.md). */

@@ -26,6 +26,7 @@ export const AUDIT_ACTIONS = [
   'key.activated',
   'key.expired',
   'key.grace_ended',
+  'key.leaked',
   'application.created',
   'application.updated',
   'application.suspended',
@@ -62,7 +63,8 @@ export type KeyEventType =
   | 'reactivated'
   | 'rotated'
   | 'expired'
-  | 'revoked';
+  | 'revoked'
+  | 'leaked';
 
 /** Record fields that hold a time; `changes` shows their values as RFC 3339 like the records do. */
 const isTimeField = (field: string) => field.endsWith('_at') || field === 'not_before';

@@ -2,6 +2,7 @@ import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { Document, Spectral, type RulesetDefinition } from '@stoplight/spectral-core';
 import Parsers from '@stoplight/spectral-parsers';
 import { oas } from '@stoplight/spectral-rulesets';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import t from 'tap';
 import { request } from 'undici';
 import { ADMIN_TOKEN, bearer, call, startStack } from './lib/stack.js';
@@ -13,8 +14,11 @@ import { waitFor } from './lib/within.js';
 // answers, a `requestBody.required` that says what the server does, and answers that match
 // their schemas.
 
+// GitHub's side of POST /v1/leaks: a signing key whose public half the configuration holds.
+const github = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const stack = await startStack({
   overrides: () => ({
+    leaks: { github_public_keys: [{ id: 'docs-key', pem: github.publicKey.export({ type: 'spki', format: 'pem' }).toString() }] },
     policies: { rotating: { description: 'Rotates monthly', rotation: { every_days: 30, grace_seconds: 60, webhook: { url: 'http://127.0.0.1:1/hook', secret: 'hook-secret-0123456789abcdef' } } } },
   }),
 });
@@ -73,7 +77,7 @@ const EXPECTED_IDS = [
   'getHealth', 'getReadiness', 'createKey', 'listKeys', 'getKey', 'updateKey', 'regenerateKey', 'revokeKey', 'suspendKey',
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
   'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'getScopeCatalog', 'getKeyUsage',
-  'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics',
+  'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
 ];
 
 t.test('shape: readable operationIds, tags, summaries, descriptions, named schemas, every 4xx with the error schema', async (t) => {
@@ -106,7 +110,7 @@ t.test('shape: readable operationIds, tags, summaries, descriptions, named schem
 t.test('requestBody.required says whether the server accepts an empty body', async (t) => {
   const withBody = operations.filter((o) => o.op.requestBody);
   t.same(withBody.map((o) => o.op.operationId).sort(), [
-    'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
+    'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'reportLeakedKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
   ]);
   for (const { method, path, op } of withBody) {
     // A fresh record for each call: regenerating or revoking ends a key.
@@ -169,7 +173,9 @@ t.test('answers: every operation answers with its documented status and a body i
   await stack.admin.usage.flush();
   const event = { time: stack.clock.now(), request_id: 'doc-1', key_id: null, api: null, method: 'GET', route: null, status: 404, outcome: 'route_not_found', latency_ms: 1 };
 
-  const calls: Record<string, { path: string; body?: unknown }> = {
+  const leaky = await stack.createKey({ name: 'leaky' });
+  const alert = JSON.stringify([{ token: leaky.key, type: 'keygate_api_key', url: 'https://github.com/o/r', source: 'content' }]);
+  const calls: Record<string, { path: string; body?: unknown; raw?: string; headers?: Record<string, string> }> = {
     getHealth: { path: '/healthz' },
     getReadiness: { path: '/readyz' },
     createKey: { path: '/v1/keys', body: { name: 'another', application: app } },
@@ -196,6 +202,15 @@ t.test('answers: every operation answers with its documented status and a body i
     ingestUsageEvents: { path: '/v1/usage/events', body: { id: 'doc-batch', events: [event] } },
     getOpenApi: { path: '/openapi.json' },
     getMetrics: { path: '/metrics' },
+    reportLeakedKey: { path: '/v1/keys/leaked', body: { key: created.key, source: 'docs' } },
+    receiveGithubLeakAlert: {
+      path: '/v1/leaks',
+      raw: alert,
+      headers: {
+        'github-public-key-identifier': 'docs-key',
+        'github-public-key-signature': sign('sha256', Buffer.from(alert), { key: github.privateKey, dsaEncoding: 'der' }).toString('base64'),
+      },
+    },
   };
   t.same(Object.keys(calls).sort(), [...byId.keys()].sort(), 'a call for every documented operation');
   for (const [id, c] of Object.entries(calls)) {
@@ -203,8 +218,8 @@ t.test('answers: every operation answers with its documented status and a body i
     stack.clock.advance(1000);
     const res = await request(`${stack.adminUrl}${c.path}`, {
       method: method as 'GET',
-      headers: { ...bearer(ADMIN_TOKEN), ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: c.body === undefined ? undefined : JSON.stringify(c.body),
+      headers: { ...bearer(ADMIN_TOKEN), ...(c.body === undefined && c.raw === undefined ? {} : { 'content-type': 'application/json' }), ...c.headers },
+      body: c.raw ?? (c.body === undefined ? undefined : JSON.stringify(c.body)),
     });
     const body = await res.body.text();
     const documented = Object.keys(op.responses).filter((s) => s.startsWith('2'));
