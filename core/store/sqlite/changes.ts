@@ -56,9 +56,7 @@ export class ChangeFeed {
     this.#dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.#since = db.prepare('SELECT seq, hash FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000').raw();
     this.#append = db.prepare('INSERT INTO changes (hash, at) VALUES (?, ?)');
-    this.#lagging = db
-      .prepare('SELECT count(*) FROM members WHERE instance != ? AND expires > ? AND seq < ?')
-      .pluck();
+    this.#lagging = db.prepare('SELECT pid, expires FROM members WHERE instance != ? AND expires > ? AND seq < ?').raw();
     this.#seen = (db.prepare('SELECT coalesce(max(seq), 0) FROM changes').pluck().get() as number) ?? 0;
   }
 
@@ -90,7 +88,12 @@ export class ChangeFeed {
     const until = performance.now() + this.#options.waitMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 8)) {
       if (this.#closed) return;
-      const lagging = this.#lagging.get(this.#instance, Date.now(), seq) as number;
+      const now = Date.now();
+      // A member whose renewal lapsed (another program held the write lock longer than the
+      // lease) still caches keys while its process lives: every member is on this machine, so
+      // its pid tells. Rows of processes gone go when they are a minute old.
+      const rows = this.#lagging.all(this.#instance, now - CHANGES_KEPT_MS, seq) as [number, number][];
+      const lagging = rows.filter(([pid, expires]) => expires > now || processAlive(pid)).length;
       if (lagging === 0) return;
       if (performance.now() >= until) {
         this.#options.warn('gateway processes did not confirm a key change in time', { lagging, wait_ms: this.#options.waitMs });
@@ -185,5 +188,14 @@ export class ChangeFeed {
         // the row expires by itself
       }
     }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
