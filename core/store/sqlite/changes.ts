@@ -134,7 +134,10 @@ export class ChangeFeed {
     for (;;) {
       const rows = this.#since.all(this.#seen) as [number, string][];
       if (rows.length === 0) break;
-      if (rows[0]![0] !== this.#seen + 1) {
+      // Numbers run without a gap unless changes were pruned before this process read them:
+      // from the front (it polled too late), or from the middle (pruning goes by each writer's
+      // clock, so a clock set back leaves newer changes older-looking than the ones before).
+      if (rows[rows.length - 1]![0] - this.#seen !== rows.length) {
         // Changes this process never saw were pruned: whatever it cached may be stale.
         this.#options.warn('missed key changes (polled too late); dropping cached keys', { seen: this.#seen, next: rows[0]![0] });
         this.#emitter.emit('key', null);
