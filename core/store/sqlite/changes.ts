@@ -47,6 +47,8 @@ export class ChangeFeed {
   #poll: NodeJS.Timeout | undefined;
   #membership: NodeJS.Timeout | undefined;
   #appended = 0;
+  /** Since a poll failed, until one succeeds: the failure is told once. */
+  #failing = false;
   #closed = false;
 
   constructor(db: Database, options: ChangeFeedOptions) {
@@ -124,9 +126,27 @@ export class ChangeFeed {
     this.#poll.unref();
   }
 
-  /** Reads and applies other processes' changes, if the database moved since the last look. */
+  /**
+   * Reads and applies other processes' changes, if the database moved since the last look. It
+   * runs on a timer, so a read that fails (a damaged page, an I/O error) is a warning, not an
+   * exception: this process drops its cached keys (it can no longer hear of changes; writers
+   * wait for it meanwhile and warn) and tries again at the next poll.
+   */
   poll(): void {
     if (this.#closed) return;
+    try {
+      this.#pollOnce();
+      this.#failing = false;
+    } catch (err) {
+      this.#version = -1;
+      if (this.#failing) return;
+      this.#failing = true;
+      this.#options.warn('cannot read key changes from the store; dropping cached keys', { err: (err as Error).message });
+      this.#emitter.emit('key', null);
+    }
+  }
+
+  #pollOnce(): void {
     const version = this.#dataVersion.get() as number;
     if (version === this.#version) return;
     this.#version = version;
