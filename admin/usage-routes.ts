@@ -45,7 +45,8 @@ const errorsQuery = z
 
 const event = z.object({
   // Milliseconds: the gateways' own batch format, compact at a million events a batch.
-  time: z.number().finite().meta({ description: 'When the request was answered, in epoch milliseconds.' }),
+  // Within the range of a Date, so that every stored sample can be shown (toISOString).
+  time: z.number().min(0).max(8.64e15).meta({ description: 'When the request was answered, in epoch milliseconds.' }),
   request_id: z.string().max(200),
   key_id: z.string().max(64).nullable(),
   tenant: z.string().max(200).nullable().default(null),

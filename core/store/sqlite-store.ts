@@ -187,12 +187,14 @@ export class SqliteStore implements Store {
         for (const e of batch.errors) seq = Number(s.insertError.run(e.time, e.request_id, e.key_id, e.tenant, JSON.stringify(e)).lastInsertRowid);
         s.pruneErrors.run(seq - batch.keep_errors);
       }
-      // Buckets past their retention (judged by the newest data, not this machine's clock), at
-      // most once a minute of data.
-      if (this.#newestBucket - this.#prunedAt >= MINUTE) {
-        this.#prunedAt = this.#newestBucket;
-        s.pruneFields.run(this.#newestBucket);
-        s.pruneBuckets.run(this.#newestBucket);
+      // Buckets past their retention, at most once a minute of data: judged by the newest data,
+      // but never past this machine's clock, or one bucket dated in the future (a gateway's
+      // wrong clock, a hostile batch) would end the retention of every other.
+      const horizon = Math.min(this.#newestBucket, Date.now());
+      if (horizon - this.#prunedAt >= MINUTE) {
+        this.#prunedAt = horizon;
+        s.pruneFields.run(horizon);
+        s.pruneBuckets.run(horizon);
       }
       return true;
     });

@@ -47,6 +47,8 @@ export class ChangeFeed {
   #poll: NodeJS.Timeout | undefined;
   #membership: NodeJS.Timeout | undefined;
   #appended = 0;
+  /** Since a poll failed, until one succeeds: the failure is told once. */
+  #failing = false;
   #closed = false;
 
   constructor(db: Database, options: ChangeFeedOptions) {
@@ -127,9 +129,27 @@ export class ChangeFeed {
     this.#poll.unref();
   }
 
-  /** Reads and applies other processes' changes, if the database moved since the last look. */
+  /**
+   * Reads and applies other processes' changes, if the database moved since the last look. It
+   * runs on a timer, so a read that fails (a damaged page, an I/O error) is a warning, not an
+   * exception: this process drops its cached keys (it can no longer hear of changes; writers
+   * wait for it meanwhile and warn) and tries again at the next poll.
+   */
   poll(): void {
     if (this.#closed) return;
+    try {
+      this.#pollOnce();
+      this.#failing = false;
+    } catch (err) {
+      this.#version = -1;
+      if (this.#failing) return;
+      this.#failing = true;
+      this.#options.warn('cannot read key changes from the store; dropping cached keys', { err: (err as Error).message });
+      this.#emitter.emit('key', null);
+    }
+  }
+
+  #pollOnce(): void {
     const version = this.#dataVersion.get() as number;
     if (version === this.#version) return;
     this.#version = version;
@@ -137,7 +157,10 @@ export class ChangeFeed {
     for (;;) {
       const rows = this.#since.all(this.#seen) as [number, string][];
       if (rows.length === 0) break;
-      if (rows[0]![0] !== this.#seen + 1) {
+      // Numbers run without a gap unless changes were pruned before this process read them:
+      // from the front (it polled too late), or from the middle (pruning goes by each writer's
+      // clock, so a clock set back leaves newer changes older-looking than the ones before).
+      if (rows[rows.length - 1]![0] - this.#seen !== rows.length) {
         // Changes this process never saw were pruned: whatever it cached may be stale.
         this.#options.warn('missed key changes (polled too late); dropping cached keys', { seen: this.#seen, next: rows[0]![0] });
         this.#emitter.emit('key', null);

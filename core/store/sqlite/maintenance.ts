@@ -60,6 +60,10 @@ export function backup(path: string, dest: string): Inspection & { bytes: number
   try {
     db.prepare('VACUUM INTO ?').run(dest);
   } catch (err) {
+    // The database was opened and read: a file that cannot be made is the destination's.
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') {
+      throw new Error(`cannot write the backup to ${dest}: ${(err as Error).message}; check that its directory exists and is writable`, { cause: err });
+    }
     throw storeError(err, path, 'backup');
   } finally {
     db.close();
