@@ -7,7 +7,7 @@ import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
 import { ChangeFeed } from './sqlite/changes.js';
-import { openDatabase, storeError, write } from './sqlite/connection.js';
+import { createPrivate, openDatabase, storeError, write } from './sqlite/connection.js';
 import * as q from './sqlite/queries.js';
 import { migrate, SCHEMA_VERSION } from './sqlite/schema.js';
 import type { AppQuery, AuditQuery, Commit, Committed, ErrorQuery, KeyPage, KeyQuery, Page, Store, StoreDump, UsageBatch } from './store.js';
@@ -276,7 +276,10 @@ export class SqliteStore implements Store {
    * transaction while writes go on (VACUUM INTO; `keygate backup` does the same from outside).
    */
   async backup(dest: string): Promise<void> {
-    this.#read('backup', () => this.#db.prepare('VACUUM INTO ?').run(dest));
+    this.#read('backup', () => {
+      createPrivate(dest);
+      this.#db.prepare('VACUUM INTO ?').run(dest);
+    });
   }
 
   /** Everything held (`keygate migrate`, tests that compare stores). */

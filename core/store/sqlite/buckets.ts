@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../internal-errors.js';
 import type { SharedBuckets } from '../../shared-limiter.js';
+import { createPrivate } from './connection.js';
 
 export interface SqliteBucketsOptions {
   /** Milliseconds since the epoch: the machine's clock, which every process on it shares. */
@@ -48,6 +49,11 @@ export class SqliteBuckets implements SharedBuckets {
     this.#busyMs = options.busyMs ?? 250;
     let db: Database.Database | undefined;
     try {
+      try {
+        createPrivate(path);
+      } catch {
+        // a path that cannot be created is reported by the open below
+      }
       db = new Database(path, { timeout: OPEN_WAIT_MS });
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, not wal`);

@@ -6,6 +6,8 @@ import { unsynced, write } from './connection.js';
 /** How long a membership is held without renewal, and how often it is renewed, in ms. */
 const MEMBERSHIP_TTL_MS = 5_000;
 const MEMBERSHIP_RENEW_MS = 1_000;
+/** Changes read in one poll at most; a poll that finds more drops every cached key instead. */
+const POLL_PAGE = 1_000;
 /** Changes are kept this long for processes that poll late; one that misses some drops everything. */
 const CHANGES_KEPT_MS = 60_000;
 
@@ -41,6 +43,7 @@ export class ChangeFeed {
   readonly #since: Statement;
   readonly #append: Statement;
   readonly #lagging: Statement;
+  readonly #newest: Statement;
   /** The last change this process has applied. */
   #seen: number;
   #version = -1;
@@ -56,7 +59,8 @@ export class ChangeFeed {
     this.#options = options;
     this.#emitter.setMaxListeners(0);
     this.#dataVersion = db.prepare('PRAGMA data_version').pluck();
-    this.#since = db.prepare('SELECT seq, hash FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000').raw();
+    this.#since = db.prepare(`SELECT seq, hash FROM changes WHERE seq > ? ORDER BY seq LIMIT ${POLL_PAGE}`).raw();
+    this.#newest = db.prepare('SELECT coalesce(max(seq), 0) FROM changes').pluck();
     this.#append = db.prepare('INSERT INTO changes (hash, at) VALUES (?, ?)');
     this.#lagging = db.prepare('SELECT pid, expires FROM members WHERE instance != ? AND expires > ? AND seq < ?').raw();
     this.#seen = (db.prepare('SELECT coalesce(max(seq), 0) FROM changes').pluck().get() as number) ?? 0;
@@ -153,25 +157,26 @@ export class ChangeFeed {
     const version = this.#dataVersion.get() as number;
     if (version === this.#version) return;
     this.#version = version;
-    let applied = false;
-    for (;;) {
-      const rows = this.#since.all(this.#seen) as [number, string][];
-      if (rows.length === 0) break;
+    const rows = this.#since.all(this.#seen) as [number, string][];
+    if (rows.length === 0) return;
+    if (rows.length === POLL_PAGE) {
+      // A large change (an application's keys suspended): dropping every cached key is cheaper
+      // than reading it all, and it never stalls this process for long.
+      this.#emitter.emit('key', null);
+      this.#seen = this.#newest.get() as number;
+    } else {
       // Numbers run without a gap unless changes were pruned before this process read them:
       // from the front (it polled too late), or from the middle (pruning goes by each writer's
       // clock, so a clock set back leaves newer changes older-looking than the ones before).
       if (rows[rows.length - 1]![0] - this.#seen !== rows.length) {
-        // Changes this process never saw were pruned: whatever it cached may be stale.
         this.#options.warn('missed key changes (polled too late); dropping cached keys', { seen: this.#seen, next: rows[0]![0] });
         this.#emitter.emit('key', null);
       } else {
         for (const [, hash] of rows) this.#emitter.emit('key', hash);
       }
       this.#seen = rows[rows.length - 1]![0];
-      applied = true;
-      if (rows.length < 10000) break;
     }
-    if (applied) this.#confirm();
+    this.#confirm();
   }
 
   /** Records in this member's row the last change applied. */

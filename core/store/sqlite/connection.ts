@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { StoreDamagedError, StoreLockedError, StoreUnavailableError } from '../../internal-errors.js';
@@ -23,6 +23,7 @@ export async function openDatabase(path: string, lockWaitMs: number): Promise<Da
   let db: Database;
   try {
     mkdirSync(dirname(path), { recursive: true });
+    createPrivate(path);
     db = new BetterSqlite3(path, { timeout: 0 });
   } catch (err) {
     throw storeError(err, path, 'open');
@@ -37,6 +38,19 @@ export async function openDatabase(path: string, lockWaitMs: number): Promise<Da
   } catch (err) {
     db.close();
     throw err;
+  }
+}
+
+/**
+ * Creates `path` empty, readable and writable by this user only (0600), unless it exists.
+ * SQLite gives the -wal and -shm files it makes beside it the same permissions: key hashes,
+ * audit and usage are nobody else's to read.
+ */
+export function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }
 

@@ -1,7 +1,7 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { StoreDamagedError } from '../../internal-errors.js';
-import { storeError } from './connection.js';
+import { createPrivate, storeError } from './connection.js';
 import { APPLICATION_ID, SCHEMA_VERSION } from './schema.js';
 
 // What an operator does to a database file by hand (`keygate --check --store`, `keygate backup`,
@@ -57,11 +57,17 @@ export function inspect(path: string): Inspection {
 export function backup(path: string, dest: string): Inspection & { bytes: number } {
   if (existsSync(dest)) throw new Error(`${dest} already exists; a backup never overwrites a file`);
   const db = openReadOnly(path);
+  let created = false;
   try {
+    // Made empty and private (0600) first, as the database is: VACUUM INTO fills an empty file.
+    createPrivate(dest);
+    created = true;
     db.prepare('VACUUM INTO ?').run(dest);
   } catch (err) {
+    if (created) rmSync(dest, { force: true });
     // The database was opened and read: a file that cannot be made is the destination's.
-    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') {
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_CANTOPEN' || code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') {
       throw new Error(`cannot write the backup to ${dest}: ${(err as Error).message}; check that its directory exists and is writable`, { cause: err });
     }
     throw storeError(err, path, 'backup');
