@@ -169,8 +169,10 @@ export class FileStore implements Store {
       write([...this.#apps.values()], (apps) => ({ apps }));
       write(this.#audit, (audit) => ({ audit }));
       write([...this.#events.values()].flat(), (events) => ({ events }));
-      // Buckets past their retention (judged by the newest data, not this machine's clock) go.
-      write([...this.#buckets.values()].filter((b) => b.expires > this.#newestBucket), (buckets) => ({ buckets }));
+      // Buckets past their retention go: judged by the newest data (so a store fed old traffic
+      // keeps it), never past this machine's clock (so one event from the far future cannot end
+      // the retention of everything).
+      write([...this.#buckets.values()].filter((b) => b.expires > this.#retentionHorizon()), (buckets) => ({ buckets }));
       write(this.#errors, (errors) => ({ errors, keep_errors: Number.MAX_SAFE_INTEGER }));
       write([...this.#batches.keys()], (batches) => ({ batches }));
       fsyncSync(fd);
@@ -179,6 +181,11 @@ export class FileStore implements Store {
     }
     renameSync(tmp, path);
     syncDir(this.#dir);
+  }
+
+  /** Buckets that expired at or before this are gone (see #compact). */
+  #retentionHorizon(): number {
+    return Math.min(this.#newestBucket, Date.now());
   }
 
   /** How many lines #compact writes for what is in memory now. */
@@ -430,7 +437,7 @@ export class FileStore implements Store {
       apps: [...this.#apps.values()],
       audit: [...this.#audit],
       events: [...this.#events.values()].flat(),
-      buckets: [...this.#buckets.values()].filter((b) => b.expires > this.#newestBucket).map((b) => ({ ...b, fields: { ...b.fields } })),
+      buckets: [...this.#buckets.values()].filter((b) => b.expires > this.#retentionHorizon()).map((b) => ({ ...b, fields: { ...b.fields } })),
       errors: [...this.#errors],
       batches: [...this.#batches.keys()],
     };
