@@ -20,6 +20,7 @@ export interface Parsed {
   /** Null when the command needs none (hash-password). */
   token: string | null;
   json: boolean;
+  timeoutMs: number;
 }
 
 /** A command, `keygate <noun> <verb>`: its options, usage and examples, and what it does. */
@@ -35,12 +36,15 @@ export interface Command {
   api?: boolean;
   /** Extra lines after the options. */
   notes?: string;
+  /** Why the command takes no (more) arguments, when it matters more than "unexpected argument". */
+  noArguments?: string;
 }
 
 const COMMON: Readonly<Record<string, Option>> = {
   url: { value: 'URL', help: `the admin API (default: $KEYGATE_URL, else ${DEFAULT_URL})` },
   token: { value: 'TOKEN', help: 'admin token (default: $KEYGATE_TOKEN; prefer it: a command line is visible to other users in ps)' },
   json: { help: "print the API's JSON answer (one document) instead of a table" },
+  timeout: { value: 'SECONDS', help: 'give up on the admin plane after this long (default 10)' },
 };
 
 function optionLines(options: Readonly<Record<string, Option>>): string[] {
@@ -84,7 +88,7 @@ export function parse(c: Command, argv: readonly string[], env: NodeJS.ProcessEn
   }
   const want = c.args ?? [];
   if (positionals.length < want.length) throw new UsageError(`missing ${want.slice(positionals.length).join(' ')}`);
-  if (positionals.length > want.length) throw new UsageError(`unexpected argument "${positionals[want.length]}"`);
+  if (positionals.length > want.length) throw new UsageError(c.noArguments ?? `unexpected argument "${positionals[want.length]}"`);
   for (const [name, o] of Object.entries(c.options)) {
     if (o.required && values[name] === undefined) throw new UsageError(`--${name} is required`);
   }
@@ -106,7 +110,9 @@ export function parse(c: Command, argv: readonly string[], env: NodeJS.ProcessEn
     token = (values.token as string | undefined) ?? (env.KEYGATE_TOKEN || null);
     if (!token) throw new UsageError('no admin token: set KEYGATE_TOKEN (or pass --token)');
   }
-  return { values, positionals, url, token, json: values.json === true };
+  const parsed: Parsed = { values, positionals, url, token, json: values.json === true, timeoutMs: 10_000 };
+  if (c.api !== false) parsed.timeoutMs = (int(parsed, 'timeout', 1, 3600) ?? 10) * 1000;
+  return parsed;
 }
 
 // Option values, checked before any request.

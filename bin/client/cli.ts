@@ -79,7 +79,7 @@ export async function clientMain(argv: readonly string[], io: Io = PROCESS_IO): 
   let client: AdminClient | null = null;
   try {
     const p = parse(command, rest, io.env, (line) => io.stderr(`${line}\n`));
-    if (p.token !== null) client = new AdminClient(p.url, p.token);
+    if (p.token !== null) client = new AdminClient(p.url, p.token, p.timeoutMs);
     const ctx: Context = {
       p,
       client: client!,

@@ -48,6 +48,7 @@ export const HASH_PASSWORD_COMMAND: Runnable = {
     'At a terminal it asks twice, without echo; from a pipe it reads one line. It never takes the password as an argument: arguments land in shell history and in ps.',
   options: {},
   api: false,
+  noArguments: 'hash-password reads the password from stdin, never from an argument: arguments land in shell history and are visible in ps',
   examples: ['keygate hash-password', "printf '%s\\n' \"$PASSWORD\" | keygate hash-password"],
   async run(ctx) {
     let password: string;
