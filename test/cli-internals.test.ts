@@ -83,6 +83,7 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     [['apps', 'edit', 'app_a', '--clear', 'name'], /--clear takes: description/],
     [['apps', 'create', '--name', 'x', '--url', 'ftp://example.com'], /--url must be an http\(s\) URL/],
     [['keys', 'list', '--timeout', '0'], /--timeout must be a whole number from 1 to 3600/],
+    [['hash-password', 'hunter2'], /^keygate hash-password: hash-password reads the password from stdin, never from an argument/],
     [['keys'], /usage: keygate keys <create\|list\|show\|edit\|regenerate\|suspend\|reactivate\|revoke>/],
   ];
   for (const [argv, message] of cases) {
@@ -92,6 +93,8 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     t.match(r.stderr, /usage: keygate /, `${argv.join(' ')}: the usage follows`);
     t.equal(r.stdout, '');
   }
+  const argument = await run(['hash-password', 'hunter2']);
+  t.notOk(argument.stderr.includes('hunter2'), 'a password given as an argument is not echoed back');
   const noToken = await run(['keys', 'list'], { KEYGATE_URL: server.url });
   t.equal(noToken.code, 2);
   t.match(noToken.stderr, /no admin token: set KEYGATE_TOKEN/);
