@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // The compiled CLI lives in dist/ (built by `npm install` through the prepare script).
-import { main } from '../dist/bin/main.js';
+// The admin-API commands (`keygate keys …`, docs/cli.md) load only the client, not the servers.
+import { isClientCommand } from '../dist/bin/client/nouns.js';
 
-process.exit(await main(process.argv.slice(2)));
+const argv = process.argv.slice(2);
+const run = isClientCommand(argv[0]) ? (await import('../dist/bin/client/cli.js')).clientMain : (await import('../dist/bin/main.js')).main;
+process.exit(await run(argv));

@@ -21,10 +21,12 @@ import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
 import { BACKUP_USAGE, backupCommand, checkStore, migrateCommand } from './store-commands.js';
+import { isClientCommand } from './client/nouns.js';
 
 const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--check [--store]] [--version]
        keygate backup [--config FILE] --to FILE
        keygate migrate --from file:DIR --to sqlite:FILE
+       keygate <keys|apps|usage|audit|hash-password> … [--url URL] [--json]
 
   --config FILE   configuration (default: ./gateway.yaml, else ./gateway.yaml.example)
   --role ROLE     run the gateway, the admin plane, or both (overrides the config's role)
@@ -34,9 +36,20 @@ const USAGE = `usage: keygate [--config FILE] [--role gateway|admin|all] [--chec
 
   backup          copy the sqlite store to FILE, consistent, while Keygate runs
   migrate         copy a file store (DIR) into a new sqlite database (FILE)
+
+  keys            create, list, show, edit, regenerate, suspend, reactivate, revoke keys
+  apps            create, list, show, edit, suspend, reactivate applications
+  usage           traffic over every key or one (--key ID --range 24h)
+  audit           the audit log (--actor --action --target)
+  hash-password   scrypt hash of a password read from stdin, for a dashboard user
+                  The admin commands call the admin API at --url (default $KEYGATE_URL, else
+                  http://127.0.0.1:8081) with the token in $KEYGATE_TOKEN; each has --help.
+                  Exit codes: 0 done, 1 the API refused, 2 used wrongly, 3 admin API unreachable.
+                  docs/cli.md has them all.
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  if (isClientCommand(argv[0])) return (await import('./client/cli.js')).clientMain(argv);
   if (argv[0] === 'migrate') return migrateCommand(argv.slice(1));
   const command = argv[0] === 'backup' ? 'backup' : null;
   if (command !== null) argv = argv.slice(1);

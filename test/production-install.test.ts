@@ -146,6 +146,8 @@ demo_upstream: null
   await res.body.text();
   t.equal(res.statusCode, 200, 'the gateway forwards with it');
   t.equal(upstream.seen.at(-1)?.headers['x-key-id'], key.id, 'and the upstream saw the key id');
+  const shown = await runCli(['keys', 'show', key.id, '--json'], { cwd: dir, command: cli, env: { KEYGATE_URL: kg.adminUrl, KEYGATE_TOKEN: token } });
+  t.match({ code: shown.code, ...JSON.parse(shown.stdout || '{}') }, { code: 0, id: key.id, name: 'from a production install' }, `the compiled admin client (docs/cli.md) reads it\n${shown.stderr}`);
   const stopped = await kg.stop('SIGTERM');
   t.equal(stopped.code, 0, 'it stops cleanly on SIGTERM');
 });

@@ -46,6 +46,8 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   /** The program and its first arguments; default: node running the CLI from the sources. */
   command?: readonly [string, ...string[]];
+  /** Written to the child's stdin (a pipe), which is then closed; default: no stdin. */
+  input?: string;
 }
 
 /** Starts `keygate ARGS` (from the sources unless `command` says otherwise) as a child process. */
@@ -54,8 +56,9 @@ export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
   const child = spawn(program, [...first, ...args], {
     cwd: options.cwd ?? ROOT,
     env: childEnv(options.env ?? {}),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (options.input !== undefined) child.stdin!.end(options.input);
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();

@@ -1,0 +1,134 @@
+import { int, list, meta, oneOf, str } from './args.js';
+import { more, pages, printJson, type Context, type Runnable } from './command.js';
+import { UsageError } from './errors.js';
+import { ago, fields, table, text, when } from './format.js';
+
+// `keygate apps <verb>`: the applications that own keys (README, "Admin API"; docs/cli.md).
+
+const path = (ctx: Context) => `/v1/applications/${encodeURIComponent(ctx.p.positionals[0]!)}`;
+const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+function printApp(ctx: Context, a: any): void {
+  const now = ctx.now();
+  ctx.out(
+    fields([
+      ['id', text(a.id)],
+      ['name', text(a.name)],
+      ['description', text(a.description)],
+      ['status', text(a.status)],
+      ['tenant', text(a.tenant)],
+      ['meta', Object.keys(a.meta ?? {}).length ? text(a.meta) : '-'],
+      ['created', `${when(a.created_at, now)} by ${text(a.created_by)}`],
+      ['updated', when(a.updated_at, now)],
+      ...(a.suspended_at !== null ? [['suspended', `${when(a.suspended_at, now)}: ${text(a.suspended_reason)}`] as const] : []),
+    ]),
+  );
+}
+
+export const APP_COMMANDS: readonly Runnable[] = [
+  {
+    name: 'apps create',
+    summary: 'Registers an application; keys name it with --application.',
+    options: {
+      name: { value: 'NAME', help: 'a name people recognise', required: true },
+      description: { value: 'TEXT', help: 'what it is' },
+      meta: { value: 'KEY=VALUE', help: 'a metadata entry (string value)', multiple: true },
+    },
+    examples: ['keygate apps create --name "Acme mobile" --meta crm=4411'],
+    async run(ctx) {
+      const body = defined({ name: str(ctx.p, 'name'), description: str(ctx.p, 'description'), meta: meta(ctx.p, 'meta') });
+      const a = await ctx.client.call('POST', '/v1/applications', { body });
+      if (ctx.p.json) return printJson(ctx, a);
+      ctx.out(`created ${text(a.id)} "${text(a.name)}"\n`);
+    },
+  },
+  {
+    name: 'apps list',
+    summary: 'Lists applications, newest first, a page at a time (--all: every page).',
+    options: {
+      status: { value: 'STATUS', help: 'active|suspended' },
+      q: { value: 'TEXT', help: 'a part of the name, or an exact id' },
+      limit: { value: 'N', help: 'applications a page, 1 to 100 (default 20)' },
+      cursor: { value: 'CURSOR', help: 'the next page, as the previous one said' },
+      all: { help: 'follow the cursors to the last page' },
+    },
+    examples: ['keygate apps list --status suspended'],
+    async run(ctx) {
+      const p = ctx.p;
+      if (p.values.all === true && p.values.cursor !== undefined) throw new UsageError('give --all or --cursor, not both');
+      const page = await pages(ctx, '/v1/applications', {
+        status: oneOf(p, 'status', ['active', 'suspended']),
+        q: str(p, 'q'),
+        limit: int(p, 'limit', 1, 100),
+        cursor: str(p, 'cursor'),
+      });
+      if (p.json) return printJson(ctx, page);
+      if (page.data.length === 0) return ctx.out('no applications\n');
+      const now = ctx.now();
+      ctx.out(table(['ID', 'NAME', 'STATUS', 'TENANT', 'CREATED'], page.data.map((a) => [text(a.id), text(a.name), text(a.status), text(a.tenant), ago(a.created_at, now)])));
+      more(ctx, page.next_cursor, 'keygate apps list …');
+    },
+  },
+  {
+    name: 'apps show',
+    summary: 'Shows one application.',
+    args: ['ID'],
+    options: {},
+    examples: ['keygate apps show app_8fKq2LmZp0sW1xYt'],
+    async run(ctx) {
+      const a = await ctx.client.call('GET', path(ctx));
+      if (ctx.p.json) printJson(ctx, a);
+      else printApp(ctx, a);
+    },
+  },
+  {
+    name: 'apps edit',
+    summary: 'Changes the fields given and leaves the others.',
+    args: ['ID'],
+    options: {
+      name: { value: 'NAME', help: 'a new name' },
+      description: { value: 'TEXT', help: 'a new description' },
+      meta: { value: 'KEY=VALUE', help: 'the metadata, whole: replaces the entries there are', multiple: true },
+      clear: { value: 'FIELD', help: 'set to none: description' },
+    },
+    examples: ['keygate apps edit app_8fKq2LmZp0sW1xYt --name "Acme iOS"'],
+    async run(ctx) {
+      const p = ctx.p;
+      const body: Record<string, unknown> = defined({ name: str(p, 'name'), description: str(p, 'description'), meta: meta(p, 'meta') });
+      for (const field of list(p, 'clear') ?? []) {
+        if (field !== 'description') throw new UsageError(`--clear takes: description; got "${field}"`);
+        if (body.description !== undefined) throw new UsageError('description is both given and cleared');
+        body.description = null;
+      }
+      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one field');
+      const a = await ctx.client.call('PATCH', path(ctx), { body });
+      if (ctx.p.json) return printJson(ctx, a);
+      ctx.out(`updated ${text(a.id)}\n`);
+      printApp(ctx, a);
+    },
+  },
+  {
+    name: 'apps suspend',
+    summary: 'Suspends the application and, in the same change, every key it owns that is not revoked.',
+    args: ['ID'],
+    options: { reason: { value: 'TEXT', help: 'why; shown on the record and in the audit log' } },
+    examples: ['keygate apps suspend app_8fKq2LmZp0sW1xYt --reason "contract ended"'],
+    async run(ctx) {
+      const a = await ctx.client.call('POST', `${path(ctx)}/suspend`, { body: defined({ reason: str(ctx.p, 'reason') }) });
+      if (ctx.p.json) return printJson(ctx, a);
+      ctx.out(`suspended ${text(a.id)} "${text(a.name)}" and its keys\n`);
+    },
+  },
+  {
+    name: 'apps reactivate',
+    summary: 'Reactivates the application and the keys suspended through it; keys suspended on their own stay suspended.',
+    args: ['ID'],
+    options: {},
+    examples: ['keygate apps reactivate app_8fKq2LmZp0sW1xYt'],
+    async run(ctx) {
+      const a = await ctx.client.call('POST', `${path(ctx)}/reactivate`);
+      if (ctx.p.json) return printJson(ctx, a);
+      ctx.out(`reactivated ${text(a.id)} "${text(a.name)}"\n`);
+    },
+  },
+];
