@@ -54,6 +54,8 @@ const wantsHelp = (argv: readonly string[]) => {
 
 /** Runs `keygate <noun> …` (argv starts with the noun) and answers the exit code. */
 export async function clientMain(argv: readonly string[], io: Io = PROCESS_IO): Promise<number> {
+  // `keygate keys list | head -1`: a reader that goes away is not an error of this command.
+  if (io === PROCESS_IO) process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : undefined));
   const noun = argv[0]!;
   let command: Runnable | undefined = SINGLE[noun];
   let rest = argv.slice(1);
