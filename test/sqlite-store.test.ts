@@ -28,8 +28,8 @@ import { waitFor, within } from './lib/within.js';
 // file refused with a store error), the write lock (open and writes wait for it without blocking
 // the event loop, then fail clearly), key changes heard by every process sharing the file before
 // a commit answers, the admin lists in SQL against the in-memory reference (core/store/query.ts)
-// as properties over random data, usage retention, integrity check and backup, and the import of
-// a file store. Crashes are test/sqlite-crash.test.ts.
+// and usage aggregates against the file store, as properties over random data, usage retention,
+// integrity check and backup, and the import of a file store. Crashes are test/sqlite-crash.test.ts.
 // FC_SEED=n replays the property runs (the seed is printed); FC_RUNS=n runs more of them.
 
 const seed = Number(process.env.FC_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -719,6 +719,49 @@ t.test('recentErrors in SQL pages exactly as queryErrors over the samples kept',
     runs(40),
   );
   t.pass('every page agreed');
+});
+
+const bucketSpec = fc.record({
+  scope: fc.constantFrom('*', 't:a', 'key_1'),
+  gran: fc.constantFrom('m' as const, 'd' as const),
+  at: fc.nat(3),
+  fields: fc.dictionary(fc.constantFrom('n', 'ok', 's:200', 'lat', 'e:n|emails|GET|/v1/*', 'k:key_1'), fc.integer({ min: 0, max: 20 }).map((n) => n / 2), { minKeys: 1 }),
+});
+
+t.test('usageBuckets in SQL answers as the file store does, for any ranges', async (t) => {
+  const next = databases(t);
+  const D0 = T0 - (T0 % DAY);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(bucketSpec, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.record({ scope: fc.constantFrom('*', 't:a', 'key_1', 'key_2'), gran: fc.constantFrom('m' as const, 'd' as const), from: fc.integer({ min: -1, max: 4 }), len: fc.integer({ min: 0, max: 5 }), offset: fc.constantFrom(0, 1) }), { minLength: 1, maxLength: 6 }),
+      async (batches, ranges) => {
+        const path = next();
+        const sql = await SqliteStore.open({ path });
+        const files = await FileStore.open({ dir: `${path}.files` });
+        try {
+          for (const [i, specs] of batches.entries()) {
+            const buckets = specs.map((b) => ({ scope: b.scope, gran: b.gran, start: D0 + b.at * (b.gran === 'm' ? MINUTE : DAY), ttl_ms: 90 * DAY, fields: b.fields }));
+            const batch: UsageBatch = { id: `b${i}`, keys: [], buckets, errors: [], keep_errors: 10 };
+            await sql.ingestUsage(batch);
+            await files.ingestUsage(batch);
+          }
+          for (const r of ranges) {
+            const size = r.gran === 'm' ? MINUTE : DAY;
+            // Bounds on bucket boundaries, or a millisecond past them.
+            const from = D0 + r.from * size + r.offset;
+            const to = from + r.len * size;
+            equal(await sql.usageBuckets(r.scope, r.gran, from, to), await files.usageBuckets(r.scope, r.gran, from, to), `buckets ${JSON.stringify({ ...r, from, to })}`);
+          }
+        } finally {
+          await sql.close();
+          await files.close();
+        }
+      },
+    ),
+    runs(30),
+  );
+  t.pass('every range agreed');
 });
 
 // ---------------------------------------------------------------------------------------------
