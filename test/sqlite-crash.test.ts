@@ -168,11 +168,12 @@ t.test('kill -9 during a burst of admin writes: every acknowledged write survive
 
       // And the store takes writes again (a key the next checks expect too).
       const rec = keyRecord(generateKey('gw', 'live'), hasher, Date.now(), { id: `key_check_${iterations}` });
-      await store.commit({
+      const written = await store.commit({
         keys: [{ rec, expected: 0 }],
         audit: [{ id: `aud_c_${rec.id}`, time: Date.now(), actor: 'test', role: 'admin', tenant: null, ip: '', request_id: 'check', action: 'key.created', target_type: 'key', target_id: rec.id, changes: {} }],
         events: [{ key_id: rec.id, type: 'created', scheduled_at: null, at: Date.now(), actor: 'test', detail: {} }],
       });
+      t.equal(written.keys[0]!.version, 1, `run ${iterations}: the store takes writes again`);
       created.add(rec.id);
     } finally {
       await store.close();
