@@ -124,7 +124,27 @@ export class FileStore implements Store {
     return store;
   }
 
-  #replay(warn: NonNullable<FileStoreOptions['warn']>): void {
+  /**
+   * Everything the file store in `dir` holds, read without changing its journal: no torn line
+   * cut off, no compaction, so that after an import into SQLite (core/store/migrate.ts) the
+   * journal is still the one the earlier release wrote. Holds the LOCK while it reads: a
+   * directory that a live process owns is refused.
+   */
+  static readDump(options: FileStoreOptions): StoreDump {
+    const dir = realpathSync(options.dir);
+    const lock = join(dir, LOCK);
+    acquireLock(lock);
+    try {
+      const store = new FileStore(dir);
+      store.#replay(options.warn ?? (() => {}), false);
+      return store.dump();
+    } finally {
+      releaseLock(lock);
+    }
+  }
+
+  /** Applies the journal; with `repair`, rewrites it when damaged or long (see below). */
+  #replay(warn: NonNullable<FileStoreOptions['warn']>, repair = true): void {
     const path = join(this.#dir, JOURNAL);
     let buf: Buffer;
     try {
@@ -152,7 +172,7 @@ export class FileStore implements Store {
     // Rewrite the journal when it was damaged, or when it holds many more lines than a
     // compaction would write (a large store compacts into many lines: rewriting it at every
     // start would double the start-up time for nothing).
-    if (skipped > 0 || lines > 1000 + 2 * this.#compactLines()) this.#compact(path);
+    if (repair && (skipped > 0 || lines > 1000 + 2 * this.#compactLines())) this.#compact(path);
   }
 
   #compact(path: string): void {

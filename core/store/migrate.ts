@@ -21,17 +21,12 @@ const count = (d: StoreDump): MigrationCounts => ({
  * Copies everything of the file store in `dir` (records with their hashes and usage, timelines,
  * audit, aggregates, error samples, applied batch ids) into `target`, which must be empty, in
  * one transaction; then reads it back and checks that every kind of record arrived whole. The
- * file store is opened (and so locked) meanwhile, and left as it was.
+ * file store is locked while it is read, and its journal left byte for byte as it was (not
+ * repaired or compacted, as opening a file store would): the earlier release can still use it.
  */
 export async function migrateFileStore(dir: string, target: SqliteStore): Promise<MigrationCounts> {
   if (!existsSync(join(dir, 'journal.log'))) throw new Error(`${dir} holds no file store (no journal.log)`);
-  const source = await FileStore.open({ dir });
-  let dump: StoreDump;
-  try {
-    dump = source.dump();
-  } finally {
-    await source.close();
-  }
+  const dump = FileStore.readDump({ dir });
   await target.importDump(dump);
   const moved = count(dump);
   const arrived = count(target.dump());

@@ -14,10 +14,28 @@ function sortValue(rec: KeyRecord, sort: KeyQuery['sort']): SortValue {
 }
 
 function compare(a: SortValue, aId: string, b: SortValue, bId: string): number {
-  if (a < b) return -1;
-  if (a > b) return 1;
-  return aId < bId ? -1 : aId > bId ? 1 : 0;
+  const c = typeof a === 'string' && typeof b === 'string' ? compareText(a, b) : a < b ? -1 : a > b ? 1 : 0;
+  return c !== 0 ? c : compareText(aId, bId);
 }
+
+/**
+ * Strings in code point order: the order of their UTF-8 bytes, as the SQLite store's BINARY
+ * collation sorts names. JavaScript's `<` compares UTF-16 code units instead, which puts
+ * characters beyond U+FFFF (emoji) before U+E000–U+FFFF (fullwidth forms, U+FFFD).
+ */
+function compareText(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return unitRank(x) - unitRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** A code unit's place in code point order: surrogates (of code points above U+FFFF) after U+E000–U+FFFF. */
+const unitRank = (c: number): number => (c < 0xd800 ? c : c < 0xe000 ? c + 0x2000 : c - 0x800);
 
 export function encodeCursor(v: SortValue, id: string): string {
   return Buffer.from(JSON.stringify([v, id])).toString('base64url');
