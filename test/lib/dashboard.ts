@@ -96,7 +96,8 @@ const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.mi
  * the page is checked under its real policy.
  */
 export async function axeViolations(page: Page): Promise<{ id: string; impact: string; nodes: string[] }[]> {
-  await page.evaluate(AXE);
+  // Once per document: the dashboard moves between its pages without loading a new one.
+  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.evaluate(AXE);
   const result = await page.evaluate(async () => {
     const axe = (globalThis as any).axe;
     const r = await axe.run(document, { resultTypes: ['violations'] });
