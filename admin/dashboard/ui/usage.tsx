@@ -58,8 +58,8 @@ export function UsagePage() {
           <dl class="cards">
             <Card label="Total requests" value={fmt.format(u.totals.requests)} testid="total-requests" />
             <Card label="Success rate" value={u.totals.success_rate === null ? '—' : `${(u.totals.success_rate * 100).toFixed(1)}%`} />
-            <Card label="Average latency" value={u.totals.avg_latency_ms === null ? '—' : `${u.totals.avg_latency_ms} ms`} />
-            <Card label="p95 latency" value={u.totals.p95_latency_ms === null ? '—' : `${u.totals.p95_latency_ms} ms`} />
+            <Card label="Average latency" value={u.totals.avg_latency_ms === null ? '—' : `${Math.round(u.totals.avg_latency_ms)} ms`} />
+            <Card label="p95 latency" value={u.totals.p95_latency_ms === null ? '—' : `${Math.round(u.totals.p95_latency_ms)} ms`} />
             <Card label="Rate limit exceeded" value={`${fmt.format(u.rate_limit.exceeded)} times`} />
           </dl>
           <div class="card">
@@ -97,7 +97,7 @@ export function UsagePage() {
                         </td>
                         <td class="num">{fmt.format(e.requests)}</td>
                         <td class="num">{(e.success_rate * 100).toFixed(1)}%</td>
-                        <td class="num">{e.avg_latency_ms} ms</td>
+                        <td class="num">{Math.round(e.avg_latency_ms)} ms</td>
                       </tr>
                     ))}
                   </tbody>
@@ -152,7 +152,8 @@ function Card({ label, value, testid }: { label: string; value: string; testid?:
 }
 
 /** Requests per bucket as stacked bars (successes, errors), drawn as SVG: no chart library needed for this. */
-export function VolumeChart({ series }: { series: UsageSummary['series'] }) {
+export function VolumeChart({ series: raw }: { series: UsageSummary['series'] }) {
+  const series = bins(raw, 60);
   const W = 800;
   const H = 200;
   const max = Math.max(1, ...series.map((s) => s.requests));
@@ -189,4 +190,21 @@ export function VolumeChart({ series }: { series: UsageSummary['series'] }) {
       </figcaption>
     </figure>
   );
+}
+
+/** At most `n` bars: consecutive buckets summed, so that 24 hours of minutes stay readable. */
+function bins(series: UsageSummary['series'], n: number): UsageSummary['series'] {
+  if (series.length <= n) return series;
+  const per = Math.ceil(series.length / n);
+  const out: UsageSummary['series'] = [];
+  for (let i = 0; i < series.length; i += per) {
+    const group = series.slice(i, i + per);
+    out.push({
+      starts_at: group[0]!.starts_at,
+      requests: group.reduce((a, s) => a + s.requests, 0),
+      successes: group.reduce((a, s) => a + s.successes, 0),
+      errors: group.reduce((a, s) => a + s.errors, 0),
+    });
+  }
+  return out;
 }
