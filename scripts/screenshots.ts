@@ -1,6 +1,7 @@
 // Regenerates docs/screenshots/*.png (npm run screenshots): a Keygate stack on loopback with a
 // few keys and some traffic, the dashboard in Debian's Chromium at 1280×800, and the keys page
-// at a phone's 390×844. The clock is a manual one, so the pictures differ only with the code.
+// at a phone's 390×844. The clock is a manual one: from run to run only the code and the random
+// key ids and keys change the pictures.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,10 @@ try {
     await page.goto(`${stack.adminUrl}/dashboard/usage`);
     await page.getByTestId('total-requests').waitFor();
     await shot('usage');
+
+    await page.goto(`${stack.adminUrl}/dashboard/audit`);
+    await page.getByRole('cell', { name: 'key.revoked' }).waitFor();
+    await shot('audit');
 
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
     await signInPage(phone, stack.adminUrl, USERS.admin);

@@ -132,6 +132,13 @@ t.test('revoke after the sudo window: the password is asked again, the key is ma
   await row.waitFor();
   t.match(await row.getAttribute('class'), /revoked/, 'still listed, marked revoked');
   t.equal(await row.locator('.badge.status-revoked').textContent(), 'revoked');
+
+  await page.getByRole('navigation', { name: 'Dashboard' }).getByRole('link', { name: 'Audit log' }).click();
+  await page.getByLabel('Actor').fill('ada');
+  const entry = page.locator('tr', { hasText: 'key.revoked' }).filter({ hasText: id });
+  await entry.waitFor();
+  t.match(await entry.textContent(), /ada/, 'the audit log names the signed-in user');
+  t.same(await axeViolations(page), [], 'audit log: axe');
 });
 
 t.test('nothing was fetched from another origin, and the CSP was never violated', async (t) => {

@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, session, type SessionInfo } from './api';
+import { AuditPage } from './audit';
 import { KeyPage } from './key';
 import { KeysPage } from './keys';
 import { OverviewPage } from './overview';
@@ -12,6 +13,7 @@ const PAGES = [
   ['/dashboard', 'Overview'],
   ['/dashboard/keys', 'Keys'],
   ['/dashboard/usage', 'Usage'],
+  ['/dashboard/audit', 'Audit log'],
 ] as const;
 
 function usePath(): string {
@@ -42,6 +44,7 @@ function App() {
   if (keyId) page = <KeyPage me={me} id={decodeURIComponent(keyId)} />;
   else if (path === '/dashboard/keys') page = <KeysPage me={me} />;
   else if (path === '/dashboard/usage') page = <UsagePage />;
+  else if (path === '/dashboard/audit') page = <AuditPage />;
   else if (path === '/dashboard') page = <OverviewPage me={me} />;
   else
     page = (
