@@ -25,7 +25,6 @@ t.test('an admin token signs in too; a wrong email and a wrong password get the 
   const s = await signIn(url, { token: ADMIN_TOKEN });
   t.equal(s.body.user.name, 'ops');
   t.equal(s.body.via, 'token');
-  // From an address of its own, so that these failures do not throttle the other tests.
   const headers = { origin: url };
   const wrongPassword = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { ...headers, body: { email: admin.email, password: 'nope nope nope' } });
   const wrongEmail = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { ...headers, body: { email: 'who@example.com', password: admin.password } });
@@ -42,6 +41,16 @@ t.test('an admin token signs in too; a wrong email and a wrong password get the 
   t.equal(blocked.headers['retry-after'], '900');
   stack.clock.advance(15 * 60_000);
   t.equal((await sessionCall(url, 'POST', '/dashboard/api/sign-in', { ...headers, body: admin })).status, 200, 'allowed again after the window');
+});
+
+t.test('attempts sent all at once are counted as they start: no more than the limit are checked', async (t) => {
+  stack.clock.advance(15 * 60_000);
+  const tries = await Promise.all(
+    Array.from({ length: 8 }, () => sessionCall(url, 'POST', '/dashboard/api/sign-in', { origin: url, body: { email: admin.email, password: 'guess guess guess' } })),
+  );
+  const statuses = tries.map((r) => r.body.message.startsWith('Too many') ? 'throttled' : 'checked');
+  t.equal(statuses.filter((s) => s === 'checked').length, 3, 'three checked, the rest refused unchecked');
+  stack.clock.advance(15 * 60_000);
 });
 
 t.test('sign-in from another origin, or with no Origin, is refused (no login CSRF)', async (t) => {
@@ -185,12 +194,18 @@ t.test('the page: a strict CSP with no inline script, no-store; hashed assets ca
 });
 
 t.test('hostile input: oversized and malformed sign-in bodies, bad and oversized cookies', async (t) => {
+  // Each is a failed attempt, and counts; a new throttle window for each.
+  const fresh = () => stack.clock.advance(15 * 60_000);
+  fresh();
   const big = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { origin: url, body: JSON.stringify({ email: 'a@b.c', password: 'x'.repeat(10_000) }) });
   t.equal(big.status, 413);
+  fresh();
   const notJson = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { origin: url, body: '{"email":', headers: { 'content-type': 'application/json' } });
   t.equal(notJson.status, 400);
+  fresh();
   const array = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { origin: url, body: [] });
   t.equal(array.status, 400);
+  fresh();
   const wrongTypes = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { origin: url, body: { email: ['a'], password: { x: 1 } } });
   t.equal(wrongTypes.status, 401);
   for (const cookie of ['kg_session=', 'kg_session=../../etc', `kg_session=${'A'.repeat(43)}`, 'kg_session', '=;;=;', `kg_session=${'x'.repeat(9000)}`]) {

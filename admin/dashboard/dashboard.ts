@@ -159,12 +159,16 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
     }
     if (action === 'sign-in') {
       if (!sameOrigin(req)) throw new HttpError('forbidden', 'Sign in from the dashboard page itself (the Origin header does not match).');
+      // Checked and counted in one step, before any await: see SignInThrottle.
       throttled(ip);
-      const who = await checkSecret(await objectBody(req, res));
-      if (who === null) {
-        throttle.fail(ip);
-        throw new HttpError('unauthorized', 'Those credentials are not recognised: check the email and password, or the token.');
-      }
+      throttle.fail(ip);
+      const body = await objectBody(req, res);
+      const who = await checkSecret(body);
+      if (who === null) throw new HttpError('unauthorized', 'Those credentials are not recognised: check the email and password, or the token.');
+      throttle.refund(ip);
+      // A sign-in replaces the session this browser had.
+      const previous = cookieOf(req);
+      if (previous !== null) sessions.delete(previous);
       const made = sessions.create(who.principal, who.email, who.via);
       if (made === null) throw new HttpError('service_unavailable', 'Too many dashboard sessions are open; try again later.');
       return sendJson(res, 200, sessionBody(made.session), requestId, { 'set-cookie': setCookie(req, made.id, sessions.ttlSeconds) });
@@ -179,12 +183,13 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
       return void res.end();
     }
     throttled(ip);
+    throttle.fail(ip);
     const body = await objectBody(req, res);
     const who = await checkSecret(s.via === 'token' ? { token: body['token'] } : { email: s.email, password: body['password'] });
     if (who === null || who.principal.name !== s.principal.name) {
-      throttle.fail(ip);
       throw new HttpError('unauthorized', s.via === 'token' ? 'That is not the token you signed in with.' : 'That password is not right.');
     }
+    throttle.refund(ip);
     sessions.grantSudo(s);
     return sendJson(res, 200, sessionBody(s), requestId);
   }

@@ -92,7 +92,9 @@ export class Sessions {
 /**
  * Failed sign-ins (and failed sudo) per client address in a fixed 15-minute window; once an
  * address reaches the limit, sign-in from it is refused until the window ends, even with the
- * right password, so guessing costs the attacker the window.
+ * right password, so guessing costs the attacker the window. An attempt counts as a failure
+ * from the moment it starts and is refunded when it succeeds, so that many attempts sent at
+ * once cannot all pass the check before the first of them has failed.
  */
 export class SignInThrottle {
   static readonly WINDOW_MS = 15 * 60_000;
@@ -117,6 +119,12 @@ export class SignInThrottle {
       return 0;
     }
     return f.count >= this.#max ? Math.ceil((f.resetAt - now) / 1000) : 0;
+  }
+
+  /** Takes back one failure counted by `fail` when the attempt it stood for succeeded. */
+  refund(ip: string): void {
+    const f = this.#failures.get(ip);
+    if (f !== undefined && f.count > 0) f.count--;
   }
 
   fail(ip: string): void {
