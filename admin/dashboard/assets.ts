@@ -27,10 +27,12 @@ const TYPES: Record<string, string> = { js: 'text/javascript; charset=utf-8', cs
 
 let loading: Promise<Assets> | undefined;
 
+/** Run from the TypeScript sources (tsx), where the bundle is made on demand rather than read from dist/. */
+export const FROM_SOURCES = import.meta.url.endsWith('.ts');
+
 /**
  * The bundle, loaded once per process. Built, it is dist/dashboard/ (scripts/build.mjs). Run
- * from the TypeScript sources (tsx: development and the tests), it is bundled here in memory
- * by the same function the build uses, so the tests exercise the bundle that ships.
+XX
  */
 export function loadAssets(): Promise<Assets> {
   loading ??= load();
@@ -40,7 +42,7 @@ export function loadAssets(): Promise<Assets> {
 async function load(): Promise<Assets> {
   const here = dirname(fileURLToPath(import.meta.url));
   let bundle: Bundle;
-  if (import.meta.url.endsWith('.ts')) {
+  if (FROM_SOURCES) {
     const script = pathToFileURL(join(here, '..', '..', 'scripts', 'dashboard-bundle.mjs')).href;
     const { bundleDashboard } = (await import(script)) as { bundleDashboard: () => Promise<Bundle> };
     bundle = await bundleDashboard();

@@ -6,7 +6,7 @@ import { HttpError } from '../../core/errors.js';
 import { verifyPassword } from '../../core/password.js';
 import type { Principal, TokenAuth } from '../auth.js';
 import { readJson, sendJson } from '../http.js';
-import { loadAssets, type Assets } from './assets.js';
+import { FROM_SOURCES, loadAssets, type Assets } from './assets.js';
 import { Sessions, SignInThrottle, type Session } from './sessions.js';
 
 /**
@@ -24,7 +24,7 @@ export interface Dashboard {
    * a route that needs sudo comes outside it.
    */
   principalOf(req: IncomingMessage, routeKey: string): Principal | null;
-  /** Resolves once the assets are loaded; rejects when they cannot be. */
+  /** Built: resolves once the assets are read from dist/, rejects when they cannot be. */
   ready(): Promise<void>;
 }
 
@@ -70,8 +70,11 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
   const users = new Map(cfg.users.map((u) => [u.email, u]));
   // Checked when the email is unknown, so that the answer takes as long as for a known one.
   const decoy = cfg.users[0]?.password_hash ?? null;
-  const assets = loadAssets();
-  assets.catch(() => {});
+  // Built, the assets are read at start-up, so that a missing build fails the start. From the
+  // sources, bundling costs a second or two of CPU: done on the first request for the page, so
+  // that processes that never serve it (most tests) never pay for it.
+  let loaded: Promise<Assets> | undefined;
+  const assets = () => (loaded ??= loadAssets());
 
   const secure = (req: IncomingMessage) => (req.socket as TLSSocket).encrypted === true;
   const cookieOf = (req: IncomingMessage): string | null => {
@@ -195,7 +198,7 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
   }
 
   async function page(res: ServerResponse, requestId: string): Promise<void> {
-    const a = await assets;
+    const a = await assets();
     const html =
       '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
       '<meta name="viewport" content="width=device-width, initial-scale=1">' +
@@ -231,7 +234,7 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
 
   return {
     async ready() {
-      await assets;
+      if (!FROM_SOURCES) await assets();
     },
     async handle(req, res, path, requestId, ip) {
       if (path.startsWith('/dashboard/api/')) return api(req, res, path.slice('/dashboard/api/'.length), requestId, ip);
@@ -239,7 +242,7 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
         res.setHeader('allow', 'GET, HEAD');
         throw new HttpError('method_not_allowed', `${path} answers GET, HEAD.`);
       }
-      if (path.startsWith('/dashboard/assets/')) return asset(req, res, path.slice('/dashboard/assets/'.length), await assets);
+      if (path.startsWith('/dashboard/assets/')) return asset(req, res, path.slice('/dashboard/assets/'.length), await assets());
       return page(res, requestId);
     },
     principalOf(req, routeKey) {
