@@ -23,6 +23,7 @@ import { adminRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
 import { recorderOptions, UsageRecorder } from './usage.js';
 import { AdminMetrics } from './metrics.js';
+import { createDashboard } from './dashboard/dashboard.js';
 import { usageRoutes } from './usage-routes.js';
 import { InvalidCursorError, StoreUnavailableError } from '../core/internal-errors.js';
 
@@ -60,6 +61,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const schemas = keySchemas(config);
   const limit = config.admin.max_body_bytes;
   const docUrls = errorDocUrls(config.errors.doc_base_url);
+  const dashboard = config.dashboard.enabled ? createDashboard(config, { clock, auth, gatewayUrls: deps.gatewayUrls ?? {} }) : null;
 
   const parse = <S extends z.ZodType>(schema: S, input: unknown): z.output<S> => {
     const result = schema.safeParse(input);
@@ -131,6 +133,12 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const path = url.pathname;
+      const clientIp = () => proxies.resolve(normalizePeer(req.socket.remoteAddress), req.headers['x-forwarded-for']).ip;
+      if (dashboard && (path === '/dashboard' || path.startsWith('/dashboard/'))) {
+        matched = '/dashboard';
+        await dashboard.handle(req, res, path, requestId, clientIp());
+        return;
+      }
       const allowed: string[] = [];
       for (const r of routes) {
         const m = r.pattern.exec(path);
@@ -140,13 +148,15 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
           continue;
         }
         matched = r.path;
-        const principal = r.permission === 'public' ? null : auth.authenticate(req);
+        // A bearer token wins; without one, the dashboard's session cookie stands for a token.
+        const principal =
+          r.permission === 'public' ? null : ((req.headers.authorization === undefined ? dashboard?.principalOf(req, `${r.method} ${r.path}`) : null) ?? auth.authenticate(req));
         if (principal) authorize(principal, r.permission);
         // A parameter a route does not take is refused, not ignored: a misspelt filter must not read as "none match".
         if (r.doc.query === undefined && url.search.length > 1) {
           throw validationError([...new Set(url.searchParams.keys())].map((name) => ({ path: name, message: 'unknown query parameter; this route takes none' })));
         }
-        const ip = proxies.resolve(normalizePeer(req.socket.remoteAddress), req.headers['x-forwarded-for']).ip;
+        const ip = clientIp();
         const actor: Actor = { name: principal?.name ?? 'anonymous', role: principal?.role ?? 'none', tenant: principal?.tenant ?? null, ip, request_id: requestId };
         const call: Call = { req, res, requestId, url, actor, parse, body: (max = limit) => readJson(req, res, max) };
         await r.handler(call, m.slice(1).map(decodeURIComponent));
@@ -169,6 +179,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     scheduler,
     usage,
     async listen() {
+      await dashboard?.ready();
       const bound = await listenOn(server, config.admin.port, config.admin.host);
       if (config.scheduler.enabled) scheduler.start();
       usage.start();

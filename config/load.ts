@@ -181,6 +181,12 @@ function crossCheck(p: PartialParse<Config>, raw: unknown): Problem[] {
       tokenValues.add(t.token);
     }
   });
+  const emails = new Set<string>();
+  c.dashboard.users.forEach((u, i) => {
+    if (!known(['dashboard', 'users', i, 'email'])) return;
+    if (emails.has(u.email)) add(['dashboard', 'users', i, 'email'], `"${u.email}" is used twice`);
+    emails.add(u.email);
+  });
   if (role !== null && role !== 'gateway' && count(['admin', 'tokens']) === 0) add(['admin', 'tokens'], 'the admin plane needs at least one token');
   return problems;
 }

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { DEFAULT_DOC_BASE_URL } from '../core/errors.js';
 import { parseCidr } from '../core/ip.js';
+import { parsePasswordHash } from '../core/password.js';
 import { foldName } from '../core/query-name.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -226,6 +227,14 @@ const token = z.strictObject({
   /** `gateway`: may only hand usage to the admin plane (POST /v1/usage/events). */
   role: z.enum(['admin', 'developer', 'viewer', 'gateway']),
   tenant: z.string().min(1).nullable().default(null),
+});
+
+const dashboardUser = z.strictObject({
+  name,
+  email: z.string().regex(/^[^\s@]{1,64}@[^\s@]{1,255}$/, 'must be an email address').transform((e) => e.toLowerCase()),
+  role: z.enum(['admin', 'developer', 'viewer']),
+  tenant: z.string().min(1).nullable().default(null),
+  password_hash: z.string().refine((h) => parsePasswordHash(h) !== null, 'must be a hash made by `keygate hash-password` ($scrypt$ln=…,r=…,p=…$salt$key)'),
 });
 
 const pepper = z.strictObject({
@@ -457,6 +466,20 @@ export const configSchema = z.strictObject({
       max_usage_batch_bytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
+  /** The web dashboard on the admin listener at /dashboard (docs/dashboard.md). */
+  dashboard: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** People who sign in with an email and password; admin tokens sign in too. */
+      users: z.array(dashboardUser).default([]),
+      /** A session ends this long after sign-in, whatever its use. */
+      session_ttl_minutes: z.number().int().min(1).max(7 * 24 * 60).default(480),
+      /** How long re-entering the password allows creating, regenerating and revoking keys. */
+      sudo_minutes: z.number().int().min(1).max(60).default(5),
+      /** Failed sign-ins per client address within 15 minutes before sign-in is refused there. */
+      max_failed_sign_ins: z.number().int().min(1).max(1000).default(10),
+    })
+    .prefault({}),
   store: z.discriminatedUnion('type', [sqliteStore, fileStore, redisStore]).prefault({ type: 'sqlite' }),
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   /** Prometheus metrics on /metrics of both planes (the gateway's on its status listener). */
@@ -494,4 +517,5 @@ export type RouteConfig = ApiConfig['routes'][number];
 export type CorsConfig = NonNullable<ApiConfig['cors']>;
 export type PlanConfig = Config['plans'][string];
 export type TokenConfig = Config['admin']['tokens'][number];
+export type DashboardUser = Config['dashboard']['users'][number];
 export type PolicyConfig = Config['policies'][string];

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds Keygate into dist/: the TypeScript sources compiled by tsc, plus the non-TypeScript
-// files the code loads at run time (the Redis store's Lua scripts, the SQLite store's migrations), at the same relative paths.
+// files the code loads at run time (the Redis store's Lua scripts, the SQLite store's migrations), at the same relative paths,
+// and the dashboard's front-end bundled into dist/dashboard/ (scripts/dashboard-bundle.mjs).
 //
 //   node scripts/build.mjs              build (npm run build)
 //   node scripts/build.mjs --prepare    npm's prepare hook: build when TypeScript is installed;
@@ -9,7 +10,7 @@
 //
 // A production install is described in docs/operations.md, "Production install".
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,3 +54,9 @@ function copyAssets(dir) {
   }
 }
 for (const dir of SOURCES) if (existsSync(join(root, dir))) copyAssets(join(root, dir));
+
+const { bundleDashboard } = await import('./dashboard-bundle.mjs');
+const dashboard = await bundleDashboard();
+mkdirSync(join(dist, 'dashboard'), { recursive: true });
+for (const f of dashboard.files) writeFileSync(join(dist, 'dashboard', f.name), f.contents);
+writeFileSync(join(dist, 'dashboard', 'manifest.json'), JSON.stringify(dashboard.manifest) + '\n');

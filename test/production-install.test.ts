@@ -148,6 +148,15 @@ demo_upstream: null
   t.equal(upstream.seen.at(-1)?.headers['x-key-id'], key.id, 'and the upstream saw the key id');
   const shown = await runCli(['keys', 'show', key.id, '--json'], { cwd: dir, command: cli, env: { KEYGATE_URL: kg.adminUrl, KEYGATE_TOKEN: token } });
   t.match({ code: shown.code, ...JSON.parse(shown.stdout || '{}') }, { code: 0, id: key.id, name: 'from a production install' }, `the compiled admin client (docs/cli.md) reads it\n${shown.stderr}`);
+  // The dashboard's bundle was built into dist/dashboard/ and is served from there, esbuild and Preact gone.
+  const page = await request(`${kg.adminUrl}/dashboard`);
+  const html = await page.body.text();
+  t.equal(page.statusCode, 200, 'the dashboard page is served');
+  const script = /src="(\/dashboard\/assets\/app-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+  const bundle = await request(`${kg.adminUrl}${script}`);
+  await bundle.body.arrayBuffer();
+  t.equal(bundle.statusCode, 200, 'with its script from dist/dashboard/');
+  for (const dev of ['esbuild', 'preact']) t.notOk(existsSync(join(dir, 'node_modules', dev)), `no ${dev}`);
   const stopped = await kg.stop('SIGTERM');
   t.equal(stopped.code, 0, 'it stops cleanly on SIGTERM');
 });

@@ -1,0 +1,119 @@
+/** The admin API and the dashboard's session calls, from the page (docs/dashboard.md). */
+
+export interface SessionInfo {
+  user: { name: string; email: string | null; role: 'admin' | 'developer' | 'viewer'; tenant: string | null };
+  via: 'password' | 'token';
+  csrf_token: string;
+  expires_at: string;
+  sudo_seconds_left: number;
+  server_time: string;
+  gateway_urls: Record<string, string>;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: { path: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+let csrf = '';
+/** Server time minus this browser's, so that "2 minutes ago" is measured on the server's clock. */
+let skew = 0;
+/** performance.now() until which sudo mode lasts. */
+let sudoUntil = 0;
+
+export const serverNow = () => Date.now() + skew;
+
+function adopt(s: SessionInfo): SessionInfo {
+  csrf = s.csrf_token;
+  skew = Date.parse(s.server_time) - Date.now();
+  sudoUntil = performance.now() + s.sudo_seconds_left * 1000;
+  return s;
+}
+
+/** Whether sudo mode still has a margin of a few seconds. */
+export const inSudo = () => performance.now() + 5_000 < sudoUntil;
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-csrf-token'] = csrf;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store' });
+  if (res.status === 204) return undefined as T;
+  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) {
+    throw new ApiError(res.status, String(json['error'] ?? 'error'), String(json['message'] ?? res.statusText), (json['details'] as ApiError['details']) ?? []);
+  }
+  return json as T;
+}
+
+export const api = {
+  get: <T>(path: string) => call<T>('GET', path),
+  post: <T>(path: string, body?: unknown) => call<T>('POST', path, body),
+  patch: <T>(path: string, body: unknown) => call<T>('PATCH', path, body),
+};
+
+export const session = {
+  current: async () => adopt(await call<SessionInfo>('GET', '/dashboard/api/session')),
+  signIn: async (body: { email: string; password: string } | { token: string }) => adopt(await call<SessionInfo>('POST', '/dashboard/api/sign-in', body)),
+  sudo: async (secret: string, via: SessionInfo['via']) => adopt(await call<SessionInfo>('POST', '/dashboard/api/sudo', via === 'token' ? { token: secret } : { password: secret })),
+  signOut: () => call<void>('POST', '/dashboard/api/sign-out'),
+};
+
+export interface Key {
+  id: string;
+  name: string;
+  description: string | null;
+  environment: string;
+  masked: string;
+  status: 'pending' | 'active' | 'suspended' | 'expired' | 'revoked';
+  scopes: string[];
+  apis: string[] | null;
+  plan: string | null;
+  rate_limit: { limit: number; window_seconds: number } | null;
+  ip_allowlist: string[] | null;
+  application: string | null;
+  policy: string | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  suspended_at: string | null;
+  suspended_reason: string | null;
+  replaces: string | null;
+  replaced_by: string | null;
+  grace_ends_at: string | null;
+  usage: { total_requests: number; error_count: number };
+}
+
+export interface IssuedKey extends Key {
+  key: string;
+  curl: string | null;
+}
+
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
+
+export interface ScopeCatalog {
+  data: { name: string; description: string | null; category: string }[];
+  categories: { name: string; scopes: string[] }[];
+  presets: { name: string; scopes: string[] }[];
+}
+
+export interface KeyEvent {
+  type: string;
+  scheduled_at: string | null;
+  occurred_at: string | null;
+  actor: string | null;
+  detail: unknown;
+}

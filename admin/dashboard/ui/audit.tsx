@@ -1,0 +1,119 @@
+import { useState } from 'preact/hooks';
+import { api, type Page } from './api';
+import { ErrorNote, Link, useLoad, When } from './ui';
+
+interface AuditEntry {
+  id: string;
+  occurred_at: string;
+  actor: string;
+  role: string;
+  tenant: string | null;
+  ip: string | null;
+  action: string;
+  target_type: string;
+  target_id: string;
+  changes: Record<string, { from: unknown; to: unknown }>;
+}
+
+const PAGE = 50;
+
+/** The audit log from GET /v1/audit: who did what to which key or application, newest first. */
+export function AuditPage() {
+  const [actor, setActor] = useState('');
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const params = new URLSearchParams({ limit: String(PAGE) });
+  if (actor.trim()) params.set('actor', actor.trim());
+  if (cursor) params.set('cursor', cursor);
+  const query = params.toString();
+  const page = useLoad(() => api.get<Page<AuditEntry>>(`/v1/audit?${query}`), [query]);
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title">Audit log</h1>
+      <div class="filters" role="search">
+        <label>
+          Actor
+          <input
+            type="search"
+            placeholder="User or token name"
+            value={actor}
+            onInput={(e) => {
+              setActor(e.currentTarget.value);
+              setCursors([]);
+              setCursor(null);
+            }}
+          />
+        </label>
+      </div>
+      <ErrorNote error={page.error} />
+      {page.data && page.data.data.length === 0 && <p class="empty">No entries.</p>}
+      {page.data && page.data.data.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Action</th>
+                <th scope="col">Target</th>
+                <th scope="col">Changes</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.data.map((e) => (
+                <tr key={e.id}>
+                  <td>
+                    <When at={e.occurred_at} />
+                  </td>
+                  <td>
+                    {e.actor}
+                    <div class="muted small">
+                      {e.role}
+                      {e.ip ? ` · ${e.ip}` : ''}
+                    </div>
+                  </td>
+                  <td>
+                    <code>{e.action}</code>
+                  </td>
+                  <td>{e.target_type === 'key' ? <Link href={`/dashboard/keys/${encodeURIComponent(e.target_id)}`}>{e.target_id}</Link> : <code>{e.target_id}</code>}</td>
+                  <td class="small">
+                    {Object.entries(e.changes).map(([field, c]) => (
+                      <div key={field}>
+                        <code>{field}</code>: {JSON.stringify(c.from)} → {JSON.stringify(c.to)}
+                      </div>
+                    ))}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <nav class="pager" aria-label="Pages of the audit log">
+        <button
+          type="button"
+          class="secondary"
+          disabled={cursors.length === 0}
+          onClick={() => {
+            setCursor(cursors[cursors.length - 1] || null);
+            setCursors(cursors.slice(0, -1));
+          }}
+        >
+          Previous
+        </button>
+        <span>Page {cursors.length + 1}</span>
+        <button
+          type="button"
+          class="secondary"
+          disabled={!page.data?.next_cursor}
+          onClick={() => {
+            setCursors([...cursors, cursor ?? '']);
+            setCursor(page.data!.next_cursor);
+          }}
+        >
+          Next
+        </button>
+      </nav>
+    </section>
+  );
+}

@@ -1,0 +1,104 @@
+// Regenerates docs/screenshots/*.png (npm run screenshots): a Keygate stack on loopback with a
+// few keys and some traffic, the dashboard in Debian's Chromium at 1280×800, and the keys page
+// at a phone's 390×844. The clock is a manual one: from run to run only the code and the random
+// key ids and keys change the pictures.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchChromium, signInPage, startDashboardStack, USERS } from '../test/lib/dashboard.js';
+import { bearer, call, TENANT_A_TOKEN } from '../test/lib/stack.js';
+
+const out = join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'screenshots');
+mkdirSync(out, { recursive: true });
+
+const stack = await startDashboardStack();
+try {
+  const keys = {
+    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'] }),
+    ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'] }),
+    mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
+    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'] }),
+    old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
+  };
+  await stack.adminCall('POST', `/v1/keys/${keys.partner.id}/suspend`, { reason: 'contract paused' });
+  await stack.adminCall('POST', `/v1/keys/${keys.old.id}/revoke`, { reason: 'replaced by Web checkout' });
+
+  // Traffic over the last day: mostly fine, some refused, some failing upstream.
+  for (let hour = 0; hour < 12; hour++) {
+    const n = 3 + ((hour * 7) % 9);
+    for (let i = 0; i < n; i++) await call(`${stack.gw['production']}/v1/emails/send`, { method: 'POST', headers: bearer(keys.web.key), body: '{}' });
+    for (let i = 0; i < n / 3; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.mobile.key) });
+    if (hour % 4 === 1) await call(`${stack.gw['production']}/v1/dead/x`, { headers: bearer(keys.web.key) });
+    if (hour % 3 === 2) await call(`${stack.gw['production']}/v1/emails/send`, { method: 'POST', headers: bearer(keys.mobile.key), body: '{}' });
+    await call(`${stack.gw['test']}/v1/contacts/all`, { headers: bearer(keys.ci.key) });
+    stack.clock.advance(2 * 3600_000 - 7 * 60_000);
+  }
+  for (;;) {
+    const u = await stack.adminCall('GET', '/v1/usage?range=24h');
+    if (u.body.totals.requests >= 90) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(15_000);
+    const shot = (name: string) => page.screenshot({ path: join(out, `${name}.png`) });
+
+    await page.goto(`${stack.adminUrl}/dashboard`);
+    await page.getByLabel('Email').waitFor();
+    await shot('sign-in');
+    await signInPage(page, stack.adminUrl, USERS.admin);
+    await page.getByRole('link', { name: 'Web checkout' }).waitFor();
+    await shot('overview');
+
+    await page.goto(`${stack.adminUrl}/dashboard/keys`);
+    await page.getByRole('link', { name: 'Legacy integration' }).waitFor();
+    await shot('keys');
+
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('Billing service');
+    await dialog.getByLabel('Description').fill('Sends invoices by email');
+    await dialog.getByRole('button', { name: 'Next' }).click();
+    await dialog.getByLabel('send_email').check();
+    await dialog.getByLabel('read_contacts').check();
+    await shot('create-permissions');
+    await dialog.getByRole('button', { name: 'Next' }).click();
+    await dialog.getByRole('button', { name: 'Create key' }).click();
+    await dialog.getByTestId('new-key').waitFor();
+    await shot('create-success');
+    await dialog.getByRole('button', { name: "I've saved my key" }).click();
+
+    await page.goto(`${stack.adminUrl}/dashboard/keys/${keys.web.id}`);
+    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+    await page.getByTestId('key-requests').waitFor();
+    await shot('key-detail');
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByText('cannot be undone').waitFor();
+    await shot('key-revoke-confirm');
+
+    await page.goto(`${stack.adminUrl}/dashboard/keys/${keys.old.id}`);
+    await page.getByText('Requests with this key are refused.').waitFor();
+    await shot('key-revoked');
+
+    await page.goto(`${stack.adminUrl}/dashboard/usage`);
+    await page.getByTestId('total-requests').waitFor();
+    await shot('usage');
+
+    await page.goto(`${stack.adminUrl}/dashboard/audit`);
+    await page.getByRole('cell', { name: 'key.revoked' }).waitFor();
+    await shot('audit');
+
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await signInPage(phone, stack.adminUrl, USERS.admin);
+    await phone.goto(`${stack.adminUrl}/dashboard/keys`);
+    await phone.getByRole('link', { name: 'Legacy integration' }).waitFor();
+    await phone.screenshot({ path: join(out, 'keys-phone.png') });
+  } finally {
+    await browser.close();
+  }
+} finally {
+  await stack.close();
+}
+console.log(`screenshots written to ${out}`);
