@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 // What the benchmark scripts share: finding and installing tools, free loopback ports, pinning
@@ -45,4 +45,85 @@ export function pinned(cpu: number, cmd: string[]): string[] {
 export function procStat(pid: number): { ppid: number; cpu: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
+
+/** User + system CPU seconds of a process and of each of its descendants so far, by pid (Linux /proc). */
+export function treeCpu(root: number): Map<number, number> {
+  const stats = new Map<number, { ppid: number; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      stats.set(Number(d), procStat(Number(d)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = new Map<number, number>();
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    const s = stats.get(pid);
+    if (s === undefined) continue;
+    out.set(pid, s.cpu);
+    for (const [child, c] of stats) if (c.ppid === pid) queue.push(child);
+  }
+  return out;
+}
+
+/** Busy and total CPU seconds of the machine and of each CPU so far (/proc/stat; busy excludes idle and iowait). */
+export function machineCpu(): { name: string; busy: number; total: number }[] {
+  const tick = 100;
+  return readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((l) => /^cpu\d* /.test(l))
+    .map((l) => {
+      const [name, ...f] = l.split(/\s+/);
+      const n = f.slice(0, 8).map(Number);
+      const total = n.reduce((a, b) => a + b, 0);
+      return { name: name!, busy: (total - n[3]! - n[4]!) / tick, total: total / tick };
+    });
+}
+
+/**
+ * Which of `pids` holds each established TCP connection to local `port`, by the peer's port
+ * (Linux /proc: the socket's inode in /proc/net/tcp, matched against each process's open fds).
+ * Tells apart the workers of a node:cluster gateway that share one listener.
+ */
+export function socketOwners(port: number, pids: readonly number[]): Map<number, number> {
+  const peers = new Map<string, number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const row of text.split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      // local address, remote address, state (01: established), …, inode
+      if (f.length < 10 || f[3] !== '01' || parseInt(f[1]!.split(':')[1]!, 16) !== port) continue;
+      peers.set(f[9]!, parseInt(f[2]!.split(':')[1]!, 16));
+    }
+  }
+  const owners = new Map<number, number>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      const peer = inode === undefined ? undefined : peers.get(inode);
+      if (peer !== undefined) owners.set(peer, pid);
+    }
+  }
+  return owners;
 }

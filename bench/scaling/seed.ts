@@ -7,16 +7,18 @@ import { diff, type Actor } from '../../core/audit.js';
 import { generateKey } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
 import { keyRecord } from '../../test/lib/records.js';
-import { openBenchStore } from './store.js';
+import { openBenchStore, sqlitePath } from './store.js';
 
 /**
- * Fills a new file store (or a Redis store: STORE is `redis://HOST:PORT#PREFIX`, see store.ts)
- * with N keys through the store's own API (Store.commit), in commits of CHUNK keys, so the
- * journal is exactly what Keygate writes (checksummed lines, fsync'ed) in a hundredth of the
- * lines that one commit per key would take. Each key is like
+ * Fills a new file store (or a SQLite database, STORE `sqlite:PATH`, or a Redis store, STORE
+ * `redis://HOST:PORT#PREFIX`: see store.ts) with N keys through the store's own API
+ * (Store.commit), in commits of CHUNK keys, so the journal is exactly what Keygate writes
+ * (checksummed lines, fsync'ed) in a hundredth of the lines that one commit per key would take;
+ * on SQLite each commit is one transaction, as every admin write is. Each key is like
  * bench/target.ts's: scope `read`, API `bench`, allowlist 127.0.0.0/8, the default plan.
  * The plaintext keys go to KEYS_FILE, one a line, for the load generator.
- * Prints one JSON line: how long generating and committing took, and the journal's size (0 on Redis).
+ * Prints one JSON line: how long generating and committing took, and the bytes on disk (the
+ * journal, or the database file and its WAL; 0 on Redis).
  *
  * --history also writes what KeyService.create commits with each key: its `key.created` audit
  * entry and its `created` event, as a store filled through the admin API holds them.
@@ -38,6 +40,11 @@ if (!Number.isInteger(CHUNK) || CHUNK < 1 || CHUNK > 20_000) throw new Error('--
 /** What KeyService.create audits of a new key (admin/keys.ts AUDITED_FIELDS that a new key sets). */
 const AUDITED = [...KEY_CONFIG_FIELDS, 'environment', 'application', 'policy', 'not_before'] as const;
 const actor: Actor = { name: 'seed', role: 'admin', tenant: null, ip: '127.0.0.1', request_id: randomUUID() };
+/** Bytes on disk: the journal, or the database and its WAL (none once the last connection closed). */
+function onDisk(spec: string): number {
+  const files = spec.startsWith('sqlite:') ? [sqlitePath(spec), `${sqlitePath(spec)}-wal`] : [join(spec, 'journal.log')];
+  return files.reduce((sum, f) => sum + (existsSync(f) ? statSync(f).size : 0), 0);
+}
 
 const t0 = performance.now();
 const store = await openBenchStore(dir);
@@ -76,6 +83,6 @@ console.log(
     generate_ms: Math.round(generateMs),
     commit_ms: Math.round(commitMs),
     total_ms: Math.round(performance.now() - t0),
-    journal_bytes: existsSync(join(dir, 'journal.log')) ? statSync(join(dir, 'journal.log')).size : 0,
+    store_bytes: onDisk(dir),
   }),
 );

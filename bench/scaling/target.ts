@@ -6,19 +6,20 @@ import { parseConfig } from '../../config/load.js';
 import { LocalLimiter } from '../../core/limiter.js';
 import { Logger } from '../../core/log.js';
 import { createGateway, hasherFor, type Gateway } from '../../gateway/server.js';
-import { openBenchStore } from './store.js';
+import { openBenchStore, sqlitePath } from './store.js';
 
 /**
  * A gateway process on an existing store, for bench/scaling.ts: full enforcement as in
  * bench/target.ts (scope, API list, allowlist, token buckets on a plan that never refuses:
- * in process on a file store, Redis's shared buckets on Redis), with a key cache that holds
- * every key of the store and keeps it for a day. STORE is a file store's directory or
- * `redis://HOST:PORT#PREFIX` (store.ts); on Redis the process holds no key records, only its cache.
+ * in process on a file store and on SQLite, Redis's shared buckets on Redis), with a key cache
+ * that holds every key of the store and keeps it for a day. STORE is a file store's directory,
+ * `sqlite:PATH` or `redis://HOST:PORT#PREFIX` (store.ts); on SQLite and Redis the process holds
+ * no key records, only its cache (and on SQLite the database's page cache).
  *
  *   node --expose-gc --import=tsx bench/scaling/target.ts STORE PORT UPSTREAM CACHE_MAX
  *
  * Prints `ready {json}` once listening, with the time since the process started (Node's
- * performance.timeOrigin), of which the store's open (journal replay) and module loading.
+ * performance.timeOrigin), of which the store's open (the journal replay on a file store) and module loading.
  * On a `mem` line on stdin it runs a full GC (when --expose-gc is given) and prints `mem {json}`:
  * process.memoryUsage(), V8 heap statistics (and per heap space), /proc VmRSS (and its anonymous
  * and file-backed parts) and VmHWM, the cache's size and hit/miss counters, and the token buckets
@@ -31,9 +32,15 @@ const [dir, portArg, upstream, maxArg] = process.argv.slice(2);
 const cacheMax = Number(maxArg);
 if (!dir || !upstream || !Number.isInteger(cacheMax) || cacheMax < 1) throw new Error('usage: target.ts STORE PORT UPSTREAM CACHE_MAX');
 const onRedis = dir.startsWith('redis://');
+// The config names the store as the process opens it; on Redis that makes the rate limit take
+// Redis's shared buckets, as in production.
+const store = onRedis
+  ? { type: 'redis', url: dir.slice(0, dir.indexOf('#')), prefix: dir.slice(dir.indexOf('#') + 1) }
+  : dir.startsWith('sqlite:')
+    ? { type: 'sqlite', path: sqlitePath(dir) }
+    : { type: 'file', path: dir };
 const config = parseConfig({
-  // On Redis the config names the store too, so the rate limit takes Redis's shared buckets as in production.
-  ...(onRedis ? { store: { type: 'redis', url: dir.slice(0, dir.indexOf('#')), prefix: dir.slice(dir.indexOf('#') + 1) } } : {}),
+  store,
   listeners: [{ port: Number(portArg), host: '127.0.0.1', environment: 'production' }],
   keys: { cache: { max: cacheMax, ttl_seconds: 86_400, negative_ttl_seconds: 5 } },
   plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
@@ -78,9 +85,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   );
 });
 const open0 = performance.now();
-const store = await openBenchStore(dir);
+const opened = await openBenchStore(dir);
 const storeOpenMs = performance.now() - open0;
-gateway = createGateway(config, { store, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
+gateway = createGateway(config, { store: opened, log: new Logger({ level: 'error' }), hasher: hasherFor(config) });
 await gateway.listen();
 process.stdout.write(
   `ready ${JSON.stringify({ ready_ms: performance.now(), modules_ms: modulesMs, store_open_ms: storeOpenMs })}\n`,

@@ -179,7 +179,7 @@ export class SqliteStore implements Store {
       for (const b of batch.buckets) {
         const expires = b.start + (b.gran === 'm' ? MINUTE : DAY) + b.ttl_ms;
         s.upsertBucket.run(b.scope, b.gran, b.start, expires);
-        for (const field in b.fields) s.addField.run(b.scope, b.gran, b.start, field, b.fields[field]);
+        s.addFields.run(b.scope, b.gran, b.start, JSON.stringify(b.fields));
         if (b.start > this.#newestBucket) this.#newestBucket = b.start;
       }
       if (batch.errors.length > 0 && batch.keep_errors > 0) {
@@ -418,6 +418,12 @@ function statements(db: Database) {
     upsertBucket: p(
       `INSERT INTO usage_buckets (scope, gran, start, expires) VALUES (?, ?, ?, ?)
        ON CONFLICT (scope, gran, start) DO UPDATE SET expires = max(expires, excluded.expires)`,
+    ),
+    // A bucket's fields in one statement (a JSON object read by json_each), not one statement a
+    // field: a flush of 1,000 keys' usage upserts about 24,000 fields.
+    addFields: p(
+      `INSERT INTO usage_fields (scope, gran, start, field, value) SELECT ?, ?, ?, key, value FROM json_each(?) WHERE true
+       ON CONFLICT (scope, gran, start, field) DO UPDATE SET value = value + excluded.value`,
     ),
     addField: p(
       `INSERT INTO usage_fields (scope, gran, start, field, value) VALUES (?, ?, ?, ?, ?)
