@@ -44,7 +44,7 @@ log: { level: info }
 const kg = await startKeygate(config);
 t.teardown(() => kg.stop());
 // The first "keygate started" is a worker's; the primary says it once every worker is ready.
-await kg.proc.waitForLog((l) => l.msg === 'keygate started' && l.worker === null);
+await kg.proc.waitForLog((l) => l.msg === 'keygate started' && l.worker === null, 60_000);
 const gw = `http://127.0.0.1:${gwPort}`;
 const adminUrl = `http://127.0.0.1:${adminPort}`;
 

@@ -149,7 +149,8 @@ export interface RunningKeygate {
 export async function startKeygate(configPath: string, options: CliOptions = {}): Promise<RunningKeygate> {
   const proc = spawnCli(['--config', configPath], options);
   try {
-    await proc.waitForLog((l) => l.msg === 'keygate started');
+    // Up to a minute: on a loaded 2-core machine a start under tsx (workers: one per process) can take 15 s.
+    await proc.waitForLog((l) => l.msg === 'keygate started', 60_000);
   } catch (err) {
     proc.child.kill('SIGKILL');
     await proc.exited;
