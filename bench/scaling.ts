@@ -652,9 +652,10 @@ try {
     workersRows.push({ workers: c.cli.workers, keys: workersKeys, ready_ms: c.ready_ms, warm: runners[live.length + i]!.samples, rss });
   }
 
-  for (const store of stores) {
-    const big = live.find((l) => l.n === largest && l.store === store)!;
-    for (let i = 1; i < coldStarts; i++) {
+  // The stores in turn, round after round, as the warm rounds are.
+  for (let i = 1; i < coldStarts; i++) {
+    for (const store of stores) {
+      const big = live.find((l) => l.n === largest && l.store === store)!;
       const again = await Target.start(big.spec, upstream, largest);
       rows.find((r) => r.keys === largest && r.store === store)!.cold_starts.push(again.ready);
       log(`cold start again, ${label(store, largest)}: ${(again.ready.wall_ms / 1000).toFixed(2)} s (store open ${(again.ready.store_open_ms / 1000).toFixed(3)} s)`);
