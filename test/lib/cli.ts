@@ -18,7 +18,7 @@ export interface CliProcess {
   stderr(): string;
   /** Resolves once the process has exited (and its output has been read to the end). */
   exited: Promise<Exit>;
-  /** The first JSON log line on stdout that satisfies `pred`, waiting up to `timeoutMs`. */
+  /** The first JSON log line on stdout that satisfies `pred`, waiting up to `timeoutMs` (a minute). */
   waitForLog(pred: (line: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
   /** Every JSON log line on stdout so far. */
   logs(): Record<string, any>[];
@@ -98,7 +98,7 @@ export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
     stderr: () => err,
     exited,
     logs,
-    waitForLog(pred, timeoutMs = 15_000) {
+    waitForLog(pred, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const hit = logs().find(pred);
@@ -121,13 +121,16 @@ export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
   };
 }
 
-/** Runs `keygate ARGS` to completion (bounded by `timeoutMs`) and returns its exit code and output. */
+/**
+ * Runs `keygate ARGS` to completion and returns its exit code and output. `timeoutMs` (a
+ * minute) only bounds a hung child: on a loaded 2-core machine a start under tsx can take 15 s.
+ */
 export async function runCli(
   args: string[],
   options: CliOptions & { timeoutMs?: number } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const p = spawnCli(args, options);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
   const exit = await p.exited;
   clearTimeout(timer);
   return { ...exit, stdout: p.stdout(), stderr: p.stderr() };
