@@ -85,7 +85,8 @@ export function queryKeys(records: Iterable<KeyRecord>, query: KeyQuery): KeyPag
 
 /** Newest first, keyset-paged on (time, id). */
 function newestFirst<T>(items: Iterable<T>, keep: (item: T) => boolean, time: (item: T) => number, id: (item: T) => string, limit: number, cursor: string | undefined): Page<T> {
-  const after = cursor ? decodeCursor(cursor) : null;
+  // A cursor of another list (a name where a time belongs) is refused, as the SQL lists refuse it.
+  const after = cursor ? decodeTimeCursor(cursor) : null;
   const matches: T[] = [];
   for (const item of items) {
     if (!keep(item)) continue;
