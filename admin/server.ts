@@ -40,6 +40,8 @@ export interface AdminDeps {
   processMetrics?: ProcessMetrics;
   /** Where the gateway answers, per environment, for the curl example of a new key. */
   gatewayUrls?: Record<string, string>;
+  /** False: the alert watch and deliverer run only when told (`tick()`), as tests drive them with a ManualClock. */
+  alertTimers?: boolean;
 }
 
 export interface Admin {
@@ -196,7 +198,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
       await dashboard?.ready();
       const bound = await listenOn(server, config.admin.port, config.admin.host);
       if (config.scheduler.enabled) scheduler.start();
-      if (config.alerts.enabled) {
+      if (config.alerts.enabled && deps.alertTimers !== false) {
         alerts.watch.start();
         alerts.deliverer.start();
       }
