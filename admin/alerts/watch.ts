@@ -180,6 +180,8 @@ export class AlertWatch {
         if (days < 1 || n < rule.min_requests) continue;
         let before = 0;
         for (let d = 1; d <= days; d++) before += this.#days.get(today - d * DAY)?.[`${FIELD.requests}${keyId}`] ?? 0;
+        // A key never used before has no baseline: its first traffic is not unusual.
+        if (before === 0) continue;
         const perHour = before / (days * 24);
         if (n < rule.factor * Math.max(perHour, 1)) continue;
         const data = { requests: n, baseline_per_hour: round(perHour), baseline_days: days, factor: round(n / Math.max(perHour, 1)), threshold_factor: rule.factor };
