@@ -58,6 +58,8 @@ export class Deliverer {
   readonly #mailer: Transporter | null;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<number> | null = null;
+  /** Whether this process holds the lease, to hand it back on close rather than let it lapse. */
+  #held = false;
 
   constructor(config: Config, store: Store, service: AlertService, clock: Clock, log: Logger) {
     this.#config = config.alerts;
@@ -95,13 +97,16 @@ export class Deliverer {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#running;
+    // A lease of no time left: another process (a restart) takes over at once.
+    if (this.#held) await this.#store.lease('alert-delivery', this.#holder, 0).catch(() => false);
     this.#mailer?.close();
   }
 
   async #pass(): Promise<number> {
     try {
       const ttl = Math.max(this.#config.delivery.interval_ms * 3, 30_000);
-      if (!(await this.#store.lease('alert-delivery', this.#holder, ttl))) return 0;
+      this.#held = await this.#store.lease('alert-delivery', this.#holder, ttl);
+      if (!this.#held) return 0;
       const due = await this.#store.dueDeliveries(this.#clock.now(), BATCH);
       let next = 0;
       const worker = async () => {

@@ -40,6 +40,8 @@ export class AlertWatch {
   #lastPrune = -Infinity;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<number> | null = null;
+  /** Whether this process holds the lease, to hand it back on close rather than let it lapse. */
+  #held = false;
 
   constructor(config: Config, store: Store, alerts: AlertService, clock: Clock, log: Logger) {
     this.#config = config;
@@ -64,13 +66,16 @@ export class AlertWatch {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#running;
+    // A lease of no time left: another process (a restart) takes over at once.
+    if (this.#held) await this.#store.lease('alert-watch', this.#holder, 0).catch(() => false);
   }
 
   async #pass(): Promise<number> {
     if (!this.#alerts.enabled) return 0;
     try {
       const ttl = Math.max(this.#config.alerts.interval_ms * 3, 30_000);
-      if (!(await this.#store.lease('alert-watch', this.#holder, ttl))) return 0;
+      this.#held = await this.#store.lease('alert-watch', this.#holder, ttl);
+      if (!this.#held) return 0;
       const now = this.#clock.now();
       this.#records.clear();
       let raised = await this.#expiring(now);
