@@ -100,7 +100,7 @@ function nesting(json: Buffer): number {
 export type Permission = 'read' | 'write_keys' | 'admin' | 'public' | 'ingest_usage';
 
 /** The groups of the OpenAPI document; admin/openapi.ts describes each. */
-export type Tag = 'Keys' | 'Applications' | 'Usage' | 'Audit' | 'Catalog' | 'Operations';
+export type Tag = 'Keys' | 'Applications' | 'Usage' | 'Audit' | 'Alerts' | 'Catalog' | 'Operations';
 
 /** A successful answer as the OpenAPI document shows it. */
 export interface ResponseDoc {

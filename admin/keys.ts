@@ -72,6 +72,7 @@ export class KeyService {
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #hasher: KeyHasher;
+  #committed: ((events: readonly KeyEvent[], records: readonly KeyRecord[]) => Promise<void>) | null = null;
 
   constructor(config: Config, store: Store, clock: Clock, hasher: KeyHasher) {
     this.#config = config;
@@ -82,6 +83,11 @@ export class KeyService {
 
   get clock(): Clock {
     return this.#clock;
+  }
+
+  /** Called after each committed change with its timeline events (the alerts' lifecycle events); it must not throw. */
+  onCommitted(listener: (events: readonly KeyEvent[], records: readonly KeyRecord[]) => Promise<void>): void {
+    this.#committed = listener;
   }
 
   policy(name: string | null): PolicyConfig | null {
@@ -384,7 +390,10 @@ export class KeyService {
   }
 
   async #commit(change: Commit, entries: AuditEntry[], events: KeyEvent[]): Promise<KeyRecord[]> {
-    return (await this.#store.commit({ ...change, audit: entries, events })).keys;
+    const { keys } = await this.#store.commit({ ...change, audit: entries, events });
+    // Before answering, so that an alert about a change exists once the change is answered.
+    if (this.#committed !== null && events.length > 0) await this.#committed(events, keys);
+    return keys;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { ALERT_TYPES } from '../core/alerts.js';
 import { AUDIT_ACTIONS } from '../core/audit.js';
 
 /**
@@ -231,6 +232,42 @@ export function wireSchemas(config: Config): Record<string, Json> {
       'A request that was answered with an error.',
     ),
     ErrorSampleList: page('ErrorSample', 'A page of recent errors, newest first.'),
+    Alert: object(
+      {
+        id: str('Unique: receivers deduplicate deliveries on it.'),
+        type: { type: 'string', enum: [...ALERT_TYPES] },
+        created_at: time('When it was raised.'),
+        tenant: nullable(str()),
+        key: nullable(object({ id: str(), name: str(), masked: str('The key with its secret part elided.') }, 'The key it is about; null for alerts about all traffic.')),
+        data: { type: 'object', additionalProperties: true, description: 'What happened, by type (docs/alerts.md).' },
+      },
+      'Something a key owner should hear about.',
+    ),
+    AlertList: page('Alert', 'A page of alerts, newest first.'),
+    DeliveryList: object(
+      {
+        data: array(
+          object({
+            id: str(),
+            alert_id: str(),
+            target: str('`webhook:<name>` or `email`.'),
+            state: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+            next_attempt_at: nullable(time('When it is tried next; null once delivered or given up.')),
+            created_at: time('When it was queued.'),
+            attempts: array(
+              object({
+                at: time('When it was tried.'),
+                ok: { type: 'boolean' },
+                status: nullable(int('The receiver’s HTTP status or SMTP reply code.')),
+                error: nullable(str()),
+                duration_ms: int(),
+              }),
+            ),
+          }),
+        ),
+      },
+      'An alert’s deliveries, oldest first.',
+    ),
     OpenApiDocument: {
       type: 'object',
       description: 'An OpenAPI 3.1 document: this one.',

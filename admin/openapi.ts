@@ -11,6 +11,7 @@ const TAGS: Record<Tag, string> = {
   Applications: 'The consumer applications that own keys. Suspending one suspends its keys with it.',
   Usage: 'Traffic and errors the gateways record, per key or overall, and the gateways’ intake of usage events.',
   Audit: 'Every change made through this API or by the scheduler: who, when, from where, and what changed.',
+  Alerts: 'What Keygate raised about keys and traffic (expiry, revocation, leaks, limits, errors), and where each alert was delivered.',
   Catalog: 'What the configuration offers keys: policy templates and the scope catalog.',
   Operations: 'Liveness, readiness, metrics and this document. They need no token.',
 };

@@ -1,9 +1,10 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { schedulerActor } from '../core/audit.js';
 import type { Logger } from '../core/log.js';
 import { dueTransition, type KeyRecord } from '../core/record.js';
 import type { Store } from '../core/store/store.js';
+import { webhookSignature } from '../core/webhook-signature.js';
 import { KeyService, type Issued } from './keys.js';
 
 const BATCH = 200;
@@ -107,11 +108,9 @@ async function deliver(url: string, secret: string, timeoutMs: number, old: KeyR
     application: old.application,
     expires_at: issued.record.expires_at === null ? null : new Date(issued.record.expires_at).toISOString(),
   });
-  const t = Math.floor(Date.now() / 1000);
-  const signature = createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
   const res = await request(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'keygate-signature': `t=${t},v1=${signature}` },
+    headers: { 'content-type': 'application/json', 'keygate-signature': webhookSignature(secret, body, Math.floor(Date.now() / 1000)) },
     body,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,

@@ -12,6 +12,10 @@ import type { ProcessMetrics } from '../core/metrics.js';
 import { Registry } from 'prom-client';
 import { type Store } from '../core/store/store.js';
 import { issuesToDetails } from '../core/validation.js';
+import { AlertService } from './alerts/service.js';
+import { Deliverer } from './alerts/deliver.js';
+import { alertRoutes } from './alerts/routes.js';
+import { AlertWatch } from './alerts/watch.js';
 import { AppService } from './applications.js';
 import { authorize, TokenAuth } from './auth.js';
 import { readJson, requestIdOf, sendError, validationError, type Call, type Route } from './http.js';
@@ -36,12 +40,15 @@ export interface AdminDeps {
   processMetrics?: ProcessMetrics;
   /** Where the gateway answers, per environment, for the curl example of a new key. */
   gatewayUrls?: Record<string, string>;
+  /** False: the alert watch and deliverer run only when told (`tick()`), as tests drive them with a ManualClock. */
+  alertTimers?: boolean;
 }
 
 export interface Admin {
   readonly keys: KeyService;
   readonly apps: AppService;
   readonly scheduler: Scheduler;
+  readonly alerts: { service: AlertService; watch: AlertWatch; deliverer: Deliverer };
   /** Where the gateway's usage events go when both planes run in one process. */
   readonly usage: UsageRecorder;
   listen(): Promise<{ host: string; port: number; url: string }>;
@@ -55,6 +62,13 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   const keys = new KeyService(config, deps.store, clock, hasher);
   const apps = new AppService(deps.store, clock);
   const scheduler = new Scheduler(keys, deps.store, log, config.scheduler.interval_ms);
+  const alertService = new AlertService(config, deps.store, clock, log);
+  keys.onCommitted((events, records) => alertService.fromKeyEvents(events, records));
+  const alerts = {
+    service: alertService,
+    watch: new AlertWatch(config, deps.store, alertService, clock, log),
+    deliverer: new Deliverer(config, deps.store, alertService, clock, log),
+  };
   const usage = new UsageRecorder(deps.store, log, recorderOptions(config.usage));
   const auth = new TokenAuth(config.admin.tokens);
   const proxies = new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!));
@@ -73,6 +87,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     ...adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store }),
     ...usageRoutes({ config, keys, store: deps.store, clock, usage }),
     ...leakRoutes({ config, keys }),
+    ...alertRoutes({ store: deps.store }),
   ];
   let openapi: string | undefined; // built on first use, from the whole table including this route
   routes.push({
@@ -177,17 +192,23 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     keys,
     apps,
     scheduler,
+    alerts,
     usage,
     async listen() {
       await dashboard?.ready();
       const bound = await listenOn(server, config.admin.port, config.admin.host);
       if (config.scheduler.enabled) scheduler.start();
+      if (config.alerts.enabled && deps.alertTimers !== false) {
+        alerts.watch.start();
+        alerts.deliverer.start();
+      }
       usage.start();
       log.info('admin listening', { address: bound.host, port: bound.port });
       return bound;
     },
     async close() {
       await scheduler.close();
+      await Promise.all([alerts.watch.close(), alerts.deliverer.close()]);
       await usage.close();
       closing = true;
       await new Promise<void>((resolve) => {

@@ -42,7 +42,8 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     const moved = await migrateFileStore(dir, store);
     process.stdout.write(
       `migrated ${dir} to ${path}: ${moved.keys} keys, ${moved.apps} applications, ${moved.audit} audit entries, ` +
-        `${moved.events} key events, ${moved.buckets} usage buckets, ${moved.errors} error samples, ${moved.batches} usage batch ids\n` +
+        `${moved.events} key events, ${moved.buckets} usage buckets, ${moved.errors} error samples, ${moved.batches} usage batch ids, ` +
+        `${moved.alerts} alerts, ${moved.deliveries} alert deliveries\n` +
         `the file store is unchanged; set store: { type: sqlite, path: ${to[1]} } to use the new database\n`,
     );
     return 0;

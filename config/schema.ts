@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
+import { ALERT_TYPES } from '../core/alerts.js';
 import { DEFAULT_DOC_BASE_URL } from '../core/errors.js';
 import { parseCidr } from '../core/ip.js';
 import { parsePasswordHash } from '../core/password.js';
@@ -55,6 +56,108 @@ function toScopeEntry(v: string | z.output<typeof scopeEntry>): ScopeEntry {
   return { ...entry, category: entry.category ?? (underscore === -1 ? 'general' : entry.name.slice(underscore + 1)) };
 }
 
+/** Thresholds of the traffic alerts (docs/alerts.md); a policy's `alerts` overrides them for its keys. */
+const alertRules = z.strictObject({
+  /** key.rate_limited: a key refused by its rate limit this many times within the window. */
+  rate_limited: z.strictObject({ count: z.number().int().min(1).default(100), window_minutes: z.number().int().min(1).max(1440).default(5) }).prefault({}),
+  /** key.ip_denied: requests of a key from addresses outside its allowlist within the window. */
+  ip_denied: z.strictObject({ count: z.number().int().min(1).default(1), window_minutes: z.number().int().min(1).max(1440).default(60) }).prefault({}),
+  /** key.used_after_revocation: requests with a revoked key, or an old key after its rotation grace. */
+  used_after_revocation: z.strictObject({ count: z.number().int().min(1).default(1), window_minutes: z.number().int().min(1).max(1440).default(60) }).prefault({}),
+  /** key.error_rate: the share of a key's requests answered 4xx or 5xx, with at least `min_requests`. */
+  error_rate: z
+    .strictObject({
+      share: z.number().gt(0).max(1).default(0.5),
+      min_requests: z.number().int().min(1).default(20),
+      window_minutes: z.number().int().min(1).max(1440).default(15),
+    })
+    .prefault({}),
+  /** key.unusual_usage: a key's requests in the last hour at least `factor` × its hourly average of the `baseline_days` before. */
+  unusual_usage: z
+    .strictObject({
+      factor: z.number().min(1.5).default(10),
+      min_requests: z.number().int().min(1).default(1_000),
+      baseline_days: z.number().int().min(1).max(30).default(7),
+    })
+    .prefault({}),
+});
+const alertRuleOverrides = z.strictObject({
+  rate_limited: alertRules.shape.rate_limited.unwrap().partial().optional(),
+  ip_denied: alertRules.shape.ip_denied.unwrap().partial().optional(),
+  used_after_revocation: alertRules.shape.used_after_revocation.unwrap().partial().optional(),
+  error_rate: alertRules.shape.error_rate.unwrap().partial().optional(),
+  unusual_usage: alertRules.shape.unusual_usage.unwrap().partial().optional(),
+  /** Days before expiry that key.expiring fires, once per key and threshold. */
+  expiring_days: z.array(z.number().int().min(1).max(365)).min(1).max(5).optional(),
+  /** Alert types not raised for this policy's keys. */
+  off: z.array(z.enum(ALERT_TYPES)).default([]),
+});
+const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s]+$/.test(s), 'must be an http:// or https:// URL');
+const alertWebhook = z.strictObject({
+  name,
+  url: httpUrl,
+  /** Signs each body (`Keygate-Signature`, as the rotation webhook); not used by `slack`. */
+  secret: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(16, 'must be at least 16 characters')).nullable().default(null),
+  /** `keygate`: the alert as JSON, signed; `slack`: a Slack-compatible incoming-webhook message. */
+  format: z.enum(['keygate', 'slack']).default('keygate'),
+  /** Alert types sent here; ["*"] for all. */
+  events: z.array(z.union([z.enum(ALERT_TYPES), z.literal('*')])).min(1).default(['*']),
+  /** Only this tenant's alerts (null: all). */
+  tenant: z.string().min(1).nullable().default(null),
+  timeout_ms: z.number().int().min(100).max(60_000).default(10_000),
+});
+/** Alerts: what is watched, and where alerts go (docs/alerts.md). */
+const alerts = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** How often the admin plane looks for expiring keys and traffic that crosses a threshold. */
+    interval_ms: z.number().int().min(100).max(3_600_000).default(60_000),
+    /** Alerts (and their deliveries) are kept this long. */
+    retention_days: z.number().int().min(1).max(3660).default(30),
+    /** Days before a key expires that key.expiring fires, once per key and threshold. */
+    expiring_days: z.array(z.number().int().min(1).max(365)).min(1).max(5).default([7]),
+    rules: alertRules.prefault({}),
+    /** usage.error_rate: the share of all requests answered 4xx or 5xx. */
+    usage_error_rate: z
+      .strictObject({
+        share: z.number().gt(0).max(1).default(0.25),
+        min_requests: z.number().int().min(1).default(100),
+        window_minutes: z.number().int().min(1).max(1440).default(15),
+      })
+      .prefault({}),
+    webhooks: z.array(alertWebhook).default([]),
+    email: z
+      .strictObject({
+        smtp: z.strictObject({
+          host: z.string().min(1),
+          port: port.default(587),
+          /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+          secure: z.boolean().default(false),
+          user: z.string().min(1).nullable().default(null),
+          password: z.string().min(1).nullable().default(null),
+          timeout_ms: z.number().int().min(100).max(120_000).default(15_000),
+        }),
+        from: z.string().min(3),
+        /** Always sent to these addresses. */
+        to: z.array(z.string().regex(/^[^\s@]{1,64}@[^\s@]{1,255}$/, 'must be an email address')).default([]),
+        /** Also to the dashboard user who created the key, when it has an email. */
+        owners: z.boolean().default(true),
+        events: z.array(z.union([z.enum(ALERT_TYPES), z.literal('*')])).min(1).default(['*']),
+      })
+      .nullable()
+      .default(null),
+    /** Retries: the first after `backoff_seconds`, doubling up to `max_backoff_seconds`, for `give_up_hours`. */
+    delivery: z
+      .strictObject({
+        backoff_seconds: z.number().int().min(1).default(30),
+        max_backoff_seconds: z.number().int().min(1).default(3_600),
+        give_up_hours: z.number().min(0.01).max(24 * 7).default(24),
+        interval_ms: z.number().int().min(50).max(60_000).default(1_000),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 const policy = z.strictObject({
   description: z.string().max(500).nullable().default(null),
   plan: z.string().nullable().default(null),
@@ -85,6 +188,8 @@ const policy = z.strictObject({
     })
     .nullable()
     .default(null),
+  /** Alert thresholds for this policy's keys, over the global `alerts.rules` (docs/alerts.md). */
+  alerts: alertRuleOverrides.nullable().default(null),
 });
 
 const route = z.strictObject({
@@ -466,6 +571,7 @@ export const configSchema = z.strictObject({
       max_usage_batch_bytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
+  alerts,
   /** The web dashboard on the admin listener at /dashboard (docs/dashboard.md). */
   dashboard: z
     .strictObject({

@@ -4,11 +4,13 @@
  * any store can add them (a Redis hash, a map in memory). Field names:
  *
  *   n ok c4 c5 rl          requests, successes (status < 400), 4xx, 5xx, rate-limited (429)
+ *   ipd rev                refused: from outside the key's allowlist; with a revoked key
  *   lat up upn bi bo       latency sum (ms), upstream latency sum (ms) and count, bytes in, out
  *   s:<status>             requests per status code
  *   h:<bin>                latency histogram (see latencyBin)
  *   e:<n|err|lat>|<api>|<method>|<route>   per endpoint (route template, not the raw path)
  *   k:<key_id> ke:<key_id> requests and errors per key (tenant and overall scopes only)
+ *   kr: ki: kv:<key_id>    per key: rate-limited, ip-denied, revoked-key requests (overall minutes only)
  *   cc:<country>           requests per country, when the request carried one
  */
 export type Fields = Record<string, number>;
@@ -144,6 +146,8 @@ export function foldRow(f: Fields, e: AggregatedEvent): void {
   else if (e.status < 500) add(f, 'c4', 1);
   else add(f, 'c5', 1);
   if (e.outcome === 'rate_limit_exceeded') add(f, 'rl', 1);
+  else if (e.outcome === 'ip_not_allowed') add(f, 'ipd', 1);
+  else if (e.outcome === 'invalid_token' && e.reason === 'revoked') add(f, 'rev', 1);
   add(f, 'lat', e.latency_ms);
   if (e.upstream_ms !== null) {
     add(f, 'up', e.upstream_ms);
@@ -178,6 +182,15 @@ export function expandRow(deltas: Map<string, BucketDelta>, row: UsageRow): void
       if (row.key_id !== null && scope !== row.key_id) {
         add(f, `k:${row.key_id}`, n);
         if (errors > 0) add(f, `ke:${row.key_id}`, errors);
+        // What the alerts watch per key (admin/alerts/watch.ts), in the overall minutes only.
+        if (scope === '*' && gran === 'm') {
+          const rl = row.fields['rl'];
+          const ipd = row.fields['ipd'];
+          const rev = row.fields['rev'];
+          if (rl !== undefined) add(f, `kr:${row.key_id}`, rl);
+          if (ipd !== undefined) add(f, `ki:${row.key_id}`, ipd);
+          if (rev !== undefined) add(f, `kv:${row.key_id}`, rev);
+        }
       }
     }
   }

@@ -254,6 +254,15 @@ let sharedKeyId: string | null = null;
 let sharedAppId: string | null = null;
 const sharedKey = async () => (sharedKeyId ??= (await newKey()).id);
 const sharedApp = async () => (sharedAppId ??= await newApp());
+let sharedAlertId: string | null = null;
+/** The key.revoked alert of a key revoked for it. */
+async function sharedAlert(): Promise<string> {
+  if (sharedAlertId !== null) return sharedAlertId;
+  const { id } = await newKey();
+  await api('POST', `/v1/keys/${id}/revoke`, {}, ADMIN_TOKEN);
+  const res = await api('GET', `/v1/alerts?key_id=${id}`, undefined, ADMIN_TOKEN);
+  return (sharedAlertId = res.body.data[0].id as string);
+}
 const keyCase = async (id: string | Promise<string>, body?: unknown): Promise<Case> => ({ id: await id, body, snapshot: `/v1/keys/${await id}` });
 const appCase = async (id: string | Promise<string>, body?: unknown): Promise<Case> => ({ id: await id, body, snapshot: `/v1/applications/${await id}` });
 
@@ -290,6 +299,9 @@ const PREP: Record<string, () => Promise<Case>> = {
   'GET /v1/usage/errors': async () => ({ query: '?limit=5' }),
   'POST /v1/usage/events': async () => ({ body: { id: marker('matrix-batch'), events: [] } }),
   'GET /metrics': async () => ({}),
+  'GET /v1/alerts': async () => ({ query: '?limit=5' }),
+  'GET /v1/alerts/{id}': async () => ({ id: await sharedAlert() }),
+  'GET /v1/alerts/{id}/deliveries': async () => ({ id: await sharedAlert() }),
   'POST /v1/keys/leaked': async () => {
     const k = await newKey();
     return { body: { key: k.key, source: 'matrix' }, snapshot: `/v1/keys/${k.id}` };

@@ -78,6 +78,7 @@ const EXPECTED_IDS = [
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
   'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'getScopeCatalog', 'getKeyUsage',
   'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
+  'listAlerts', 'getAlert', 'listAlertDeliveries',
 ];
 
 t.test('shape: readable operationIds, tags, summaries, descriptions, named schemas, every 4xx with the error schema', async (t) => {
@@ -173,6 +174,9 @@ t.test('answers: every operation answers with its documented status and a body i
   await stack.admin.usage.flush();
   const event = { time: stack.clock.now(), request_id: 'doc-1', key_id: null, api: null, method: 'GET', route: null, status: 404, outcome: 'route_not_found', latency_ms: 1 };
 
+  const revoked = await stack.createKey({ name: 'revoked for its alert' });
+  await stack.adminCall('POST', `/v1/keys/${revoked.id}/revoke`, {});
+  const alertId = (await stack.adminCall('GET', `/v1/alerts?key_id=${revoked.id}`)).body.data[0].id as string;
   const leaky = await stack.createKey({ name: 'leaky' });
   const alert = JSON.stringify([{ token: leaky.key, type: 'keygate_api_key', url: 'https://github.com/o/r', source: 'content' }]);
   const calls: Record<string, { path: string; body?: unknown; raw?: string; headers?: Record<string, string> }> = {
@@ -202,6 +206,9 @@ t.test('answers: every operation answers with its documented status and a body i
     ingestUsageEvents: { path: '/v1/usage/events', body: { id: 'doc-batch', events: [event] } },
     getOpenApi: { path: '/openapi.json' },
     getMetrics: { path: '/metrics' },
+    listAlerts: { path: '/v1/alerts?limit=5' },
+    getAlert: { path: `/v1/alerts/${alertId}` },
+    listAlertDeliveries: { path: `/v1/alerts/${alertId}/deliveries` },
     reportLeakedKey: { path: '/v1/keys/leaked', body: { key: created.key, source: 'docs' } },
     receiveGithubLeakAlert: {
       path: '/v1/leaks',

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import { KeyHasher } from '../core/key-hash.js';
+import type { Alert, Delivery } from '../core/alerts.js';
 import type { KeyRecord } from '../core/record.js';
 import { FileStore } from '../core/store/file-store.js';
 
@@ -237,6 +238,34 @@ t.test('a long journal is compacted on open into bounded lines, losing nothing',
   const third = await openStore(t, dir);
   t.ok(await third.getKey(ids[1199]!), 'the compacted journal replays');
   t.equal(statSync(join(dir, JOURNAL)).ino, compacted.ino, 'and is not rewritten again by the next open');
+});
+
+t.test('a compacted journal keeps alerts, their deliveries as last written and their dedup keys, and not pruned ones', async (t) => {
+  const dir = tempDir(t);
+  const first = await openStore(t, dir);
+  const T0 = Date.UTC(2026, 5, 1, 12);
+  const alert = (i: number): Alert => ({ id: `alr_${String(i).padStart(26, '0')}`, type: 'key.rate_limited', created_at: T0 + i, tenant: i % 2 ? 'a' : null, key: null, data: { i } });
+  const delivery = (a: Alert): Delivery => ({ id: `dlv_${a.id}`, alert_id: a.id, target: 'webhook:ops', state: 'pending', attempts: [], next_at: T0, created_at: a.created_at });
+  for (let i = 0; i < 5; i++) await first.addAlert(alert(i), `dedup-${i}`, [delivery(alert(i))]);
+  // Retries of one delivery: a line each, enough for the next open to compact.
+  let retried = delivery(alert(4));
+  for (let n = 0; n < 1100; n++) {
+    retried = { ...retried, attempts: [...retried.attempts.slice(-2), { at: T0 + n, ok: false, status: 500, error: null, duration_ms: n }], next_at: T0 + n + 1 };
+    await first.putDelivery(retried);
+  }
+  t.equal(await first.pruneAlerts(T0 + 2), 2);
+  await first.close();
+  const second = await openStore(t, dir);
+  const lines = readFileSync(join(dir, JOURNAL), 'utf8').split('\n').filter(Boolean);
+  t.ok(lines.length < 20, `compacted to ${lines.length} lines`);
+  await second.close();
+  const third = await openStore(t, dir);
+  t.same((await third.listAlerts({ tenant: null, limit: 10 })).data.map((a) => a.id), [4, 3, 2].map((i) => alert(i).id), 'the alerts kept, none pruned');
+  t.same(await third.listDeliveries(alert(4).id), [retried], 'a delivery as last written');
+  t.same(await third.listDeliveries(alert(0).id), [], "a pruned alert's deliveries are gone");
+  t.same((await third.dueDeliveries(T0 + 10_000, 10)).map((d) => d.id), [2, 3, 4].map((i) => `dlv_${alert(i).id}`), 'due in order of next_at');
+  t.equal(await third.addAlert(alert(9), 'dedup-3', []), false, 'a kept dedup key');
+  t.equal(await third.addAlert(alert(9), 'dedup-0', []), true, 'a pruned one is free');
 });
 
 t.test('LOCK: a second open in the same process is refused', async (t) => {

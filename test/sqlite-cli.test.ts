@@ -8,6 +8,7 @@ import { generateKey } from '../core/key-format.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { FileStore } from '../core/store/file-store.js';
 import { SqliteStore } from '../core/store/sqlite-store.js';
+import { SCHEMA_VERSION } from '../core/store/sqlite/schema.js';
 import { runCli, startKeygate } from './lib/cli.js';
 import { keyRecord } from './lib/records.js';
 import { startUpstream } from './lib/upstream.js';
@@ -80,7 +81,7 @@ t.test('--check --store: the integrity check of the configured database, read-on
   await store.close();
   const ok = await runCli(['--config', config, '--check', '--store']);
   t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, `${db}: integrity ok (schema version 1, 1 keys)`);
+  t.match(ok.stdout, `${db}: integrity ok (schema version ${SCHEMA_VERSION}, 1 keys)`);
 
   const plain = await runCli(['--config', config, '--store']);
   t.equal(plain.code, 2, '--store alone is a usage error');
@@ -111,7 +112,7 @@ t.test('a damaged database, or one of a newer schema, stops the start with one c
   raw.close();
   const newer = await runCli(['--config', config]);
   t.equal(newer.code, 1);
-  t.match(newer.stdout, /has schema version 99, newer than this Keygate knows \(1\): it was written by a newer release/);
+  t.match(newer.stdout, `has schema version 99, newer than this Keygate knows (${SCHEMA_VERSION}): it was written by a newer release`);
 });
 
 t.test('backup: a consistent copy while keygate serves, checked, never over an existing file', async (t) => {
@@ -126,7 +127,7 @@ t.test('backup: a consistent copy while keygate serves, checked, never over an e
   const dest = join(dir, 'backup.db');
   const res = await runCli(['backup', '--config', config, '--to', dest]);
   t.equal(res.code, 0, res.stderr);
-  t.match(res.stdout, `backup written to ${dest}: 5 keys, schema version 1`);
+  t.match(res.stdout, `backup written to ${dest}: 5 keys, schema version ${SCHEMA_VERSION}`);
   const again = await runCli(['backup', '--config', config, '--to', dest]);
   t.equal(again.code, 1);
   t.match(again.stderr, 'already exists; a backup never overwrites a file');

@@ -6,6 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
+import type { Alert, Delivery } from '../core/alerts.js';
 import type { AppRecord } from '../core/application.js';
 import type { AuditEntry, KeyEvent } from '../core/audit.js';
 import { generateKey } from '../core/key-format.js';
@@ -16,7 +17,7 @@ import { FileStore } from '../core/store/file-store.js';
 import { migrateFileStore } from '../core/store/migrate.js';
 import { openStore } from '../core/store/open.js';
 import { errorCursor, queryApps, queryAudit, queryErrors, queryKeys } from '../core/store/query.js';
-import { APPLICATION_ID, migrate, SCHEMA_VERSION } from '../core/store/sqlite/schema.js';
+import { APPLICATION_ID, migrate, migrations, SCHEMA_VERSION } from '../core/store/sqlite/schema.js';
 import { SqliteStore, type SqliteStoreOptions } from '../core/store/sqlite-store.js';
 import type { AppQuery, AuditQuery, ErrorQuery, KeyQuery, Page, Store, StoreDump, UsageBatch } from '../core/store/store.js';
 import { DAY, MINUTE, type ErrorSample } from '../core/usage-agg.js';
@@ -119,6 +120,57 @@ t.test('a new database records the schema version and Keygate\'s application id,
   db.close();
   await open(t, path, { log });
   t.equal(logged.length, 1, 'an up-to-date database is opened without migrating');
+});
+
+t.test('a database at schema version 1 migrates to the current one on open, keeping its keys, and then keeps alerts', async (t) => {
+  const dir = tempDir(t);
+  // A version-1 database as the release before alerts made it (migration 0001 alone), holding
+  // keys written by this store (the keys table is the same in both versions).
+  const source = await open(t, join(dir, 'source.db'));
+  const expiring = await source.putKey(newKey({ expires_at: T0 + 100 }), 0);
+  await source.putKey(newKey({ expires_at: T0 + 100, revoked_at: T0, revoked_reason: 'leaked' }), 0);
+  await source.close();
+  const path = join(dir, 'keygate.db');
+  const v1 = raw(t, path);
+  v1.pragma('journal_mode = WAL');
+  v1.exec(migrations()[0]!.sql);
+  v1.pragma(`application_id = ${APPLICATION_ID}`);
+  v1.pragma('user_version = 1');
+  v1.exec(`ATTACH '${join(dir, 'source.db')}' AS source; INSERT INTO keys SELECT * FROM source.keys; DETACH source`);
+  v1.close();
+
+  const logged: Record<string, unknown>[] = [];
+  const store = await open(t, path, { log: (msg, fields) => logged.push({ msg, ...fields }) });
+  t.same(logged, [{ msg: 'sqlite schema migrated', path, from: 1, to: SCHEMA_VERSION }], 'the migration from version 1 is logged');
+  t.same(await store.getKeyByHash(expiring.hash), expiring, 'a key of version 1 is found by its hash');
+  t.same((await store.expiringKeys(T0, T0 + 100, null, 10)).map((k) => k.id), [expiring.id], 'and by the expiring-key index, the revoked one left out');
+  const alert: Alert = { id: `alr_${'0'.repeat(26)}`, type: 'key.expiring', created_at: T0, tenant: null, key: { id: expiring.id, name: expiring.name, masked: 'gw_live_…' }, data: {} };
+  t.equal(await store.addAlert(alert, 'first', [deliveryFor(alert, 'email', 0)]), true, 'an alert is stored');
+  t.same((await store.listAlerts({ tenant: null, limit: 10 })).data, [alert], 'and listed');
+  t.same(store.integrityCheck(), ['ok'], 'the migrated database passes its integrity check');
+  const db = raw(t, path, { readonly: true });
+  t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'user_version is the current schema version');
+  const fresh = await open(t, join(dir, 'fresh.db'));
+  await fresh.close();
+  const schemaOf = (file: string) => {
+    const d = raw(t, file, { readonly: true });
+    return d.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all();
+  };
+  t.same(schemaOf(path), schemaOf(join(dir, 'fresh.db')), 'the migrated schema is the one a new database gets');
+});
+
+t.test('an alert whose deliveries cannot all be written is not stored, and its dedup key stays free', async (t) => {
+  const store = await open(t, join(tempDir(t), 'keygate.db'));
+  const first: Alert = { id: `alr_${'1'.repeat(26)}`, type: 'key.leaked', created_at: T0, tenant: 'a', key: null, data: {} };
+  await store.addAlert(first, 'one', [deliveryFor(first, 'email', 0)]);
+  const second: Alert = { ...first, id: `alr_${'2'.repeat(26)}`, created_at: T0 + 1 };
+  // A delivery id already taken: the insert of the second delivery fails.
+  const err = await rejection(t, store.addAlert(second, 'two', [deliveryFor(second, 'webhook:a', 1), deliveryFor(second, 'email', 0)]), 'addAlert');
+  t.equal(err.code, 'KEYGATE_STORE_UNAVAILABLE', 'the failure is a store error');
+  t.equal(await store.getAlert(second.id), null, 'the alert is not stored');
+  t.same(await store.listDeliveries(second.id), [], 'nor its first delivery');
+  t.same(await store.listDeliveries(first.id), [deliveryFor(first, 'email', 0)], 'the other alert keeps its own');
+  t.equal(await store.addAlert(second, 'two', [deliveryFor(second, 'webhook:a', 1)]), true, 'its dedup key is free');
 });
 
 t.test('a database of a newer schema is refused, naming both versions, and left unchanged', async (t) => {
@@ -890,7 +942,15 @@ t.test('integrityCheck answers ok; a backup taken while another store writes ope
 // ---------------------------------------------------------------------------------------------
 // The file store, imported.
 
-/** A file store with every kind of record: keys (used, re-hashed, revoked), apps, audit, events, usage. */
+function alertFor(keyId: string, i: number, tenant: string | null): Alert {
+  return { id: `alr_${String(i).padStart(26, '0')}`, type: i % 2 ? 'key.revoked' : 'key.expiring', created_at: T0 + 1000 + Math.floor(i / 2), tenant, key: { id: keyId, name: `Key ${i}`, masked: 'gw_live_…' }, data: { i } };
+}
+
+function deliveryFor(alert: Alert, target: string, i: number): Delivery {
+  return { id: `dlv_${target}_${i}`, alert_id: alert.id, target, state: 'pending', attempts: [], next_at: T0 + 2000 + i, created_at: alert.created_at };
+}
+
+/** A file store with every kind of record: keys (used, re-hashed, revoked), apps, audit, events, usage, alerts and deliveries. */
 async function fillFileStore(dir: string): Promise<{ hashes: { old: string; now: string }; ids: string[] }> {
   const fs = await FileStore.open({ dir });
   try {
@@ -921,6 +981,15 @@ async function fillFileStore(dir: string): Promise<{ hashes: { old: string; now:
     await fs.commit({ keys: [{ rec: now, expected: rehashed.version }], events: [eventFor(rehashed.id, 'edited', T0 + 300)] });
     const revoked = (await fs.getKey(ids[2]!))!;
     await fs.commit({ keys: [{ rec: { ...revoked, revoked_at: T0 + 400, revoked_reason: 'leaked' }, expected: revoked.version }], audit: [auditFor(revoked.id, 99, { action: 'key.revoked' })], events: [eventFor(revoked.id, 'revoked', T0 + 400)] });
+    // Alerts: some delivered, one pruned (its dedup key free again), one refused as a duplicate.
+    for (let i = 0; i < 6; i++) {
+      const alert = alertFor(ids[i]!, i, i % 2 === 0 ? 'a' : null);
+      const deliveries = [deliveryFor(alert, 'webhook:ops', i), deliveryFor(alert, 'email', i)];
+      await fs.addAlert(alert, `dedup-${i}`, deliveries);
+      if (i % 3 === 0) await fs.putDelivery({ ...deliveries[0]!, state: 'delivered', attempts: [{ at: T0 + 1000 + i, ok: true, status: 200, error: null, duration_ms: 7 }], next_at: null });
+    }
+    await fs.addAlert(alertFor(ids[9]!, 9, null), 'dedup-1', []);
+    await fs.pruneAlerts(T0 + 1000 + 1);
     return { hashes: { old: rehashed.hash, now: now.hash }, ids };
   } finally {
     await fs.close();
@@ -952,6 +1021,10 @@ async function answers(store: Store, ids: string[]) {
   out['usage minutes'] = await store.usageBuckets('*', 'm', M0 + 6 * MINUTE, M0 + 20 * MINUTE);
   out['usage days'] = await store.usageBuckets(ids[0]!, 'd', T0 - DAY, T0 + DAY);
   out['errors'] = await store.recentErrors({ limit: 50 });
+  for (const tenant of [null, 'a']) out[`alerts ${tenant}`] = await allPages((cursor) => store.listAlerts({ tenant, limit: 2, cursor }), 100);
+  for (let i = 0; i < 6; i++) out[`deliveries ${i}`] = await store.listDeliveries(`alr_${String(i).padStart(26, '0')}`);
+  out['due deliveries'] = await store.dueDeliveries(T0 + 3000, 100);
+  out['expiring'] = await store.expiringKeys(T0, T0 + 100, null, 10);
   return out;
 }
 
@@ -971,7 +1044,7 @@ t.test('migrateFileStore moves every record, hash, timeline, audit entry, aggreg
 
   const target = await open(t, join(dir, 'keygate.db'));
   const moved = await migrateFileStore(files, target);
-  t.same(moved, { keys: 30, apps: 1, audit: 32, events: 37, buckets: source.buckets.length, errors: 8, batches: 12 }, 'the counts moved');
+  t.same(moved, { keys: 30, apps: 1, audit: 32, events: 37, buckets: source.buckets.length, errors: 8, batches: 12, alerts: 4, deliveries: 8 }, 'the counts moved');
   const dump = target.dump();
   t.same({ ...dump, buckets: sortedBuckets(dump) }, { ...source, buckets: sortedBuckets(source) }, 'the dumps are equal');
   t.same(await answers(target, ids), expected, 'and every query answers the same');
@@ -985,6 +1058,8 @@ t.test('migrateFileStore moves every record, hash, timeline, audit entry, aggreg
   t.equal(err.code, 'KEYGATE_STORE_UNAVAILABLE', 'a second migration is refused');
   t.match(err.message, /already holds data; migrate only into a new database/, 'a non-empty database is refused');
   t.same(target.dump(), dump, 'the refused migration changed nothing');
+  t.equal(await target.addAlert(alertFor(ids[20]!, 20, null), 'dedup-3', []), false, "an alert's dedup key moved with it");
+  t.equal(await target.addAlert(alertFor(ids[21]!, 21, null), 'dedup-1', []), true, "a pruned alert's dedup key stays free");
 });
 
 t.test('migrateFileStore leaves a journal that a file store would repair on open byte-identical', async (t) => {

@@ -73,3 +73,40 @@ t.test('a write that changes keys answers once every gateway process has dropped
   t.ok(performance.now() - began < 250, 'a lapsed member is not waited for');
   t.equal(await raw.hexists(`{${prefix}}:members`, 'hung-gateway'), 0, 'and is removed');
 });
+
+t.test('expiringKeys finds keys written before the expiring index existed (an upgraded deployment), once built', async (t) => {
+  const prefix = `exp${n++}`;
+  const writer = await open(prefix);
+  t.teardown(() => writer.close());
+  const T0 = Date.UTC(2026, 5, 1, 12);
+  const keys = [];
+  for (let i = 0; i < 5; i++) keys.push(await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, T0, { expires_at: T0 + 100 + (i % 2) }), 0));
+  const revoked = await writer.putKey(keyRecord(generateKey('gw', 'live'), hasher, T0, { expires_at: T0 + 100, revoked_at: T0, revoked_reason: 'leaked' }), 0);
+  // What an earlier release left: the same keys, no index and no mark that it was built.
+  await raw.del(`{${prefix}}:expiring`, `{${prefix}}:expm`, `{${prefix}}:expiring:built`);
+  const upgraded = await open(prefix);
+  t.teardown(() => upgraded.close());
+  const wanted = [...keys].sort((a, b) => a.expires_at! - b.expires_at! || (a.id < b.id ? -1 : 1)).map((k) => k.id);
+  t.same((await upgraded.expiringKeys(T0, T0 + 200, null, 100)).map((k) => k.id), wanted, 'every key found, in order');
+  t.equal(await raw.exists(`{${prefix}}:expiring:built`), 1, 'the index is marked built');
+  t.notOk((await raw.zrangebylex(`{${prefix}}:expiring`, '-', '+')).some((m) => m.endsWith(revoked.id)), 'a revoked key is not in it');
+  // A key changed after the build is indexed by its commit, by any process.
+  await writer.putKey({ ...keys[0]!, expires_at: T0 + 150 }, keys[0]!.version);
+  t.equal((await upgraded.expiringKeys(T0 + 120, T0 + 200, null, 100))[0]?.id, keys[0]!.id, 'a later change moves the key');
+});
+
+t.test('pruneAlerts drops more alerts than one script takes, in several scripts', async (t) => {
+  const prefix = `prune${n++}`;
+  const store = await open(prefix);
+  t.teardown(() => store.close());
+  const T0 = Date.UTC(2026, 5, 1, 12);
+  for (let i = 0; i < 1203; i++) {
+    const id = `alr_${String(i).padStart(26, '0')}`;
+    await store.addAlert({ id, type: 'key.expiring', created_at: T0 + (i % 7), tenant: i % 2 ? 't' : null, key: { id: `key_${i % 3}`, name: 'k', masked: 'gw_live_…' }, data: {} }, `d${i}`, [
+      { id: `dlv_${i}`, alert_id: id, target: 'email', state: 'pending', attempts: [], next_at: T0, created_at: T0 },
+    ]);
+  }
+  t.equal(await store.pruneAlerts(T0 + 7), 1203, 'every alert dropped');
+  const left = (await raw.keys(`{${prefix}}:*`)).filter((k) => /^\{[^}]+\}:(alert|dlv)/.test(k));
+  t.same(left, [], 'nothing of them (indexes, dedup keys, deliveries) is left in Redis');
+});

@@ -3,13 +3,14 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import type { Bucket, ErrorSample, Fields, Granularity } from '../usage-agg.js';
 import { DAY, MINUTE, bucketStart } from '../usage-agg.js';
-import { queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
+import { compareText, expiringKeys, queryAlerts, queryApps, queryAudit, queryErrors, queryKeys } from './query.js';
 import {
   type AppQuery,
   type AuditQuery,
@@ -47,6 +48,17 @@ interface Entry {
   buckets?: StoredBucket[];
   errors?: ErrorSample[];
   keep_errors?: number;
+  /** Alerts stored, with their deduplication keys. */
+  alerts?: StoredAlert[];
+  /** Deliveries stored or replaced (by id). */
+  deliveries?: Delivery[];
+  /** Alerts created before this were dropped, with their deliveries and dedup keys. */
+  prune_before?: number;
+}
+
+interface StoredAlert {
+  alert: Alert;
+  dedup: string;
 }
 
 /** An aggregate bucket; `expires` is the end of its retention. */
@@ -90,6 +102,14 @@ export class FileStore implements Store {
   #errors: ErrorSample[] = [];
   /** Applied usage batch ids, oldest first (a Map keeps insertion order). */
   readonly #batches = new Map<string, true>();
+  /** Alerts by id, in the order they were stored. */
+  readonly #alerts = new Map<string, StoredAlert>();
+  /** Alert ids by dedup key. */
+  readonly #dedup = new Map<string, string>();
+  /** Deliveries by id, in the order they were stored. */
+  readonly #deliveries = new Map<string, Delivery>();
+  /** Delivery ids by alert id, in the order addAlert was given them. */
+  readonly #alertDeliveries = new Map<string, string[]>();
   #newestBucket = 0;
   #appended = 0;
   readonly #emitter = new EventEmitter();
@@ -181,9 +201,8 @@ export class FileStore implements Store {
     try {
       // Many moderate lines rather than one huge one: a line must fit in a JavaScript string.
       const chunk = 1000;
-      const empty = (): Entry => ({ t: 'c', keys: [], apps: [], audit: [], events: [] });
       const write = <T>(items: readonly T[], wrap: (part: T[]) => Partial<Entry>) => {
-        for (let i = 0; i < items.length; i += chunk) writeSync(fd, encodeLine({ ...empty(), ...wrap(items.slice(i, i + chunk)) }));
+        for (let i = 0; i < items.length; i += chunk) writeSync(fd, encodeLine({ ...emptyEntry(), ...wrap(items.slice(i, i + chunk)) }));
       };
       write([...this.#byId.values()], (keys) => ({ keys }));
       write([...this.#apps.values()], (apps) => ({ apps }));
@@ -195,6 +214,8 @@ export class FileStore implements Store {
       write([...this.#buckets.values()].filter((b) => b.expires > this.#retentionHorizon()), (buckets) => ({ buckets }));
       write(this.#errors, (errors) => ({ errors, keep_errors: Number.MAX_SAFE_INTEGER }));
       write([...this.#batches.keys()], (batches) => ({ batches }));
+      write([...this.#alerts.values()], (alerts) => ({ alerts }));
+      write([...this.#deliveries.values()], (deliveries) => ({ deliveries }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -215,7 +236,8 @@ export class FileStore implements Store {
     for (const list of this.#events.values()) events += list.length;
     return (
       lines(this.#byId.size) + lines(this.#apps.size) + lines(this.#audit.length) + lines(events) +
-      lines(this.#buckets.size) + lines(this.#errors.length) + lines(this.#batches.size)
+      lines(this.#buckets.size) + lines(this.#errors.length) + lines(this.#batches.size) +
+      lines(this.#alerts.size) + lines(this.#deliveries.size)
     );
   }
 
@@ -265,6 +287,90 @@ export class FileStore implements Store {
       if (!list) this.#events.set(e.key_id, (list = []));
       list.push(e);
     }
+    for (const a of entry.alerts ?? []) {
+      this.#alerts.set(a.alert.id, a);
+      this.#dedup.set(a.dedup, a.alert.id);
+    }
+    for (const d of entry.deliveries ?? []) {
+      if (!this.#deliveries.has(d.id)) {
+        let list = this.#alertDeliveries.get(d.alert_id);
+        if (!list) this.#alertDeliveries.set(d.alert_id, (list = []));
+        list.push(d.id);
+      }
+      this.#deliveries.set(d.id, d);
+    }
+    if (entry.prune_before !== undefined) {
+      for (const [id, { alert, dedup }] of this.#alerts) {
+        if (alert.created_at >= entry.prune_before) continue;
+        this.#alerts.delete(id);
+        this.#dedup.delete(dedup);
+        for (const d of this.#alertDeliveries.get(id) ?? []) this.#deliveries.delete(d);
+        this.#alertDeliveries.delete(id);
+      }
+    }
+  }
+
+  /** Appends one entry built from the current state (null: nothing to write) and applies it, in turn with every other write. */
+  #journal<T>(build: () => { entry: Entry | null; answer: T }): Promise<T> {
+    const run = this.#tail.then(async () => {
+      if (this.#closed || !this.#fh) throw new StoreUnavailableError('the file store is closed');
+      const { entry, answer } = build();
+      if (entry === null) return answer;
+      await this.#append(encodeLine(entry));
+      this.#apply(entry);
+      await this.#compactWhenLong();
+      return answer;
+    });
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  async expiringKeys(from: number, to: number, cursor: ExpiringCursor | null, limit: number): Promise<KeyRecord[]> {
+    return expiringKeys(this.#byId.values(), from, to, cursor, limit);
+  }
+
+  addAlert(alert: Alert, dedup: string, deliveries: readonly Delivery[]): Promise<boolean> {
+    return this.#journal(() =>
+      this.#dedup.has(dedup)
+        ? { entry: null, answer: false }
+        : { entry: { ...emptyEntry(), alerts: [{ alert, dedup }], deliveries: [...deliveries] }, answer: true },
+    );
+  }
+
+  async getAlert(id: string): Promise<Alert | null> {
+    return this.#alerts.get(id)?.alert ?? null;
+  }
+
+  async listAlerts(query: AlertQuery): Promise<Page<Alert>> {
+    return queryAlerts([...this.#alerts.values()].map((a) => a.alert), query);
+  }
+
+  async dueDeliveries(now: number, limit: number): Promise<Delivery[]> {
+    const due: Delivery[] = [];
+    for (const d of this.#deliveries.values()) if (d.state === 'pending' && d.next_at !== null && d.next_at <= now) due.push(d);
+    due.sort((a, b) => a.next_at! - b.next_at! || compareText(a.id, b.id));
+    return due.slice(0, limit);
+  }
+
+  async putDelivery(delivery: Delivery): Promise<void> {
+    await this.#journal(() => {
+      const stored = this.#deliveries.get(delivery.id);
+      if (stored === undefined) return { entry: null, answer: undefined };
+      const replaced: Delivery = { ...stored, state: delivery.state, attempts: delivery.attempts, next_at: delivery.next_at };
+      return { entry: { ...emptyEntry(), deliveries: [replaced] }, answer: undefined };
+    });
+  }
+
+  async listDeliveries(alertId: string): Promise<Delivery[]> {
+    return (this.#alertDeliveries.get(alertId) ?? []).map((id) => this.#deliveries.get(id)!);
+  }
+
+  pruneAlerts(before: number): Promise<number> {
+    return this.#journal(() => {
+      let n = 0;
+      for (const { alert } of this.#alerts.values()) if (alert.created_at < before) n++;
+      return { entry: n === 0 ? null : { ...emptyEntry(), prune_before: before }, answer: n };
+    });
   }
 
   async getKeyByHash(hash: string): Promise<KeyRecord | null> {
@@ -460,6 +566,8 @@ export class FileStore implements Store {
       buckets: [...this.#buckets.values()].filter((b) => b.expires > this.#retentionHorizon()).map((b) => ({ ...b, fields: { ...b.fields } })),
       errors: [...this.#errors],
       batches: [...this.#batches.keys()],
+      alerts: [...this.#alerts.values()],
+      deliveries: [...this.#deliveries.values()],
     };
   }
 
@@ -487,6 +595,10 @@ function syncDir(dir: string): void {
   }
 }
 
+function emptyEntry(): Entry {
+  return { t: 'c', keys: [], apps: [], audit: [], events: [] };
+}
+
 function encodeLine(entry: Entry): string {
   const json = JSON.stringify(entry);
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
@@ -506,7 +618,10 @@ function decodeLine(line: Buffer): Entry | null {
       (entry.usage === undefined || Array.isArray(entry.usage)) &&
       (entry.buckets === undefined || Array.isArray(entry.buckets)) &&
       (entry.errors === undefined || Array.isArray(entry.errors)) &&
-      (entry.batches === undefined || Array.isArray(entry.batches))
+      (entry.batches === undefined || Array.isArray(entry.batches)) &&
+      (entry.alerts === undefined || Array.isArray(entry.alerts)) &&
+      (entry.deliveries === undefined || Array.isArray(entry.deliveries)) &&
+      (entry.prune_before === undefined || typeof entry.prune_before === 'number')
       ? entry
       : null;
   } catch {

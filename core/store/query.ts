@@ -1,3 +1,4 @@
+import type { Alert, AlertQuery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry } from '../audit.js';
 import { keyStatus, type KeyRecord } from '../record.js';
@@ -23,7 +24,7 @@ function compare(a: SortValue, aId: string, b: SortValue, bId: string): number {
  * collation sorts names. JavaScript's `<` compares UTF-16 code units instead, which puts
  * characters beyond U+FFFF (emoji) before U+E000–U+FFFF (fullwidth forms, U+FFFD).
  */
-function compareText(a: string, b: string): number {
+export function compareText(a: string, b: string): number {
   if (a === b) return 0;
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -84,7 +85,8 @@ export function queryKeys(records: Iterable<KeyRecord>, query: KeyQuery): KeyPag
 
 /** Newest first, keyset-paged on (time, id). */
 function newestFirst<T>(items: Iterable<T>, keep: (item: T) => boolean, time: (item: T) => number, id: (item: T) => string, limit: number, cursor: string | undefined): Page<T> {
-  const after = cursor ? decodeCursor(cursor) : null;
+  // A cursor of another list (a name where a time belongs) is refused, as the SQL lists refuse it.
+  const after = cursor ? decodeTimeCursor(cursor) : null;
   const matches: T[] = [];
   for (const item of items) {
     if (!keep(item)) continue;
@@ -127,6 +129,55 @@ export function queryAudit(entries: Iterable<AuditEntry>, q: AuditQuery): Page<A
     q.limit,
     q.cursor,
   );
+}
+
+export function queryAlerts(alerts: Iterable<Alert>, q: AlertQuery): Page<Alert> {
+  return newestFirst(alerts, alertFilter(q), (a) => a.created_at, (a) => a.id, q.limit, q.cursor);
+}
+
+/** Whether an alert passes a query's filters (tenant, type, key, time range). */
+export function alertFilter(q: AlertQuery): (a: Alert) => boolean {
+  return (a) =>
+    (q.tenant === null || a.tenant === q.tenant) &&
+    (q.type === undefined || a.type === q.type) &&
+    (q.key_id === undefined || a.key?.id === q.key_id) &&
+    (q.from === undefined || a.created_at >= q.from) &&
+    (q.to === undefined || a.created_at < q.to);
+}
+
+/** A list cursor that must hold a time (the newest-first lists'): its time and id. */
+export function decodeTimeCursor(cursor: string): [number, string] {
+  const [t, id] = decodeCursor(cursor);
+  if (typeof t !== 'number') throw new InvalidCursorError('cursor is not one this server issued');
+  return [t, id];
+}
+
+/** Store.expiringKeys over records held in memory. */
+export function expiringKeys(keys: Iterable<KeyRecord>, from: number, to: number, cursor: ExpiringCursor | null, limit: number): KeyRecord[] {
+  const out: KeyRecord[] = [];
+  for (const k of keys) {
+    const e = k.expires_at;
+    if (e === null || k.revoked_at !== null || e <= from || e > to) continue;
+    if (cursor !== null && compare(e, k.id, cursor.expires_at, cursor.id) <= 0) continue;
+    out.push(k);
+  }
+  out.sort((a, b) => compare(a.expires_at!, a.id, b.expires_at!, b.id));
+  return out.length > limit ? out.slice(0, limit) : out;
+}
+
+/**
+ * A time (ms) and an id as one string whose byte order is the order of (time, id): the time in
+ * 16 digits (clamped to 0…2^53 − 1), a colon, the id. The Redis store keeps its time-ordered
+ * indexes as such members of sorted sets, ranged by lex (ZRANGEBYLEX), so that a keyset cursor
+ * on (time, id) is one exact bound even through many records of one millisecond.
+ */
+export function timeMember(time: number, id = ''): string {
+  return `${timeDigits(time)}:${id}`;
+}
+
+/** `time` (rounded up to a whole millisecond) in the 16 digits of timeMember. */
+export function timeDigits(time: number): string {
+  return String(Math.min(Math.max(Math.ceil(time), 0), Number.MAX_SAFE_INTEGER)).padStart(16, '0');
 }
 
 /**

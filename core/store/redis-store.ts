@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis';
+import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { nextDueAt, type KeyRecord } from '../record.js';
@@ -8,6 +9,7 @@ import { connect, SlotWatch, waitReady, within, type Client, type RedisStoreOpti
 import { Invalidation } from './redis/invalidation.js';
 import * as q from './redis/queries.js';
 import { defineScripts, type ScriptClient } from './redis/scripts.js';
+import { timeDigits, timeMember } from './query.js';
 import {
   type AppQuery,
   type AuditQuery,
@@ -25,7 +27,10 @@ import { StoreUnavailableError, VersionConflictError } from '../internal-errors.
 export type { RedisStoreOptions } from './redis/connection.js';
 
 /** `#run` labels of calls that change data. */
-const WRITES = new Set(['commit', 'usage', 'lease', 'ingest']);
+const WRITES = new Set(['commit', 'usage', 'lease', 'ingest', 'alert', 'delivery', 'alert prune']);
+
+/** Alerts one prune script drops at most, so that no script blocks Redis for long. */
+const PRUNE_CHUNK = 500;
 
 // Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
@@ -47,6 +52,8 @@ export class RedisStore implements Store {
   readonly #db: q.Db;
   readonly #invalidation: Invalidation;
   #closed = false;
+  /** Whether the expiring-key index is known to hold every key (see redis/queries.ts expiringKeys). */
+  readonly #expiringBuilt = { done: false };
   /** Cluster only: whether the node serving this deployment's slot answers. */
   #slot: SlotWatch | undefined;
 
@@ -129,6 +136,7 @@ export class RedisStore implements Store {
         json: JSON.stringify(k),
         app: k.application ?? '',
         due: nextDueAt(k) ?? -1,
+        exp: q.expiringMember(k),
       })),
       apps: apps.map((a, i) => ({ id: a.id, expected: change.apps![i]!.expected, json: JSON.stringify(a) })),
       audit: (change.audit ?? []).map((a) => JSON.stringify(a)),
@@ -208,6 +216,67 @@ export class RedisStore implements Store {
 
   onKeyChange(listener: (hash: string | null) => void): () => void {
     return this.#invalidation.onKeyChange(listener);
+  }
+
+  expiringKeys(from: number, to: number, cursor: ExpiringCursor | null, limit: number): Promise<KeyRecord[]> {
+    return q.expiringKeys(this.#db, this.#expiringBuilt, from, to, cursor, limit);
+  }
+
+  async addAlert(alert: Alert, dedup: string, deliveries: readonly Delivery[]): Promise<boolean> {
+    if (!Number.isSafeInteger(alert.created_at) || alert.created_at < 0) {
+      throw new RangeError(`alert ${alert.id}: created_at must be whole milliseconds since the epoch, not ${alert.created_at}`);
+    }
+    // Times travel as strings: Lua's cjson keeps 14 digits.
+    const payload = JSON.stringify({
+      id: alert.id,
+      dedup,
+      json: JSON.stringify(alert),
+      member: timeMember(alert.created_at, alert.id),
+      tenant: alert.tenant ?? undefined,
+      key: alert.key?.id,
+      deliveries: deliveries.map((d) => ({
+        id: d.id,
+        a: d.alert_id,
+        t: d.target,
+        s: d.state,
+        at: JSON.stringify(d.attempts),
+        n: d.next_at === null ? '' : String(d.next_at),
+        c: String(d.created_at),
+      })),
+    });
+    return (await this.#run('alert', () => this.#client.kgAlertAdd(this.#db.key('ver'), this.#tag, payload))) === 1;
+  }
+
+  getAlert(id: string): Promise<Alert | null> {
+    return q.getAlert(this.#db, id);
+  }
+
+  listAlerts(query: AlertQuery): Promise<Page<Alert>> {
+    return q.listAlerts(this.#db, query);
+  }
+
+  dueDeliveries(now: number, limit: number): Promise<Delivery[]> {
+    return q.dueDeliveries(this.#db, now, limit);
+  }
+
+  async putDelivery(delivery: Delivery): Promise<void> {
+    const next = delivery.next_at === null ? '' : String(delivery.next_at);
+    const attempts = JSON.stringify(delivery.attempts);
+    await this.#run('delivery', () => this.#client.kgDeliveryPut(this.#db.key('ver'), this.#tag, delivery.id, delivery.state, attempts, next));
+  }
+
+  listDeliveries(alertId: string): Promise<Delivery[]> {
+    return q.listDeliveries(this.#db, alertId);
+  }
+
+  async pruneAlerts(before: number): Promise<number> {
+    const bound = `(${timeDigits(before)}`;
+    let dropped = 0;
+    for (;;) {
+      const n = await this.#run('alert prune', () => this.#client.kgAlertPrune(this.#db.key('ver'), this.#tag, bound, PRUNE_CHUNK));
+      dropped += n;
+      if (n < PRUNE_CHUNK) return dropped;
+    }
   }
 
   /** The shared client, for the distributed rate limiter. */

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
+import type { Alert, AlertQuery, Delivery, DeliveryState, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import { dueTransition, nextDueAt, type KeyRecord } from '../record.js';
@@ -261,6 +262,53 @@ export class SqliteStore implements Store {
     return this.#changes.onKeyChange(listener);
   }
 
+  async expiringKeys(from: number, to: number, cursor: ExpiringCursor | null, limit: number): Promise<KeyRecord[]> {
+    return this.#read('expiring', () => q.expiringKeys(this.#db, from, to, cursor, limit));
+  }
+
+  addAlert(alert: Alert, dedup: string, deliveries: readonly Delivery[]): Promise<boolean> {
+    const s = this.#s;
+    const run = this.#db.transaction((): boolean => {
+      // The unique dedup column settles a race between two processes: the second insert is ignored.
+      if (s.insertAlert.run(alertColumns(alert, dedup)).changes === 0) return false;
+      for (const d of deliveries) s.insertDelivery.run(deliveryColumns(d));
+      return true;
+    });
+    return this.#write('alert', () => run.immediate());
+  }
+
+  async getAlert(id: string): Promise<Alert | null> {
+    const json = this.#read('alerts', () => this.#s.alert.get(id) as string | undefined);
+    return json === undefined ? null : (JSON.parse(json) as Alert);
+  }
+
+  async listAlerts(query: AlertQuery): Promise<Page<Alert>> {
+    return this.#read('alerts', () => q.listAlerts(this.#db, query));
+  }
+
+  async dueDeliveries(now: number, limit: number): Promise<Delivery[]> {
+    return this.#read('deliveries', () => (this.#s.dueDeliveries.all(now, limit) as DeliveryRow[]).map(deliveryFromRow));
+  }
+
+  async putDelivery(delivery: Delivery): Promise<void> {
+    const { id, state, next_at } = delivery;
+    const attempts = JSON.stringify(delivery.attempts);
+    await this.#write('delivery', () => this.#s.updateDelivery.run({ id, state, attempts, next_at }));
+  }
+
+  async listDeliveries(alertId: string): Promise<Delivery[]> {
+    return this.#read('deliveries', () => (this.#s.deliveriesOf.all(alertId) as DeliveryRow[]).map(deliveryFromRow));
+  }
+
+  pruneAlerts(before: number): Promise<number> {
+    const s = this.#s;
+    const run = this.#db.transaction((): number => {
+      s.pruneDeliveries.run(before);
+      return s.pruneAlerts.run(before).changes;
+    });
+    return this.#write('alert prune', () => run.immediate());
+  }
+
   /** Looks for other processes' key changes now (tests; the store polls on its own). */
   pollChanges(): void {
     this.#changes.poll();
@@ -297,6 +345,11 @@ export class SqliteStore implements Store {
       })),
       errors: (this.#db.prepare('SELECT sample FROM usage_errors ORDER BY seq').pluck().all() as string[]).map((r) => JSON.parse(r) as ErrorSample),
       batches: this.#db.prepare('SELECT id FROM usage_batches ORDER BY seq').pluck().all() as string[],
+      alerts: (this.#db.prepare('SELECT alert, dedup FROM alerts ORDER BY seq').all() as { alert: string; dedup: string }[]).map((r) => ({
+        alert: JSON.parse(r.alert) as Alert,
+        dedup: r.dedup,
+      })),
+      deliveries: (this.#db.prepare(`SELECT ${DELIVERY_FIELDS} FROM deliveries ORDER BY seq`).all() as DeliveryRow[]).map(deliveryFromRow),
     }));
   }
 
@@ -304,7 +357,10 @@ export class SqliteStore implements Store {
   async importDump(dump: StoreDump): Promise<void> {
     const s = this.#s;
     const run = this.#db.transaction(() => {
-      const present = this.#db.prepare('SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM apps) + (SELECT count(*) FROM audit)').pluck().get() as number;
+      const present = this.#db
+        .prepare('SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM apps) + (SELECT count(*) FROM audit) + (SELECT count(*) FROM alerts)')
+        .pluck()
+        .get() as number;
       if (present > 0) throw new StoreUnavailableError(`${this.path} already holds data; migrate only into a new database`);
       for (const k of dump.keys) {
         const seq = s.insertKey.run({ ...keyColumns(k), total_requests: k.usage.total_requests, error_count: k.usage.error_count, last_used_at: k.last_used_at }).lastInsertRowid;
@@ -319,6 +375,8 @@ export class SqliteStore implements Store {
       }
       for (const e of dump.errors) s.insertError.run(e.time, e.request_id, e.key_id, e.tenant, JSON.stringify(e));
       for (const id of dump.batches) s.insertBatch.run(id);
+      for (const { alert, dedup } of dump.alerts) s.insertAlert.run(alertColumns(alert, dedup));
+      for (const d of dump.deliveries) s.insertDelivery.run(deliveryColumns(d));
     });
     await this.#write('import', () => run.immediate());
     this.#newestBucket = (this.#db.prepare('SELECT coalesce(max(start), 0) FROM usage_buckets').pluck().get() as number) ?? 0;
@@ -374,6 +432,30 @@ function appColumns(a: AppRecord) {
 
 function auditColumns(a: AuditEntry) {
   return { id: a.id, time: a.time, tenant: a.tenant, actor: a.actor, action: a.action, target_id: a.target_id, entry: JSON.stringify(a) };
+}
+
+function alertColumns(a: Alert, dedup: string) {
+  return { id: a.id, dedup, type: a.type, created_at: a.created_at, tenant: a.tenant, key_id: a.key?.id ?? null, alert: JSON.stringify(a) };
+}
+
+interface DeliveryRow {
+  id: string;
+  alert_id: string;
+  target: string;
+  state: DeliveryState;
+  attempts: string;
+  next_at: number | null;
+  created_at: number;
+}
+
+const DELIVERY_FIELDS = 'id, alert_id, target, state, attempts, next_at, created_at';
+
+function deliveryColumns(d: Delivery): DeliveryRow {
+  return { id: d.id, alert_id: d.alert_id, target: d.target, state: d.state, attempts: JSON.stringify(d.attempts), next_at: d.next_at, created_at: d.created_at };
+}
+
+function deliveryFromRow(r: DeliveryRow): Delivery {
+  return { id: r.id, alert_id: r.alert_id, target: r.target, state: r.state, attempts: JSON.parse(r.attempts) as Delivery['attempts'], next_at: r.next_at, created_at: r.created_at };
 }
 
 const KEY_FIELDS =
@@ -436,6 +518,17 @@ function statements(db: Database) {
     pruneBuckets: p('DELETE FROM usage_buckets WHERE expires <= ?'),
     insertError: p('INSERT INTO usage_errors (time, request_id, key_id, tenant, sample) VALUES (?, ?, ?, ?, ?)'),
     pruneErrors: p('DELETE FROM usage_errors WHERE seq <= ?'),
+    insertAlert: p(
+      `INSERT INTO alerts (id, dedup, type, created_at, tenant, key_id, alert) VALUES (@id, @dedup, @type, @created_at, @tenant, @key_id, @alert)
+       ON CONFLICT (dedup) DO NOTHING`,
+    ),
+    alert: p('SELECT alert FROM alerts WHERE id = ?').pluck(),
+    insertDelivery: p(`INSERT INTO deliveries (${DELIVERY_FIELDS}) VALUES (@id, @alert_id, @target, @state, @attempts, @next_at, @created_at)`),
+    updateDelivery: p('UPDATE deliveries SET state = @state, attempts = @attempts, next_at = @next_at WHERE id = @id'),
+    dueDeliveries: p(`SELECT ${DELIVERY_FIELDS} FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`),
+    deliveriesOf: p(`SELECT ${DELIVERY_FIELDS} FROM deliveries WHERE alert_id = ? ORDER BY seq`),
+    pruneDeliveries: p('DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE created_at < ?)'),
+    pruneAlerts: p('DELETE FROM alerts WHERE created_at < ?'),
     lease: p(
       `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until

@@ -1,3 +1,4 @@
+import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
 import type { KeyRecord, KeyStatus } from '../record.js';
@@ -136,6 +137,32 @@ export interface Store {
    * changes may have been missed (a lost connection), so caches drop everything.
    */
   onKeyChange(listener: (hash: string | null) => void): () => void;
+  /**
+   * Keys not revoked (`revoked_at` null) whose `expires_at` is after `from` and at or before
+   * `to`, ordered by `expires_at` then id, after `cursor` (the last key of the previous page),
+   * at most `limit`. A page shorter than `limit` is the last.
+   */
+  expiringKeys(from: number, to: number, cursor: ExpiringCursor | null, limit: number): Promise<KeyRecord[]>;
+  /**
+   * Stores an alert with its deliveries, all or nothing, unless an alert with this `dedup` key
+   * is stored already: then nothing is written and the answer is false. A dedup key is kept as
+   * long as its alert. `created_at` is a whole number of milliseconds; delivery ids are new.
+   */
+  addAlert(alert: Alert, dedup: string, deliveries: readonly Delivery[]): Promise<boolean>;
+  getAlert(id: string): Promise<Alert | null>;
+  /** Alerts newest first (created_at, then id), filtered; keyset cursors. */
+  listAlerts(query: AlertQuery): Promise<Page<Alert>>;
+  /** Pending deliveries with `next_at` ≤ now, earliest due first (then by id). */
+  dueDeliveries(now: number, limit: number): Promise<Delivery[]>;
+  /**
+   * Replaces a stored delivery's `state`, `attempts` and `next_at` (its alert, target and
+   * creation stay as stored); unknown ids are ignored.
+   */
+  putDelivery(delivery: Delivery): Promise<void>;
+  /** An alert's deliveries, oldest first: in the order addAlert was given them. */
+  listDeliveries(alertId: string): Promise<Delivery[]>;
+  /** Drops alerts created before `before` with their deliveries and dedup keys; the number dropped. */
+  pruneAlerts(before: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -152,4 +179,8 @@ export interface StoreDump {
   errors: ErrorSample[];
   /** Ids of the usage batches applied, oldest first. */
   batches: string[];
+  /** Alerts with their deduplication keys, oldest stored first. */
+  alerts: { alert: Alert; dedup: string }[];
+  /** Every alert's deliveries, each alert's in order. */
+  deliveries: Delivery[];
 }

@@ -122,7 +122,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const store = options.wrapStore ? options.wrapStore(inner) : inner;
   const events: UsageEvent[] = [];
   const gw: Record<string, string> = {};
-  const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw });
+  // Tests drive the alert watch and deliverer with tick(), as the scheduler.
+  const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw, alertTimers: false });
   const gateway = createGateway(config, { store, clock, log, sinks: [(e) => events.push(e), (e) => admin.usage.add(e)] });
   for (const l of await gateway.listen()) gw[l.environment] = l.url;
   const adminUrl = (await admin.listen()).url;

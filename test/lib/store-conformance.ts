@@ -1,10 +1,11 @@
 import type { Test } from 'tap';
-import { generateKey } from '../../core/key-format.js';
+import type { Alert, AlertQuery, Delivery } from '../../core/alerts.js';
+import { generateKey, randomBase62 } from '../../core/key-format.js';
 import { KeyHasher } from '../../core/key-hash.js';
 import type { AppRecord } from '../../core/application.js';
 import type { AuditEntry, KeyEvent } from '../../core/audit.js';
 import type { KeyRecord } from '../../core/record.js';
-import type { Store, UsageBatch } from '../../core/store/store.js';
+import type { Page, Store, UsageBatch } from '../../core/store/store.js';
 import { keyRecord } from './records.js';
 
 // What every store must do, whatever holds the data. Each store's test file runs this suite
@@ -60,6 +61,47 @@ function auditEntry(i: number, over: Partial<AuditEntry> = {}): AuditEntry {
 
 function keyEvent(keyId: string, type: KeyEvent['type'], at: number): KeyEvent {
   return { key_id: keyId, type, scheduled_at: null, at, actor: 'ops', detail: { n: at } };
+}
+
+function newAlert(over: Partial<Alert> = {}): Alert {
+  return {
+    id: `alr_${randomBase62(26)}`,
+    type: 'key.expiring',
+    created_at: T0,
+    tenant: null,
+    key: { id: 'key_one', name: 'one', masked: 'gw_live_abcd…wxyz' },
+    data: { expires_at: '2026-06-08T12:00:00.000Z', days: 7, nested: { list: [1, 'two', null] } },
+    ...over,
+  };
+}
+
+function newDelivery(alert: Alert, target: string, over: Partial<Delivery> = {}): Delivery {
+  return {
+    id: `dlv_${randomBase62(26)}`,
+    alert_id: alert.id,
+    target,
+    state: 'pending',
+    attempts: [],
+    next_at: alert.created_at,
+    created_at: alert.created_at,
+    ...over,
+  };
+}
+
+/** Alerts newest first (created_at, then id), as every store lists them. */
+const newestFirst = (alerts: Alert[]): Alert[] =>
+  [...alerts].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+
+/** Every page of a list, following next_cursor, at most `max` pages. */
+async function everyPage<T>(list: (cursor: string | undefined) => Promise<Page<T>>, max = 1000): Promise<T[][]> {
+  const pages: T[][] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await list(cursor);
+    pages.push(page.data);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined && pages.length < max);
+  return pages;
 }
 
 export function storeConformance(t: Test, target: ConformanceTarget): void {
@@ -273,5 +315,193 @@ export function storeConformance(t: Test, target: ConformanceTarget): void {
     await t.rejects(store.putKey({ ...rec, name: 'second' }, 1), { code: 'KEYGATE_VERSION_CONFLICT' });
     t.equal((await store.getKey(rec.id))!.name, 'first');
     await t.rejects(store.putKey(newKey({ hash: rec.hash }), 0), { code: 'KEYGATE_VERSION_CONFLICT' }, 'a second record with the same hash');
+  });
+
+  t.test('alerts: a dedup key stores one alert; a second add with it answers false and writes nothing', async (t) => {
+    const store = await target.open(t);
+    const first = newAlert();
+    const firstDeliveries = [newDelivery(first, 'webhook:ops'), newDelivery(first, 'email')];
+    t.equal(await store.addAlert(first, 'key_one|key.expiring|7', firstDeliveries), true, 'the first add stores it');
+    const second = newAlert({ created_at: T0 + 1 });
+    t.equal(await store.addAlert(second, 'key_one|key.expiring|7', [newDelivery(second, 'webhook:ops')]), false, 'the same dedup key again is refused');
+    t.same(await store.getAlert(first.id), first, 'the first alert is kept whole');
+    t.equal(await store.getAlert(second.id), null, 'the refused alert is not stored');
+    t.equal(await store.getAlert('alr_missing'), null);
+    t.same((await store.listAlerts({ tenant: null, limit: 10 })).data, [first], 'one alert listed');
+    t.same(await store.listDeliveries(first.id), firstDeliveries, "the first alert's deliveries, in the order given");
+    t.same(await store.listDeliveries(second.id), [], 'none of the refused one');
+    t.same((await store.dueDeliveries(T0 + 1000, 10)).map((d) => d.id).sort(), firstDeliveries.map((d) => d.id).sort(), 'only the first alert\'s deliveries are due');
+    const other = newAlert({ created_at: T0 + 2 });
+    t.equal(await store.addAlert(other, 'key_one|key.expiring|1', []), true, 'another dedup key is another alert');
+  });
+
+  t.test('alerts: adds of one dedup key at once: exactly one is stored, with its deliveries and no other\'s', async (t) => {
+    const store = await target.open(t);
+    const tries = Array.from({ length: 8 }, (_, i) => {
+      const alert = newAlert({ created_at: T0 + i });
+      return { alert, deliveries: [newDelivery(alert, 'webhook:a'), newDelivery(alert, 'webhook:b')] };
+    });
+    const answers = await Promise.all(tries.map((x) => store.addAlert(x.alert, 'race', x.deliveries)));
+    t.equal(answers.filter((a) => a).length, 1, 'one add answered true');
+    const winner = tries[answers.indexOf(true)]!;
+    t.same((await store.listAlerts({ tenant: null, limit: 20 })).data, [winner.alert], 'and only its alert is stored');
+    t.same((await store.dueDeliveries(T0 + 1000, 100)).map((d) => d.alert_id), [winner.alert.id, winner.alert.id], 'with only its deliveries');
+    for (const x of tries) if (x !== winner) t.same(await store.listDeliveries(x.alert.id), [], `a losing add left no delivery (${x.alert.created_at - T0})`);
+  });
+
+  t.test('alerts: newest first, filtered by tenant, type, key and time, cursor pages through equal times', async (t) => {
+    const store = await target.open(t);
+    const all: Alert[] = [];
+    const tenants = [null, 'a', 'b'] as const;
+    // Thirty alerts of one millisecond (the ids settle their order), and a few around them.
+    for (let i = 0; i < 36; i++) {
+      const created_at = i < 30 ? T0 + 500 : T0 + (i - 30) * 300;
+      const tenant = tenants[i % 3]!;
+      const keyId = `key_${i % 4}`;
+      const alert = newAlert({ created_at, tenant, type: i % 5 === 0 ? 'key.revoked' : 'key.expiring', key: i === 7 ? null : { id: keyId, name: keyId, masked: 'gw_live_…' } });
+      t.equal(await store.addAlert(alert, `dedup-${i}`, []), true);
+      all.push(alert);
+    }
+    const ids = (alerts: Alert[]) => alerts.map((a) => a.id);
+    const pagesOf = async (query: Omit<AlertQuery, 'cursor'>) => everyPage((cursor) => store.listAlerts({ ...query, cursor }));
+    const expect = async (query: Omit<AlertQuery, 'cursor' | 'limit'>, keep: (a: Alert) => boolean, what: string) => {
+      const wanted = ids(newestFirst(all.filter(keep)));
+      t.same(ids((await store.listAlerts({ ...query, limit: 100 })).data), wanted, `${what}: one page`);
+      const pages = await pagesOf({ ...query, limit: 4 });
+      t.same(ids(pages.flat()), wanted, `${what}: pages of 4 neither repeat nor skip`);
+      t.ok(pages.slice(0, -1).every((p) => p.length === 4), `${what}: every page but the last is full`);
+    };
+    await expect({ tenant: null }, () => true, 'everything');
+    await expect({ tenant: 'a' }, (a) => a.tenant === 'a', "tenant a's");
+    await expect({ tenant: 'nobody' }, () => false, "an unknown tenant's");
+    await expect({ tenant: null, type: 'key.revoked' }, (a) => a.type === 'key.revoked', 'one type');
+    await expect({ tenant: null, key_id: 'key_3' }, (a) => a.key?.id === 'key_3', 'one key');
+    await expect({ tenant: 'b', key_id: 'key_2' }, (a) => a.tenant === 'b' && a.key?.id === 'key_2', 'one key within a tenant');
+    await expect({ tenant: 'a', type: 'key.revoked', key_id: 'key_0' }, (a) => a.tenant === 'a' && a.type === 'key.revoked' && a.key?.id === 'key_0', 'every filter');
+    await expect({ tenant: null, from: T0 + 500, to: T0 + 900 }, (a) => a.created_at >= T0 + 500 && a.created_at < T0 + 900, 'from inclusive, to exclusive');
+    await expect({ tenant: null, from: T0 + 501 }, (a) => a.created_at >= T0 + 501, 'after the crowded millisecond');
+    await expect({ tenant: null, to: T0 + 500 }, (a) => a.created_at < T0 + 500, 'before the crowded millisecond');
+
+    // An alert added between pages: later pages go on where they left off.
+    const first = await store.listAlerts({ tenant: null, limit: 5 });
+    // Of the crowded millisecond, but with the highest id: before the first page's last alert.
+    const late = newAlert({ created_at: T0 + 500, id: 'alr_' + 'z'.repeat(26) });
+    await store.addAlert(late, 'late', []);
+    t.same(ids((await pagesOf({ tenant: null, limit: 5 })).flat()), ids(newestFirst([...all, late])), 'a fresh listing has the new alert in its place');
+    const next = await store.listAlerts({ tenant: null, limit: 100, cursor: first.next_cursor! });
+    t.same(ids(next.data), ids(newestFirst(all)).slice(5), 'the old cursor neither repeats nor skips');
+    await t.rejects(store.listAlerts({ tenant: null, limit: 5, cursor: 'nonsense' }), { code: 'KEYGATE_INVALID_CURSOR' });
+  });
+
+  t.test('deliveries: due ones earliest first, delivered and failed ones never, putDelivery replaces state, attempts and next_at', async (t) => {
+    const store = await target.open(t);
+    const alert = newAlert();
+    const [late, early, middle, tie] = [T0 + 30, T0 + 10, T0 + 20, T0 + 10].map((at, i) => newDelivery(alert, `webhook:w${i}`, { next_at: at }));
+    const deliveries = [late!, early!, middle!, tie!];
+    await store.addAlert(alert, 'd', deliveries);
+    const due = async (now: number, limit = 100) => (await store.dueDeliveries(now, limit)).map((d) => d.id);
+    const byId = (a: Delivery, b: Delivery) => (a.id < b.id ? -1 : 1);
+    t.same(await due(T0 + 9), [], 'nothing due before its time');
+    t.same(await due(T0 + 10), [early!, tie!].sort(byId).map((d) => d.id), 'due at next_at, ties by id');
+    t.same(await due(T0 + 100), [...[early!, tie!].sort(byId), middle!, late!].map((d) => d.id), 'earliest due first');
+    t.equal((await due(T0 + 100, 2)).length, 2, 'the limit holds');
+
+    const attempt = { at: T0 + 10, ok: true, status: 204, error: null, duration_ms: 12 };
+    await store.putDelivery({ ...early!, state: 'delivered', attempts: [attempt], next_at: null });
+    const failedAttempt = { at: T0 + 10, ok: false, status: null, error: 'connect ECONNREFUSED', duration_ms: 3 };
+    await store.putDelivery({ ...tie!, state: 'failed', attempts: [failedAttempt], next_at: null });
+    await store.putDelivery({ ...middle!, attempts: [failedAttempt], next_at: T0 + 1000, target: 'webhook:changed', alert_id: 'alr_other' });
+    await store.putDelivery(newDelivery(alert, 'webhook:unknown'));
+    t.same(await due(T0 + 100), [late!.id], 'delivered, failed and rescheduled ones are not due');
+    t.same(await due(T0 + 1000), [late!.id, middle!.id], 'a rescheduled one is due at its new time');
+    t.same(
+      await store.listDeliveries(alert.id),
+      [
+        late!,
+        { ...early!, state: 'delivered', attempts: [attempt], next_at: null },
+        { ...middle!, attempts: [failedAttempt], next_at: T0 + 1000 },
+        { ...tie!, state: 'failed', attempts: [failedAttempt], next_at: null },
+      ],
+      'every field round trips; alert, target and creation stay as stored; an unknown id is not added',
+    );
+    t.same(await store.listDeliveries('alr_other'), [], 'a delivery does not move to another alert');
+    t.same(await store.listDeliveries('alr_none'), []);
+  });
+
+  t.test('pruneAlerts drops alerts created before a time, with their deliveries and dedup keys', async (t) => {
+    const store = await target.open(t);
+    const alerts = [0, 1, 2, 2].map((i) => newAlert({ created_at: T0 + i, tenant: i === 1 ? 'a' : null }));
+    for (const [i, a] of alerts.entries()) await store.addAlert(a, `dedup-${i}`, [newDelivery(a, 'email'), newDelivery(a, 'webhook:x')]);
+    t.equal(await store.pruneAlerts(T0), 0, 'nothing is older than the oldest');
+    t.equal(await store.pruneAlerts(T0 + 2), 2, 'created before T0 + 2: two');
+    for (const a of alerts.slice(0, 2)) {
+      t.equal(await store.getAlert(a.id), null, 'a pruned alert is gone');
+      t.same(await store.listDeliveries(a.id), [], 'with its deliveries');
+    }
+    t.same((await store.listAlerts({ tenant: null, limit: 10 })).data, newestFirst(alerts.slice(2)), 'the newer ones stay');
+    t.same((await store.listAlerts({ tenant: 'a', limit: 10 })).data, [], "and no tenant's list keeps a pruned one");
+    t.same((await store.listAlerts({ tenant: null, key_id: 'key_one', limit: 10 })).data.length, 2, "nor a key's");
+    t.same((await store.dueDeliveries(T0 + 100, 100)).map((d) => d.alert_id).sort(), [alerts[2]!.id, alerts[2]!.id, alerts[3]!.id, alerts[3]!.id].sort(), 'pruned deliveries are never due');
+    t.equal(await store.addAlert(newAlert({ created_at: T0 + 10 }), 'dedup-0', []), true, 'a pruned dedup key can be used again');
+    t.equal(await store.addAlert(newAlert({ created_at: T0 + 10 }), 'dedup-2', []), false, 'a kept one cannot');
+    t.equal(await store.pruneAlerts(T0 + 1_000), 3, 'the rest');
+    t.same((await store.listAlerts({ tenant: null, limit: 10 })).data, []);
+  });
+
+  t.test('expiringKeys: after from, up to and including to, revoked left out, cursor pages through equal expires_at', async (t) => {
+    const store = await target.open(t);
+    const put = (over: Partial<KeyRecord>) => store.putKey(newKey(over), 0);
+    const crowd: KeyRecord[] = [];
+    for (let i = 0; i < 7; i++) crowd.push(await put({ expires_at: T0 + 100 }));
+    const soon = await put({ expires_at: T0 + 50 });
+    const atTo = await put({ expires_at: T0 + 200 });
+    await put({ expires_at: T0 + 201 });
+    await put({ expires_at: T0 });
+    await put({ expires_at: null });
+    const revoked = await put({ expires_at: T0 + 100, revoked_at: T0 - 1, revoked_reason: 'leaked' });
+    const byId = (a: KeyRecord, b: KeyRecord) => (a.id < b.id ? -1 : 1);
+    const wanted = [soon, ...[...crowd].sort(byId), atTo].map((k) => k.id);
+    t.same((await store.expiringKeys(T0, T0 + 200, null, 100)).map((k) => k.id), wanted, 'expires_at in (from, to], by expires_at then id');
+    t.notOk((await store.expiringKeys(T0 - 1000, T0 + 1000, null, 100)).some((k) => k.id === revoked.id), 'a revoked key is left out');
+    const paged: string[] = [];
+    for (let cursor = null as { expires_at: number; id: string } | null, n = 0; n < 20; n++) {
+      const page = await store.expiringKeys(T0, T0 + 200, cursor, 3);
+      paged.push(...page.map((k) => k.id));
+      if (page.length < 3) break;
+      const last = page[page.length - 1]!;
+      cursor = { expires_at: last.expires_at!, id: last.id };
+    }
+    t.same(paged, wanted, 'pages of 3 neither repeat nor skip');
+    const got = (await store.expiringKeys(T0, T0 + 200, null, 1))[0]!;
+    t.same(got, soon, 'whole records');
+    // Changes move keys in and out.
+    const moved = crowd[0]!;
+    await store.putKey({ ...moved, expires_at: T0 + 150 }, moved.version);
+    await store.putKey({ ...crowd[1]!, revoked_at: T0, revoked_reason: 'done' }, crowd[1]!.version);
+    await store.putKey({ ...crowd[2]!, expires_at: null }, crowd[2]!.version);
+    const after = (await store.expiringKeys(T0, T0 + 200, null, 100)).map((k) => k.id);
+    t.same(after, [soon.id, ...[...crowd.slice(3)].sort(byId).map((k) => k.id), moved.id, atTo.id], 'a new expires_at moves a key; a revocation or a cleared expiry drops it');
+    t.same(await store.expiringKeys(T0 + 200, T0 + 200, null, 100), [], 'an empty range');
+  });
+
+  t.test('alerts and pending deliveries survive a restart', async (t) => {
+    let store = await target.open(t);
+    const alert = newAlert({ tenant: 'a' });
+    const pending = newDelivery(alert, 'webhook:ops', { next_at: T0 + 5 });
+    const done = newDelivery(alert, 'email');
+    await store.addAlert(alert, 'kept', [pending, done]);
+    const delivered: Delivery = { ...done, state: 'delivered', attempts: [{ at: T0, ok: true, status: 250, error: null, duration_ms: 40 }], next_at: null };
+    await store.putDelivery(delivered);
+    const gone = newAlert({ created_at: T0 - 10 });
+    await store.addAlert(gone, 'pruned', [newDelivery(gone, 'email')]);
+    t.equal(await store.pruneAlerts(T0), 1);
+    store = await target.reopen(t, store);
+    t.same(await store.getAlert(alert.id), alert, 'the alert');
+    t.same((await store.listAlerts({ tenant: 'a', limit: 10 })).data, [alert], 'listed in its tenant');
+    t.same(await store.listDeliveries(alert.id), [pending, delivered], 'its deliveries as last written');
+    t.same(await store.dueDeliveries(T0 + 10, 10), [pending], 'the pending one still due');
+    t.equal(await store.getAlert(gone.id), null, 'a pruned alert stays pruned');
+    t.equal(await store.addAlert(newAlert(), 'kept', []), false, 'the dedup key is kept');
+    t.equal(await store.addAlert(newAlert(), 'pruned', []), true, 'a pruned one is free');
   });
 }

@@ -19,10 +19,15 @@ function lua(name: string): string {
 // counters.lua, which also holds the one reader of those counters (commit, by-hash, by-ids).
 const counters = lua('counters');
 const clock = lua('clock');
+const expiring = lua('expiring');
 
 /** Every script the store runs, by the command name it is defined under; loaded once. */
 const SOURCES = {
-  kgCommit: `${counters}\n${lua('commit')}`,
+  kgCommit: `${counters}\n${expiring}\n${lua('commit')}`,
+  kgExpiringIndex: `${expiring}\n${lua('expiring-index')}`,
+  kgAlertAdd: lua('alert-add'),
+  kgAlertPrune: lua('alert-prune'),
+  kgDeliveryPut: lua('delivery-put'),
   kgUsage: `${counters}\n${lua('usage')}`,
   kgIngest: `${counters}\n${lua('ingest')}`,
   kgByHash: `${counters}\n${lua('by-hash')}`,
@@ -49,6 +54,10 @@ export interface Scripts {
   kgMember(routing: string, prefix: string, id: string, ttl: number): Promise<number>;
   kgLagging(routing: string, prefix: string, seq: string): Promise<number>;
   kgLease(key: string, holder: string, ttl: number): Promise<number>;
+  kgExpiringIndex(routing: string, prefix: string, ...args: string[]): Promise<number>;
+  kgAlertAdd(routing: string, prefix: string, payload: string): Promise<number>;
+  kgAlertPrune(routing: string, prefix: string, bound: string, chunk: number): Promise<number>;
+  kgDeliveryPut(routing: string, prefix: string, id: string, state: string, attempts: string, next: string): Promise<number>;
 }
 
 export type ScriptClient = Client & Scripts;

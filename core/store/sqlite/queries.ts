@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { Alert, AlertQuery, ExpiringCursor } from '../../alerts.js';
 import type { AppRecord } from '../../application.js';
 import type { AuditEntry } from '../../audit.js';
 import type { KeyRecord } from '../../record.js';
@@ -183,6 +184,45 @@ export function listAudit(db: Database, q: AuditQuery): Page<AuditEntry> {
   }
   const from = 'SELECT entry AS doc, time AS t, id, tenant, actor, action, target_id FROM audit';
   return newestFirst(db, from, where, params, q.limit, q.cursor, (doc) => JSON.parse(doc) as AuditEntry);
+}
+
+export function listAlerts(db: Database, q: AlertQuery): Page<Alert> {
+  const where: string[] = [];
+  const params: Record<string, unknown> = {};
+  const eq = (column: 'tenant' | 'type' | 'key_id', value: string | null | undefined) => {
+    if (value === undefined || value === null) return;
+    where.push(`${column} = @${column}`);
+    params[column] = value;
+  };
+  eq('tenant', q.tenant);
+  eq('type', q.type);
+  eq('key_id', q.key_id);
+  if (q.from !== undefined) {
+    where.push('t >= @from');
+    params['from'] = q.from;
+  }
+  if (q.to !== undefined) {
+    where.push('t < @to');
+    params['to'] = q.to;
+  }
+  const from = 'SELECT alert AS doc, created_at AS t, id, tenant, type, key_id FROM alerts';
+  return newestFirst(db, from, where, params, q.limit, q.cursor, (doc) => JSON.parse(doc) as Alert);
+}
+
+/** Store.expiringKeys through the partial index keys_expiring (migration 0002). */
+export function expiringKeys(db: Database, from: number, to: number, cursor: ExpiringCursor | null, limit: number): KeyRecord[] {
+  const params: Record<string, unknown> = { from, to, limit };
+  let after = '';
+  if (cursor !== null) {
+    // The first term bounds the index scan; the second settles ties on expires_at by id.
+    after = ' AND k.expires_at >= @afterE AND (k.expires_at > @afterE OR k.id > @afterId)';
+    params['afterE'] = cursor.expires_at;
+    params['afterId'] = cursor.id;
+  }
+  const sql =
+    `SELECT ${KEY_COLUMNS} FROM keys k WHERE k.expires_at IS NOT NULL AND k.revoked_at IS NULL` +
+    ` AND k.expires_at > @from AND k.expires_at <= @to${after} ORDER BY k.expires_at, k.id LIMIT @limit`;
+  return (db.prepare(sql).all(params) as KeyRow[]).map(keyFromRow);
 }
 
 /**

@@ -31,6 +31,7 @@ for _, k in ipairs(c.keys) do
   redis.call('SADD', p .. ':keys', k.id)
   if k.app ~= '' then redis.call('SADD', p .. ':appkeys:' .. k.app, k.id) end
   if k.due >= 0 then redis.call('ZADD', p .. ':due', k.due, k.id) else redis.call('ZREM', p .. ':due', k.id) end
+  set_expiring(p, k.id, k.exp)
   table.insert(changed, k.hash)
   local r, e, l = usage_of(p, k.id)
   table.insert(out, r)
