@@ -168,3 +168,26 @@ t.test('names from the API cannot drive the terminal: control characters are sho
   }
   t.equal(list.stdout.trimEnd().split('\n').length, 2, 'a header and one row: the newline forged none');
 });
+
+t.test('keys check-leak: a key read from stdin is reported; a live key is suspended, anything else is nothing', async (t) => {
+  const { key, id } = await stack.createKey({ name: 'found in a log' });
+  const [human, unknown] = await Promise.all([
+    runCli(['keys', 'check-leak', '-', '--source', 'CI log', '--found-at', 'https://ci.example.com/runs/42'], {
+      env: { KEYGATE_URL: stack.adminUrl, KEYGATE_TOKEN: ADMIN_TOKEN },
+      input: `${key}\n`,
+      timeoutMs: 60_000,
+    }),
+    kg(['keys', 'check-leak', 'gw_live_not-a-real-key', '--json']),
+  ]);
+  t.equal(human.code, 0, human.stderr);
+  t.match(human.stdout, new RegExp(`^leaked: ${id} "found in a log" \\(gw_live_\\w+\\.\\.\\.\\w+\\): suspend; now suspended$`, 'm'));
+  t.notOk(human.stdout.includes(key) || human.stderr.includes(key), 'the key is never printed');
+  t.equal((await call(`${prod}/v1/emails/list`, { headers: bearer(key) })).status, 401, 'the gateway refuses it from then on');
+  const events = (await stack.adminCall('GET', `/v1/keys/${id}/events`)).body.data;
+  t.match(events.find((e: { type: string }) => e.type === 'leaked'), { detail: { source: 'CI log', url: 'https://ci.example.com/runs/42' } });
+  t.equal(unknown.code, 0, unknown.stderr);
+  t.same(json(unknown), { label: 'false_positive', action: null, key: null });
+  const viewer = await kg(['keys', 'check-leak', key], VIEWER_TOKEN);
+  t.equal(viewer.code, 1, 'a viewer may not: refused by the API');
+  t.match(viewer.stderr, /forbidden/);
+});

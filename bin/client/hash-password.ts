@@ -6,7 +6,7 @@ import { UsageError } from './errors.js';
 // from standard input, never from an argument: arguments land in shell history and in ps.
 
 /** Everything a pipe sends, as text. */
-async function readAll(stdin: NodeJS.ReadStream): Promise<string> {
+export async function readAll(stdin: NodeJS.ReadStream): Promise<string> {
   let s = '';
   stdin.setEncoding('utf8');
   for await (const chunk of stdin) s += chunk as string;
