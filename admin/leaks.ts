@@ -8,6 +8,7 @@ import { parseKey } from '../core/key-format.js';
 import { keyStatus, type KeyRecord } from '../core/record.js';
 import { route, sendJson, validationError, type Call, type Route } from './http.js';
 import type { KeyService } from './keys.js';
+import { deliverRotation } from './scheduler.js';
 
 // Leaked keys (docs/secret-scanning/README.md): an operator who found a key pastes it
 // (POST /v1/keys/leaked), or GitHub's secret scanning reports what it found in public code
@@ -44,6 +45,21 @@ export function leakRoutes(d: LeakDeps): Route<Call>[] {
   const action = config.leaks.action;
   const githubKeys = new Map<string, KeyObject>(config.leaks.github_public_keys.map((k) => [k.id, createPublicKey(k.pem)]));
 
+  /**
+   * Gives a live key `leaks.action`. `rotate` regenerates it with `leaks.rotate_grace_seconds`
+   * of grace, the new key POSTed to its policy's rotation webhook; a key whose policy has no
+   * rotation webhook cannot receive a new key, so it is suspended instead. Answers what was done.
+   */
+  const respond = async (rec: KeyRecord, found: { source: string; url: string | null }, actor: Actor): Promise<{ action: string; rec: KeyRecord }> => {
+    if (action !== 'rotate') return { action, rec: await keys.reportLeak(rec.id, action, found, actor) };
+    const rotation = keys.policy(rec.policy)?.rotation;
+    if (!rotation) return { action: 'suspend', rec: await keys.reportLeak(rec.id, 'suspend', found, actor) };
+    await keys.reportLeak(rec.id, 'notify', found, actor);
+    const { url, secret, timeout_ms } = rotation.webhook;
+    await keys.regenerate(rec.id, config.leaks.rotate_grace_seconds, actor, keys.clock.now(), (issued) => deliverRotation(url, secret, timeout_ms, rec, issued));
+    return { action: 'rotate', rec: await keys.get(rec.id, { tenant: null }) };
+  };
+
   /** The live key this token is, within `tenant` when given; null for anything else. */
   const liveKey = async (token: string, tenant: string | null): Promise<KeyRecord | null> => {
     // Checked before the store is asked: most strings a scanner sends are not keys at all.
@@ -61,7 +77,8 @@ export function leakRoutes(d: LeakDeps): Route<Call>[] {
       summary: 'Report a leaked key',
       description:
         'For a key someone found where it should not be: when it is a live key (within the token’s tenant), it gets `leaks.action` from the configuration ' +
-        '(`suspend` by default; `revoke`; or `notify`, recorded only), and a `leaked` event in its timeline and a `key.leaked` audit entry record where it was found. ' +
+        '(`suspend` by default; `revoke`; `rotate`, a successor sent to its policy’s rotation webhook while the old key works `leaks.rotate_grace_seconds` more, ' +
+        'or `suspend` when its policy has no rotation webhook; or `notify`, recorded only), and a `leaked` event in its timeline and a `key.leaked` audit entry record where it was found. ' +
         'Anything else (not a key, a wrong checksum, an unknown, revoked or expired key) is answered `false_positive` and changes nothing.',
       body: { schema: leakedKeyBody, name: 'LeakedKeyRequest' },
       responses: { 200: { description: 'What the key was, and what was done.', schema: 'LeakReport' } },
@@ -69,8 +86,8 @@ export function leakRoutes(d: LeakDeps): Route<Call>[] {
       const body = c.parse(leakedKeyBody, await c.body());
       const rec = await liveKey(body.key, c.actor.tenant);
       if (rec === null) return sendJson(c.res, 200, { label: 'false_positive', action: null, key: null }, c.requestId);
-      const after = await keys.reportLeak(rec.id, action, { source: body.source, url: body.url }, c.actor);
-      sendJson(c.res, 200, { label: 'true_positive', action, key: keys.wire(after) }, c.requestId);
+      const done = await respond(rec, { source: body.source, url: body.url }, c.actor);
+      sendJson(c.res, 200, { label: 'true_positive', action: done.action, key: keys.wire(done.rec) }, c.requestId);
     }),
     route('POST', '/v1/leaks', 'public', {
       operationId: 'receiveGithubLeakAlert',
@@ -109,7 +126,7 @@ export function leakRoutes(d: LeakDeps): Route<Call>[] {
       for (const entry of alert) {
         const rec = await liveKey(entry.token, null);
         if (rec !== null) {
-          await keys.reportLeak(rec.id, action, { source: `github: ${entry.source ?? 'unknown'}`, url: entry.url ?? null }, actor);
+          await respond(rec, { source: `github: ${entry.source ?? 'unknown'}`, url: entry.url ?? null }, actor);
         }
         labels.push({
           token_hash: createHash('sha256').update(entry.token).digest('hex'),

@@ -68,7 +68,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
     LeakReport: object(
       {
         label: { type: 'string', enum: ['true_positive', 'false_positive'], description: 'true_positive: a live key of this deployment (and of the token’s tenant).' },
-        action: nullable({ type: 'string', enum: ['notify', 'suspend', 'revoke'], description: 'What the key got (`leaks.action`); null for a false positive.' }),
+        action: nullable({ type: 'string', enum: ['notify', 'suspend', 'revoke', 'rotate'], description: 'What the key got (`leaks.action`, or suspend for rotate when its policy has no rotation webhook); null for a false positive.' }),
         key: nullable(ref('Key')),
       },
       'What a reported string was, and what was done.',

@@ -80,7 +80,7 @@ export class Scheduler {
     const policy = this.#keys.policy(rec.policy);
     if (!policy?.rotation) throw new Error(`policy ${rec.policy} no longer rotates keys`);
     const { url, secret, timeout_ms } = policy.rotation.webhook;
-    await this.#keys.regenerate(rec.id, undefined, actor, rec.rotate_at, (issued) => deliver(url, secret, timeout_ms, rec, issued));
+    await this.#keys.regenerate(rec.id, undefined, actor, rec.rotate_at, (issued) => deliverRotation(url, secret, timeout_ms, rec, issued));
     this.#log.info('key rotated', { key_id: rec.id });
   }
 
@@ -97,7 +97,7 @@ export class Scheduler {
  * HMAC-SHA-256(secret, "<t>.<body>")>` in `Keygate-Signature`. A rotation retried after a
  * failure sends a different key: receivers keep the latest for a `replaces` id.
  */
-async function deliver(url: string, secret: string, timeoutMs: number, old: KeyRecord, issued: Issued): Promise<void> {
+export async function deliverRotation(url: string, secret: string, timeoutMs: number, old: KeyRecord, issued: Issued): Promise<void> {
   const body = JSON.stringify({
     type: 'key.rotated',
     key: issued.key,

@@ -467,8 +467,13 @@ export const configSchema = z.strictObject({
   /** What a key found leaked gets, and who may report one (docs/secret-scanning/README.md). */
   leaks: z
     .strictObject({
-      /** notify: record it only; suspend (default); revoke. */
-      action: z.enum(['notify', 'suspend', 'revoke']).default('suspend'),
+      /**
+       * notify: record it only; suspend (default); revoke; rotate: a successor sent to the key's
+       * policy's rotation webhook, the old key working `rotate_grace_seconds` more (a key whose
+       * policy has no rotation webhook is suspended instead).
+       */
+      action: z.enum(['notify', 'suspend', 'revoke', 'rotate']).default('suspend'),
+      rotate_grace_seconds: z.number().int().min(0).max(86_400).default(900),
       /**
        * GitHub secret scanning's partner alerts at POST /v1/leaks, signed with these ECDSA public
        * keys (PEM, as GitHub publishes them; configured, never fetched). Empty: the route is off.

@@ -1,4 +1,6 @@
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { generateKey, randomBase62 } from '../core/key-format.js';
@@ -145,4 +147,46 @@ t.test('a configured GitHub key must be an ECDSA public key', async (t) => {
   for (const bad of [rsa, 'nonsense']) {
     t.throws(() => testConfig('http://127.0.0.1:1', { leaks: { github_public_keys: [{ id: 'x', pem: bad }] } }), /must be a PEM ECDSA public key/);
   }
+});
+
+t.test('leaks.action rotate: a successor goes to the policy’s rotation webhook, the old key works for the grace; without a webhook, suspend', async (t) => {
+  const received: { body: any; signature: string | undefined }[] = [];
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      received.push({ body: JSON.parse(body), signature: req.headers['keygate-signature'] as string | undefined });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((ok) => hook.listen(0, '127.0.0.1', ok));
+  t.teardown(() => new Promise<void>((ok) => hook.close(() => ok())));
+  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/rotated`;
+  const s = await startStack({
+    overrides: () => ({
+      leaks: { action: 'rotate', rotate_grace_seconds: 600, github_public_keys: [{ id: GITHUB_KEY_ID, pem: pem(github) }] },
+      policies: { rotating: { rotation: { every_days: 90, webhook: { url, secret: 'rotation-webhook-secret-0123' } } } },
+    }),
+  });
+  t.teardown(() => s.close());
+  const rotating = await s.createKey({ name: 'rotating', policy: 'rotating' });
+  const plain = await s.createKey({ name: 'plain' });
+
+  const res = await s.adminCall('POST', '/v1/keys/leaked', { key: rotating.key, source: 'pastebin' });
+  t.match(res.body, { label: 'true_positive', action: 'rotate', key: { id: rotating.id, status: 'active' } });
+  t.equal(received.length, 1, 'the successor was sent to the rotation webhook');
+  const successor = received[0]!.body;
+  t.match(successor, { type: 'key.rotated', replaces: rotating.id, name: 'rotating' });
+  t.match(received[0]!.signature, /^t=\d+,v1=[0-9a-f]{64}$/);
+  t.equal(await use(s, successor.key), 200, 'the new key works');
+  t.equal(await use(s, rotating.key), 200, 'the leaked key works for the grace, so the owner can move over');
+  s.clock.advance(600_000 + 1);
+  t.equal(await use(s, rotating.key), 401, 'and not after it');
+  const events = (await s.adminCall('GET', `/v1/keys/${rotating.id}/events`)).body.data.map((e: { type: string }) => e.type);
+  t.ok(events.includes('leaked') && events.includes('rotated'), 'the timeline has the leak and the rotation');
+
+  const report = JSON.stringify([{ token: plain.key, type: 'keygate_api_key', url: 'https://github.com/o/r', source: 'content' }]);
+  t.equal((await alert(s, report)).status, 200);
+  t.match((await s.adminCall('GET', `/v1/keys/${plain.id}`)).body, { status: 'suspended', suspended_reason: 'leaked (github: content)' }, 'no rotation webhook: suspended instead');
+  t.equal(await use(s, plain.key), 401);
 });
