@@ -11,10 +11,11 @@ import type { Config } from '../config/schema.js';
 import { randomBase62 } from '../core/key-format.js';
 import { closest, didYouMean, formatDetail, type ConfigDetail } from '../core/validation.js';
 
+import { ROOT, runCli, startKeygate } from './lib/cli.js';
+
 // Several CLI runs, each a child starting through tsx: 90 s on a loaded two-core machine, near
 // tap's 120 s default per file.
 t.setTimeout(300_000);
-import { ROOT, runCli, startKeygate } from './lib/cli.js';
 
 const storePath = (c: Config) => (c.store.type === 'file' ? c.store.path : null);
 
