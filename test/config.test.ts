@@ -10,7 +10,6 @@ import { ConfigError } from '../core/internal-errors.js';
 import type { Config } from '../config/schema.js';
 import { randomBase62 } from '../core/key-format.js';
 import { closest, didYouMean, formatDetail, type ConfigDetail } from '../core/validation.js';
-
 import { ROOT, runCli, startKeygate } from './lib/cli.js';
 
 // Several CLI runs, each a child starting through tsx: 90 s on a loaded two-core machine, near
