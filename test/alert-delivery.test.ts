@@ -23,8 +23,8 @@ interface Received {
   body: string;
 }
 
-/** A real HTTP receiver that answers `statuses` in turn (then 200) and keeps what it got. */
-async function receiver(t: Test, statuses: number[] = []): Promise<{ url: string; got: Received[]; server: Server; port: number }> {
+/** A real HTTP receiver (on `port`, or any) that answers `statuses` in turn (then 200) and keeps what it got. */
+async function receiver(t: Test, statuses: number[] = [], port = 0): Promise<{ url: string; got: Received[]; server: Server; port: number }> {
   const got: Received[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -34,10 +34,10 @@ async function receiver(t: Test, statuses: number[] = []): Promise<{ url: string
       res.writeHead(statuses.shift() ?? 200).end();
     });
   });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', ok));
   t.teardown(() => new Promise<void>((ok) => server.close(() => ok())));
-  const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}/hook`, got, server, port };
+  const bound = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${bound}/hook`, got, server, port: bound };
 }
 
 /** Checks a `Keygate-Signature` as a receiver does (docs/alerts.md). */
@@ -116,17 +116,7 @@ t.test('a receiver down across a restart: nothing pending is lost; after a day, 
   await run.store.close();
 
   // The receiver comes up while Keygate is down; Keygate comes back.
-  const got: Received[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      got.push({ headers: req.headers, body });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', ok));
-  t.teardown(() => new Promise<void>((ok) => server.close(() => ok())));
+  const { got } = await receiver(t, [], port);
   run = await open();
   t.teardown(async () => {
     await run.admin.close();

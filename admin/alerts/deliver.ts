@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { createTransport, type Transporter } from 'nodemailer';
 import { request } from 'undici';
 import type { Config } from '../../config/schema.js';
@@ -9,6 +8,7 @@ import type { Logger } from '../../core/log.js';
 import type { Store } from '../../core/store/store.js';
 import { webhookSignature } from '../../core/webhook-signature.js';
 import { alertEmail, slackMessage } from './messages.js';
+import { LeasedPeriodic } from './periodic.js';
 import type { AlertService } from './service.js';
 
 /** Deliveries tried per pass, and at once. */
@@ -45,8 +45,8 @@ class Refused extends Error {
  * Sends stored alerts to their destinations: each pending delivery that is due is tried; a
  * failure is recorded and tried again after a doubling backoff until `give_up_hours` after the
  * alert; so a receiver that is down loses nothing, and a restart resumes from the store (every
- * delivery is at least once: receivers deduplicate on the alert id). A store lease keeps it to
- * one admin process at a time.
+ * delivery is at least once: receivers deduplicate on the alert id). One admin process at a
+ * time delivers (LeasedPeriodic).
  */
 export class Deliverer {
   readonly #config: Config['alerts'];
@@ -54,12 +54,8 @@ export class Deliverer {
   readonly #service: AlertService;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #holder = `alerts-${process.pid}-${randomUUID().slice(0, 8)}`;
   readonly #mailer: Transporter | null;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<number> | null = null;
-  /** Whether this process holds the lease, to hand it back on close rather than let it lapse. */
-  #held = false;
+  readonly #periodic: LeasedPeriodic;
 
   constructor(config: Config, store: Store, service: AlertService, clock: Clock, log: Logger) {
     this.#config = config.alerts;
@@ -67,6 +63,7 @@ export class Deliverer {
     this.#service = service;
     this.#clock = clock;
     this.#log = log;
+    this.#periodic = new LeasedPeriodic(store, 'alert-delivery', config.alerts.delivery.interval_ms, () => this.#pass());
     const email = config.alerts.email;
     this.#mailer =
       email === null
@@ -83,41 +80,30 @@ export class Deliverer {
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.tick(), this.#config.delivery.interval_ms);
-    this.#timer.unref();
+    this.#periodic.start();
   }
 
   /** One pass over the deliveries due now; resolves with the number tried. Passes never overlap. */
   tick(): Promise<number> {
-    this.#running ??= this.#pass().finally(() => (this.#running = null));
-    return this.#running;
+    return this.#periodic.tick().catch((err: Error) => {
+      this.#log.warn('alert delivery pass failed', { err: err.message });
+      return 0;
+    });
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
-    await this.#running;
-    // A lease of no time left: another process (a restart) takes over at once.
-    if (this.#held) await this.#store.lease('alert-delivery', this.#holder, 0).catch(() => false);
+    await this.#periodic.close();
     this.#mailer?.close();
   }
 
   async #pass(): Promise<number> {
-    try {
-      const ttl = Math.max(this.#config.delivery.interval_ms * 3, 30_000);
-      this.#held = await this.#store.lease('alert-delivery', this.#holder, ttl);
-      if (!this.#held) return 0;
-      const due = await this.#store.dueDeliveries(this.#clock.now(), BATCH);
-      let next = 0;
-      const worker = async () => {
-        while (next < due.length) await this.#attempt(due[next++]!);
-      };
-      await Promise.all(Array.from({ length: Math.min(PARALLEL, due.length) }, worker));
-      return due.length;
-    } catch (err) {
-      this.#log.warn('alert delivery pass failed', { err: (err as Error).message });
-      return 0;
-    }
+    const due = await this.#store.dueDeliveries(this.#clock.now(), BATCH);
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length) await this.#attempt(due[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, due.length) }, worker));
+    return due.length;
   }
 
   async #attempt(d: Delivery): Promise<void> {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
 import type { ExpiringCursor } from '../../core/alerts.js';
 import type { Clock } from '../../core/clock.js';
@@ -6,6 +5,7 @@ import type { Logger } from '../../core/log.js';
 import type { KeyRecord } from '../../core/record.js';
 import type { Store } from '../../core/store/store.js';
 import { DAY, MINUTE, bucketStart, type Fields } from '../../core/usage-agg.js';
+import { LeasedPeriodic } from './periodic.js';
 import type { AlertService } from './service.js';
 
 const HOUR = 3_600_000;
@@ -20,7 +20,7 @@ const FIELD = { rate_limited: 'kr:', ip_denied: 'ki:', used_after_revocation: 'k
 
 /**
  * Looks for what deserves an alert, every `alerts.interval_ms` in one admin process at a time
- * (a store lease): keys about to expire, and traffic that crosses a threshold in the usage
+ * (LeasedPeriodic): keys about to expire, and traffic that crosses a threshold in the usage
  * aggregates (docs/alerts.md). Windows are whole minutes ending with the current one, and an
  * alert is raised once per key, type and window (aligned on the window's length).
  */
@@ -30,7 +30,6 @@ export class AlertWatch {
   readonly #alerts: AlertService;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #holder = `alert-watch-${process.pid}-${randomUUID().slice(0, 8)}`;
   /** Overall per-minute buckets by start; minutes older than the last two do not change and are not read again. */
   readonly #minutes = new Map<number, Fields>();
   readonly #days = new Map<number, Fields>();
@@ -38,10 +37,7 @@ export class AlertWatch {
   readonly #seen = new Set<string>();
   readonly #records = new Map<string, KeyRecord | null>();
   #lastPrune = -Infinity;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<number> | null = null;
-  /** Whether this process holds the lease, to hand it back on close rather than let it lapse. */
-  #held = false;
+  readonly #periodic: LeasedPeriodic;
 
   constructor(config: Config, store: Store, alerts: AlertService, clock: Clock, log: Logger) {
     this.#config = config;
@@ -49,47 +45,37 @@ export class AlertWatch {
     this.#alerts = alerts;
     this.#clock = clock;
     this.#log = log;
+    this.#periodic = new LeasedPeriodic(store, 'alert-watch', config.alerts.interval_ms, () => this.#pass());
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.tick(), this.#config.alerts.interval_ms);
-    this.#timer.unref();
+    this.#periodic.start();
   }
 
   /** One pass; resolves with the number of alerts raised. Passes never overlap. */
   tick(): Promise<number> {
-    this.#running ??= this.#pass().finally(() => (this.#running = null));
-    return this.#running;
+    if (!this.#alerts.enabled) return Promise.resolve(0);
+    return this.#periodic.tick().catch((err: Error) => {
+      this.#log.warn('alert watch pass failed', { err: err.message });
+      return 0;
+    });
   }
 
-  async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
-    await this.#running;
-    // A lease of no time left: another process (a restart) takes over at once.
-    if (this.#held) await this.#store.lease('alert-watch', this.#holder, 0).catch(() => false);
+  close(): Promise<void> {
+    return this.#periodic.close();
   }
 
   async #pass(): Promise<number> {
-    if (!this.#alerts.enabled) return 0;
-    try {
-      const ttl = Math.max(this.#config.alerts.interval_ms * 3, 30_000);
-      this.#held = await this.#store.lease('alert-watch', this.#holder, ttl);
-      if (!this.#held) return 0;
-      const now = this.#clock.now();
-      this.#records.clear();
-      let raised = await this.#expiring(now);
-      raised += await this.#traffic(now);
-      if (now - this.#lastPrune >= HOUR) {
-        this.#lastPrune = now;
-        const dropped = await this.#store.pruneAlerts(now - this.#config.alerts.retention_days * DAY);
-        if (dropped > 0) this.#log.info('alerts pruned', { dropped });
-      }
-      return raised;
-    } catch (err) {
-      this.#log.warn('alert watch pass failed', { err: (err as Error).message });
-      return 0;
+    const now = this.#clock.now();
+    this.#records.clear();
+    let raised = await this.#expiring(now);
+    raised += await this.#traffic(now);
+    if (now - this.#lastPrune >= HOUR) {
+      this.#lastPrune = now;
+      const dropped = await this.#store.pruneAlerts(now - this.#config.alerts.retention_days * DAY);
+      if (dropped > 0) this.#log.info('alerts pruned', { dropped });
     }
+    return raised;
   }
 
   async #raise(...args: Parameters<AlertService['raise']>): Promise<number> {

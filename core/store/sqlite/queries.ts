@@ -162,18 +162,18 @@ export function listApps(db: Database, q: AppQuery): Page<AppRecord> {
   return newestFirst(db, from, where, params, q.limit, q.cursor, (doc) => JSON.parse(doc) as AppRecord);
 }
 
-export function listAudit(db: Database, q: AuditQuery): Page<AuditEntry> {
+/**
+ * The WHERE terms of a newest-first log (audit, alerts): each column equal to its value when
+ * one is given, and the time column `t` within [from, to).
+ */
+function logFilters(equal: Record<string, string | null | undefined>, q: { from?: number | undefined; to?: number | undefined }) {
   const where: string[] = [];
   const params: Record<string, unknown> = {};
-  const eq = (column: 'tenant' | 'actor' | 'action' | 'target_id', value: string | null | undefined) => {
-    if (value === undefined || value === null) return;
+  for (const [column, value] of Object.entries(equal)) {
+    if (value === undefined || value === null) continue;
     where.push(`${column} = @${column}`);
     params[column] = value;
-  };
-  eq('tenant', q.tenant);
-  eq('actor', q.actor);
-  eq('action', q.action);
-  eq('target_id', q.target_id);
+  }
   if (q.from !== undefined) {
     where.push('t >= @from');
     params['from'] = q.from;
@@ -182,29 +182,17 @@ export function listAudit(db: Database, q: AuditQuery): Page<AuditEntry> {
     where.push('t < @to');
     params['to'] = q.to;
   }
+  return { where, params };
+}
+
+export function listAudit(db: Database, q: AuditQuery): Page<AuditEntry> {
+  const { where, params } = logFilters({ tenant: q.tenant, actor: q.actor, action: q.action, target_id: q.target_id }, q);
   const from = 'SELECT entry AS doc, time AS t, id, tenant, actor, action, target_id FROM audit';
   return newestFirst(db, from, where, params, q.limit, q.cursor, (doc) => JSON.parse(doc) as AuditEntry);
 }
 
 export function listAlerts(db: Database, q: AlertQuery): Page<Alert> {
-  const where: string[] = [];
-  const params: Record<string, unknown> = {};
-  const eq = (column: 'tenant' | 'type' | 'key_id', value: string | null | undefined) => {
-    if (value === undefined || value === null) return;
-    where.push(`${column} = @${column}`);
-    params[column] = value;
-  };
-  eq('tenant', q.tenant);
-  eq('type', q.type);
-  eq('key_id', q.key_id);
-  if (q.from !== undefined) {
-    where.push('t >= @from');
-    params['from'] = q.from;
-  }
-  if (q.to !== undefined) {
-    where.push('t < @to');
-    params['to'] = q.to;
-  }
+  const { where, params } = logFilters({ tenant: q.tenant, type: q.type, key_id: q.key_id }, q);
   const from = 'SELECT alert AS doc, created_at AS t, id, tenant, type, key_id FROM alerts';
   return newestFirst(db, from, where, params, q.limit, q.cursor, (doc) => JSON.parse(doc) as Alert);
 }
