@@ -37,13 +37,18 @@ export function apiCatalog(config: Config, gatewayUrls: Readonly<Record<string, 
     unlisted: api.unlisted === 'deny' || api.unlisted === 'allow' ? { policy: api.unlisted, scopes: [] } : { policy: 'scopes', scopes: api.unlisted.scopes },
     cors: api.cors === null ? null : { origins: api.cors.origins, methods: api.cors.methods, headers: [...new Set([...api.cors.headers, header])] },
   }));
-  const environments = [...new Set(config.listeners.map((l) => l.environment))];
-  return () => {
-    const urls: Record<string, string> = {};
-    for (const env of environments) {
-      const url = gatewayUrls[env] ?? listenerUrl(config, env);
-      if (url !== null) urls[env] = url;
-    }
-    return { gateway_urls: urls, credential, plans, data };
-  };
+  return () => ({ gateway_urls: publicGatewayUrls(config, gatewayUrls), credential, plans, data });
+}
+
+/**
+ * The gateway's base URL per environment, as examples and Try it use it: the address a
+ * listener of this process got, else the configured listener's.
+ */
+export function publicGatewayUrls(config: Config, gatewayUrls: Readonly<Record<string, string>>): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const l of config.listeners) {
+    const url = gatewayUrls[l.environment] ?? listenerUrl(config, l.environment);
+    if (url !== null) urls[l.environment] ??= url;
+  }
+  return urls;
 }

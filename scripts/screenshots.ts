@@ -11,7 +11,34 @@ import { bearer, call, TENANT_A_TOKEN } from '../test/lib/stack.js';
 const out = join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'screenshots');
 mkdirSync(out, { recursive: true });
 
-const stack = await startDashboardStack();
+// The test stack's APIs, with route rules worth documenting and CORS open, so that Try it on
+// the API docs page can send its request from the dashboard's origin.
+const stack = await startDashboardStack({}, {
+  overrides: (up) => ({
+    apis: [
+      {
+        name: 'emails',
+        path_prefix: '/v1/emails',
+        upstream: up,
+        unlisted: 'deny',
+        routes: [
+          { method: 'POST', path: '/v1/emails/send', scopes: ['send_email'] },
+          { method: 'GET', path: '/v1/emails/:id', scopes: ['read_campaigns'] },
+          { method: 'GET', path: '/v1/emails/limited', scopes: [], rate_limit: { limit: 1, window_seconds: 60 } },
+        ],
+        cors: { origins: ['*'] },
+      },
+      {
+        name: 'contacts',
+        path_prefix: '/v1/contacts',
+        upstream: up,
+        unlisted: { scopes: ['read_contacts'] },
+        routes: [{ method: 'GET', path: '/v1/contacts/list', scopes: ['read_contacts'] }],
+      },
+      { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
+    ],
+  }),
+});
 try {
   const keys = {
     web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'] }),
@@ -85,6 +112,15 @@ try {
     await page.goto(`${stack.adminUrl}/dashboard/usage`);
     await page.getByTestId('total-requests').waitFor();
     await shot('usage');
+
+    await page.goto(`${stack.adminUrl}/dashboard/apis`);
+    const send = page.locator('details', { hasText: '/v1/emails/send' });
+    await send.locator('summary').click();
+    await page.getByLabel('Key for Try it').fill(keys.web.key);
+    await send.getByRole('button', { name: 'Send request' }).click();
+    await send.getByRole('status').waitFor();
+    // The whole page: the answer of Try it is below the fold at 1280×800.
+    await page.screenshot({ path: join(out, 'api-docs.png'), fullPage: true });
 
     await page.goto(`${stack.adminUrl}/dashboard/audit`);
     await page.getByRole('cell', { name: 'key.revoked' }).waitFor();

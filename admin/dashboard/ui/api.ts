@@ -117,3 +117,35 @@ export interface KeyEvent {
   actor: string | null;
   detail: unknown;
 }
+
+export interface RateLimit {
+  limit: number;
+  window_seconds: number;
+  burst: number | null;
+}
+
+export interface ApiRoute {
+  name: string | null;
+  method: string;
+  path: string;
+  example_path: string;
+  scopes: string[];
+  plan: string | null;
+  rate_limit: RateLimit | null;
+  max_body_bytes: number;
+}
+
+export interface ApiCatalog {
+  gateway_urls: Record<string, string>;
+  credential: { header: string; scheme: string | null; query_param: string | null };
+  plans: ({ name: string } & RateLimit)[];
+  data: {
+    name: string;
+    host: string | null;
+    path_prefix: string;
+    max_body_bytes: number;
+    routes: ApiRoute[];
+    unlisted: { policy: 'deny' | 'allow' | 'scopes'; scopes: string[] };
+    cors: { origins: string[]; methods: string[]; headers: string[] } | null;
+  }[];
+}

@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, session, type SessionInfo } from './api';
+import { ApisPage } from './apis';
 import { AuditPage } from './audit';
 import { KeyPage } from './key';
 import { KeysPage } from './keys';
@@ -13,6 +14,7 @@ const PAGES = [
   ['/dashboard', 'Overview'],
   ['/dashboard/keys', 'Keys'],
   ['/dashboard/usage', 'Usage'],
+  ['/dashboard/apis', 'API docs'],
   ['/dashboard/audit', 'Audit log'],
 ] as const;
 
@@ -44,6 +46,7 @@ function App() {
   if (keyId) page = <KeyPage me={me} id={decodeURIComponent(keyId)} />;
   else if (path === '/dashboard/keys') page = <KeysPage me={me} />;
   else if (path === '/dashboard/usage') page = <UsagePage />;
+  else if (path === '/dashboard/apis') page = <ApisPage />;
   else if (path === '/dashboard/audit') page = <AuditPage />;
   else if (path === '/dashboard') page = <OverviewPage me={me} />;
   else
