@@ -37,17 +37,27 @@ const stack = await startDashboardStack({}, {
       },
       { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
     ],
+    policies: {
+      partner: { description: 'Keys handed to partners', plan: 'tiny', expires_in_seconds: 90 * 86_400, ip_allowlist: ['203.0.113.0/24'], regeneration_grace_seconds: 3600 },
+      internal: { description: 'Services of our own', rate_limit: { limit: 50, window_seconds: 60, burst: 80 }, allow_regeneration: false },
+    },
   }),
 });
 try {
+  const apps = {
+    shop: (await stack.adminCall('POST', '/v1/applications', { name: 'Web shop', description: 'Checkout and order emails' })).body.id as string,
+    portal: (await stack.adminCall('POST', '/v1/applications', { name: 'Partner portal', description: 'Syncs campaigns for resellers' })).body.id as string,
+    reports: (await stack.adminCall('POST', '/v1/applications', { name: 'Reporting' })).body.id as string,
+  };
   const keys = {
-    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'] }),
+    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop }),
     ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'] }),
     mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
-    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'] }),
+    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal }),
     old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
   };
   await stack.adminCall('POST', `/v1/keys/${keys.partner.id}/suspend`, { reason: 'contract paused' });
+  await stack.adminCall('POST', `/v1/applications/${apps.portal}/suspend`, { reason: 'contract paused' });
   await stack.adminCall('POST', `/v1/keys/${keys.old.id}/revoke`, { reason: 'replaced by Web checkout' });
 
   // Traffic over the last day: mostly fine, some refused, some failing upstream.
@@ -121,6 +131,18 @@ try {
     await send.getByRole('status').waitFor();
     // The whole page: the answer of Try it is below the fold at 1280×800.
     await page.screenshot({ path: join(out, 'api-docs.png'), fullPage: true });
+
+    await page.goto(`${stack.adminUrl}/dashboard/applications`);
+    await page.getByText('Partner portal').waitFor();
+    await shot('applications');
+    await page.getByRole('button', { name: 'Suspend Web shop' }).click();
+    await page.getByRole('dialog').getByText('1 key it owns').waitFor();
+    await shot('application-suspend-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+
+    await page.goto(`${stack.adminUrl}/dashboard/policies`);
+    await page.getByRole('heading', { name: 'partner' }).waitFor();
+    await shot('policies');
 
     await page.goto(`${stack.adminUrl}/dashboard/audit`);
     await page.getByRole('cell', { name: 'key.revoked' }).waitFor();

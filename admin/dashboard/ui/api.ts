@@ -149,3 +149,29 @@ export interface ApiCatalog {
     cors: { origins: string[]; methods: string[]; headers: string[] } | null;
   }[];
 }
+
+export interface Application {
+  id: string;
+  name: string;
+  description: string | null;
+  status: 'active' | 'suspended';
+  meta: Record<string, unknown>;
+  tenant: string | null;
+  created_at: string;
+  created_by: string | null;
+  updated_at: string;
+  suspended_at: string | null;
+  suspended_reason: string | null;
+}
+
+export interface Policy {
+  name: string;
+  description: string | null;
+  plan: string | null;
+  rate_limit: RateLimit | null;
+  expires_in_seconds: number | null;
+  ip_allowlist: string[] | null;
+  allow_regeneration: boolean;
+  regeneration_grace_seconds: number;
+  rotation: { every_days: number; grace_seconds: number } | null;
+}
