@@ -75,7 +75,7 @@ export interface Key {
   scopes: string[];
   apis: string[] | null;
   plan: string | null;
-  rate_limit: { limit: number; window_seconds: number } | null;
+  rate_limit: RateLimit | null;
   ip_allowlist: string[] | null;
   application: string | null;
   policy: string | null;
