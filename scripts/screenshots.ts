@@ -55,6 +55,7 @@ try {
     mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
     partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal }),
     old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
+    trial: await stack.createKey({ name: 'Trial account', plan: 'tiny', scopes: ['read_contacts'] }),
   };
   await stack.adminCall('POST', `/v1/keys/${keys.partner.id}/suspend`, { reason: 'contract paused' });
   await stack.adminCall('POST', `/v1/applications/${apps.portal}/suspend`, { reason: 'contract paused' });
@@ -70,9 +71,13 @@ try {
     await call(`${stack.gw['test']}/v1/contacts/all`, { headers: bearer(keys.ci.key) });
     stack.clock.advance(2 * 3600_000 - 7 * 60_000);
   }
+  // A trial key over its plan of 2 a minute: two of its five requests are refused.
+  for (let i = 0; i < 5; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.trial.key) });
+  stack.clock.advance(60_000);
+  for (let i = 0; i < 2; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.trial.key) });
   for (;;) {
     const u = await stack.adminCall('GET', '/v1/usage?range=24h');
-    if (u.body.totals.requests >= 90) break;
+    if (u.body.totals.requests >= 97) break;
     await new Promise((r) => setTimeout(r, 50));
   }
 
@@ -87,6 +92,7 @@ try {
     await shot('sign-in');
     await signInPage(page, stack.adminUrl, USERS.admin);
     await page.getByRole('link', { name: 'Web checkout' }).waitFor();
+    await page.getByTestId('rate-limit-use').waitFor();
     await shot('overview');
 
     await page.goto(`${stack.adminUrl}/dashboard/keys`);
@@ -121,7 +127,12 @@ try {
 
     await page.goto(`${stack.adminUrl}/dashboard/usage`);
     await page.getByTestId('total-requests').waitFor();
-    await shot('usage');
+    const use = page.locator('.card', { has: page.getByRole('heading', { name: 'Rate-limit use' }) });
+    await use.getByRole('combobox').selectOption(keys.trial.id);
+    await use.getByText('exceeded 3 times').waitFor();
+    await page.getByTestId('recent-errors').waitFor();
+    // The whole page: errors and rate-limit use are below the fold at 1280×800.
+    await page.screenshot({ path: join(out, 'usage.png'), fullPage: true });
 
     await page.goto(`${stack.adminUrl}/dashboard/apis`);
     const send = page.locator('details', { hasText: '/v1/emails/send' });

@@ -26,7 +26,8 @@ export function windowUse(series: UsageSummary['series'], windowSeconds: number)
 
 /** A rate-limit status card for one of `keys`, chosen in the card. */
 export function RateLimitCard({ keys }: { keys: Key[] }) {
-  const usable = keys.filter((k) => k.status !== 'revoked');
+  // The most recently used first: the key whose limit is most likely being met.
+  const usable = keys.filter((k) => k.status !== 'revoked').sort((a, b) => (b.last_used_at ?? '').localeCompare(a.last_used_at ?? ''));
   const [chosen, setChosen] = useState<string | null>(null);
   const id = chosen ?? usable[0]?.id ?? null;
   const key = usable.find((k) => k.id === id) ?? null;
