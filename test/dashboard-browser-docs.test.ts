@@ -82,6 +82,9 @@ t.test('an admin reads the routes with their scopes, limits and examples, and tr
   await answer.filter({ hasText: '401' }).waitFor();
   t.pass('a bad key gets the gateway’s 401, shown as it came');
 
+  await page.getByLabel('Key for Try it').fill('gw_live_ä€');
+  t.ok(await send.getByRole('button', { name: 'Send request' }).isDisabled(), 'a key that cannot be a header value is not sent');
+  t.ok(await send.getByText('A key is one word of visible ASCII characters.').isVisible());
   await page.getByLabel('Key for Try it').fill(issued.key);
   const path = send.getByLabel('Path');
   await path.fill('//evil.example/steal');

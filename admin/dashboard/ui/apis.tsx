@@ -274,9 +274,11 @@ function TryIt({ api: a, route: r, method: fixed, target, secret }: { api: Api; 
       return null;
     }
   })();
+  // A header value is one line of visible ASCII; anything else fetch refuses before sending.
+  const keyOk = /^[\x21-\x7e]*$/.test(secret);
   const send = async (e: Event) => {
     e.preventDefault();
-    if (url === null || secret === '') return;
+    if (url === null || secret === '' || !keyOk) return;
     setBusy(true);
     setError(null);
     setAnswer(null);
@@ -338,10 +340,11 @@ function TryIt({ api: a, route: r, method: fixed, target, secret }: { api: Api; 
         </label>
       )}
       <div class="actions start">
-        <button type="submit" disabled={busy || url === null || secret === ''}>
+        <button type="submit" disabled={busy || url === null || secret === '' || !keyOk}>
           Send request
         </button>
         {secret === '' && <span class="muted small">Paste a key above to send.</span>}
+        {!keyOk && <span class="field-error small">A key is one word of visible ASCII characters.</span>}
       </div>
       {error && (
         <div class="error" role="alert">
