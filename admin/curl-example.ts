@@ -77,7 +77,7 @@ function exampleTargets(apis: readonly ApiConfig[]): Target[] {
 }
 
 /** A rule's path as a request path: `:name` segments as NAME placeholders, a trailing `*` as nothing. */
-function concretePath(template: string): string {
+export function concretePath(template: string): string {
   const segments = template.split('/');
   if (segments[segments.length - 1] === '*') segments.pop();
   const path = segments.map((s) => (s.startsWith(':') ? s.slice(1).toUpperCase() || 'ID' : s)).join('/');
@@ -114,7 +114,7 @@ function firstRule(api: ApiConfig, method: string, path: string): ApiConfig['rou
 }
 
 /** The listener of an environment as a URL a client on this machine can reach; null when there is none. */
-function listenerUrl(config: Config, environment: string): string | null {
+export function listenerUrl(config: Config, environment: string): string | null {
   const l = config.listeners.find((x) => x.environment === environment);
   if (!l) return null;
   const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host === '::' ? '[::1]' : l.host.includes(':') ? `[${l.host}]` : l.host;

@@ -206,6 +206,41 @@ export function wireSchemas(config: Config): Record<string, Json> {
       rotation: nullable(object({ every_days: int(), grace_seconds: int() })),
     }, 'A policy template from the configuration.'),
     PolicyList: object({ data: array(ref('Policy')) }, 'Every configured policy.'),
+    ApiCatalog: object(
+      {
+        gateway_urls: { type: 'object', additionalProperties: { type: 'string' }, description: 'The gateway’s base URL per environment.' },
+        credential: object({
+          header: str('The header that carries the key.'),
+          scheme: nullable(str('`Bearer` when the header is Authorization.')),
+          query_param: nullable(str('A query parameter that may carry the key instead; null when none may.')),
+        }),
+        plans: array(object({ name: str(), limit: int('Requests per window.'), window_seconds: num(), burst: nullable(int('Bucket capacity; null means `limit`.')) }), 'The rate-limit plans keys name.'),
+        data: array(
+          object({
+            name: str(),
+            host: nullable(str('The Host the API answers on; null: any.')),
+            path_prefix: str(),
+            max_body_bytes: int('Largest request body accepted.'),
+            routes: array(
+              object({
+                name: nullable(str()),
+                method: str('An HTTP method, or `*` for any.'),
+                path: str('`:name` matches one segment, a trailing `*` the rest.'),
+                example_path: str('The path with each `:name` written as NAME, for examples.'),
+                scopes: array(str(), 'Scopes a key needs, all of them.'),
+                plan: nullable(str('A plan this route counts against instead of the key’s.')),
+                rate_limit: nullable(ref('RateLimit')),
+                max_body_bytes: int(),
+              }),
+              'The route rules, in the order the gateway tries them.',
+            ),
+            unlisted: object({ policy: { type: 'string', enum: ['deny', 'allow', 'scopes'] }, scopes: array(str()) }, 'What a request matching no rule gets.'),
+            cors: nullable(object({ origins: array(str()), methods: array(str()), headers: array(str()) }, 'Browser origins that may call the API.')),
+          }),
+        ),
+      },
+      'The APIs of the gateway, as a developer calling them sees them.',
+    ),
     ScopeCatalog: object(
       {
         data: array(object({ name: str(), description: nullable(str()), category: str() })),

@@ -7,6 +7,7 @@ import { decodeCursor, encodeCursor } from '../core/store/query.js';
 import { InvalidCursorError } from '../core/internal-errors.js';
 import type { Store } from '../core/store/store.js';
 import type { AppService } from './applications.js';
+import { apiCatalog } from './api-catalog.js';
 import { curlExamples } from './curl-example.js';
 import { route, sendJson, type Route } from './http.js';
 import type { KeySchemas } from './key-input.js';
@@ -32,6 +33,7 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
   const { keys, apps, schemas, log, config } = d;
 
   const curlExample = curlExamples(config, d.gatewayUrls);
+  const apis = apiCatalog(config, d.gatewayUrls);
 
   const issued = (c: Call, record: KeyRecord, key: string, what: string) => {
     log.info(what, { request_id: c.requestId, key_id: record.id, by: c.actor.name });
@@ -269,6 +271,15 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
       description: 'The policy templates of the configuration, whole (they are few). Rotation webhooks are not shown.',
       responses: { 200: { description: 'Every policy.', schema: 'PolicyList' } },
     }, async (c) => sendJson(c.res, 200, { data: policiesToWire(config) }, c.requestId)),
+    route('GET', '/v1/apis', 'read', {
+      operationId: 'listApis',
+      tag: 'Catalog',
+      summary: 'List the gateway’s APIs',
+      description:
+        'The APIs the gateway serves and their route rules, as a developer calling them needs them: the gateway URL of each environment, the credential header, ' +
+        'each route’s method, path, scopes and rate limit, the plans, and the browser origins allowed (CORS). Upstream addresses and connection settings are not shown.',
+      responses: { 200: { description: 'Every API.', schema: 'ApiCatalog' } },
+    }, async (c) => sendJson(c.res, 200, apis(), c.requestId)),
     route('GET', '/v1/scopes', 'read', {
       operationId: 'getScopeCatalog',
       tag: 'Catalog',

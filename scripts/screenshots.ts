@@ -11,16 +11,54 @@ import { bearer, call, TENANT_A_TOKEN } from '../test/lib/stack.js';
 const out = join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'screenshots');
 mkdirSync(out, { recursive: true });
 
-const stack = await startDashboardStack();
+// The test stack's APIs, with route rules worth documenting and CORS open, so that Try it on
+// the API docs page can send its request from the dashboard's origin.
+const stack = await startDashboardStack({}, {
+  overrides: (up) => ({
+    apis: [
+      {
+        name: 'emails',
+        path_prefix: '/v1/emails',
+        upstream: up,
+        unlisted: 'deny',
+        routes: [
+          { method: 'POST', path: '/v1/emails/send', scopes: ['send_email'] },
+          { method: 'GET', path: '/v1/emails/:id', scopes: ['read_campaigns'] },
+          { method: 'GET', path: '/v1/emails/limited', scopes: [], rate_limit: { limit: 1, window_seconds: 60 } },
+        ],
+        cors: { origins: ['*'] },
+      },
+      {
+        name: 'contacts',
+        path_prefix: '/v1/contacts',
+        upstream: up,
+        unlisted: { scopes: ['read_contacts'] },
+        routes: [{ method: 'GET', path: '/v1/contacts/list', scopes: ['read_contacts'] }],
+      },
+      { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
+    ],
+    policies: {
+      partner: { description: 'Keys handed to partners', plan: 'tiny', expires_in_seconds: 90 * 86_400, ip_allowlist: ['203.0.113.0/24'], regeneration_grace_seconds: 3600 },
+      internal: { description: 'Services of our own', rate_limit: { limit: 50, window_seconds: 60, burst: 80 }, allow_regeneration: false },
+    },
+  }),
+});
 try {
+  const apps = {
+    shop: (await stack.adminCall('POST', '/v1/applications', { name: 'Web shop', description: 'Checkout and order emails' })).body.id as string,
+    portal: (await stack.adminCall('POST', '/v1/applications', { name: 'Partner portal', description: 'Syncs campaigns for resellers' })).body.id as string,
+    reports: (await stack.adminCall('POST', '/v1/applications', { name: 'Reporting' })).body.id as string,
+  };
   const keys = {
-    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'] }),
+    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop }),
     ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'] }),
     mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
-    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'] }),
+    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal }),
     old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
+    trial: await stack.createKey({ name: 'Trial account', plan: 'tiny', scopes: ['read_contacts'] }),
   };
   await stack.adminCall('POST', `/v1/keys/${keys.partner.id}/suspend`, { reason: 'contract paused' });
+  await stack.adminCall('POST', `/v1/applications/${apps.portal}/suspend`, { reason: 'contract paused' });
   await stack.adminCall('POST', `/v1/keys/${keys.old.id}/revoke`, { reason: 'replaced by Web checkout' });
 
   // Traffic over the last day: mostly fine, some refused, some failing upstream.
@@ -33,9 +71,13 @@ try {
     await call(`${stack.gw['test']}/v1/contacts/all`, { headers: bearer(keys.ci.key) });
     stack.clock.advance(2 * 3600_000 - 7 * 60_000);
   }
+  // A trial key over its plan of 2 a minute: two of its five requests are refused.
+  for (let i = 0; i < 5; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.trial.key) });
+  stack.clock.advance(60_000);
+  for (let i = 0; i < 2; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.trial.key) });
   for (;;) {
     const u = await stack.adminCall('GET', '/v1/usage?range=24h');
-    if (u.body.totals.requests >= 90) break;
+    if (u.body.totals.requests >= 97) break;
     await new Promise((r) => setTimeout(r, 50));
   }
 
@@ -50,6 +92,7 @@ try {
     await shot('sign-in');
     await signInPage(page, stack.adminUrl, USERS.admin);
     await page.getByRole('link', { name: 'Web checkout' }).waitFor();
+    await page.getByTestId('rate-limit-use').waitFor();
     await shot('overview');
 
     await page.goto(`${stack.adminUrl}/dashboard/keys`);
@@ -84,7 +127,33 @@ try {
 
     await page.goto(`${stack.adminUrl}/dashboard/usage`);
     await page.getByTestId('total-requests').waitFor();
-    await shot('usage');
+    const use = page.locator('.card', { has: page.getByRole('heading', { name: 'Rate-limit use' }) });
+    await use.getByRole('combobox').selectOption(keys.trial.id);
+    await use.getByText('exceeded 3 times').waitFor();
+    await page.getByTestId('recent-errors').waitFor();
+    // The whole page: errors and rate-limit use are below the fold at 1280×800.
+    await page.screenshot({ path: join(out, 'usage.png'), fullPage: true });
+
+    await page.goto(`${stack.adminUrl}/dashboard/apis`);
+    const send = page.locator('details', { hasText: '/v1/emails/send' });
+    await send.locator('summary').click();
+    await page.getByLabel('Key for Try it').fill(keys.web.key);
+    await send.getByRole('button', { name: 'Send request' }).click();
+    await send.getByRole('status').waitFor();
+    // The whole page: the answer of Try it is below the fold at 1280×800.
+    await page.screenshot({ path: join(out, 'api-docs.png'), fullPage: true });
+
+    await page.goto(`${stack.adminUrl}/dashboard/applications`);
+    await page.getByText('Partner portal').waitFor();
+    await shot('applications');
+    await page.getByRole('button', { name: 'Suspend Web shop' }).click();
+    await page.getByRole('dialog').getByText('1 key it owns').waitFor();
+    await shot('application-suspend-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+
+    await page.goto(`${stack.adminUrl}/dashboard/policies`);
+    await page.getByRole('heading', { name: 'partner' }).waitFor();
+    await shot('policies');
 
     await page.goto(`${stack.adminUrl}/dashboard/audit`);
     await page.getByRole('cell', { name: 'key.revoked' }).waitFor();

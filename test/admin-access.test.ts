@@ -227,6 +227,7 @@ const EXPECTED_OPS = [
   'POST /v1/applications/{id}/reactivate',
   'GET /v1/audit',
   'GET /v1/policies',
+  'GET /v1/apis',
   'GET /v1/scopes',
   'GET /v1/keys/{id}/usage',
   'GET /v1/usage',
@@ -293,6 +294,7 @@ const PREP: Record<string, () => Promise<Case>> = {
   'POST /v1/applications/{id}/reactivate': async () => appCase(newApp({ suspended: true })),
   'GET /v1/audit': async () => ({ query: '?limit=5' }),
   'GET /v1/policies': async () => ({}),
+  'GET /v1/apis': async () => ({}),
   'GET /v1/scopes': async () => ({}),
   'GET /v1/keys/{id}/usage': async () => ({ id: await sharedKey(), query: '?range=24h' }),
   'GET /v1/usage': async () => ({ query: '?range=1h' }),
@@ -940,6 +942,47 @@ t.test('GET /v1/policies: the policy templates, without webhook addresses or sec
   assertError(t, await api('GET', '/v1/policies', undefined, null), 401, 'unauthorized', 'no token');
 });
 
+t.test('GET /v1/apis: routes, scopes, limits and gateway URLs, without upstream addresses or connection settings', async (t) => {
+  const res = await api('GET', '/v1/apis', undefined, VIEWER_TOKEN);
+  t.equal(res.status, 200);
+  t.same(res.body.gateway_urls, stack.gw, 'the gateway URL of each environment');
+  t.same(res.body.credential, { header: 'authorization', scheme: 'Bearer', query_param: null });
+  t.same(res.body.plans, [
+    { name: 'default', limit: 100, window_seconds: 60, burst: null },
+    { name: 'tiny', limit: 2, window_seconds: 60, burst: null },
+  ]);
+  t.same(
+    res.body.data.map((a: any) => a.name),
+    ['emails', 'contacts', 'slow', 'dead'],
+  );
+  t.same(res.body.data[0], {
+    name: 'emails',
+    host: null,
+    path_prefix: '/v1/emails',
+    max_body_bytes: 10 * 1024 * 1024,
+    routes: [
+      { name: null, method: 'POST', path: '/v1/emails/send', example_path: '/v1/emails/send', scopes: ['send_email'], plan: null, rate_limit: null, max_body_bytes: 10 * 1024 * 1024 },
+      {
+        name: null,
+        method: 'GET',
+        path: '/v1/emails/limited',
+        example_path: '/v1/emails/limited',
+        scopes: [],
+        plan: null,
+        rate_limit: { limit: 1, window_seconds: 60, burst: null },
+        max_body_bytes: 10 * 1024 * 1024,
+      },
+    ],
+    unlisted: { policy: 'allow', scopes: [] },
+    cors: null,
+  });
+  t.notOk(res.text.includes(stack.upstream.url), 'no upstream address');
+  t.notOk(res.text.includes('127.0.0.1:1/') || res.text.includes('127.0.0.1:1"'), 'not even of an API whose upstream is down');
+  t.notOk(/timeout|max_connections|forward_credential|preserve_host|strip_prefix|on_store_failure/.test(res.text), 'no connection settings');
+  t.equal((await api('GET', '/v1/apis', undefined, TENANT_A_TOKEN)).status, 200, 'a tenant token reads it');
+  assertError(t, await api('GET', '/v1/apis', undefined, null), 401, 'unauthorized', 'no token');
+});
+
 // ---------------------------------------------------------------------------------------------
 // OpenAPI
 
@@ -1003,7 +1046,7 @@ t.test('openapi: every route the server answers is documented', async (t) => {
     '/v1/usage', '/v1/usage/errors', '/v1/usage/events',
     '/v1/applications', '/v1/applications/{id}', '/v1/applications/{id}/suspend', '/v1/applications/{id}/reactivate',
     '/v1/applications/{id}/keys', '/v1/applications/{id}/revoke',
-    '/v1/audit', '/v1/audit/{id}', '/v1/policies', '/v1/policies/{id}', '/v1/scopes', '/v1/scopes/{id}', '/v1/tokens', '/v1/tenants',
+    '/v1/audit', '/v1/audit/{id}', '/v1/policies', '/v1/policies/{id}', '/v1/apis', '/v1/apis/{id}', '/v1/scopes', '/v1/scopes/{id}', '/v1/tokens', '/v1/tenants',
   ];
   const served = new Set<string>();
   for (const path of PROBES) {

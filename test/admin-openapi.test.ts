@@ -76,7 +76,7 @@ t.test('lint: the served document has no result, errors to hints, under Redocly 
 const EXPECTED_IDS = [
   'getHealth', 'getReadiness', 'createKey', 'listKeys', 'getKey', 'updateKey', 'regenerateKey', 'revokeKey', 'suspendKey',
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
-  'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'getScopeCatalog', 'getKeyUsage',
+  'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'listApis', 'getScopeCatalog', 'getKeyUsage',
   'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
   'listAlerts', 'getAlert', 'listAlertDeliveries',
 ];
@@ -200,6 +200,7 @@ t.test('answers: every operation answers with its documented status and a body i
     reactivateApplication: { path: `/v1/applications/${app}/reactivate` },
     listAuditEntries: { path: '/v1/audit?limit=100' },
     listPolicies: { path: '/v1/policies' },
+    listApis: { path: '/v1/apis' },
     getScopeCatalog: { path: '/v1/scopes' },
     getUsage: { path: '/v1/usage?range=1h' },
     listUsageErrors: { path: '/v1/usage/errors?limit=1' },

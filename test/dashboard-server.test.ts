@@ -164,7 +164,10 @@ t.test('the page: a strict CSP with no inline script, no-store; hashed assets ca
     t.equal(res.headers['cache-control'], 'no-store');
     t.equal(
       res.headers['content-security-policy'],
-      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+        `connect-src 'self' ${[stack.gw['production'], stack.gw['test']].sort().join(' ')}; ` +
+        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      "its own origin, and the gateways' for Try it on the API docs page",
     );
     t.equal(res.headers['x-frame-options'], 'DENY');
     t.equal(res.headers['x-content-type-options'], 'nosniff');

@@ -4,6 +4,7 @@ import type { Config } from '../../config/schema.js';
 import type { Clock } from '../../core/clock.js';
 import { HttpError } from '../../core/errors.js';
 import { verifyPassword } from '../../core/password.js';
+import { publicGatewayUrls } from '../api-catalog.js';
 import type { Principal, TokenAuth } from '../auth.js';
 import { readJson, sendJson } from '../http.js';
 import { FROM_SOURCES, loadAssets, type Assets } from './assets.js';
@@ -42,21 +43,34 @@ const CSRF_HEADER = 'x-csrf-token';
 /** Sign-in, sudo and sign-out bodies are a few short strings. */
 const MAX_BODY = 4096;
 
-export const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "font-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * The page's Content-Security-Policy. It talks to its own origin, and to the gateways' only for
+ * "Try it" on the API docs page, which sends a developer's request through the gateway.
+ */
+export function contentSecurityPolicy(gatewayUrls: Readonly<Record<string, string>>): string {
+  const gateways = new Set<string>();
+  for (const url of Object.values(gatewayUrls)) {
+    try {
+      gateways.add(new URL(url).origin);
+    } catch {
+      // not a URL: nothing to allow
+    }
+  }
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    ["connect-src 'self'", ...[...gateways].sort()].join(' '),
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 const PAGE_HEADERS = {
-  'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
@@ -208,6 +222,7 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
       '</head><body><div id="app"></div></body></html>';
     res.writeHead(200, {
       ...PAGE_HEADERS,
+      'content-security-policy': contentSecurityPolicy(publicGatewayUrls(config, deps.gatewayUrls)),
       'content-type': 'text/html; charset=utf-8',
       'content-length': Buffer.byteLength(html),
       'cache-control': 'no-store',

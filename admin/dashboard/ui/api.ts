@@ -75,7 +75,7 @@ export interface Key {
   scopes: string[];
   apis: string[] | null;
   plan: string | null;
-  rate_limit: { limit: number; window_seconds: number } | null;
+  rate_limit: RateLimit | null;
   ip_allowlist: string[] | null;
   application: string | null;
   policy: string | null;
@@ -116,4 +116,62 @@ export interface KeyEvent {
   occurred_at: string | null;
   actor: string | null;
   detail: unknown;
+}
+
+export interface RateLimit {
+  limit: number;
+  window_seconds: number;
+  burst: number | null;
+}
+
+export interface ApiRoute {
+  name: string | null;
+  method: string;
+  path: string;
+  example_path: string;
+  scopes: string[];
+  plan: string | null;
+  rate_limit: RateLimit | null;
+  max_body_bytes: number;
+}
+
+export interface ApiCatalog {
+  gateway_urls: Record<string, string>;
+  credential: { header: string; scheme: string | null; query_param: string | null };
+  plans: ({ name: string } & RateLimit)[];
+  data: {
+    name: string;
+    host: string | null;
+    path_prefix: string;
+    max_body_bytes: number;
+    routes: ApiRoute[];
+    unlisted: { policy: 'deny' | 'allow' | 'scopes'; scopes: string[] };
+    cors: { origins: string[]; methods: string[]; headers: string[] } | null;
+  }[];
+}
+
+export interface Application {
+  id: string;
+  name: string;
+  description: string | null;
+  status: 'active' | 'suspended';
+  meta: Record<string, unknown>;
+  tenant: string | null;
+  created_at: string;
+  created_by: string | null;
+  updated_at: string;
+  suspended_at: string | null;
+  suspended_reason: string | null;
+}
+
+export interface Policy {
+  name: string;
+  description: string | null;
+  plan: string | null;
+  rate_limit: RateLimit | null;
+  expires_in_seconds: number | null;
+  ip_allowlist: string[] | null;
+  allow_regeneration: boolean;
+  regeneration_grace_seconds: number;
+  rotation: { every_days: number; grace_seconds: number } | null;
 }

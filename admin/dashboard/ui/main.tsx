@@ -1,10 +1,13 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, session, type SessionInfo } from './api';
+import { ApisPage } from './apis';
+import { ApplicationsPage } from './applications';
 import { AuditPage } from './audit';
 import { KeyPage } from './key';
 import { KeysPage } from './keys';
 import { OverviewPage } from './overview';
+import { PoliciesPage } from './policies';
 import { ErrorNote, Link, navigate } from './ui';
 import { UsagePage } from './usage';
 import './style.css';
@@ -13,6 +16,9 @@ const PAGES = [
   ['/dashboard', 'Overview'],
   ['/dashboard/keys', 'Keys'],
   ['/dashboard/usage', 'Usage'],
+  ['/dashboard/apis', 'API docs'],
+  ['/dashboard/applications', 'Applications'],
+  ['/dashboard/policies', 'Policies'],
   ['/dashboard/audit', 'Audit log'],
 ] as const;
 
@@ -44,6 +50,9 @@ function App() {
   if (keyId) page = <KeyPage me={me} id={decodeURIComponent(keyId)} />;
   else if (path === '/dashboard/keys') page = <KeysPage me={me} />;
   else if (path === '/dashboard/usage') page = <UsagePage />;
+  else if (path === '/dashboard/apis') page = <ApisPage />;
+  else if (path === '/dashboard/applications') page = <ApplicationsPage me={me} />;
+  else if (path === '/dashboard/policies') page = <PoliciesPage />;
   else if (path === '/dashboard/audit') page = <AuditPage />;
   else if (path === '/dashboard') page = <OverviewPage me={me} />;
   else

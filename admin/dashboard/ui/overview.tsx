@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type Key, type Page, type SessionInfo } from './api';
 import { CreateKey, KeyTable } from './keys';
+import { RateLimitCard } from './rate-limit';
 import { CopyButton, ErrorNote, Link, useLoad } from './ui';
 
 export function OverviewPage({ me }: { me: SessionInfo }) {
@@ -40,6 +41,7 @@ export function OverviewPage({ me }: { me: SessionInfo }) {
             </li>
           </ol>
         </div>
+        {recent.data && <RateLimitCard keys={recent.data.data} />}
         <div class="card">
           <h2>Signed in</h2>
           <dl class="meta">

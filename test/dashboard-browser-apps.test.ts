@@ -1,0 +1,115 @@
+import t from 'tap';
+import { axeViolations, launchChromium, signInPage, startDashboardStack, USERS } from './lib/dashboard.js';
+import { bearer, call } from './lib/stack.js';
+
+// The applications and policies pages in a real Chromium against a real gateway and admin
+// plane: an admin creates an application, suspends it after a confirmation that says what
+// happens to its keys (and the gateway then refuses them), and reactivates it; the policies of
+// the configuration as a person reads them; a viewer and a developer see no write action.
+
+const stack = await startDashboardStack({}, {
+  overrides: () => ({
+    policies: {
+      partner: { description: 'Keys handed to partners', plan: 'tiny', expires_in_seconds: 90 * 86_400, ip_allowlist: ['203.0.113.0/24'], regeneration_grace_seconds: 3600 },
+      internal: { rate_limit: { limit: 50, window_seconds: 60, burst: 80 }, allow_regeneration: false },
+    },
+  }),
+});
+const browser = await launchChromium();
+t.teardown(async () => {
+  await browser.close();
+  await stack.close();
+});
+
+t.test('an admin creates an application, suspends it with its keys after a confirmation, and reactivates it', async (t) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  await signInPage(page, stack.adminUrl, USERS.admin);
+  await page.getByRole('navigation', { name: 'Dashboard' }).getByRole('link', { name: 'Applications' }).click();
+  await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
+  await page.getByText('No applications yet.').waitFor();
+  await page.getByRole('button', { name: 'Create application' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name').fill('Checkout');
+  await dialog.getByLabel('Description (optional)').fill('The web shop');
+  t.same(await axeViolations(page), [], 'create dialog: axe');
+  await dialog.getByRole('button', { name: 'Create application' }).click();
+  const row = page.locator('tr', { hasText: 'Checkout' });
+  await row.waitFor();
+  t.match(await row.textContent(), /The web shop.*active.*by ada/s, 'listed, active, created by the signed-in user');
+  const appId = await row.getAttribute('data-app-id');
+  t.match(appId, /^app_/);
+
+  const key = await stack.createKey({ name: 'checkout key', application: appId });
+  t.equal((await call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key.key) })).status, 200, 'the key works');
+
+  await row.getByRole('button', { name: 'Suspend Checkout' }).click();
+  await dialog.getByText('1 key it owns').waitFor();
+  t.match(await dialog.locator('.warning').textContent(), 'requests with them are refused until the application is reactivated', 'the consequence, before it happens');
+  t.same(await axeViolations(page), [], 'suspend confirmation: axe');
+  await dialog.getByLabel(/Reason/).fill('card fraud');
+  await dialog.getByRole('button', { name: 'Suspend application' }).click();
+  await row.locator('.badge.status-suspended').waitFor();
+  t.match(await row.textContent(), 'card fraud', 'the reason shows');
+  const refused = await call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key.key) });
+  t.not(refused.status, 200, 'the gateway refuses the application’s key');
+  t.same([refused.status, refused.body.error, refused.body.reason], [401, 'invalid_token', 'suspended']);
+
+  await row.getByRole('button', { name: 'Reactivate Checkout' }).click();
+  t.match(await dialog.locator('p').first().textContent(), 'Keys suspended on their own stay suspended');
+  await dialog.getByRole('button', { name: 'Reactivate application' }).click();
+  await row.locator('.badge.status-active').waitFor();
+  t.equal((await call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key.key) })).status, 200, 'the key works again');
+
+  await page.getByLabel('Status').selectOption('suspended');
+  await page.getByText('No applications match.').waitFor();
+  await page.getByLabel('Status').selectOption('');
+  await row.waitFor();
+  t.same(await axeViolations(page), [], 'applications: axe');
+  await page.close();
+});
+
+t.test('the policies of the configuration, as a person reads them', async (t) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  await signInPage(page, stack.adminUrl, USERS.admin);
+  await page.getByRole('navigation', { name: 'Dashboard' }).getByRole('link', { name: 'Policies' }).click();
+  const partner = page.locator('.card', { has: page.getByRole('heading', { name: 'partner' }) });
+  await partner.waitFor();
+  const text = (await partner.textContent())!;
+  t.match(text, 'Keys handed to partners');
+  t.match(text, 'plan tiny');
+  t.match(text, '90 days after creation');
+  t.match(text, '203.0.113.0/24');
+  t.match(text, 'the old key works 1 hour more by default');
+  const internal = (await page.locator('.card', { has: page.getByRole('heading', { name: 'internal' }) }).textContent())!;
+  t.match(internal, '50 per minute, burst 80');
+  t.match(internal, 'not by hand');
+  t.same(await axeViolations(page), [], 'policies: axe');
+  await page.close();
+});
+
+t.test('a viewer (at 390×844) and a developer see applications and policies with no write action', async (t) => {
+  const app = await stack.adminCall('POST', '/v1/applications', { name: 'Read only app' });
+  t.equal(app.status, 201);
+  for (const [who, viewport] of [
+    [USERS.viewer, { width: 390, height: 844 }],
+    [USERS.tenantA, { width: 1280, height: 800 }],
+  ] as const) {
+    const page = await browser.newPage({ viewport });
+    page.setDefaultTimeout(15_000);
+    await signInPage(page, stack.adminUrl, who);
+    await page.goto(`${stack.adminUrl}/dashboard/applications`);
+    await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
+    if (who.tenant === null) await page.getByText('Read only app').waitFor();
+    else await page.getByText('No applications yet.').waitFor();
+    for (const name of [/create/i, /suspend/i, /reactivate/i]) t.equal(await page.getByRole('button', { name }).count(), 0, `${who.role}: no ${name} button`);
+    t.same(await axeViolations(page), [], `applications as ${who.role}: axe`);
+    await page.goto(`${stack.adminUrl}/dashboard/policies`);
+    await page.getByRole('heading', { name: 'partner' }).waitFor();
+    t.same(await axeViolations(page), [], `policies as ${who.role}: axe`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    t.equal(overflow, 0, `${who.role}: nothing wider than the viewport`);
+    await page.close();
+  }
+});
