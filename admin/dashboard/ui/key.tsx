@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { KeyAlerts } from './alerts';
 import { api, type IssuedKey, type Key, type KeyEvent, type SessionInfo } from './api';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, Scopes, StatusBadge, useLoad, When } from './ui';
@@ -60,6 +61,7 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
           ))}
         </div>
       </div>
+      <KeyAlerts keyId={k.id} />
       {k.status === 'revoked' && (
         <p class="banner revoked" role="status">
           Revoked <When at={k.revoked_at} />

@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { AlertsCard } from './alerts';
 import { api, type Key, type Page, type SessionInfo } from './api';
 import { CreateKey, KeyTable } from './keys';
 import { RateLimitCard } from './rate-limit';
@@ -42,6 +43,7 @@ export function OverviewPage({ me }: { me: SessionInfo }) {
           </ol>
         </div>
         {recent.data && <RateLimitCard keys={recent.data.data} />}
+        <AlertsCard />
         <div class="card">
           <h2>Signed in</h2>
           <dl class="meta">
