@@ -51,7 +51,8 @@ try {
   };
   const keys = {
     web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop }),
-    ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'] }),
+    // Expires in about six days once the day of traffic below has passed: an alert on the overview.
+    ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'], expires_at: new Date(stack.clock.now() + 7 * 86_400_000 - 3_600_000).toISOString() }),
     mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
     partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal }),
     old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
@@ -80,6 +81,7 @@ try {
     if (u.body.totals.requests >= 97) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  await stack.admin.alerts.watch.tick();
 
   const browser = await launchChromium();
   try {

@@ -14,6 +14,8 @@ const DAY = 86_400_000;
 const expiring = await stack.createKey({ name: 'nightly export', expires_at: new Date(stack.clock.now() + 6 * DAY - 3_600_000).toISOString() });
 const gone = await stack.createKey({ name: 'old partner key' });
 await stack.adminCall('POST', `/v1/keys/${gone.id}/revoke`, { reason: 'contract ended' });
+// A second later, so that the two alerts have an order (newest first; ties go by id).
+stack.clock.advance(1000);
 await stack.admin.alerts.watch.tick();
 
 t.test('the overview lists recent alerts; the key page shows its open alert as a banner', async (t) => {
@@ -23,8 +25,8 @@ t.test('the overview lists recent alerts; the key page shows its open alert as a
   const card = page.locator('.card', { has: page.getByRole('heading', { name: 'Alerts' }) });
   await card.locator('li').nth(1).waitFor();
   const items = await card.locator('li').allTextContents();
-  t.match(items[0], /^old partner key: Revoked \(contract ended\)/, 'newest first');
-  t.match(items[1], /^nightly export: Expires in 6 days/);
+  t.match(items[0], /^nightly export: Expires in 6 days/, 'newest first');
+  t.match(items[1], /^old partner key: Revoked \(contract ended\)/);
   t.same(await axeViolations(page), [], 'overview with alerts: axe');
 
   await card.getByRole('link', { name: 'nightly export' }).click();

@@ -101,7 +101,7 @@ export class AlertWatch {
         const left = rec.expires_at! - now;
         const threshold = Math.min(...this.#alerts.rules(rec.policy).expiring_days.filter((d) => left <= d * DAY));
         if (!Number.isFinite(threshold)) continue;
-        const data = { expires_at: new Date(rec.expires_at!).toISOString(), days_left: Math.ceil(left / DAY), threshold_days: threshold };
+        const data = { expires_at: new Date(rec.expires_at!).toISOString(), days_left: Math.round(left / DAY), threshold_days: threshold };
         raised += await this.#raise('key.expiring', rec, data, `${rec.id}|${threshold}|${rec.expires_at}`);
       }
       seen += page.length;

@@ -20,7 +20,7 @@ export function alertText(a: Alert): string {
   const d = a.data;
   switch (a.type) {
     case 'key.expiring': {
-      const days = Math.max(0, Math.ceil((Date.parse(String(d['expires_at'])) - serverNow()) / DAY));
+      const days = Math.max(0, Math.round((Date.parse(String(d['expires_at'])) - serverNow()) / DAY));
       return days === 0 ? 'Expires today' : `Expires in ${days} day${days === 1 ? '' : 's'}`;
     }
     case 'key.expired':
