@@ -92,16 +92,19 @@ const alertRuleOverrides = z.strictObject({
   /** Alert types not raised for this policy's keys. */
   off: z.array(z.enum(ALERT_TYPES)).default([]),
 });
+/** An alert type, or "*" for all of them. */
+const alertType = z.string().refine((s) => s === '*' || (ALERT_TYPES as readonly string[]).includes(s), { error: `must be "*" or an alert type: ${ALERT_TYPES.join(', ')}` });
 const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s]+$/.test(s), 'must be an http:// or https:// URL');
 const alertWebhook = z.strictObject({
-  name,
+  /** How deliveries name it (`webhook:<name>`); default `webhook-<position from 1>`. */
+  name: name.optional(),
   url: httpUrl,
   /** Signs each body (`Keygate-Signature`, as the rotation webhook); not used by `slack`. */
   secret: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(16, 'must be at least 16 characters')).nullable().default(null),
   /** `keygate`: the alert as JSON, signed; `slack`: a Slack-compatible incoming-webhook message. */
   format: z.enum(['keygate', 'slack']).default('keygate'),
   /** Alert types sent here; ["*"] for all. */
-  events: z.array(z.union([z.enum(ALERT_TYPES), z.literal('*')])).min(1).default(['*']),
+  events: z.array(alertType).min(1).default(['*']),
   /** Only this tenant's alerts (null: all). */
   tenant: z.string().min(1).nullable().default(null),
   timeout_ms: z.number().int().min(100).max(60_000).default(10_000),
@@ -125,7 +128,17 @@ const alerts = z
         window_minutes: z.number().int().min(1).max(1440).default(15),
       })
       .prefault({}),
-    webhooks: z.array(alertWebhook).default([]),
+    webhooks: z
+      .array(alertWebhook)
+      .default([])
+      .transform((hooks) => hooks.map((w, i) => ({ ...w, name: w.name ?? `webhook-${i + 1}` })))
+      .superRefine((hooks, ctx) => {
+        const seen = new Set<string>();
+        hooks.forEach((w, i) => {
+          if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${w.name}" is used twice` });
+          seen.add(w.name);
+        });
+      }),
     email: z
       .strictObject({
         smtp: z.strictObject({
@@ -142,7 +155,7 @@ const alerts = z
         to: z.array(z.string().regex(/^[^\s@]{1,64}@[^\s@]{1,255}$/, 'must be an email address')).default([]),
         /** Also to the dashboard user who created the key, when it has an email. */
         owners: z.boolean().default(true),
-        events: z.array(z.union([z.enum(ALERT_TYPES), z.literal('*')])).min(1).default(['*']),
+        events: z.array(alertType).min(1).default(['*']),
       })
       .nullable()
       .default(null),

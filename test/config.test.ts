@@ -772,3 +772,15 @@ shutdown: { drain_timeout_ms: 5000 }
     'log.access: true writes a JSON line for the proxied request',
   );
 });
+
+t.test('alerts.webhooks: a name is optional (webhook-N by position) and unique', async (t) => {
+  const c = parseConfig(minimal({ alerts: { webhooks: [{ url: 'https://a.example/h', secret: 'x'.repeat(16) }, { name: 'ops', url: 'https://b.example/h', format: 'slack' }] } }), 'alerts', {});
+  t.same(c.alerts.webhooks.map((w) => w.name), ['webhook-1', 'ops']);
+  t.same(c.alerts.webhooks[0]!.events, ['*'], 'every type by default');
+  const twice = configErrors(t, () => parseConfig(minimal({ alerts: { webhooks: [{ name: 'a', url: 'https://a.example/h' }, { name: 'a', url: 'https://b.example/h' }] } }), 'alerts', {}));
+  t.ok(twice.includes('alerts.webhooks[1].name: "a" is used twice'), twice.join('; '));
+  const bad = configErrors(t, () => parseConfig(minimal({ alerts: { webhooks: [{ url: 'ftp://a.example/h', secret: 'short', events: ['key.nope'] }] } }), 'alerts', {}));
+  t.ok(bad.some((l) => l.startsWith('alerts.webhooks[0].url: must be an http:// or https:// URL')), bad.join('; '));
+  t.ok(bad.some((l) => l.startsWith('alerts.webhooks[0].secret: must be at least 16 characters')), bad.join('; '));
+  t.ok(bad.some((l) => l.startsWith('alerts.webhooks[0].events[0]')), bad.join('; '));
+});
