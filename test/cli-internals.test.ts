@@ -84,7 +84,7 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     [['apps', 'create', '--name', 'x', '--url', 'ftp://example.com'], /--url must be an http\(s\) URL/],
     [['keys', 'list', '--timeout', '0'], /--timeout must be a whole number from 1 to 3600/],
     [['hash-password', 'hunter2'], /^keygate hash-password: hash-password reads the password from stdin, never from an argument/],
-    [['keys'], /usage: keygate keys <create\|list\|show\|edit\|regenerate\|suspend\|reactivate\|revoke>/],
+    [['keys'], /usage: keygate keys <create\|list\|show\|edit\|regenerate\|suspend\|reactivate\|revoke\|check-leak>/],
   ];
   for (const [argv, message] of cases) {
     const r = await run(argv, env);
@@ -120,7 +120,7 @@ t.test('--token on the command line works, with a warning that ps shows it', asy
 
 t.test('every command has a help with its options and an example; --help sends nothing', async (t) => {
   const all = [...KEY_COMMANDS, ...APP_COMMANDS, USAGE_COMMAND, AUDIT_COMMAND, HASH_PASSWORD_COMMAND];
-  t.equal(all.length, 8 + 6 + 3);
+  t.equal(all.length, 9 + 6 + 3);
   for (const c of all) {
     const r = await run([...c.name.split(' '), '--help']);
     t.equal(r.code, 0, c.name);

@@ -222,27 +222,6 @@ export const KEY_COMMANDS: readonly Runnable[] = [
       else printIssued(ctx, k, `regenerated ${text(ctx.p.positionals[0])} as`);
     },
   },
-  {
-    name: 'keys check-leak',
-    summary:
-      'Reports a key found where it should not be (a log, a paste, a repository): a live key gets leaks.action (suspend by default) and a key.leaked alert. ' +
-      'Give KEY as - to read it from standard input, which keeps it out of shell history and ps.',
-    args: ['KEY'],
-    options: {
-      source: { value: 'TEXT', help: 'where it was found (default: operator)' },
-      'found-at': { value: 'URL', help: 'the address it was found at' },
-    },
-    examples: ['pbpaste | keygate keys check-leak - --source "CI log" --found-at https://ci.example.com/runs/42'],
-    async run(ctx) {
-      const given = ctx.p.positionals[0]!;
-      const key = (given === '-' ? await readAll(ctx.stdin) : given).trim();
-      if (key === '') throw new UsageError('no key given');
-      const r = await ctx.client.call('POST', '/v1/keys/leaked', { body: defined({ key, source: str(ctx.p, 'source'), url: str(ctx.p, 'found-at') }) });
-      if (ctx.p.json) printJson(ctx, r);
-      else if (r.label === 'true_positive') ctx.out(`leaked: ${text(r.key.id)} "${text(r.key.name)}" (${text(r.key.masked)}): ${text(r.action)}; now ${status(r.key)}\n`);
-      else ctx.out('not a live key of this Keygate (or not one this token may see): nothing done\n');
-    },
-  },
   ...(['suspend', 'reactivate', 'revoke'] as const).map(
     (verb): Runnable => ({
       name: `keys ${verb}`,
@@ -262,4 +241,25 @@ export const KEY_COMMANDS: readonly Runnable[] = [
       },
     }),
   ),
+  {
+    name: 'keys check-leak',
+    summary:
+      'Reports a key found where it should not be (a log, a paste, a repository): a live key gets leaks.action (suspend by default) and a key.leaked alert. ' +
+      'Give KEY as - to read it from standard input, which keeps it out of shell history and ps.',
+    args: ['KEY'],
+    options: {
+      source: { value: 'TEXT', help: 'where it was found (default: operator)' },
+      'found-at': { value: 'URL', help: 'the address it was found at' },
+    },
+    examples: ['keygate keys check-leak - --source "CI log" --found-at https://ci.example.com/runs/42 < found.txt'],
+    async run(ctx) {
+      const given = ctx.p.positionals[0]!;
+      const key = (given === '-' ? await readAll(ctx.stdin) : given).trim();
+      if (key === '') throw new UsageError('no key given');
+      const r = await ctx.client.call('POST', '/v1/keys/leaked', { body: defined({ key, source: str(ctx.p, 'source'), url: str(ctx.p, 'found-at') }) });
+      if (ctx.p.json) printJson(ctx, r);
+      else if (r.label === 'true_positive') ctx.out(`leaked: ${text(r.key.id)} "${text(r.key.name)}" (${text(r.key.masked)}): ${text(r.action)}; now ${status(r.key)}\n`);
+      else ctx.out('not a live key of this Keygate (or not one this token may see): nothing done\n');
+    },
+  },
 ];
