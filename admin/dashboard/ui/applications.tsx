@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, type Application, type Key, type Page, type SessionInfo } from './api';
-import { ErrorNote, Modal, StatusBadge, useLoad, When } from './ui';
+import { ErrorNote, Modal, Pager, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
 const PAGE = 20;
 
@@ -12,21 +12,19 @@ const PAGE = 20;
 export function ApplicationsPage({ me }: { me: SessionInfo }) {
   const [q, setQ] = useState('');
   const [status, setStatus] = useState('');
-  const [cursors, setCursors] = useState<string[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const pages = useCursorPages();
   const [creating, setCreating] = useState(false);
   const [confirming, setConfirming] = useState<{ app: Application; action: 'suspend' | 'reactivate' } | null>(null);
   const canWrite = me.user.role === 'admin';
   const params = new URLSearchParams({ limit: String(PAGE) });
   if (q.trim()) params.set('q', q.trim());
   if (status) params.set('status', status);
-  if (cursor) params.set('cursor', cursor);
+  if (pages.cursor) params.set('cursor', pages.cursor);
   const query = params.toString();
   const page = useLoad(() => api.get<Page<Application>>(`/v1/applications?${query}`), [query]);
   const refilter = (set: (v: string) => void) => (e: Event) => {
     set((e.currentTarget as HTMLInputElement).value);
-    setCursors([]);
-    setCursor(null);
+    pages.reset();
   };
   return (
     <section aria-labelledby="page-title">
@@ -112,31 +110,7 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="Pages of applications">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length === 0}
-          onClick={() => {
-            setCursor(cursors[cursors.length - 1] || null);
-            setCursors(cursors.slice(0, -1));
-          }}
-        >
-          Previous
-        </button>
-        <span>Page {cursors.length + 1}</span>
-        <button
-          type="button"
-          class="secondary"
-          disabled={!page.data?.next_cursor}
-          onClick={() => {
-            setCursors([...cursors, cursor ?? '']);
-            setCursor(page.data!.next_cursor);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager label="Pages of applications" pages={pages} next={page.data?.next_cursor} />
       {creating && (
         <CreateApplication
           onClose={() => setCreating(false)}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, type Page } from './api';
-import { ErrorNote, Link, useLoad, When } from './ui';
+import { ErrorNote, Link, Pager, useCursorPages, useLoad, When } from './ui';
 
 interface AuditEntry {
   id: string;
@@ -20,11 +20,10 @@ const PAGE = 50;
 /** The audit log from GET /v1/audit: who did what to which key or application, newest first. */
 export function AuditPage() {
   const [actor, setActor] = useState('');
-  const [cursors, setCursors] = useState<string[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const pages = useCursorPages();
   const params = new URLSearchParams({ limit: String(PAGE) });
   if (actor.trim()) params.set('actor', actor.trim());
-  if (cursor) params.set('cursor', cursor);
+  if (pages.cursor) params.set('cursor', pages.cursor);
   const query = params.toString();
   const page = useLoad(() => api.get<Page<AuditEntry>>(`/v1/audit?${query}`), [query]);
   return (
@@ -39,8 +38,7 @@ export function AuditPage() {
             value={actor}
             onInput={(e) => {
               setActor(e.currentTarget.value);
-              setCursors([]);
-              setCursor(null);
+              pages.reset();
             }}
           />
         </label>
@@ -89,31 +87,7 @@ export function AuditPage() {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="Pages of the audit log">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length === 0}
-          onClick={() => {
-            setCursor(cursors[cursors.length - 1] || null);
-            setCursors(cursors.slice(0, -1));
-          }}
-        >
-          Previous
-        </button>
-        <span>Page {cursors.length + 1}</span>
-        <button
-          type="button"
-          class="secondary"
-          disabled={!page.data?.next_cursor}
-          onClick={() => {
-            setCursors([...cursors, cursor ?? '']);
-            setCursor(page.data!.next_cursor);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager label="Pages of the audit log" pages={pages} next={page.data?.next_cursor} />
     </section>
   );
 }

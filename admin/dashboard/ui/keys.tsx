@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type IssuedKey, type Key, type Page, type ScopeCatalog, type SessionInfo } from './api';
 import { useSudo } from './sudo';
-import { CopyButton, ErrorNote, fmt, Link, Modal, Scopes, StatusBadge, useLoad, When } from './ui';
+import { CopyButton, ErrorNote, fmt, Link, Modal, Pager, Scopes, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
 const STATUSES = ['active', 'pending', 'suspended', 'expired', 'revoked'];
 const PAGE = 20;
@@ -11,9 +11,7 @@ export function KeysPage({ me }: { me: SessionInfo }) {
   const [status, setStatus] = useState('');
   const [environment, setEnvironment] = useState('');
   const [sort, setSort] = useState('created_at:desc');
-  // The cursors of the pages before this one; the API's cursors only go forward.
-  const [cursors, setCursors] = useState<string[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const pages = useCursorPages();
   const [creating, setCreating] = useState(false);
   const canWrite = me.user.role !== 'viewer';
 
@@ -25,14 +23,13 @@ export function KeysPage({ me }: { me: SessionInfo }) {
   params.set('sort', by);
   params.set('order', order);
   params.set('limit', String(PAGE));
-  if (cursor) params.set('cursor', cursor);
+  if (pages.cursor) params.set('cursor', pages.cursor);
   const query = params.toString();
   const page = useLoad(() => api.get<Page<Key>>(`/v1/keys?${query}`), [query]);
 
   const refilter = (set: (v: string) => void) => (e: Event) => {
     set((e.currentTarget as HTMLInputElement).value);
-    setCursors([]);
-    setCursor(null);
+    pages.reset();
   };
 
   return (
@@ -84,31 +81,7 @@ export function KeysPage({ me }: { me: SessionInfo }) {
       </div>
       <ErrorNote error={page.error} />
       {page.data && <KeyTable keys={page.data.data} />}
-      <nav class="pager" aria-label="Pages of keys">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length === 0}
-          onClick={() => {
-            setCursor(cursors[cursors.length - 1] ?? null);
-            setCursors(cursors.slice(0, -1));
-          }}
-        >
-          Previous
-        </button>
-        <span>Page {cursors.length + 1}</span>
-        <button
-          type="button"
-          class="secondary"
-          disabled={!page.data?.next_cursor}
-          onClick={() => {
-            setCursors([...cursors, cursor ?? '']);
-            setCursor(page.data!.next_cursor);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager label="Pages of keys" pages={pages} next={page.data?.next_cursor} />
       {creating && <CreateKey me={me} onClose={() => setCreating(false)} onCreated={page.reload} />}
     </section>
   );

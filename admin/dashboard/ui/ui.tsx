@@ -166,3 +166,42 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T |
 }
 
 export const fmt = new Intl.NumberFormat('en');
+
+/** Keyset paging through a list route: this page's cursor, and those of the pages before it (the API's cursors only go forward). */
+export function useCursorPages() {
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  return {
+    cursor,
+    number: cursors.length + 1,
+    hasPrevious: cursors.length > 0,
+    /** Back to the first page, as after a filter changed. */
+    reset() {
+      setCursors([]);
+      setCursor(null);
+    },
+    previous() {
+      setCursor(cursors[cursors.length - 1] || null);
+      setCursors(cursors.slice(0, -1));
+    },
+    next(next: string) {
+      setCursors([...cursors, cursor ?? '']);
+      setCursor(next);
+    },
+  };
+}
+
+/** Previous and Next under a paged list. */
+export function Pager({ label, pages, next }: { label: string; pages: ReturnType<typeof useCursorPages>; next: string | null | undefined }) {
+  return (
+    <nav class="pager" aria-label={label}>
+      <button type="button" class="secondary" disabled={!pages.hasPrevious} onClick={() => pages.previous()}>
+        Previous
+      </button>
+      <span>Page {pages.number}</span>
+      <button type="button" class="secondary" disabled={!next} onClick={() => next && pages.next(next)}>
+        Next
+      </button>
+    </nav>
+  );
+}
