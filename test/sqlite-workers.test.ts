@@ -6,6 +6,7 @@ import { Agent, request } from 'undici';
 import { startKeygate } from './lib/cli.js';
 import { freePort } from './lib/redis.js';
 import { startUpstream } from './lib/upstream.js';
+import { waitFor } from './lib/within.js';
 
 // Every core of one machine on the embedded store: one keygate process (the admin plane in the
 // primary, two node:cluster gateway workers behind one port) on one SQLite database, with no
@@ -67,7 +68,10 @@ async function fresh(key: string): Promise<number> {
 }
 
 t.test('both workers started on the sqlite store', async (t) => {
-  const started = kg.proc.logs().filter((l) => l.msg === 'keygate started');
+  // A worker tells the primary it is ready before its own line reaches the shared stdout.
+  const startedLines = () => kg.proc.logs().filter((l) => l.msg === 'keygate started');
+  await waitFor(() => startedLines().length >= 3, 60_000, 'the primary and both workers log that they started');
+  const started = startedLines();
   t.same(started.map((l) => l.store), ['sqlite', 'sqlite', 'sqlite'], 'two workers and the primary');
   t.same(started.map((l) => l.worker).filter((w) => w !== null).sort(), [1, 2]);
 });
