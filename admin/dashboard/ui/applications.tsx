@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, type Application, type Key, type Page, type SessionInfo } from './api';
-import { ErrorNote, Modal, Pager, StatusBadge, useCursorPages, useLoad, When } from './ui';
+import { ErrorNote, Modal, Pager, ReasonInput, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
 const PAGE = 20;
 
@@ -22,10 +22,7 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
   if (pages.cursor) params.set('cursor', pages.cursor);
   const query = params.toString();
   const page = useLoad(() => api.get<Page<Application>>(`/v1/applications?${query}`), [query]);
-  const refilter = (set: (v: string) => void) => (e: Event) => {
-    set((e.currentTarget as HTMLInputElement).value);
-    pages.reset();
-  };
+  const refilter = pages.refilter;
   return (
     <section aria-labelledby="page-title">
       <div class="page-head">
@@ -213,10 +210,7 @@ function ConfirmApplication(props: { app: Application; action: 'suspend' | 'reac
       >
         <p class={action === 'suspend' ? 'warning' : ''}>{consequence}</p>
         {action === 'suspend' && (
-          <label>
-            Reason (optional, shown in the audit log)
-            <input name="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} maxLength={500} />
-          </label>
+          <ReasonInput value={reason} onInput={setReason} />
         )}
         <ErrorNote error={error} />
         <div class="actions">

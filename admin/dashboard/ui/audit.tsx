@@ -36,10 +36,7 @@ export function AuditPage() {
             type="search"
             placeholder="User or token name"
             value={actor}
-            onInput={(e) => {
-              setActor(e.currentTarget.value);
-              pages.reset();
-            }}
+            onInput={pages.refilter(setActor)}
           />
         </label>
       </div>

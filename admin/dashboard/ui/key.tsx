@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { KeyAlerts } from './alerts';
 import { api, type IssuedKey, type Key, type KeyEvent, type SessionInfo } from './api';
 import { useSudo } from './sudo';
-import { CopyButton, ErrorNote, fmt, Link, Modal, Scopes, StatusBadge, useLoad, When } from './ui';
+import { CopyButton, ErrorNote, fmt, Link, Modal, ReasonInput, Scopes, StatusBadge, useLoad, When } from './ui';
 import type { UsageSummary } from './usage';
 
 type Action = 'suspend' | 'reactivate' | 'revoke' | 'regenerate';
@@ -232,10 +232,7 @@ function Confirm(props: { me: SessionInfo; action: Action; keyRecord: Key; onClo
           </fieldset>
         )}
         {(action === 'revoke' || action === 'suspend') && (
-          <label>
-            Reason (optional, shown in the audit log)
-            <input name="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} maxLength={500} />
-          </label>
+          <ReasonInput value={reason} onInput={setReason} />
         )}
         <ErrorNote error={error} />
         <div class="actions">

@@ -27,10 +27,7 @@ export function KeysPage({ me }: { me: SessionInfo }) {
   const query = params.toString();
   const page = useLoad(() => api.get<Page<Key>>(`/v1/keys?${query}`), [query]);
 
-  const refilter = (set: (v: string) => void) => (e: Event) => {
-    set((e.currentTarget as HTMLInputElement).value);
-    pages.reset();
-  };
+  const refilter = pages.refilter;
 
   return (
     <section aria-labelledby="page-title">

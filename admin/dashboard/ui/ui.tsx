@@ -175,11 +175,6 @@ export function useCursorPages() {
     cursor,
     number: cursors.length + 1,
     hasPrevious: cursors.length > 0,
-    /** Back to the first page, as after a filter changed. */
-    reset() {
-      setCursors([]);
-      setCursor(null);
-    },
     previous() {
       setCursor(cursors[cursors.length - 1] || null);
       setCursors(cursors.slice(0, -1));
@@ -188,7 +183,25 @@ export function useCursorPages() {
       setCursors([...cursors, cursor ?? '']);
       setCursor(next);
     },
+    /** An input handler that sets a filter and goes back to the first page. */
+    refilter(set: (v: string) => void) {
+      return (e: Event) => {
+        set((e.currentTarget as HTMLInputElement).value);
+        setCursors([]);
+        setCursor(null);
+      };
+    },
   };
+}
+
+/** The optional reason of a suspension or revocation, as the audit log shows it. */
+export function ReasonInput({ value, onInput }: { value: string; onInput: (v: string) => void }) {
+  return (
+    <label>
+      Reason (optional, shown in the audit log)
+      <input name="reason" value={value} onInput={(e) => onInput(e.currentTarget.value)} maxLength={500} />
+    </label>
+  );
 }
 
 /** Previous and Next under a paged list. */
