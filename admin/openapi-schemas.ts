@@ -243,7 +243,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
     ),
     ScopeCatalog: object(
       {
-        data: array(object({ name: str(), description: nullable(str()), category: str() })),
+        data: array(object({ name: str(), description: nullable(str()), category: str(), dangerous: { type: 'boolean', description: 'Grants something hard to undo (deletes, money, administration); pickers mark it.' } })),
         categories: array(object({ name: str(), scopes: array(str()) })),
         presets: array(object({ name: str(), scopes: array(str()) }), 'Names that expand to several scopes when a key is given them.'),
       },

@@ -44,14 +44,17 @@ const scopeEntry = z.strictObject({
   name: scopeName,
   description: z.string().max(500).nullable().default(null),
   category: z.string().min(1).max(64).nullable().default(null),
+  /** Marked as dangerous where people grant scopes (the dashboard's pickers): deletes, billing, admin. */
+  dangerous: z.boolean().default(false),
 });
 export interface ScopeEntry {
   name: string;
   description: string | null;
   category: string;
+  dangerous: boolean;
 }
 function toScopeEntry(v: string | z.output<typeof scopeEntry>): ScopeEntry {
-  const entry = typeof v === 'string' ? { name: v, description: null, category: null } : v;
+  const entry = typeof v === 'string' ? { name: v, description: null, category: null, dangerous: false } : v;
   const underscore = entry.name.indexOf('_');
   return { ...entry, category: entry.category ?? (underscore === -1 ? 'general' : entry.name.slice(underscore + 1)) };
 }
@@ -518,7 +521,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   scopes: z
     .strictObject({
-      /** Scope names, or `{ name, description, category }`; the category defaults to the part after the first `_`. */
+      /** Scope names, or `{ name, description, category, dangerous }`; the category defaults to the part after the first `_`. */
       catalog: z.array(z.union([scopeName, scopeEntry]).transform(toScopeEntry)).default([]),
       presets: z.record(z.string(), z.array(z.string())).default({}),
     })

@@ -29,6 +29,7 @@ export const ERRORS = {
   concurrency_limit_exceeded: { status: 429, message: 'This API key has too many requests in flight to this API; wait for one to finish, then retry.' },
   too_many_connections: { status: 429, message: 'Too many open connections from this address; reuse connections and close idle ones.' },
   too_many_invalid_keys: { status: 429, message: 'Too many invalid API keys came from this address; retry later, with a valid key.' },
+  too_many_sign_ins: { status: 429, message: 'Too many failed sign-ins came from this address; wait the seconds in Retry-After, then try again.' },
   internal_error: { status: 500, message: 'An internal error occurred; retry, and if it persists, report it with the request_id.' },
   bad_gateway: { status: 502, message: 'The service behind this API could not be reached or sent a bad response; retry shortly.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable; retry shortly.' },

@@ -69,6 +69,94 @@ t.test('an admin creates an application, suspends it with its keys after a confi
   await page.close();
 });
 
+t.test('a key created in the dialog names an application and a policy, or a date; the keys page filters by application', async (t) => {
+  const billing = await stack.adminCall('POST', '/v1/applications', { name: 'Billing' });
+  t.equal(billing.status, 201);
+  await stack.createKey({ name: 'not billing' });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  await signInPage(page, stack.adminUrl, USERS.admin);
+  await page.goto(`${stack.adminUrl}/dashboard/keys`);
+  await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  const dialog = page.getByRole('dialog');
+  const DAY = 86_400_000;
+
+  /** Opens the dialog, fills step 1, skips to step 3 and runs `limits` there; answers the new key's record. */
+  const create = async (name: string, step1: () => Promise<void>, limits: () => Promise<void>) => {
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await dialog.getByLabel('Name').fill(name);
+    await step1();
+    await dialog.getByRole('button', { name: 'Next' }).click();
+    await dialog.getByRole('button', { name: 'Next' }).click();
+    await limits();
+    await dialog.getByRole('button', { name: 'Create key' }).click();
+    await dialog.getByTestId('new-key').waitFor();
+    await dialog.getByRole('button', { name: "I've saved my key" }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const listed = await stack.adminCall('GET', `/v1/keys?q=${encodeURIComponent(name)}`);
+    t.equal(listed.body.data.length, 1, `${name}: created once`);
+    return listed.body.data[0];
+  };
+
+  const partner = await create(
+    'partner key',
+    async () => {
+      await dialog.getByLabel('Application (optional)').selectOption({ label: 'Billing' });
+      await dialog.getByLabel('Policy (optional)').selectOption('partner');
+      await dialog.getByText('Keys handed to partners').waitFor();
+      t.same(await axeViolations(page), [], 'create, step 1 with application and policy: axe');
+    },
+    async () => {
+      await dialog.getByLabel('As the policy sets (90 days)').waitFor();
+      t.ok(await dialog.getByLabel('As the policy sets (90 days)').isChecked(), 'the policy’s expiry is the default');
+      await dialog.getByLabel(/empty: the policy's, 203\.0\.113\.0\/24/).waitFor();
+    },
+  );
+  t.equal(partner.application, billing.body.id, 'the application chosen');
+  t.equal(partner.policy, 'partner', 'the policy chosen');
+  t.same(partner.ip_allowlist, ['203.0.113.0/24'], 'the allowlist left empty comes from the policy');
+  t.equal(Date.parse(partner.expires_at) - Date.parse(partner.created_at), 90 * DAY, 'so does the expiry');
+
+  const now = stack.clock.now();
+  const day = new Date(now + 45 * DAY).toISOString().slice(0, 10);
+  const dated = await create(
+    'dated key',
+    async () => {
+      await dialog.getByLabel('Policy (optional)').selectOption('partner');
+    },
+    async () => {
+      await dialog.getByLabel('On a date').check();
+      const input = dialog.getByLabel('Expires at the end of (UTC)');
+      await input.fill(new Date(now - DAY).toISOString().slice(0, 10));
+      await dialog.getByText('Pick a day after today.').waitFor();
+      t.ok(await dialog.getByRole('button', { name: 'Create key' }).isDisabled(), 'a day in the past is refused as it is picked');
+      await input.fill(day);
+      await dialog.getByText('The key stops working at 23:59:59 UTC that day.').waitFor();
+      t.same(await axeViolations(page), [], 'create, step 3 with a date: axe');
+    },
+  );
+  t.equal(dated.expires_at, `${day}T23:59:59.999Z`, 'the date picked overrides the policy’s expiry, to the end of that day');
+  t.equal(dated.application, null, 'no application');
+
+  const never = await create(
+    'never key',
+    async () => {
+      await dialog.getByLabel('Policy (optional)').selectOption('partner');
+    },
+    async () => {
+      await dialog.getByLabel('Never').check();
+    },
+  );
+  t.equal(never.expires_at, null, '"Never" overrides the policy’s expiry');
+
+  await page.getByLabel('Application').selectOption({ label: 'Billing' });
+  await page.locator('tr', { hasText: 'not billing' }).waitFor({ state: 'detached' });
+  const names = await page.locator('table.keys tbody tr td:first-child a').allTextContents();
+  t.same(names, ['partner key'], 'only the application’s keys are listed');
+  t.same(await axeViolations(page), [], 'keys filtered by application: axe');
+  await page.close();
+});
+
 t.test('the policies of the configuration, as a person reads them', async (t) => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(15_000);

@@ -36,7 +36,8 @@ t.test('an admin token signs in too; a wrong email and a wrong password get the 
   }
   // Three failures from this address: the limit. The right password is refused now, until the window ends.
   const blocked = await sessionCall(url, 'POST', '/dashboard/api/sign-in', { ...headers, body: admin });
-  t.equal(blocked.status, 401);
+  t.equal(blocked.status, 429);
+  t.equal(blocked.body.error, 'too_many_sign_ins');
   t.match(blocked.body.message, /Too many failed sign-ins from this address; try again in \d+ seconds/);
   t.equal(blocked.headers['retry-after'], '900');
   stack.clock.advance(15 * 60_000);

@@ -152,9 +152,8 @@ export function createDashboard(config: Config, deps: DashboardDeps): Dashboard 
 
   const throttled = (ip: string) => {
     const wait = throttle.blockedFor(ip);
-    // 401 rather than a 429 of its own: the README's error table is the catalogue, and this
-    // refusal is, to the page, one more failed sign-in (docs/dashboard.md, "Security").
-    if (wait > 0) throw new HttpError('unauthorized', `Too many failed sign-ins from this address; try again in ${wait} seconds.`, undefined, { 'retry-after': String(wait) });
+    // A 429 of its own, not one more 401: the client is told to wait, not that its password is wrong.
+    if (wait > 0) throw new HttpError('too_many_sign_ins', `Too many failed sign-ins from this address; try again in ${wait} seconds.`, undefined, { 'retry-after': String(wait) });
   };
 
   const objectBody = async (req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown>> => {

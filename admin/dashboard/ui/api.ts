@@ -105,7 +105,7 @@ export interface Page<T> {
 }
 
 export interface ScopeCatalog {
-  data: { name: string; description: string | null; category: string }[];
+  data: { name: string; description: string | null; category: string; dangerous: boolean }[];
   categories: { name: string; scopes: string[] }[];
   presets: { name: string; scopes: string[] }[];
 }

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, type IssuedKey, type Key, type Page, type ScopeCatalog, type SessionInfo } from './api';
+import { api, serverNow, type Application, type IssuedKey, type Key, type Page, type Policy, type ScopeCatalog, type SessionInfo } from './api';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, Pager, Scopes, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
@@ -10,6 +10,8 @@ export function KeysPage({ me }: { me: SessionInfo }) {
   const [q, setQ] = useState('');
   const [status, setStatus] = useState('');
   const [environment, setEnvironment] = useState('');
+  const [application, setApplication] = useState('');
+  const apps = useApplications();
   const [sort, setSort] = useState('created_at:desc');
   const pages = useCursorPages();
   const [creating, setCreating] = useState(false);
@@ -19,6 +21,7 @@ export function KeysPage({ me }: { me: SessionInfo }) {
   if (q.trim()) params.set('q', q.trim());
   if (status) params.set('status', status);
   if (environment) params.set('environment', environment);
+  if (application) params.set('application', application);
   const [by, order] = sort.split(':') as [string, string];
   params.set('sort', by);
   params.set('order', order);
@@ -66,6 +69,19 @@ export function KeysPage({ me }: { me: SessionInfo }) {
             ))}
           </select>
         </label>
+        {apps.length > 0 && (
+          <label>
+            Application
+            <select value={application} onChange={refilter(setApplication)}>
+              <option value="">Any</option>
+              {apps.map((a) => (
+                <option key={a.id} value={a.id}>
+                  {a.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <label>
           Sort by
           <select value={sort} onChange={refilter(setSort)}>
@@ -149,12 +165,32 @@ export function KeyTable({ keys, compact = false }: { keys: Key[]; compact?: boo
   );
 }
 
-const EXPIRIES: [string, number | null][] = [
-  ['Never', null],
+/**
+ * The applications a key may name, for pickers and filters: the first 100 the caller may see
+ * (a tenant's user sees its tenant's). A deployment with more is better served by the search
+ * on the applications page; the key page still shows any key's application.
+ */
+function useApplications(): Application[] {
+  const apps = useLoad(() => api.get<Page<Application>>('/v1/applications?limit=100'), []);
+  return apps.data?.data ?? [];
+}
+
+/** `default`: leave `expires_at` out, so the policy's expiry (or none) applies. */
+type Expiry = 'default' | 'never' | 30 | 90 | 365 | 'date';
+const EXPIRY_DAYS: [string, 30 | 90 | 365][] = [
   ['30 days', 30],
   ['90 days', 90],
   ['1 year', 365],
 ];
+const DAY_MS = 86_400_000;
+const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** The end (UTC) of a YYYY-MM-DD day, or null when it is not one or is not after now. */
+export function endOfDay(day: string, now: number): string | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return null;
+  const t = Date.parse(`${day}T23:59:59.999Z`);
+  return Number.isNaN(t) || t <= now || dayOf(t) !== day ? null : new Date(t).toISOString();
+}
 
 /** Create a key, in steps; the success view shows the key once. */
 export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose: () => void; onCreated: () => void }) {
@@ -165,7 +201,13 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
   const [description, setDescription] = useState('');
   const [environment, setEnvironment] = useState(environments[0] ?? '');
   const [scopes, setScopes] = useState<Set<string>>(new Set());
-  const [expiry, setExpiry] = useState<number | null>(null);
+  const [application, setApplication] = useState('');
+  const [policyName, setPolicyName] = useState('');
+  const apps = useApplications();
+  const policies = useLoad(() => api.get<{ data: Policy[] }>('/v1/policies'), []);
+  const policy = policies.data?.data.find((p) => p.name === policyName) ?? null;
+  const [expiry, setExpiry] = useState<Expiry>('default');
+  const [expiryDay, setExpiryDay] = useState('');
   const [ips, setIps] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [issued, setIssued] = useState<IssuedKey | null>(null);
@@ -176,6 +218,9 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
     .map((s) => s.trim())
     .filter(Boolean);
   const badIp = ipList.find((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s));
+  const expiresAt = expiry === 'date' ? endOfDay(expiryDay, serverNow()) : null;
+  const badDay = expiry === 'date' && expiresAt === null;
+  const policyExpiry = policy?.expires_in_seconds ? Math.round(policy.expires_in_seconds / 86_400) : null;
 
   const toggle = (s: string) => {
     const next = new Set(scopes);
@@ -189,7 +234,12 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
       setError(null);
       try {
         const body: Record<string, unknown> = { name, description: description || null, environment, scopes: [...scopes] };
-        if (expiry !== null) body['expires_at'] = new Date(Date.now() + expiry * 86_400_000).toISOString();
+        if (application) body['application'] = application;
+        if (policyName) body['policy'] = policyName;
+        if (expiry === 'never') body['expires_at'] = null;
+        else if (expiry === 'date') body['expires_at'] = expiresAt;
+        else if (typeof expiry === 'number') body['expires_at'] = new Date(serverNow() + expiry * DAY_MS).toISOString();
+        // Left empty, the policy's allowlist (if any) applies.
         if (ipList.length > 0) body['ip_allowlist'] = ipList;
         setIssued(await api.post<IssuedKey>('/v1/keys', body));
         onCreated();
@@ -264,6 +314,37 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
                 </label>
               ))}
             </fieldset>
+            {apps.length > 0 && (
+              <label>
+                Application (optional)
+                <select name="application" value={application} onChange={(e) => setApplication(e.currentTarget.value)}>
+                  <option value="">None</option>
+                  {apps
+                    .filter((a) => a.status === 'active')
+                    .map((a) => (
+                      <option key={a.id} value={a.id}>
+                        {a.name}
+                      </option>
+                    ))}
+                </select>
+              </label>
+            )}
+            {policies.data && policies.data.data.length > 0 && (
+              <label>
+                Policy (optional)
+                <select name="policy" value={policyName} onChange={(e) => setPolicyName(e.currentTarget.value)} aria-describedby="policy-help">
+                  <option value="">None</option>
+                  {policies.data.data.map((p) => (
+                    <option key={p.name} value={p.name}>
+                      {p.name}
+                    </option>
+                  ))}
+                </select>
+                <span id="policy-help" class="muted small">
+                  {policy ? (policy.description ?? 'Limits, expiry and allowlist left unset come from the policy.') : 'A policy fills in the limits, expiry and allowlist you leave unset.'}
+                </span>
+              </label>
+            )}
           </>
         )}
         {step === 2 && (
@@ -294,14 +375,45 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
           <>
             <fieldset>
               <legend>Expires</legend>
-              {EXPIRIES.map(([label, days]) => (
+              <label class="inline">
+                <input type="radio" name="expiry" checked={expiry === 'default'} onChange={() => setExpiry('default')} />{' '}
+                {policyExpiry === null ? 'Never' : `As the policy sets (${fmt.format(policyExpiry)} days)`}
+              </label>
+              {policyExpiry !== null && (
+                <label class="inline">
+                  <input type="radio" name="expiry" checked={expiry === 'never'} onChange={() => setExpiry('never')} /> Never
+                </label>
+              )}
+              {EXPIRY_DAYS.map(([label, days]) => (
                 <label class="inline" key={label}>
                   <input type="radio" name="expiry" checked={expiry === days} onChange={() => setExpiry(days)} /> {label}
                 </label>
               ))}
+              <label class="inline">
+                <input type="radio" name="expiry" checked={expiry === 'date'} onChange={() => setExpiry('date')} /> On a date
+              </label>
+              {expiry === 'date' && (
+                <label>
+                  Expires at the end of (UTC)
+                  <input
+                    type="date"
+                    name="expires_on"
+                    value={expiryDay}
+                    min={dayOf(serverNow() + DAY_MS)}
+                    aria-invalid={badDay}
+                    aria-describedby="expiry-help"
+                    onInput={(e) => setExpiryDay(e.currentTarget.value)}
+                  />
+                </label>
+              )}
+              {expiry === 'date' && (
+                <p id="expiry-help" class={badDay && expiryDay ? 'field-error' : 'muted small'}>
+                  {badDay && expiryDay ? 'Pick a day after today.' : 'The key stops working at 23:59:59 UTC that day.'}
+                </p>
+              )}
             </fieldset>
             <label>
-              Allowed IP addresses (comma-separated IPs and CIDRs; empty: any)
+              Allowed IP addresses (comma-separated IPs and CIDRs; empty: {policy?.ip_allowlist?.length ? `the policy's, ${policy.ip_allowlist.join(', ')}` : 'any'})
               <input name="ip_allowlist" value={ips} onInput={(e) => setIps(e.currentTarget.value)} aria-invalid={badIp !== undefined} aria-describedby="ip-help" />
             </label>
             <p id="ip-help" class={badIp ? 'field-error' : 'muted small'}>
@@ -316,7 +428,7 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
               Back
             </button>
           )}
-          <button type="submit" disabled={step === 3 && badIp !== undefined}>
+          <button type="submit" disabled={step === 3 && (badIp !== undefined || badDay)}>
             {step < 3 ? 'Next' : 'Create key'}
           </button>
         </div>
