@@ -132,14 +132,17 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
           <dl class="settings">
             <div>
               <dt>Permissions</dt>
-              <dd data-testid="key-scopes">
-                <Scopes scopes={k.scopes} />
+              <dd>
+                <span data-testid="key-scopes">
+                  <Scopes scopes={k.scopes} />
+                </span>
+                {edit('permissions')}
               </dd>
-              {edit('permissions')}
             </div>
             <div>
               <dt>Rate limit</dt>
-              <dd data-testid="key-rate-limit">
+              <dd>
+                <span data-testid="key-rate-limit">
                 {k.rate_limit ? (
                   <>
                     {fmt.format(k.rate_limit.limit)} per {k.rate_limit.window_seconds} s{k.rate_limit.burst ? `, burst ${fmt.format(k.rate_limit.burst)}` : ''} <span class="muted">(its own)</span>
@@ -147,20 +150,25 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
                 ) : (
                   `plan ${k.plan ?? 'default'}`
                 )}
+                </span>
+                {edit('rate limit')}
               </dd>
-              {edit('rate limit')}
             </div>
             <div>
               <dt>IP allowlist</dt>
-              <dd data-testid="key-allowlist">{k.ip_allowlist?.length ? k.ip_allowlist.join(', ') : <span class="muted">any address</span>}</dd>
-              {edit('IP allowlist')}
+              <dd>
+                <span data-testid="key-allowlist">{k.ip_allowlist?.length ? k.ip_allowlist.join(', ') : <span class="muted">any address</span>}</span>
+                {edit('IP allowlist')}
+              </dd>
             </div>
             <div>
               <dt>Expires</dt>
-              <dd data-testid="key-expires">
-                <When at={k.expires_at} never="never" />
+              <dd>
+                <span data-testid="key-expires">
+                  <When at={k.expires_at} never="never" />
+                </span>
+                {edit('expiry')}
               </dd>
-              {edit('expiry')}
             </div>
           </dl>
         </section>
@@ -196,6 +204,8 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             setEditing(null);
             setSaved(what);
             key.reload();
+            // The timeline too: on a clock that has not moved, updated_at stays the same.
+            events.reload();
           }}
         />
       )}
@@ -209,6 +219,7 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             setConfirming(null);
             if (result && 'key' in result) setIssued(result);
             key.reload();
+            events.reload();
           }}
         />
       )}

@@ -43,6 +43,10 @@ interface ErrorSample {
 }
 
 export const STATUS_TEXT: Record<string, string> = {
+  '200': 'OK',
+  '201': 'Created',
+  '204': 'No Content',
+  '304': 'Not Modified',
   '400': 'Bad Request',
   '401': 'Unauthorized',
   '403': 'Forbidden',
