@@ -58,7 +58,7 @@ t.test('usage on the key page: per hour for 24 h, per day for 7 d, with the requ
   await page.goto(keyPath);
   const usage = page.locator('section', { has: page.getByRole('heading', { name: 'Usage', exact: true }) });
   await usage.getByTestId('key-requests').filter({ hasText: /^1$/ }).waitFor();
-  const volume = usage.getByRole('img', { name: /^Request volume: 1 requests, 0 errors/ });
+  const volume = usage.getByRole('img', { name: /^Request volume per hour: 1 requests, 0 errors/ });
   t.ok(await volume.isVisible(), 'the chart names the request');
   // The stack's clock stands at 2026-06-01 12:00 UTC: the request is in the 12:00 hour.
   t.equal(await volume.locator('g title', { hasText: ': 1 requests' }).textContent(), '2026-06-01 12:00 UTC: 1 requests, 0 errors', 'counted in its hour');
@@ -68,7 +68,7 @@ t.test('usage on the key page: per hour for 24 h, per day for 7 d, with the requ
   await usage.getByRole('button', { name: '7 days' }).click();
   await usage.getByRole('heading', { name: 'Requests per day' }).waitFor();
   t.equal(await usage.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed'), 'true');
-  const week = usage.getByRole('img', { name: /^Request volume: 1 requests/ });
+  const week = usage.getByRole('img', { name: /^Request volume per day: 1 requests/ });
   await week.waitFor();
   const days = await week.locator('g title').allTextContents();
   t.equal(days.length, 7, 'seven bars, one a day');

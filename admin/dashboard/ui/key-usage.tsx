@@ -79,7 +79,7 @@ export function KeyUsage({ keyId }: { keyId: string }) {
             </div>
           </div>
           <h3>Top endpoints</h3>
-          <div class="table-wrap">
+          <div class="table-wrap spaced">
             <EndpointTable endpoints={u.endpoints} />
           </div>
           <div class="grid">

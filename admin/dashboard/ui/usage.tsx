@@ -412,7 +412,7 @@ export function VolumeChart({ series: raw, per }: { series: UsageSummary['series
   const errors = series.reduce((n, s) => n + s.errors, 0);
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${W} ${H + 20}`} role="img" aria-label={`Request volume: ${fmt.format(total)} requests, ${fmt.format(errors)} errors, peak ${fmt.format(max)} per bucket`}>
+      <svg viewBox={`0 0 ${W} ${H + 20}`} role="img" aria-label={`Request volume${per ? ` per ${per}` : ''}: ${fmt.format(total)} requests, ${fmt.format(errors)} errors, peak ${fmt.format(max)} per bucket`}>
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
         {series.map((s, i) => {
           const hOk = (s.successes / max) * H;
@@ -436,7 +436,6 @@ export function VolumeChart({ series: raw, per }: { series: UsageSummary['series
         </text>
       </svg>
       <figcaption>
-        {per ? `Requests per ${per}: ` : ''}
         <span class="legend ok" /> successes <span class="legend err" /> errors
       </figcaption>
     </figure>
@@ -482,10 +481,13 @@ export function perHour(series: UsageSummary['series']): UsageSummary['series'] 
 export function ErrorRateChart({ series: raw, per }: { series: UsageSummary['series']; per: 'hour' | 'day' }) {
   const series = bins(raw, 60);
   const W = 800;
-  const H = 120;
-  const x = (i: number) => (series.length <= 1 ? W / 2 : (i / (series.length - 1)) * W);
-  const y = (rate: number) => H - rate * H;
+  const H = 200;
   const rates = series.map((s) => (s.requests > 0 ? s.errors / s.requests : null));
+  // The scale ends at the first of 5%, 10%, 25%, 50%, 100% above the peak, so that a trend of small rates shows.
+  const top = [0.05, 0.1, 0.25, 0.5, 1].find((t) => t >= Math.max(0, ...rates.map((r) => r ?? 0))) ?? 1;
+  // At the middle of the bar the volume chart draws for the same bucket.
+  const x = (i: number) => ((i + 0.5) * W) / Math.max(1, series.length);
+  const y = (rate: number) => H - (rate / top) * H;
   // Runs of measured buckets, each one polyline.
   const runs: [number, number][][] = [];
   rates.forEach((r, i) => {
@@ -504,14 +506,15 @@ export function ErrorRateChart({ series: raw, per }: { series: UsageSummary['ser
     overall === null ? 'Error rate: no requests in this range' : `Error rate per ${per}: ${pct(overall)} overall, peak ${pct(peak!)}, in ${measured.length} ${per === 'hour' ? 'hours' : 'days'} with requests`;
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${W} ${H + 20}`} role="img" aria-label={label}>
+      <svg viewBox={`0 -6 ${W} ${H + 26}`} role="img" aria-label={label}>
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
-        <line x1="0" y1={y(0.5)} x2={W} y2={y(0.5)} class="grid-line" />
+        <line x1="0" y1={y(top / 2)} x2={W} y2={y(top / 2)} class="grid-line" />
+        <line x1="0" y1={y(top)} x2={W} y2={y(top)} class="grid-line" />
         <text x="4" y="14" class="tick">
-          100%
+          {pct(top).replace('.0%', '%')}
         </text>
-        <text x="4" y={y(0.5) - 4} class="tick">
-          50%
+        <text x="4" y={y(top / 2) - 4} class="tick">
+          {pct(top / 2).replace('.0%', '%')}
         </text>
         {runs.map((pts, i) => (
           <polyline key={i} points={pts.map(([a, b]) => `${a},${b}`).join(' ')} class="rate" />
