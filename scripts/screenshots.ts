@@ -15,6 +15,8 @@ mkdirSync(out, { recursive: true });
 // the API docs page can send its request from the dashboard's origin.
 const stack = await startDashboardStack({}, {
   overrides: (up) => ({
+    // Countries on the key page: the gateway reads them from this header (a CDN sets it).
+    usage: { flush_interval_ms: 50, country_header: 'cf-ipcountry' },
     apis: [
       {
         name: 'emails',
@@ -65,7 +67,10 @@ try {
   // Traffic over the last day: mostly fine, some refused, some failing upstream.
   for (let hour = 0; hour < 12; hour++) {
     const n = 3 + ((hour * 7) % 9);
-    for (let i = 0; i < n; i++) await call(`${stack.gw['production']}/v1/emails/send`, { method: 'POST', headers: bearer(keys.web.key), body: '{}' });
+    for (let i = 0; i < n; i++) {
+      const country = ['DE', 'US', 'US', 'FR', 'BR'][(hour + i) % 5]!;
+      await call(`${stack.gw['production']}/v1/emails/send`, { method: 'POST', headers: { ...bearer(keys.web.key), 'cf-ipcountry': country }, body: '{}' });
+    }
     for (let i = 0; i < n / 3; i++) await call(`${stack.gw['production']}/v1/contacts/list`, { headers: bearer(keys.mobile.key) });
     if (hour % 4 === 1) await call(`${stack.gw['production']}/v1/dead/x`, { headers: bearer(keys.web.key) });
     if (hour % 3 === 2) await call(`${stack.gw['production']}/v1/emails/send`, { method: 'POST', headers: bearer(keys.mobile.key), body: '{}' });
@@ -118,7 +123,20 @@ try {
     await page.goto(`${stack.adminUrl}/dashboard/keys/${keys.web.id}`);
     await page.getByRole('heading', { name: 'Timeline' }).waitFor();
     await page.getByTestId('key-requests').waitFor();
-    await shot('key-detail');
+    await page.getByTestId('key-countries').waitFor();
+    // The whole page: the usage section is below the fold at 1280×800.
+    await page.screenshot({ path: join(out, 'key-detail.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Edit permissions' }).click();
+    await page.getByRole('dialog').getByLabel('read_contacts').uncheck();
+    await page.getByRole('dialog').getByText('will be refused from the next request').waitFor();
+    await shot('key-edit-permissions');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Edit rate limit' }).click();
+    await page.getByRole('dialog').getByLabel('Its own limit').check();
+    await page.getByRole('dialog').getByLabel('Requests').fill('600');
+    await page.getByRole('dialog').getByLabel('Burst (optional)').fill('100');
+    await shot('key-edit-rate-limit');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Revoke' }).click();
     await page.getByRole('dialog').getByText('cannot be undone').waitFor();
     await shot('key-revoke-confirm');

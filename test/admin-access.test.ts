@@ -30,7 +30,7 @@ const overrides = () => ({
       'write_campaigns',
       'read_contacts',
       'send_email',
-      { name: 'billing:read', description: 'Read invoices', category: 'billing' },
+      { name: 'billing:read', description: 'Read invoices', category: 'billing', dangerous: true },
       'audit',
     ],
     presets: { read_only: ['read_campaigns', 'read_contacts'], campaigns: ['read_campaigns', 'write_campaigns'] },
@@ -882,12 +882,12 @@ t.test('GET /v1/scopes: the catalog, its categories and presets; a preset name e
   const res = await api('GET', '/v1/scopes', undefined, VIEWER_TOKEN);
   t.equal(res.status, 200);
   t.same(res.body.data, [
-    { name: 'read_campaigns', description: null, category: 'campaigns' },
-    { name: 'write_campaigns', description: null, category: 'campaigns' },
-    { name: 'read_contacts', description: null, category: 'contacts' },
-    { name: 'send_email', description: null, category: 'email' },
-    { name: 'billing:read', description: 'Read invoices', category: 'billing' },
-    { name: 'audit', description: null, category: 'general' },
+    { name: 'read_campaigns', description: null, category: 'campaigns', dangerous: false },
+    { name: 'write_campaigns', description: null, category: 'campaigns', dangerous: false },
+    { name: 'read_contacts', description: null, category: 'contacts', dangerous: false },
+    { name: 'send_email', description: null, category: 'email', dangerous: false },
+    { name: 'billing:read', description: 'Read invoices', category: 'billing', dangerous: true },
+    { name: 'audit', description: null, category: 'general', dangerous: false },
   ]);
   t.same(res.body.categories, [
     { name: 'campaigns', scopes: ['read_campaigns', 'write_campaigns'] },

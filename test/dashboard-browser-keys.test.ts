@@ -40,6 +40,8 @@ t.test('sign in, create a key through the modal, read it once from the success v
   t.same(await axeViolations(page), [], 'create modal, step 1: axe');
   await dialog.getByRole('button', { name: 'Next' }).click();
   await dialog.getByLabel('send_email').check();
+  t.equal(await dialog.locator('label', { hasText: 'write_campaigns' }).locator('.badge.dangerous').textContent(), 'dangerous', 'a scope the catalog marks dangerous says so');
+  t.equal(await dialog.locator('label', { hasText: 'send_email' }).locator('.badge.dangerous').count(), 0, 'the others do not');
   await dialog.getByRole('button', { name: 'Next' }).click();
   await dialog.getByLabel(/Allowed IP addresses/).fill('10.0.0.0/8, nonsense');
   await dialog.getByText('"nonsense" is not an IP address or CIDR').waitFor();

@@ -35,7 +35,7 @@ export function testConfig(upstream: string, overrides: Record<string, unknown> 
       ],
       trusted_proxies: [],
       scopes: {
-        catalog: ['read_campaigns', 'write_campaigns', 'read_contacts', 'send_email'],
+        catalog: ['read_campaigns', { name: 'write_campaigns', dangerous: true }, 'read_contacts', 'send_email'],
         presets: { read_only: ['read_campaigns', 'read_contacts'] },
       },
       plans: { default: { limit: 100, window_seconds: 60 }, tiny: { limit: 2, window_seconds: 60 } },

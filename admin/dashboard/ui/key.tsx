@@ -1,9 +1,10 @@
 import { useState } from 'preact/hooks';
 import { KeyAlerts } from './alerts';
 import { api, type IssuedKey, type Key, type KeyEvent, type SessionInfo } from './api';
+import { KeyEditor, type Editor } from './key-editors';
+import { KeyUsage } from './key-usage';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, ReasonInput, Scopes, StatusBadge, useLoad, When } from './ui';
-import type { UsageSummary } from './usage';
 
 type Action = 'suspend' | 'reactivate' | 'revoke' | 'regenerate';
 
@@ -25,8 +26,9 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
   const path = `/v1/keys/${encodeURIComponent(id)}`;
   const key = useLoad(() => api.get<Key>(path), [path]);
   const events = useLoad(() => api.get<{ data: KeyEvent[]; scheduled: { type: string; scheduled_at: string }[] }>(`${path}/events`), [path, key.data?.updated_at]);
-  const usage = useLoad(() => api.get<UsageSummary>(`${path}/usage?range=24h`), [path]);
   const [confirming, setConfirming] = useState<Action | null>(null);
+  const [editing, setEditing] = useState<Editor | null>(null);
+  const [saved, setSaved] = useState<Editor | null>(null);
   const [issued, setIssued] = useState<IssuedKey | null>(null);
   const canWrite = me.user.role !== 'viewer';
 
@@ -42,6 +44,14 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
   const k = key.data;
   if (!k) return <p aria-busy="true">Loading…</p>;
   const ended = k.status === 'revoked' || k.status === 'expired';
+  // The API refuses to edit a revoked or expired key (409), so the page does not offer it.
+  const editable = canWrite && !ended;
+  const edit = (what: Editor) =>
+    editable && (
+      <button type="button" class="secondary small-button" onClick={() => setEditing(what)}>
+        Edit<span class="visually-hidden"> {what}</span>
+      </button>
+    );
   const actions: Action[] = !canWrite || ended ? [] : [k.status === 'suspended' ? 'reactivate' : 'suspend', ...(k.replaced_by === null ? (['regenerate'] as const) : []), 'revoke'];
 
   return (
@@ -84,14 +94,6 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             <dd>{k.environment}</dd>
             <dt>Description</dt>
             <dd>{k.description ?? <span class="muted">none</span>}</dd>
-            <dt>Scopes</dt>
-            <dd>
-              <Scopes scopes={k.scopes} />
-            </dd>
-            <dt>Rate limit</dt>
-            <dd>{k.rate_limit ? `${fmt.format(k.rate_limit.limit)} per ${k.rate_limit.window_seconds} s` : `plan ${k.plan ?? 'default'}`}</dd>
-            <dt>IP allowlist</dt>
-            <dd>{k.ip_allowlist?.length ? k.ip_allowlist.join(', ') : <span class="muted">any address</span>}</dd>
             <dt>Created</dt>
             <dd>
               <When at={k.created_at} /> by {k.created_by}
@@ -100,9 +102,9 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             <dd>
               <When at={k.last_used_at} />
             </dd>
-            <dt>Expires</dt>
+            <dt>All-time requests</dt>
             <dd>
-              <When at={k.expires_at} never="never" />
+              {fmt.format(k.usage.total_requests)} <span class="muted">({fmt.format(k.usage.error_count)} errors)</span>
             </dd>
             {k.replaced_by && (
               <>
@@ -120,24 +122,58 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             )}
           </dl>
         </div>
-        <div class="card">
-          <h2>Usage, last 24 hours</h2>
-          <dl class="stats">
+        <section class="card" aria-labelledby="access-title">
+          <h2 id="access-title">Access</h2>
+          {saved && (
+            <p class="saved" role="status">
+              The {saved} of this key changed; the gateways apply it from the next request.
+            </p>
+          )}
+          <dl class="settings">
             <div>
-              <dt>Requests</dt>
-              <dd data-testid="key-requests">{fmt.format(usage.data?.totals.requests ?? k.usage.total_requests)}</dd>
+              <dt>Permissions</dt>
+              <dd>
+                <span data-testid="key-scopes">
+                  <Scopes scopes={k.scopes} />
+                </span>
+                {edit('permissions')}
+              </dd>
             </div>
             <div>
-              <dt>Errors</dt>
-              <dd>{fmt.format(usage.data?.totals.errors ?? k.usage.error_count)}</dd>
+              <dt>Rate limit</dt>
+              <dd>
+                <span data-testid="key-rate-limit">
+                {k.rate_limit ? (
+                  <>
+                    {fmt.format(k.rate_limit.limit)} per {k.rate_limit.window_seconds} s{k.rate_limit.burst ? `, burst ${fmt.format(k.rate_limit.burst)}` : ''} <span class="muted">(its own)</span>
+                  </>
+                ) : (
+                  `plan ${k.plan ?? 'default'}`
+                )}
+                </span>
+                {edit('rate limit')}
+              </dd>
             </div>
             <div>
-              <dt>All-time requests</dt>
-              <dd>{fmt.format(k.usage.total_requests)}</dd>
+              <dt>IP allowlist</dt>
+              <dd>
+                <span data-testid="key-allowlist">{k.ip_allowlist?.length ? k.ip_allowlist.join(', ') : <span class="muted">any address</span>}</span>
+                {edit('IP allowlist')}
+              </dd>
+            </div>
+            <div>
+              <dt>Expires</dt>
+              <dd>
+                <span data-testid="key-expires">
+                  <When at={k.expires_at} never="never" />
+                </span>
+                {edit('expiry')}
+              </dd>
             </div>
           </dl>
-        </div>
+        </section>
       </div>
+      <KeyUsage keyId={k.id} />
       <div class="card">
         <h2>Timeline</h2>
         <ErrorNote error={events.error} />
@@ -152,12 +188,27 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             .reverse()
             .map((e, i) => (
               <li key={i}>
-                <strong>{e.type}</strong> <When at={e.occurred_at ?? e.scheduled_at} />
+                <strong>{e.type}</strong>
+                {fieldsOf(e.detail) && <span> {fieldsOf(e.detail)}</span>} <When at={e.occurred_at ?? e.scheduled_at} />
                 {e.actor && <span class="muted"> by {e.actor}</span>}
               </li>
             ))}
         </ol>
       </div>
+      {editing && (
+        <KeyEditor
+          editor={editing}
+          keyRecord={k}
+          onClose={() => setEditing(null)}
+          onSaved={(what) => {
+            setEditing(null);
+            setSaved(what);
+            key.reload();
+            // The timeline too: on a clock that has not moved, updated_at stays the same.
+            events.reload();
+          }}
+        />
+      )}
       {confirming && (
         <Confirm
           me={me}
@@ -168,6 +219,7 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
             setConfirming(null);
             if (result && 'key' in result) setIssued(result);
             key.reload();
+            events.reload();
           }}
         />
       )}
@@ -192,6 +244,12 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
       )}
     </section>
   );
+}
+
+/** The fields an edit changed, as its timeline event records them (`detail.fields`). */
+function fieldsOf(detail: unknown): string | null {
+  const fields = (detail as { fields?: unknown } | null)?.fields;
+  return Array.isArray(fields) && fields.length ? fields.join(', ') : null;
 }
 
 function Confirm(props: { me: SessionInfo; action: Action; keyRecord: Key; onClose: () => void; onDone: (r: Key | IssuedKey | undefined) => void }) {

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, serverNow, type Application, type IssuedKey, type Key, type Page, type Policy, type ScopeCatalog, type SessionInfo } from './api';
+import { parseAllowlist, ScopePicker } from './key-fields';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, Pager, Scopes, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
@@ -213,21 +214,10 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
   const [issued, setIssued] = useState<IssuedKey | null>(null);
   const sudo = useSudo(me.via);
 
-  const ipList = ips
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const badIp = ipList.find((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s));
+  const { list: ipList, bad: badIp } = parseAllowlist(ips);
   const expiresAt = expiry === 'date' ? endOfDay(expiryDay, serverNow()) : null;
   const badDay = expiry === 'date' && expiresAt === null;
   const policyExpiry = policy?.expires_in_seconds ? Math.round(policy.expires_in_seconds / 86_400) : null;
-
-  const toggle = (s: string) => {
-    const next = new Set(scopes);
-    if (next.has(s)) next.delete(s);
-    else next.add(s);
-    setScopes(next);
-  };
 
   const submit = () =>
     sudo.run(async () => {
@@ -350,25 +340,7 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
         {step === 2 && (
           <>
             <ErrorNote error={catalog.error} />
-            {catalog.data && catalog.data.presets.length > 0 && (
-              <div class="presets" role="group" aria-label="Presets">
-                {catalog.data.presets.map((p) => (
-                  <button type="button" class="secondary" key={p.name} onClick={() => setScopes(new Set([...scopes, ...p.scopes]))}>
-                    + {p.name}
-                  </button>
-                ))}
-              </div>
-            )}
-            {catalog.data?.categories.map((c) => (
-              <fieldset key={c.name}>
-                <legend>{c.name}</legend>
-                {c.scopes.map((s) => (
-                  <label class="inline" key={s}>
-                    <input type="checkbox" name="scope" value={s} checked={scopes.has(s)} onChange={() => toggle(s)} /> {s}
-                  </label>
-                ))}
-              </fieldset>
-            ))}
+            {catalog.data && <ScopePicker catalog={catalog.data} scopes={scopes} onChange={setScopes} />}
           </>
         )}
         {step === 3 && (

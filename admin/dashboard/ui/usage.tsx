@@ -16,6 +16,7 @@ export interface UsageSummary {
   endpoints: { api: string | null; method: string; route: string | null; requests: number; errors: number; success_rate: number; avg_latency_ms: number }[];
   status_codes: Record<string, number>;
   errors_by_status: Record<string, number>;
+  countries: Record<string, number>;
   rate_limit: { exceeded: number; peak_requests_per_minute: number; limit_per_minute?: number | null };
   keys?: { key_id: string; requests: number; errors: number }[];
 }
@@ -41,7 +42,11 @@ interface ErrorSample {
   message: string;
 }
 
-const STATUS_TEXT: Record<string, string> = {
+export const STATUS_TEXT: Record<string, string> = {
+  '200': 'OK',
+  '201': 'Created',
+  '204': 'No Content',
+  '304': 'Not Modified',
   '400': 'Bad Request',
   '401': 'Unauthorized',
   '403': 'Forbidden',
@@ -58,12 +63,12 @@ const STATUS_TEXT: Record<string, string> = {
 };
 
 /** A datetime-local value, read as UTC (the dashboard shows times in UTC), as RFC 3339. */
-function utc(local: string): string | null {
+export function utc(local: string): string | null {
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(local)) return null;
   const t = Date.parse(`${local}:00Z`);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
-const localValue = (ms: number) => new Date(ms).toISOString().slice(0, 16);
+export const localValue = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 
 /** How often the page asks again while it is open. */
 const REFRESH_MS = 10_000;
@@ -135,40 +140,7 @@ export function UsagePage() {
           <div class="grid">
             <div class="card">
               <h2>Top endpoints</h2>
-              {u.endpoints.length === 0 ? (
-                <p class="empty">No requests in this range.</p>
-              ) : (
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Endpoint</th>
-                      <th scope="col" class="num">
-                        Requests
-                      </th>
-                      <th scope="col" class="num">
-                        Success
-                      </th>
-                      <th scope="col" class="num">
-                        Latency
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {u.endpoints.map((e) => (
-                      <tr key={`${e.api}${e.method}${e.route}`}>
-                        <td>
-                          <code>
-                            {e.method} {e.route ?? '(unlisted)'}
-                          </code>
-                        </td>
-                        <td class="num">{fmt.format(e.requests)}</td>
-                        <td class="num">{(e.success_rate * 100).toFixed(1)}%</td>
-                        <td class="num">{Math.round(e.avg_latency_ms)} ms</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              )}
+              <EndpointTable endpoints={u.endpoints} />
             </div>
             <div class="card">
               <h2>Busiest keys</h2>
@@ -224,6 +196,42 @@ export function UsagePage() {
   );
 }
 
+/** The busiest endpoints with their success rate and average latency. */
+export function EndpointTable({ endpoints }: { endpoints: UsageSummary['endpoints'] }) {
+  if (endpoints.length === 0) return <p class="empty">No requests in this range.</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th scope="col">Endpoint</th>
+          <th scope="col" class="num">
+            Requests
+          </th>
+          <th scope="col" class="num">
+            Success
+          </th>
+          <th scope="col" class="num">
+            Latency
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {endpoints.map((e) => (
+          <tr key={`${e.api}${e.method}${e.route}`}>
+            <td>
+              <code>
+                {e.method} {e.route ?? '(unlisted)'}
+              </code>
+            </td>
+            <td class="num">{fmt.format(e.requests)}</td>
+            <td class="num">{(e.success_rate * 100).toFixed(1)}%</td>
+            <td class="num">{Math.round(e.avg_latency_ms)} ms</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
 function ErrorBreakdown({ byStatus }: { byStatus: Record<string, number> }) {
   const rows = Object.entries(byStatus).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
@@ -394,7 +402,7 @@ function Card({ label, value, testid }: { label: string; value: string; testid?:
 }
 
 /** Requests per bucket as stacked bars (successes, errors), drawn as SVG: no chart library needed for this. */
-export function VolumeChart({ series: raw }: { series: UsageSummary['series'] }) {
+export function VolumeChart({ series: raw, per }: { series: UsageSummary['series']; per?: 'hour' | 'day' }) {
   const series = bins(raw, 60);
   const W = 800;
   const H = 200;
@@ -404,7 +412,7 @@ export function VolumeChart({ series: raw }: { series: UsageSummary['series'] })
   const errors = series.reduce((n, s) => n + s.errors, 0);
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${W} ${H + 20}`} role="img" aria-label={`Request volume: ${fmt.format(total)} requests, ${fmt.format(errors)} errors, peak ${fmt.format(max)} per bucket`}>
+      <svg viewBox={`0 0 ${W} ${H + 20}`} role="img" aria-label={`Request volume${per ? ` per ${per}` : ''}: ${fmt.format(total)} requests, ${fmt.format(errors)} errors, peak ${fmt.format(max)} per bucket`}>
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
         {series.map((s, i) => {
           const hOk = (s.successes / max) * H;
@@ -449,4 +457,83 @@ function bins(series: UsageSummary['series'], n: number): UsageSummary['series']
     });
   }
   return out;
+}
+
+/** Minute buckets summed by the hour (UTC), so that a day reads as 24 or 25 bars. */
+export function perHour(series: UsageSummary['series']): UsageSummary['series'] {
+  const out: UsageSummary['series'] = [];
+  for (const s of series) {
+    const hour = new Date(Math.floor(Date.parse(s.starts_at) / 3_600_000) * 3_600_000).toISOString();
+    const last = out[out.length - 1];
+    if (last && last.starts_at === hour) {
+      last.requests += s.requests;
+      last.successes += s.successes;
+      last.errors += s.errors;
+    } else out.push({ ...s, starts_at: hour });
+  }
+  return out;
+}
+
+/**
+ * Errors over requests per bucket as a line, 0 to 100%; buckets without requests leave a gap
+ * rather than drawing a 0% that nothing measured.
+ */
+export function ErrorRateChart({ series: raw, per }: { series: UsageSummary['series']; per: 'hour' | 'day' }) {
+  const series = bins(raw, 60);
+  const W = 800;
+  const H = 200;
+  const rates = series.map((s) => (s.requests > 0 ? s.errors / s.requests : null));
+  // The scale ends at the first of 5%, 10%, 25%, 50%, 100% above the peak, so that a trend of small rates shows.
+  const top = [0.05, 0.1, 0.25, 0.5, 1].find((t) => t >= Math.max(0, ...rates.map((r) => r ?? 0))) ?? 1;
+  // At the middle of the bar the volume chart draws for the same bucket.
+  const x = (i: number) => ((i + 0.5) * W) / Math.max(1, series.length);
+  const y = (rate: number) => H - (rate / top) * H;
+  // Runs of measured buckets, each one polyline.
+  const runs: [number, number][][] = [];
+  rates.forEach((r, i) => {
+    if (r === null) return;
+    const prev = rates[i - 1];
+    if (i === 0 || prev === null || prev === undefined) runs.push([]);
+    runs[runs.length - 1]!.push([x(i), y(r)]);
+  });
+  const measured = rates.filter((r): r is number => r !== null);
+  const requests = series.reduce((n, s) => n + s.requests, 0);
+  const errors = series.reduce((n, s) => n + s.errors, 0);
+  const overall = requests ? errors / requests : null;
+  const peak = measured.length ? Math.max(...measured) : null;
+  const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
+  const label =
+    overall === null ? 'Error rate: no requests in this range' : `Error rate per ${per}: ${pct(overall)} overall, peak ${pct(peak!)}, in ${measured.length} ${per === 'hour' ? 'hours' : 'days'} with requests`;
+  return (
+    <figure class="chart">
+      <svg viewBox={`0 -6 ${W} ${H + 26}`} role="img" aria-label={label}>
+        <line x1="0" y1={H} x2={W} y2={H} class="axis" />
+        <line x1="0" y1={y(top / 2)} x2={W} y2={y(top / 2)} class="grid-line" />
+        <line x1="0" y1={y(top)} x2={W} y2={y(top)} class="grid-line" />
+        <text x="4" y="14" class="tick">
+          {pct(top).replace('.0%', '%')}
+        </text>
+        <text x="4" y={y(top / 2) - 4} class="tick">
+          {pct(top / 2).replace('.0%', '%')}
+        </text>
+        {runs.map((pts, i) => (
+          <polyline key={i} points={pts.map(([a, b]) => `${a},${b}`).join(' ')} class="rate" />
+        ))}
+        {series.map((s, i) =>
+          rates[i] === null ? null : (
+            <circle key={s.starts_at} cx={x(i)} cy={y(rates[i]!)} r="3" class="rate">
+              <title>{`${s.starts_at.slice(0, 16).replace('T', ' ')} UTC: ${pct(rates[i]!)} (${s.errors} of ${s.requests})`}</title>
+            </circle>
+          ),
+        )}
+        <text x="0" y={H + 16} class="tick">
+          {series[0] ? series[0].starts_at.slice(5, 16).replace('T', ' ') : ''}
+        </text>
+        <text x={W} y={H + 16} class="tick" text-anchor="end">
+          {series.length ? series[series.length - 1]!.starts_at.slice(5, 16).replace('T', ' ') : ''}
+        </text>
+      </svg>
+      <figcaption>Errors (4xx and 5xx answers) as a share of the requests of each {per}; a gap where there were none.</figcaption>
+    </figure>
+  );
 }
