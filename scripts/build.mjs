@@ -60,3 +60,5 @@ const dashboard = await bundleDashboard();
 mkdirSync(join(dist, 'dashboard'), { recursive: true });
 for (const f of dashboard.files) writeFileSync(join(dist, 'dashboard', f.name), f.contents);
 writeFileSync(join(dist, 'dashboard', 'manifest.json'), JSON.stringify(dashboard.manifest) + '\n');
+// The build's mark: test/lib/cli.ts runs the compiled CLI only when no source is newer than this.
+writeFileSync(join(dist, '.built'), new Date().toISOString() + '\n');

@@ -1,9 +1,46 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root: the CLI's working directory unless a test says otherwise. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+/** The directories `npm run build` compiles into dist/ (scripts/build.mjs). */
+const BUILT_FROM = ['bin', 'core', 'config', 'gateway', 'admin'];
+
+/** The newest modification time of any file under `dir` (milliseconds). */
+function newest(dir: string): number {
+  let max = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    max = Math.max(max, e.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return max;
+}
+
+let chosen: readonly [string, ...string[]] | undefined;
+/**
+ * How tests start keygate: the compiled CLI (`bin/keygate.js`, what users run) when dist/ was
+ * built after every source last changed (`npm ci` builds it through the prepare script), else
+ * the sources through tsx, so an edit is tested without a build. A start through tsx costs a
+ * child two to three times the CPU, which the suite's CLI and multi-process files pay on every
+ * child. `KEYGATE_TEST_CLI=source` or `=dist` forces one.
+ */
+export function cliProgram(): readonly [string, ...string[]] {
+  if (chosen) return chosen;
+  const forced = process.env.KEYGATE_TEST_CLI;
+  let compiled = forced === 'dist';
+  if (forced !== 'dist' && forced !== 'source') {
+    try {
+      compiled = statSync(join(ROOT, 'dist', '.built')).mtimeMs > Math.max(...BUILT_FROM.map((d) => newest(join(ROOT, d))));
+    } catch {
+      compiled = false;
+    }
+  }
+  chosen = compiled ? [process.execPath, join(ROOT, 'bin', 'keygate.js')] : [process.execPath, '--import=tsx', ENTRY];
+  return chosen;
+}
 
 export interface Exit {
   code: number | null;
@@ -44,15 +81,15 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
 export interface CliOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
-  /** The program and its first arguments; default: node running the CLI from the sources. */
+  /** The program and its first arguments; default: cliProgram(). */
   command?: readonly [string, ...string[]];
   /** Written to the child's stdin (a pipe), which is then closed; default: no stdin. */
   input?: string;
 }
 
-/** Starts `keygate ARGS` (from the sources unless `command` says otherwise) as a child process. */
+/** Starts `keygate ARGS` (cliProgram() unless `command` says otherwise) as a child process. */
 export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
-  const [program, ...first] = options.command ?? [process.execPath, '--import=tsx', ENTRY];
+  const [program, ...first] = options.command ?? cliProgram();
   const child = spawn(program, [...first, ...args], {
     cwd: options.cwd ?? ROOT,
     env: childEnv(options.env ?? {}),
