@@ -3,18 +3,20 @@ import { appToWire, type AppRecord } from '../core/application.js';
 import { diff, type Actor, type AuditAction, type KeyEvent } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
-import { isRevoked, type KeyRecord } from '../core/record.js';
+import { appLimitOf, isRevoked, type KeyRecord } from '../core/record.js';
 import { type AppQuery, type Page, type Store } from '../core/store/store.js';
 import type { CreateAppInput, UpdateAppInput } from './key-input.js';
 import { audit, event } from './keys.js';
 import { VersionConflictError } from '../core/internal-errors.js';
 
-const APP_FIELDS = ['name', 'description', 'meta', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
+const APP_FIELDS = ['name', 'description', 'meta', 'plan', 'rate_limit', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
 
 /**
  * Consumer applications. Suspending one marks every key it owns as suspended through it
  * (`app_suspended_at`), in the same commit; reactivating clears only that mark, so keys
- * suspended on their own stay suspended.
+ * suspended on their own stay suspended. An application's shared limit (`plan` or `rate_limit`)
+ * is copied onto each of its keys that is not revoked (`app_limit`) in the same way, so that a
+ * gateway reads it with the key and drops it from its cache when it changes.
  */
 export class AppService {
   readonly #store: Store;
@@ -39,6 +41,8 @@ export class AppService {
       updated_at: now,
       suspended_at: null,
       suspended_reason: null,
+      plan: input.plan,
+      rate_limit: input.rate_limit,
     };
     const { apps } = await this.#store.commit({
       apps: [{ rec: app, expected: 0 }],
@@ -50,7 +54,8 @@ export class AppService {
   async get(id: string, by: { tenant: string | null }): Promise<AppRecord> {
     const app = await this.#store.getApp(id);
     if (app === null || (by.tenant !== null && app.tenant !== by.tenant)) throw new HttpError('not_found', `No application with id ${id}.`);
-    return app;
+    // Records written before applications had limits have none.
+    return { ...app, plan: app.plan ?? null, rate_limit: app.rate_limit ?? null };
   }
 
   list(query: Omit<AppQuery, 'tenant'>, by: { tenant: string | null }): Promise<Page<AppRecord>> {
@@ -58,16 +63,22 @@ export class AppService {
   }
 
   update(id: string, patch: UpdateAppInput, by: Actor): Promise<AppRecord> {
-    return this.#change(id, by, 'application.updated', (app, now) => ({
-      next: {
+    return this.#change(id, by, 'application.updated', async (app, now) => {
+      const next: AppRecord = {
         ...app,
         name: patch.name ?? app.name,
         description: patch.description !== undefined ? patch.description : app.description,
         meta: patch.meta ?? app.meta,
+        plan: patch.plan !== undefined ? patch.plan : (app.plan ?? null),
+        rate_limit: patch.rate_limit !== undefined ? patch.rate_limit : (app.rate_limit ?? null),
         updated_at: now,
-      },
-      keys: [],
-    }));
+      };
+      const limit = appLimitOf(next);
+      if (JSON.stringify(limit) === JSON.stringify(appLimitOf(app))) return { next, keys: [] };
+      // The new shared limit goes onto every key of the application that can still be used.
+      const keys = (await this.#store.keysOfApp(id)).filter((k) => !isRevoked(k, now));
+      return { next, keys: keys.map((k) => ({ before: k, after: { ...k, app_limit: limit, updated_at: now } })) };
+    });
   }
 
   suspend(id: string, reason: string | null, by: Actor): Promise<AppRecord> {

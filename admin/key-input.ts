@@ -53,6 +53,13 @@ const metaSchema = z
   .record(z.string().max(64), jsonValue)
   .refine((m) => JSON.stringify(m).length <= 4096, 'must be at most 4096 bytes as JSON');
 
+/** An application's `rate_limit` replaces its plan's, as a key's does. */
+export const APP_PLAN_AND_RATE_LIMIT = "give plan or rate_limit, not both: an application's rate_limit replaces its plan's limit, so the plan would have no effect";
+
+function appPlanOrRateLimit(o: { plan?: string | null | undefined; rate_limit?: unknown }, ctx: z.RefinementCtx): void {
+  if (o.plan != null && o.rate_limit != null) ctx.addIssue({ code: 'custom', path: ['rate_limit'], message: APP_PLAN_AND_RATE_LIMIT });
+}
+
 /** Admin request schemas that depend on the configured catalog, environments, APIs and plans. */
 export function keySchemas(config: Config) {
   const envNames = Object.keys(config.keys.environments) as [string, ...string[]];
@@ -132,10 +139,24 @@ export function keySchemas(config: Config) {
     .strictObject({ grace_period_seconds: z.number().int().min(0).max(30 * 86_400).optional() })
     .default({});
 
-  const appCreate = z.strictObject({ name, description: description.default(null), meta: metaSchema.default({}) });
+  // An application's shared limit: its keys' requests spend from it as well as from their own.
+  const appLimit = {
+    plan: plan.nullable().meta({ description: "A plan whose limit all the application's keys share; null: none." }),
+    rate_limit: rateLimitSpec.nullable().meta({ description: "A limit of the application's own, shared by all its keys; replaces `plan`'s; null: none." }),
+  };
+  const appCreate = z
+    .strictObject({ name, description: description.default(null), meta: metaSchema.default({}), plan: appLimit.plan.default(null), rate_limit: appLimit.rate_limit.default(null) })
+    .superRefine(appPlanOrRateLimit);
   const appUpdate = z
-    .strictObject({ name: name.optional(), description: description.optional(), meta: metaSchema.optional() })
-    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change');
+    .strictObject({
+      name: name.optional(),
+      description: description.optional(),
+      meta: metaSchema.optional(),
+      plan: appLimit.plan.optional(),
+      rate_limit: appLimit.rate_limit.optional(),
+    })
+    .refine((o) => Object.keys(o).length > 0, 'name at least one field to change')
+    .superRefine(appPlanOrRateLimit);
   const appList = z.strictObject({
     status: z.enum(['active', 'suspended']).optional(),
     q: z.string().max(200).optional().meta({ description: 'A case-insensitive part of the name, or an exact id.' }),

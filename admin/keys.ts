@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
+import { appLimitOf, GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
 import { type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
 import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
 import { VersionConflictError } from '../core/internal-errors.js';
@@ -119,6 +119,7 @@ export class KeyService {
       ip_allowlist: input.ip_allowlist !== undefined ? input.ip_allowlist : (policy?.ip_allowlist ?? null),
       application: app?.id ?? null,
       app_suspended_at: app?.suspended_at ?? null,
+      app_limit: app ? appLimitOf(app) : null,
       policy: input.policy,
       meta: input.meta,
       created_at: now,
@@ -306,6 +307,7 @@ export class KeyService {
         suspended_at: rec.suspended_at,
         suspended_reason: rec.suspended_reason,
         app_suspended_at: rec.app_suspended_at,
+        app_limit: rec.app_limit ?? null,
         replaces: rec.id,
         rotate_at: rotationTime({ not_before: null, created_at: now, expires_at }, policy),
         usage: { total_requests: 0, error_count: 0 },

@@ -163,6 +163,8 @@ export function wireSchemas(config: Config): Record<string, Json> {
         description: nullable(str()),
         status: { type: 'string', enum: ['active', 'suspended'] },
         meta: { type: 'object', additionalProperties: ref('JsonValue') },
+        plan: nullable(str("A plan whose limit all the application's keys share; null: none (or `rate_limit`).")),
+        rate_limit: nullable(ref('RateLimit')),
         tenant: nullable(str()),
         created_at: time('When the application was created.'),
         created_by: nullable(str()),

@@ -1,4 +1,5 @@
 import { toIso } from './clock.js';
+import type { RateLimitSpec } from './record.js';
 
 /** A consumer application: the owner of keys. Suspending it suspends its keys. */
 export interface AppRecord {
@@ -13,6 +14,12 @@ export interface AppRecord {
   updated_at: number;
   suspended_at: number | null;
   suspended_reason: string | null;
+  /**
+   * A plan's limit shared by all the application's keys, or (`rate_limit`) one of its own, which
+   * then wins; neither: no shared limit. Absent in records written before they existed: null.
+   */
+  plan?: string | null;
+  rate_limit?: RateLimitSpec | null;
 }
 
 export function appToWire(app: AppRecord) {
@@ -22,6 +29,8 @@ export function appToWire(app: AppRecord) {
     description: app.description,
     status: app.suspended_at === null ? 'active' : 'suspended',
     meta: app.meta,
+    plan: app.plan ?? null,
+    rate_limit: app.rate_limit ?? null,
     tenant: app.tenant,
     created_at: toIso(app.created_at),
     created_by: app.created_by,

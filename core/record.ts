@@ -9,6 +9,23 @@ export interface RateLimitSpec {
   burst: number | null;
 }
 
+/**
+ * The limit an application shares among all its keys (docs/admin-api.md, "Applications"): a
+ * request spends from its key's bucket and from its application's, and either can refuse. A
+ * limit of its own or a plan's; null fields both: none.
+ */
+export interface AppLimit {
+  plan: string | null;
+  rate_limit: RateLimitSpec | null;
+}
+
+/** The application's shared limit, or null when it has none. */
+export function appLimitOf(app: { plan?: string | null; rate_limit?: RateLimitSpec | null }): AppLimit | null {
+  const plan = app.plan ?? null;
+  const rate_limit = app.rate_limit ?? null;
+  return plan === null && rate_limit === null ? null : { plan, rate_limit };
+}
+
 export type KeyStatus = 'pending' | 'active' | 'suspended' | 'expired' | 'revoked';
 
 /**
@@ -46,6 +63,12 @@ export interface KeyRecord {
   suspended_reason: string | null;
   /** Set while the key's application is suspended; kept apart from the key's own suspension. */
   app_suspended_at: number | null;
+  /**
+   * The application's shared limit, copied onto each of its keys in the commit that sets it (as
+   * `app_suspended_at` is), so a gateway reads it with the key. Absent in records written
+   * before applications had limits: none.
+   */
+  app_limit?: AppLimit | null;
   replaces: string | null;
   replaced_by: string | null;
   /** After a regeneration with grace: the old key works until then, and is revoked from then on. */

@@ -16,6 +16,11 @@ export interface Grant {
   readonly cidrs: readonly Cidr[] | null;
   readonly tenant: string | null;
   readonly policy: LimitPolicy;
+  /**
+   * The limit the key's application shares among its keys (named "app" in the RateLimit
+   * headers; its bucket is the application's id), or null: none, as for most keys.
+   */
+  readonly appPolicy: LimitPolicy | null;
 }
 
 /**
@@ -79,6 +84,9 @@ export class CompiledKey {
   }
   get policy(): LimitPolicy {
     return this.grant.policy;
+  }
+  get appPolicy(): LimitPolicy | null {
+    return this.grant.appPolicy;
   }
 }
 
@@ -159,8 +167,12 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
   const scopesId = rec.scopes.join(SEP);
   const apisId = rec.apis ? rec.apis.join(SEP) : null;
   const allowId = allowlist ? allowlist.join(SEP) : null;
+  const appLimit = rec.application === null ? null : (rec.app_limit ?? null);
+  const appPlan = appLimit === null || appLimit.rate_limit !== null ? null : (plans.get(appLimit.plan ?? 'default') ?? plans.get('default')!);
+  const appSpec = appLimit === null ? null : (appLimit.rate_limit ?? { limit: appPlan!.limit, window_seconds: appPlan!.windowSeconds, burst: appPlan!.capacity });
+  const appId = appSpec === null ? null : `${appSpec.limit}/${appSpec.window_seconds}/${appSpec.burst}/${(appPlan ?? plan).onStoreFailure}`;
   // JSON keeps the parts apart whatever they contain (null, and names with separators in them).
-  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId]);
+  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId, appId]);
   return grants.get(id, () =>
     Object.freeze({
       environment: rec.environment,
@@ -171,6 +183,7 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
       cidrs: allowlist === null || allowId === null ? null : allowlists.get(allowId, () => parseAllowlist(allowlist)),
       tenant: rec.tenant,
       policy: limit ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure, plan.maxConcurrent)) : plan,
+      appPolicy: appSpec === null || appId === null ? null : policies.get(`app ${appId}`, () => compilePolicy('app', appSpec, (appPlan ?? plan).onStoreFailure)),
     }),
   );
 }

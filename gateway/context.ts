@@ -50,6 +50,8 @@ export class RequestContext {
   key: CompiledKey | null = null;
   readonly rate: RateState = newRateState();
   readonly routeRate: RateState = newRateState();
+  /** The application's shared bucket, made only for a key whose application has a limit. */
+  appRate: RateState | null = null;
   rateChecked = false;
   status = 0;
   /** `ok`, the error code answered, or `client_closed_request` when the client left first. */

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ERRORS } from '../core/errors.js';
-import type { LimitPolicy, RateState } from '../core/limiter.js';
+import { newRateState, type LimitPolicy, type RateState } from '../core/limiter.js';
 import type { Denial, RequestContext } from './context.js';
 import { setCorsHeaders } from './cors.js';
 import { bodyUnread, lingerOnClose } from './in-flight.js';
@@ -36,10 +36,24 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit-policy'] = `${key.policy.header}, ${routePolicy.header}`;
     headers['ratelimit'] = `${rateItem(key.policy, ctx.rate)}, ${rateItem(routePolicy, ctx.routeRate)}`;
   }
+  const appPolicy = key.appPolicy;
+  if (appPolicy !== null) {
+    // The application's shared bucket, as this request left it (or unspent, when an earlier
+    // check refused the request before it was asked).
+    let state = ctx.appRate;
+    if (state === null) rt.limiter.peek(key.application!, appPolicy, ctx.now, (state = ctx.appRate = newRateState()));
+    headers['ratelimit-policy'] += `, ${appPolicy.header}`;
+    headers['ratelimit'] += `, ${rateItem(appPolicy, state)}`;
+  }
   if (rt.config.headers.legacy_rate_limit) {
+    // The bucket with the fewest tokens left: the one that will refuse first.
     const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
-    const p = useRoute ? routePolicy : key.policy;
-    const s = useRoute ? ctx.routeRate : ctx.rate;
+    let p = useRoute ? routePolicy : key.policy;
+    let s = useRoute ? ctx.routeRate : ctx.rate;
+    if (appPolicy !== null && ctx.appRate!.remaining < s.remaining) {
+      p = appPolicy;
+      s = ctx.appRate!;
+    }
     headers['x-ratelimit-limit'] = String(p.limit);
     headers['x-ratelimit-remaining'] = String(s.remaining);
     headers['x-ratelimit-reset'] = String(s.resetSeconds);

@@ -401,7 +401,7 @@ t.test('tenants: another tenant’s keys and applications are 404 on every route
   const appA: string = appARes.body.id;
   // Tenant b: no token of the test stack may create a tenant-b application, so the service makes it.
   const seedId = `seed-${marker('app-b')}`;
-  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {} }, tenantBSeeder(seedId))).id;
+  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {}, plan: null, rate_limit: null }, tenantBSeeder(seedId))).id;
   ledger.push({ request_id: seedId, what: 'AppService.create (tenant b)' });
   const app0 = await newApp({ suspended: true });
 
@@ -1022,7 +1022,7 @@ t.test('openapi: an OpenAPI 3.1 document a standard validator accepts', async (t
     Object.keys((schemaOf((doc.paths[path]?.[method] as any)?.requestBody?.content?.['application/json']?.schema)?.properties ?? {}) as object).sort();
   t.same(body('/v1/keys/{id}', 'patch'), ['apis', 'description', 'expires_at', 'ip_allowlist', 'meta', 'name', 'plan', 'rate_limit', 'scopes'], 'the PATCH body fields');
   t.same(body('/v1/keys/{id}/regenerate', 'post'), ['grace_period_seconds'], 'the regenerate body');
-  t.same(body('/v1/applications', 'post'), ['description', 'meta', 'name'], 'the application body');
+  t.same(body('/v1/applications', 'post'), ['description', 'meta', 'name', 'plan', 'rate_limit'], 'the application body');
 });
 
 t.test('openapi: every documented operation is served', async (t) => {

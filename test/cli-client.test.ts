@@ -44,6 +44,12 @@ t.test('apps: create, list, show, edit, suspend (its keys too), reactivate; huma
   const edit = await kg(['apps', 'edit', web.id, '--name', 'Acme shop', '--clear', 'description', '--json']);
   t.equal(edit.code, 0, edit.stderr);
   t.match(json(edit), { id: web.id, name: 'Acme shop', description: null });
+  const limited = await kg(['apps', 'edit', web.id, '--rate-limit', '1000/60/50']);
+  t.equal(limited.code, 0, limited.stderr);
+  t.match(limited.stdout, /^shared limit:\s+1000 requests \/ 60 s \(burst 50\)$/m, 'the shared limit, as set');
+  const planned = await kg(['apps', 'edit', web.id, '--plan', 'tiny', '--clear', 'rate_limit', '--json']);
+  t.equal(planned.code, 0, planned.stderr);
+  t.match(json(planned), { plan: 'tiny', rate_limit: null });
 
   const suspend = await kg(['apps', 'suspend', id!, '--reason', 'contract ended']);
   t.equal(suspend.code, 0, suspend.stderr);

@@ -1,4 +1,4 @@
-import { int, list, meta, oneOf, str } from './args.js';
+import { int, list, meta, oneOf, rateLimit, str } from './args.js';
 import { more, pages, printJson, type Context, type Runnable } from './command.js';
 import { UsageError } from './errors.js';
 import { ago, fields, table, text, when } from './format.js';
@@ -18,11 +18,33 @@ function printApp(ctx: Context, a: any): void {
       ['status', text(a.status)],
       ['tenant', text(a.tenant)],
       ['meta', Object.keys(a.meta ?? {}).length ? text(a.meta) : '-'],
+      ['shared limit', sharedLimit(a)],
       ['created', `${when(a.created_at, now)} by ${text(a.created_by)}`],
       ['updated', when(a.updated_at, now)],
       ...(a.suspended_at !== null ? [['suspended', `${when(a.suspended_at, now)}: ${text(a.suspended_reason)}`] as const] : []),
     ]),
   );
+}
+
+/** The limit the application's keys share: its own, else its plan's, else none. */
+function sharedLimit(a: any): string {
+  const r = a.rate_limit;
+  if (r) return `${r.limit} requests / ${r.window_seconds} s${r.burst === null ? '' : ` (burst ${r.burst})`}`;
+  return a.plan ? `plan ${text(a.plan)}` : 'none';
+}
+
+const LIMIT_OPTIONS = {
+  plan: { value: 'PLAN', help: "a configured plan whose limit all the application's keys share" },
+  'rate-limit': { value: 'N/SECONDS[/BURST]', help: "a limit of the application's own, shared by its keys: 1000/60 is 1000 requests a minute" },
+} as const;
+
+/** `--plan` and `--rate-limit` as the API takes them; both at once is refused before sending. */
+function limitFields(ctx: Context): Record<string, unknown> {
+  const body = defined({ plan: str(ctx.p, 'plan'), rate_limit: rateLimit(ctx.p, 'rate-limit') });
+  if (body.plan !== undefined && body.rate_limit !== undefined) {
+    throw new UsageError("give --plan or --rate-limit, not both: an application's rate limit replaces its plan's");
+  }
+  return body;
 }
 
 export const APP_COMMANDS: readonly Runnable[] = [
@@ -33,10 +55,11 @@ export const APP_COMMANDS: readonly Runnable[] = [
       name: { value: 'NAME', help: 'a name people recognise', required: true },
       description: { value: 'TEXT', help: 'what it is' },
       meta: { value: 'KEY=VALUE', help: 'a metadata entry (string value)', multiple: true },
+      ...LIMIT_OPTIONS,
     },
-    examples: ['keygate apps create --name "Acme mobile" --meta crm=4411'],
+    examples: ['keygate apps create --name "Acme mobile" --meta crm=4411', 'keygate apps create --name "Acme batch" --rate-limit 1000/60'],
     async run(ctx) {
-      const body = defined({ name: str(ctx.p, 'name'), description: str(ctx.p, 'description'), meta: meta(ctx.p, 'meta') });
+      const body = { ...defined({ name: str(ctx.p, 'name'), description: str(ctx.p, 'description'), meta: meta(ctx.p, 'meta') }), ...limitFields(ctx) };
       const a = await ctx.client.call('POST', '/v1/applications', { body });
       if (ctx.p.json) return printJson(ctx, a);
       ctx.out(`created ${text(a.id)} "${text(a.name)}"\n`);
@@ -89,16 +112,17 @@ export const APP_COMMANDS: readonly Runnable[] = [
       name: { value: 'NAME', help: 'a new name' },
       description: { value: 'TEXT', help: 'a new description' },
       meta: { value: 'KEY=VALUE', help: 'the metadata, whole: replaces the entries there are', multiple: true },
-      clear: { value: 'FIELD', help: 'set to none: description' },
+      ...LIMIT_OPTIONS,
+      clear: { value: 'FIELD', help: 'set to none: description, plan, rate_limit' },
     },
-    examples: ['keygate apps edit app_8fKq2LmZp0sW1xYt --name "Acme iOS"'],
+    examples: ['keygate apps edit app_8fKq2LmZp0sW1xYt --name "Acme iOS"', 'keygate apps edit app_8fKq2LmZp0sW1xYt --plan pro --clear rate_limit'],
     async run(ctx) {
       const p = ctx.p;
-      const body: Record<string, unknown> = defined({ name: str(p, 'name'), description: str(p, 'description'), meta: meta(p, 'meta') });
+      const body: Record<string, unknown> = { ...defined({ name: str(p, 'name'), description: str(p, 'description'), meta: meta(p, 'meta') }), ...limitFields(ctx) };
       for (const field of list(p, 'clear') ?? []) {
-        if (field !== 'description') throw new UsageError(`--clear takes: description; got "${field}"`);
-        if (body.description !== undefined) throw new UsageError('description is both given and cleared');
-        body.description = null;
+        if (field !== 'description' && field !== 'plan' && field !== 'rate_limit') throw new UsageError(`--clear takes: description, plan, rate_limit; got "${field}"`);
+        if (body[field] !== undefined) throw new UsageError(`${field} is both given and cleared`);
+        body[field] = null;
       }
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one field');
       const a = await ctx.client.call('PATCH', path(ctx), { body });

@@ -1,6 +1,7 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
 import { DenialsByNumber } from '../error-body.js';
 import type { Runtime } from '../runtime.js';
+import { newRateState, type RateState } from '../../core/limiter.js';
 
 const UNAVAILABLE: Denial = Object.freeze({
   code: 'service_unavailable',
@@ -17,25 +18,55 @@ function exceeded(scope: string): DenialsByNumber {
 }
 
 /**
- * One token from the key's bucket, and one from the route's when the route has its own limit.
- * A token the key's bucket gave is handed back when the route's refuses, so a refusal by one
- * costs nothing from the other. A shared (Redis) limiter may answer with a promise; the local
- * one and a shared one holding a lease answer at once.
+ * One token from the key's bucket, one from the route's when the route has its own limit, and
+ * one from the application's when the key's application shares a limit among its keys. Tokens
+ * the earlier buckets gave are handed back when a later one refuses, so a refusal by one costs
+ * nothing from the others. A shared (Redis) limiter may answer with a promise; the local one
+ * and a shared one holding a lease answer at once.
  */
 export function createRateLimitStage(rt: Runtime): Stage {
   const limiter = rt.limiter;
   const keyRefusals = exceeded('');
   const routeRefusals = exceeded(' for this route');
+  const appRefusals = new DenialsByNumber((retryAfter) => ({
+    code: 'rate_limit_exceeded',
+    message: `Rate limit exceeded: the application this API key belongs to has used up the limit its keys share; try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`,
+    extra: Object.freeze({ retry_after: retryAfter }),
+  }));
 
   function routeStep(ctx: RequestContext): Denial | undefined | Promise<Denial | undefined> {
     const routePolicy = ctx.route?.policy ?? null;
-    if (routePolicy === null) return undefined;
+    if (routePolicy === null) return appStep(ctx);
     const key = ctx.key!;
     const bucket = `${key.id}\u0000${routePolicy.name}`;
     const taken = limiter.take(bucket, routePolicy, ctx.now, ctx.routeRate);
-    if (taken === true) return undefined;
+    if (taken === true) return appStep(ctx);
     if (taken === false) return routeRefused(ctx);
-    return taken.then((ok) => (ok ? undefined : routeRefused(ctx)));
+    return taken.then((ok) => (ok ? appStep(ctx) : routeRefused(ctx)));
+  }
+
+  function appStep(ctx: RequestContext): Denial | undefined | Promise<Denial | undefined> {
+    const key = ctx.key!;
+    const appPolicy = key.appPolicy;
+    if (appPolicy === null) return undefined;
+    const state = (ctx.appRate ??= newRateState());
+    const taken = limiter.take(key.application!, appPolicy, ctx.now, state);
+    if (taken === true) return undefined;
+    if (taken === false) return appRefused(ctx, state);
+    return taken.then((ok) => (ok ? undefined : appRefused(ctx, state)));
+  }
+
+  function appRefused(ctx: RequestContext, state: RateState): Denial {
+    const key = ctx.key!;
+    limiter.refund(key.id, key.policy, ctx.now);
+    limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    const routePolicy = ctx.route?.policy ?? null;
+    if (routePolicy !== null) {
+      const bucket = `${key.id}\u0000${routePolicy.name}`;
+      limiter.refund(bucket, routePolicy, ctx.now);
+      limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
+    }
+    return refusal(state, appRefusals);
   }
 
   function routeRefused(ctx: RequestContext): Denial {
