@@ -30,16 +30,18 @@ let chosen: readonly [string, ...string[]] | undefined;
 export function cliProgram(): readonly [string, ...string[]] {
   if (chosen) return chosen;
   const forced = process.env.KEYGATE_TEST_CLI;
-  let compiled = forced === 'dist';
-  if (forced !== 'dist' && forced !== 'source') {
-    try {
-      compiled = statSync(join(ROOT, 'dist', '.built')).mtimeMs > Math.max(...BUILT_FROM.map((d) => newest(join(ROOT, d))));
-    } catch {
-      compiled = false;
-    }
-  }
+  const compiled = forced === 'dist' || (forced !== 'source' && distIsFresh());
   chosen = compiled ? [process.execPath, join(ROOT, 'bin', 'keygate.js')] : [process.execPath, '--import=tsx', ENTRY];
   return chosen;
+}
+
+/** Whether dist/ was built (scripts/build.mjs) after every source it is built from last changed. */
+export function distIsFresh(): boolean {
+  try {
+    return statSync(join(ROOT, 'dist', '.built')).mtimeMs > Math.max(...BUILT_FROM.map((d) => newest(join(ROOT, d))));
+  } catch {
+    return false;
+  }
 }
 
 export interface Exit {
