@@ -11,6 +11,33 @@ function rateItem(p: LimitPolicy, s: RateState): string {
 }
 
 /**
+ * Reads the request's buckets without spending, for a request refused before the rate-limit
+ * stage ran (its buckets are reported unspent).
+ */
+function peekUnspent(rt: Runtime, ctx: RequestContext): void {
+  if (ctx.rateChecked) return;
+  const key = ctx.key!;
+  rt.limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+  const routePolicy = ctx.route?.policy ?? null;
+  if (routePolicy !== null) rt.limiter.peek(`${key.id}\u0000${routePolicy.name}`, routePolicy, ctx.now, ctx.routeRate);
+}
+
+/** The bucket of the request (the key's, or its route's) with fewer tokens left, and its policy. */
+function tighter(ctx: RequestContext): { policy: LimitPolicy; state: RateState } {
+  const routePolicy = ctx.route?.policy ?? null;
+  const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
+  return useRoute ? { policy: routePolicy, state: ctx.routeRate } : { policy: ctx.key!.policy, state: ctx.rate };
+}
+
+/** The verify API's `ratelimit` (gateway/verify.ts): the tighter of the request's buckets; null without a key. */
+export function rateSummary(rt: Runtime, ctx: RequestContext): { limit: number; remaining: number; reset: number } | null {
+  if (ctx.key === null) return null;
+  peekUnspent(rt, ctx);
+  const { policy, state } = tighter(ctx);
+  return { limit: policy.limit, remaining: state.remaining, reset: state.resetSeconds };
+}
+
+/**
  * Headers every response to an authenticated request carries: RateLimit-Policy and RateLimit
  * (draft-ietf-httpapi-ratelimit-headers-11; a request refused before the limiter ran reports
  * its buckets unspent), and Deprecation/Sunset while the key is in a rotation grace.
@@ -25,10 +52,7 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['sunset'] = sunset;
   }
   const routePolicy = ctx.route?.policy ?? null;
-  if (!ctx.rateChecked) {
-    rt.limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
-    if (routePolicy !== null) rt.limiter.peek(`${key.id}\u0000${routePolicy.name}`, routePolicy, ctx.now, ctx.routeRate);
-  }
+  peekUnspent(rt, ctx);
   if (routePolicy === null) {
     headers['ratelimit-policy'] = key.policy.header;
     headers['ratelimit'] = rateItem(key.policy, ctx.rate);
@@ -37,12 +61,10 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit'] = `${rateItem(key.policy, ctx.rate)}, ${rateItem(routePolicy, ctx.routeRate)}`;
   }
   if (rt.config.headers.legacy_rate_limit) {
-    const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
-    const p = useRoute ? routePolicy : key.policy;
-    const s = useRoute ? ctx.routeRate : ctx.rate;
-    headers['x-ratelimit-limit'] = String(p.limit);
-    headers['x-ratelimit-remaining'] = String(s.remaining);
-    headers['x-ratelimit-reset'] = String(s.resetSeconds);
+    const { policy, state } = tighter(ctx);
+    headers['x-ratelimit-limit'] = String(policy.limit);
+    headers['x-ratelimit-remaining'] = String(state.remaining);
+    headers['x-ratelimit-reset'] = String(state.resetSeconds);
   }
 }
 
