@@ -65,7 +65,7 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
       );
       return;
     }
-    fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.`);
+    fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ', /metrics'}${verify === null ? '' : ', POST /v1/keys/verify or /auth'}.`);
   });
 }
 
