@@ -52,7 +52,7 @@ export interface VerifyAnswer {
   message: string | null;
   key_id: string | null;
   environment: string | null;
-  scopes: string[] | null;
+  scopes: readonly string[] | null;
   application_id: string | null;
   ratelimit: { limit: number; remaining: number; reset: number } | null;
   request_id: string;
@@ -113,7 +113,7 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
       message: refused === undefined ? null : messageOf(refused),
       key_id: key?.id ?? null,
       environment: key?.environment ?? null,
-      scopes: key === null ? null : [...key.scopes],
+      scopes: key === null ? null : scopeList(key.scopes),
       application_id: key?.application ?? null,
       ratelimit: rateSummary(rt, ctx),
       request_id: ctx.requestId,
@@ -271,6 +271,14 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
       return true;
     },
   };
+}
+
+/** A key's scope set as a list, made once per set (compiled keys with equal scopes share one). */
+const scopeLists = new WeakMap<ReadonlySet<string>, readonly string[]>();
+function scopeList(scopes: ReadonlySet<string>): readonly string[] {
+  let list = scopeLists.get(scopes);
+  if (list === undefined) scopeLists.set(scopes, (list = Object.freeze([...scopes])));
+  return list;
 }
 
 function validationFailed(details: Detail[]): CallError {
