@@ -4,9 +4,11 @@ import t from 'tap';
 import { request } from 'undici';
 import { generateKey } from '../core/key-format.js';
 import { listenOn } from '../core/listen.js';
+import { RedisStore } from '../core/store/redis-store.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { assertDocUrl } from './lib/error-docs.js';
 import { exchange, openRaw, responses } from './lib/raw-socket.js';
+import { RedisServer } from './lib/redis.js';
 import { bearer, call, startStack } from './lib/stack.js';
 import { within } from './lib/within.js';
 
@@ -339,4 +341,21 @@ t.test('the status listener without verify enabled has no verify API', async (t)
   const get = await request(`${url}/auth`);
   t.equal(get.statusCode, 404);
   await get.body.dump();
+});
+
+t.test('on the Redis store the verify API waits for the shared limiter: 20 concurrent calls on a limit of 5 admit exactly 5', async (t) => {
+  const redis = await RedisServer.start();
+  t.teardown(() => redis.stop());
+  const shared = await startStack({
+    openStore: () => RedisStore.open({ url: redis.url, prefix: 'verify', commandTimeoutMs: 2_000, connectTimeoutMs: 2_000 }),
+    overrides: () => ({ store: { type: 'redis', url: redis.url, prefix: 'verify' }, status_listener: { port: 0, verify: { enabled: true, token: TOKEN } } }),
+  });
+  t.teardown(() => shared.close());
+  t.equal(shared.gateway.runtime.limiter.shared, true, 'buckets in Redis');
+  const url = await serve(shared.gateway.runtime);
+  const { key } = await shared.createKey({ rate_limit: { limit: 5, window_seconds: 3600 } });
+  const answers = await Promise.all(Array.from({ length: 20 }, () => verify({ key, path: '/v1/emails/list' }, { url })));
+  t.equal(answers.filter((a) => a.body.valid).length, 5, 'five valid');
+  t.equal(answers.filter((a) => a.body.code === 'rate_limit_exceeded').length, 15, 'fifteen refused by the rate limit');
+  t.equal(shared.events.length, 20, 'one usage event each');
 });
