@@ -15,6 +15,7 @@ import { createParseKeyStage } from './stages/parse-key.js';
 import { createPreflightStage } from './stages/preflight.js';
 import { createRecordStage } from './stages/record.js';
 import { createRouteStage } from './stages/route.js';
+
 /**
  * The gateway servers' response class (createServer's `ServerResponse` option): it carries its
  * request's context, so that one `close` listener, shared by every request, finds it. A
