@@ -31,6 +31,12 @@ import { freePort, have, install, procStat } from './lib.js';
  *   nginx-2w          plain nginx with 2 worker processes, not pinned
  *   keygate-2w        the keygate CLI with `workers: 2` (node:cluster; the redis store, which more
  *                     than one worker needs), not pinned
+ *   keygate-verify    Keygate's verify API (POST /v1/keys/verify on the status listener, as
+ *                     production: metrics and usage on): verifications per second, not proxied
+ *                     requests; the same checks, tokens and usage event per call
+ *   nginx-auth        nginx proxying to the upstream after an auth_request to Keygate's GET /auth
+ *                     (docs/integrations/nginx.md, cut to what a let-through needs), both pinned to
+ *                     CPU 0; CPU µs/req counts nginx and Keygate
  * Targets run interleaved, round after round, so drift hits all alike, after a warm-up of each;
  * each measured round of a row follows `--rewarm` seconds of the same load, unmeasured: between
  * two of its rounds a row sits idle while every other row runs (a minute and more), and a Node
@@ -90,6 +96,8 @@ const ROWS: RowSpec[] = [
   { id: 'redis-lease1', name: 'keygate on Redis, lease 1', cpus: 'one', needs: 'redis' },
   { id: 'nginx-2w', name: 'nginx plain proxy, 2 workers', cpus: 'two', needs: 'nginx' },
   { id: 'keygate-2w', name: 'keygate CLI, 2 workers (Redis)', cpus: 'two', needs: 'redis' },
+  { id: 'keygate-verify', name: 'keygate verify API, POST /v1/keys/verify (verifications)', cpus: 'one' },
+  { id: 'nginx-auth', name: 'nginx + auth_request to keygate GET /auth', cpus: 'one', needs: 'nginx' },
 ];
 const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
 for (const id of only ?? []) {
@@ -195,9 +203,9 @@ function status(url: string, headers: Record<string, string>): Promise<number> {
   });
 }
 
-async function startNginx(cpus: string, kind: 'plain' | 'keys', workers: number, upstream: string, key: string): Promise<{ pid: number; port: number }> {
+async function startNginx(cpus: string, kind: 'plain' | 'keys' | 'auth', workers: number, upstream: string, key: string, auth?: string): Promise<{ pid: number; port: number }> {
   const port = await freePort();
-  const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key });
+  const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key, ...(auth === undefined ? {} : { auth }) });
   const child = spawnGroup(placed(cpus, ['nginx', '-p', prefix, '-c', conf, '-g', 'daemon off;']), 'ignore');
   const stderr = tail(child);
   let exited: number | null = null;
@@ -287,13 +295,26 @@ function toMs(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(url: string, seconds: number, headers: string[], pid: number, pacedMs?: number): Sample {
-  const cpuBefore = cpuSeconds(pid);
-  const paced = pacedMs === undefined ? [] : ['-s', 'bench/paced.lua'];
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...paced, ...headers.flatMap((h) => ['-H', h]), url, ...(pacedMs === undefined ? [] : ['--', String(pacedMs)])];
+/** A wrk script and its arguments (after `--`). */
+interface WrkScript {
+  file: string;
+  args: string[];
+}
+
+/** CPU seconds of every process in `pids` and their descendants. */
+const cpuOf = (pids: readonly number[]) => pids.reduce((n, p) => n + cpuSeconds(p), 0);
+
+function wrk(url: string, seconds: number, headers: string[], pids: number | readonly number[], pacedMs?: number, script?: WrkScript): Sample {
+  const serving = typeof pids === 'number' ? [pids] : pids;
+  const cpuBefore = cpuOf(serving);
+  const run = pacedMs === undefined ? script : { file: 'bench/paced.lua', args: [String(pacedMs)] };
+  const args = [
+    '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(run === undefined ? [] : ['-s', run.file]), ...headers.flatMap((h) => ['-H', h]), url,
+    ...(run === undefined ? [] : ['--', ...run.args]),
+  ];
   const cmd = placed('1', ['wrk', ...args]);
   const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
-  const cpu = cpuSeconds(pid) - cpuBefore;
+  const cpu = cpuOf(serving) - cpuBefore;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (non2xx) throw new Error(`${non2xx[1]} non-2xx responses; the target is misconfigured`);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
@@ -312,11 +333,14 @@ interface Target extends RowSpec {
   url: string;
   headers: string[];
   pid: number;
+  /** Other processes that serve the row (nginx-auth: Keygate), counted in its CPU per request. */
+  also?: number[];
+  script?: WrkScript;
 }
 
 /** wrk against one target; for a redis target, also what redis-server did meanwhile. */
 async function measure(t: Target, seconds: number): Promise<Sample> {
-  if (t.needs !== 'redis' || redis === null) return wrk(t.url, seconds, t.headers, t.pid);
+  if (t.needs !== 'redis' || redis === null) return wrk(t.url, seconds, t.headers, [t.pid, ...(t.also ?? [])], undefined, t.script);
   const scriptsBefore = await redisScripts(redis.client);
   const cpuBefore = cpuSeconds(redis.pid);
   const s = wrk(t.url, seconds, t.headers, t.pid);
@@ -369,6 +393,17 @@ async function startRow(r: RowSpec): Promise<Target> {
     case 'express-gateway': {
       const t = await node('bench/peers/express-gateway.ts', 'PORT', upstream);
       return target(t, [`Authorization: ${t.line}`]);
+    }
+    case 'keygate-verify': {
+      const port = await freePort();
+      const { pid, line } = await startNode(cpus, ['--import=tsx', 'bench/target.ts', 'verify', String(port), upstream]);
+      return { ...r, pid, url: `http://127.0.0.1:${port}/v1/keys/verify`, headers: [], script: { file: 'bench/verify.lua', args: [line] } };
+    }
+    case 'nginx-auth': {
+      const port = await freePort();
+      const keygate = await startNode(cpus, ['--import=tsx', 'bench/target.ts', 'verify', String(port), upstream]);
+      const n = await startNginx(cpus, 'auth', 1, upstream, keygate.line, `127.0.0.1:${port}`);
+      return { ...target({ pid: n.pid, url: `http://127.0.0.1:${n.port}/bench` }, bearer(keygate.line)), also: [keygate.pid] };
     }
     case 'keygate-2w': {
       const t = await node('bench/target.ts', 'redis-workers', 'PORT', upstream, redis!.url, '2');
@@ -612,7 +647,8 @@ const fixed = [
   pin
     ? 'One-worker rows: the proxy pinned to CPU 0; wrk, the upstream and redis-server share CPU 1, so a fast proxy can be held back by the load generator (nginx runs below 100% of its core): compare fast rows by CPU µs per request too. Two-worker rows are not pinned: the proxy may use both cores, and shares CPU 1 with wrk and the upstream; their ratio to each other is the figure, not their req/s against the one-worker rows.'
     : 'taskset is missing: nothing is pinned.',
-  'CPU µs/req counts the target process and all its descendants (nginx master and workers; the cluster primary, which also runs the admin plane, and its workers).',
+  'CPU µs/req counts the target process and all its descendants (nginx master and workers; the cluster primary, which also runs the admin plane, and its workers); for nginx-auth, nginx and the Keygate it asks.',
+  'keygate-verify counts verifications (POST /v1/keys/verify of the bench key for GET /bench, answered 200 with the verdict as JSON), not proxied requests: no upstream is involved. nginx-auth is a proxied request plus its auth subrequest to Keygate\'s GET /auth over a keep-alive pool, with the identity headers copied upstream.',
   `express + http-proxy-middleware uses a keep-alive agent to the upstream (its default opens a connection per request); @fastify/http-proxy pools with undici by default.`,
   `"${file?.target ?? 'keygate, full enforcement'}" is production: Prometheus metrics on and every request handed to a UsageRecorder that flushes to the file store each second (as \`keygate --role all\`); "keygate, checks only" is the same gateway with metrics.enabled false and no usage sink.`,
   `Keygate on Redis: the key in a RedisStore (an LRU hit after the first request), the rate limit in Redis's shared token buckets, usage batches written to Redis. The plan (1e9/s) never refuses, yet every request spends a token leased from Redis: leases are 2% of the capacity, at most 50, so one Lua script per 50 requests (0.020 scripts/req; the usage batches add one a second). Against the file-store row: ${vsFile('redis')}.`,

@@ -19,6 +19,8 @@ import { createGateway, hasherFor } from '../gateway/server.js';
 import { buildRuntime } from '../gateway/runtime.js';
 import { compileKey } from '../gateway/compiled-key.js';
 import { createForwardStage } from '../gateway/stages/forward.js';
+import { createOpsServer } from '../gateway/ops.js';
+import { listenOn } from '../core/listen.js';
 import { freePort } from './lib.js';
 
 /**
@@ -45,15 +47,20 @@ import { freePort } from './lib.js';
  * The plan (1e9 requests per second) never refuses, but it is a real bucket: with the redis
  * kind, every request spends a token leased from Redis. The default lease is 2% of the
  * capacity, at most `rate_limiter.lease_max` (50): one Redis round trip per 50 requests.
- * LEASE_MAX 1 makes it one round trip per request.
+ * LEASE_MAX 1 makes it one round trip per request. `verify` is `gateway` with its status
+ * listener on PORT answering the verify API (POST /v1/keys/verify, GET /auth) to loopback callers.
+ *
+ *   target.ts verify PORT UPSTREAM
  */
 const [kind, portArg, upstream, redisArg, leaseArg] = process.argv.slice(2);
-if (!['bare', 'gateway', 'gateway-bare-checks', 'gateway-rules', 'redis', 'redis-workers'].includes(kind!)) throw new Error(`unknown target ${kind}`);
+if (!['bare', 'gateway', 'gateway-bare-checks', 'gateway-rules', 'redis', 'redis-workers', 'verify'].includes(kind!)) throw new Error(`unknown target ${kind}`);
 const port = Number(portArg);
 const workers = kind === 'redis-workers';
 const onRedis = kind === 'redis' || workers;
 /** Metrics and usage recording on the hot path, as in production. */
-const production = kind === 'gateway' || onRedis;
+const production = kind === 'gateway' || kind === 'verify' || onRedis;
+/** `verify`: PORT is the status listener's, with the verify API (loopback callers, no token); the proxy listens elsewhere. */
+const verifying = kind === 'verify';
 const redisUrl = redisArg || process.env.KEYGATE_BENCH_REDIS_URL;
 if (onRedis && !redisUrl) throw new Error(`the ${kind} target needs a redis:// URL (argv or KEYGATE_BENCH_REDIS_URL)`);
 // Each target process gets its own key space, so two redis targets on one server share nothing.
@@ -65,7 +72,8 @@ const manyRules = [
 ];
 const raw = {
   ...(workers ? { role: 'all', workers: Number(leaseArg) } : {}),
-  listeners: [{ port, host: '127.0.0.1', environment: 'production' }],
+  listeners: [{ port: verifying ? await freePort() : port, host: '127.0.0.1', environment: 'production' }],
+  ...(verifying ? { status_listener: { port, host: '127.0.0.1', verify: { enabled: true } } } : {}),
   plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
   ...(onRedis
     ? {
@@ -118,6 +126,7 @@ if (workers) {
   const gateway = createGateway(config, { store, log, hasher, sinks: [(e) => recorder.add(e)] });
   gateway.runtime.metrics!.usageFrom(() => ({ shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped }));
   await gateway.listen();
+  if (verifying) await listenOn(createOpsServer(gateway.runtime, () => false), port, '127.0.0.1');
 } else if (kind === 'gateway-bare-checks' || kind === 'gateway-rules') {
   await createGateway(config, { store, log, hasher }).listen();
 } else {

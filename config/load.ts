@@ -98,6 +98,13 @@ function crossCheck(p: PartialParse<Config>, raw: unknown): Problem[] {
   });
   if (role !== null && role !== 'gateway') bind(['admin'], c.admin.host, c.admin.port);
   if (role !== null && role !== 'admin' && c.status_listener) bind(['status_listener'], c.status_listener.host, c.status_listener.port);
+  const verify = c.status_listener?.verify;
+  if (verify && known(['status_listener', 'verify'])) {
+    if (verify.token !== null && verify.token_file !== null) add(['status_listener', 'verify', 'token_file'], 'give token or token_file, not both');
+    if (verify.environment !== null && envs && !envs.has(verify.environment)) {
+      add(['status_listener', 'verify', 'environment'], `must be one of: ${[...envs].join(', ')}${didYouMean(verify.environment, envs)}`);
+    }
+  }
   if (c.demo_upstream) bind(['demo_upstream'], c.demo_upstream.host, c.demo_upstream.port);
   if (role !== null && role !== 'admin' && count(['listeners']) === 0) add(['listeners'], 'the gateway needs at least one listener');
   if (known(['workers'], ['store', 'type']) && c.workers > 1 && c.store.type === 'file') {

@@ -611,8 +611,30 @@ export const configSchema = z.strictObject({
   demo_upstream: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
   /** Prometheus metrics on /metrics of both planes (the gateway's on its status listener). */
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
-  /** The gateway's operations listener: /healthz, /readyz, /metrics (null: none). */
-  status_listener: z.strictObject({ port, host: host.default('127.0.0.1') }).nullable().default(null),
+  /** The gateway's operations listener: /healthz, /readyz, /metrics (null: none); and the verify API (docs/verify.md). */
+  status_listener: z
+    .strictObject({
+      port,
+      host: host.default('127.0.0.1'),
+      /** POST /v1/keys/verify and GET /auth: key checks for services behind another proxy (docs/verify.md). */
+      verify: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          /** Callers send it in X-Keygate-Verify-Token; null (and no token_file): loopback callers only. */
+          token: secret.nullable().default(null),
+          /** A file holding the token (read at start-up, surrounding whitespace dropped); instead of `token`. */
+          token_file: z.string().min(1).nullable().default(null),
+          /** The environment keys are checked for when a call names none; null: the first listener's. */
+          environment: z.string().min(1).nullable().default(null),
+          /** Largest POST /v1/keys/verify body; larger ones get 413. */
+          max_body_bytes: z.number().int().min(512).max(1_048_576).default(16_384),
+          /** A request to the status listener (head and body) must arrive within this; then 408. */
+          timeout_ms: z.number().int().min(100).max(300_000).default(10_000),
+        })
+        .prefault({}),
+    })
+    .nullable()
+    .default(null),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -23,6 +23,8 @@ export interface Listener {
   address?: string;
 }
 
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
 /** Per-request state, one object with a fixed shape, filled stage by stage. */
 export class RequestContext {
   readonly req: IncomingMessage;
@@ -40,12 +42,21 @@ export class RequestContext {
   clientIp = '';
   /** Parsed lazily by the allowlist stage: undefined not yet, null malformed. */
   clientAddr: Address | null | undefined = undefined;
+  /** The method the checks judge: the request's, or the one `/auth` or a verification names (gateway/verify.ts). */
+  method: string;
   path = '';
   query = '';
   api: CompiledApi | null = null;
   /** A CORS preflight to an API with `cors` (route stage); its route is the announced method's. */
   preflight = false;
   route: CompiledRoute | null = null;
+  /**
+   * The scopes this request needs: its route's, or the API's `unlisted` ones (route stage); a
+   * verification adds those its caller names.
+   */
+  required: readonly string[] = NO_SCOPES;
+  /** Units a request spends from a quota: 1, or the `cost` a verification names. */
+  cost = 1;
   token: string | null = null;
   key: CompiledKey | null = null;
   readonly rate: RateState = newRateState();
@@ -97,6 +108,7 @@ export class RequestContext {
     this.head = head;
     this.listener = listener;
     this.startedAt = startedAt;
+    this.method = req.method ?? 'GET';
     this.conn = req.socket;
     this.bytesRead0 = req.socket.bytesRead;
     this.bytesWritten0 = req.socket.bytesWritten;

@@ -6,6 +6,11 @@ const MESSAGES_JSON: Readonly<Record<ErrorCode, string>> = asJson(
 );
 const REASONS_JSON = asJson(INVALID_TOKEN_REASONS);
 
+/** A refusal's message: its own, else its reason's, else its code's (core/errors.ts). */
+export function messageOf(denial: Denial): string {
+  return denial.message ?? (denial.reason !== undefined ? INVALID_TOKEN_REASONS[denial.reason] : ERRORS[denial.code].message);
+}
+
 /**
  * A refusal's JSON body (core/errors.ts ErrorBody) as text, built once per denial: everything
  * but the request id is the denial's own, so the text before and after the id is kept for

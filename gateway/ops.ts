@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import type { Runtime } from './runtime.js';
+import { createVerifyApi } from './verify.js';
 
 /** What a gateway process can do right now, as /readyz reports it. */
 export interface GatewayHealth {
@@ -31,12 +32,17 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
 /**
  * The operations listener beside the gateway's client listeners: `/healthz` (the process
  * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
- * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus).
+ * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus); and,
+ * with `status_listener.verify.enabled`, the verify API (gateway/verify.ts, docs/verify.md).
+ * A request must arrive whole within `status_listener.verify.timeout_ms`.
  */
 export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
   const registry = rt.metrics === null ? null : processMetrics ? Registry.merge([rt.metrics.registry, processMetrics.registry]) : rt.metrics.registry;
-  return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+  const verify = createVerifyApi(rt);
+  const timeoutMs = rt.config.status_listener?.verify.timeout_ms ?? 10_000;
+  return createServer({ requestTimeout: timeoutMs, headersTimeout: timeoutMs, connectionsCheckingInterval: Math.min(1_000, timeoutMs) }, (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    if (verify !== null && verify.handle(req, res, path)) return;
     const json = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -59,7 +65,7 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
       );
       return;
     }
-    fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.`);
+    fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ', /metrics'}${verify === null ? '' : ', POST /v1/keys/verify or /auth'}.`);
   });
 }
 

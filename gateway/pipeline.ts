@@ -6,23 +6,16 @@ import { REQUEST_ID } from '../core/errors.js';
 import { ANSWERED, RequestContext, type AnsweringStage, type Denial, type Listener, type Stage } from './context.js';
 import { sendDenial } from './respond.js';
 import type { Runtime } from './runtime.js';
-import { createApiStage } from './stages/api.js';
+import { createKeyChecks, createRunner } from './key-checks.js';
 import { createClientIpStage } from './stages/client-ip.js';
-import { createConcurrencyStage, releaseSlot } from './stages/concurrency.js';
-import { createEnvironmentStage } from './stages/environment.js';
+import { releaseSlot } from './stages/concurrency.js';
 import { createForwardStage } from './stages/forward.js';
 import { createWebSocketForward } from './stages/forward-websocket.js';
-import { createIpAllowlistStage } from './stages/ip-allowlist.js';
 import { createParseKeyStage } from './stages/parse-key.js';
 import { createPreflightStage } from './stages/preflight.js';
-import { createRateLimitStage } from './stages/rate-limit.js';
 import { createRecordStage } from './stages/record.js';
-import { createResolveKeyStage } from './stages/resolve-key.js';
 import { createRouteStage } from './stages/route.js';
-import { createScopesStage } from './stages/scopes.js';
-import { createStatusStage } from './stages/status.js';
 
-const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
 /**
  * The gateway servers' response class (createServer's `ServerResponse` option): it carries its
  * request's context, so that one `close` listener, shared by every request, finds it. A
@@ -42,9 +35,10 @@ export interface Pipeline {
 }
 
 /**
- * The one place that orders the stages (docs/architecture.md, Request pipeline). Checks run
- * synchronously one after another; only a stage that returns a promise (a key-cache miss) makes
- * the rest wait.
+ * The one place that orders the stages (docs/architecture.md, Request pipeline): the request's
+ * own (client address, route, CORS preflight, key from the request), then the key checks
+ * (key-checks.ts), then forward and record. Checks run synchronously one after another; only a
+ * stage that returns a promise (a key-cache miss) makes the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const checks: readonly (Stage | AnsweringStage)[] = [
@@ -53,14 +47,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     // Answers CORS preflights before a key is asked for; left out when no API has `cors`.
     ...(rt.apis.some((a) => a.cors !== null) ? [createPreflightStage(rt)] : []),
     createParseKeyStage(rt),
-    createResolveKeyStage(rt),
-    createStatusStage(),
-    createEnvironmentStage(),
-    createApiStage(rt),
-    createIpAllowlistStage(),
-    createScopesStage(),
-    createConcurrencyStage(),
-    createRateLimitStage(rt),
+    ...createKeyChecks(rt, { forwarded: true }),
   ];
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);
@@ -90,38 +77,15 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     });
   }
 
-  function run(ctx: RequestContext, from: number): void {
-    for (let i = from; i < checks.length; i++) {
-      const result = checks[i]!(ctx);
-      if (result === undefined) continue;
-      if (result instanceof Promise) {
-        result.then(
-          // A client that left meanwhile was recorded when it left (onClose): nothing more
-          // is done for it, no slot taken, nothing forwarded.
-          (denial) => (ctx.closed ? undefined : denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
-          (err: unknown) => {
-            rt.log.error('pipeline stage failed', { request_id: ctx.requestId, err: String(err) });
-            finish(ctx, INTERNAL);
-          },
-        );
-        return;
-      }
-      finish(ctx, result);
-      return;
-    }
-    finish(ctx, undefined);
-  }
+  // A client that left while a stage waited was recorded when it left (onClose): nothing more
+  // is done for it, no slot taken, nothing forwarded.
+  const run = createRunner(rt, checks, finish);
 
   function start(ctx: RequestContext): void {
     const given = ctx.req.headers[requestIdHeader];
     ctx.requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     ctx.now = rt.clock.now();
-    try {
-      run(ctx, 0);
-    } catch (err) {
-      rt.log.error('pipeline stage failed', { request_id: ctx.requestId, err: String(err) });
-      finish(ctx, INTERNAL);
-    }
+    run(ctx);
   }
 
   function onClose(this: GatewayResponse): void {

@@ -11,6 +11,48 @@ function rateItem(p: LimitPolicy, s: RateState): string {
 }
 
 /**
+ * Reads the request's buckets without spending, for a request refused before the rate-limit
+ * stage ran (its buckets are reported unspent).
+ */
+function peekUnspent(rt: Runtime, ctx: RequestContext): void {
+  if (ctx.rateChecked) return;
+  const key = ctx.key!;
+  rt.limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+  const routePolicy = ctx.route?.policy ?? null;
+  if (routePolicy !== null) rt.limiter.peek(`${key.id}\u0000${routePolicy.name}`, routePolicy, ctx.now, ctx.routeRate);
+}
+
+/**
+ * The application's shared bucket as the request left it, or read unspent when the request
+ * was refused before it was asked; null for a key of no limited application.
+ */
+function appState(rt: Runtime, ctx: RequestContext): RateState | null {
+  const key = ctx.key!;
+  const appPolicy = key.appPolicy;
+  if (appPolicy === null) return null;
+  let state = ctx.appRate;
+  if (state === null) rt.limiter.peek(key.application!, appPolicy, ctx.now, (state = ctx.appRate = newRateState()));
+  return state;
+}
+
+/** The bucket of the request (the key's, or its route's) with fewer tokens left, and its policy. */
+function tighter(rt: Runtime, ctx: RequestContext): { policy: LimitPolicy; state: RateState } {
+  const routePolicy = ctx.route?.policy ?? null;
+  const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
+  const pick = useRoute ? { policy: routePolicy, state: ctx.routeRate } : { policy: ctx.key!.policy, state: ctx.rate };
+  const app = appState(rt, ctx);
+  return app !== null && app.remaining < pick.state.remaining ? { policy: ctx.key!.appPolicy!, state: app } : pick;
+}
+
+/** The verify API's `ratelimit` (gateway/verify.ts): the tighter of the request's buckets; null without a key. */
+export function rateSummary(rt: Runtime, ctx: RequestContext): { limit: number; remaining: number; reset: number } | null {
+  if (ctx.key === null) return null;
+  peekUnspent(rt, ctx);
+  const { policy, state } = tighter(rt, ctx);
+  return { limit: policy.limit, remaining: state.remaining, reset: state.resetSeconds };
+}
+
+/**
  * Headers every response to an authenticated request carries: RateLimit-Policy and RateLimit
  * (draft-ietf-httpapi-ratelimit-headers-11; a request refused before the limiter ran reports
  * its buckets unspent), and Deprecation/Sunset while the key is in a rotation grace.
@@ -25,10 +67,7 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['sunset'] = sunset;
   }
   const routePolicy = ctx.route?.policy ?? null;
-  if (!ctx.rateChecked) {
-    rt.limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
-    if (routePolicy !== null) rt.limiter.peek(`${key.id}\u0000${routePolicy.name}`, routePolicy, ctx.now, ctx.routeRate);
-  }
+  peekUnspent(rt, ctx);
   if (routePolicy === null) {
     headers['ratelimit-policy'] = key.policy.header;
     headers['ratelimit'] = rateItem(key.policy, ctx.rate);
@@ -36,27 +75,16 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit-policy'] = `${key.policy.header}, ${routePolicy.header}`;
     headers['ratelimit'] = `${rateItem(key.policy, ctx.rate)}, ${rateItem(routePolicy, ctx.routeRate)}`;
   }
-  const appPolicy = key.appPolicy;
-  if (appPolicy !== null) {
-    // The application's shared bucket, as this request left it (or unspent, when an earlier
-    // check refused the request before it was asked).
-    let state = ctx.appRate;
-    if (state === null) rt.limiter.peek(key.application!, appPolicy, ctx.now, (state = ctx.appRate = newRateState()));
-    headers['ratelimit-policy'] += `, ${appPolicy.header}`;
-    headers['ratelimit'] += `, ${rateItem(appPolicy, state)}`;
+  const app = appState(rt, ctx);
+  if (app !== null) {
+    headers['ratelimit-policy'] += `, ${key.appPolicy!.header}`;
+    headers['ratelimit'] += `, ${rateItem(key.appPolicy!, app)}`;
   }
   if (rt.config.headers.legacy_rate_limit) {
-    // The bucket with the fewest tokens left: the one that will refuse first.
-    const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
-    let p = useRoute ? routePolicy : key.policy;
-    let s = useRoute ? ctx.routeRate : ctx.rate;
-    if (appPolicy !== null && ctx.appRate!.remaining < s.remaining) {
-      p = appPolicy;
-      s = ctx.appRate!;
-    }
-    headers['x-ratelimit-limit'] = String(p.limit);
-    headers['x-ratelimit-remaining'] = String(s.remaining);
-    headers['x-ratelimit-reset'] = String(s.resetSeconds);
+    const { policy, state } = tighter(rt, ctx);
+    headers['x-ratelimit-limit'] = String(policy.limit);
+    headers['x-ratelimit-remaining'] = String(state.remaining);
+    headers['x-ratelimit-reset'] = String(state.resetSeconds);
   }
 }
 

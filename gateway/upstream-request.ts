@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { CompiledKey } from './compiled-key.js';
 import type { Denial, RequestContext } from './context.js';
 import { connectionNamed, HOP_BY_HOP } from './headers.js';
 import { withoutQueryParam } from './query-credential.js';
@@ -103,15 +104,22 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(h.request_id, ctx.requestId);
-  const key = ctx.key!;
-  out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
-  if (key.application !== null) out.push(h.application_id, key.application);
+  pushIdentity(h, ctx.key!, out);
   if (ctx.api!.config.forward_credential) {
     const header = rt.config.keys.header;
     const checked = checkedHeader(req, header);
     if (checked !== null) out.push(header, checked);
   }
   return out;
+}
+
+/**
+ * The identity headers (names from `headers`) as a flat name/value list: what the upstream
+ * learns of the key. `/auth` hands the same ones to the proxy in front (gateway/verify.ts).
+ */
+export function pushIdentity(h: Runtime['config']['headers'], key: CompiledKey, out: string[]): void {
+  out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
+  if (key.application !== null) out.push(h.application_id, key.application);
 }
 
 /**

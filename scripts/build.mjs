@@ -45,6 +45,21 @@ rmSync(dist, { recursive: true, force: true });
 const built = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(built.status ?? 1);
 
+// The verify API's client is imported by other programs (package.json "exports": keygate/verify):
+// its type declarations go beside it. It imports nothing of Keygate, so it is declared on its own.
+const declared = spawnSync(
+  process.execPath,
+  [
+    tsc,
+    join(root, 'gateway', 'verify-client.ts'),
+    ...['--declaration', '--emitDeclarationOnly', '--strict', '--skipLibCheck'],
+    ...['--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2023', '--types', 'node'],
+    ...['--outDir', join(dist, 'gateway')],
+  ],
+  { stdio: 'inherit' },
+);
+if (declared.status !== 0) process.exit(declared.status ?? 1);
+
 /** Every asset under `dir`, copied to the same place under dist/. */
 function copyAssets(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

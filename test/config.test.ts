@@ -784,3 +784,23 @@ t.test('alerts.webhooks: a name is optional (webhook-N by position) and unique',
   t.ok(bad.some((l) => l.startsWith('alerts.webhooks[0].secret: must be at least 16 characters')), bad.join('; '));
   t.ok(bad.some((l) => l.startsWith('alerts.webhooks[0].events[0]')), bad.join('; '));
 });
+
+t.test('status_listener.verify: off by default; a token or a token file, not both; a known environment', async (t) => {
+  t.same(parseConfig(minimal({ status_listener: { port: 0 } })).status_listener?.verify, {
+    enabled: false,
+    token: null,
+    token_file: null,
+    environment: null,
+    max_body_bytes: 16_384,
+    timeout_ms: 10_000,
+  });
+  t.same(
+    configErrors(t, () =>
+      parseConfig(minimal({ status_listener: { port: 0, verify: { enabled: true, token: 'verify-token-0123456789', token_file: '/run/x', environment: 'prodution' } } })),
+    ),
+    ['status_listener.verify.token_file: give token or token_file, not both', 'status_listener.verify.environment: must be one of: production, test; did you mean "production"?'],
+  );
+  t.same(configErrors(t, () => parseConfig(minimal({ status_listener: { port: 0, verify: { token: 'short' } } }))), [
+    'status_listener.verify.token: must be at least 16 characters',
+  ]);
+});

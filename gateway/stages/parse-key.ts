@@ -1,5 +1,5 @@
 import { parseKey } from '../../core/key-format.js';
-import type { Denial, RequestContext, Stage } from '../context.js';
+import type { Denial, RequestContext, Stage, StageResult } from '../context.js';
 import { CHALLENGES } from '../respond.js';
 import { queryParamValue } from '../query-credential.js';
 import type { Runtime } from '../runtime.js';
@@ -37,12 +37,29 @@ function isBearer(value: string): boolean {
   return value.charCodeAt(6) === 32;
 }
 
+/**
+ * Whether `ctx.token` has a key's shape, checksum and a known environment tag: a key that does
+ * not is refused before any lookup, and counts towards the invalid-key brake. Shared by the
+ * parse-key stage and the verify API (gateway/verify.ts), which is handed its key in a body.
+ */
+export function createKeyShapeCheck(rt: Runtime): (ctx: RequestContext) => StageResult {
+  const prefix = rt.config.keys.prefix;
+  const brake = rt.brake;
+  return function keyShape(ctx: RequestContext) {
+    const tag = parseKey(ctx.token!, prefix);
+    // A bad shape or checksum counts towards the invalid-key brake; a key sent the wrong way
+    // (no Bearer scheme, or twice) is a client's mistake, not a guess, and does not.
+    if (tag === null || !rt.tagToEnv.has(tag)) return brake === null ? MALFORMED : brake.refuse(ctx, MALFORMED);
+    return undefined;
+  };
+}
+
 /** Takes the key from the configured header (Bearer scheme for Authorization) or query parameter. */
 export function createParseKeyStage(rt: Runtime): Stage {
-  const { header, query_param: param, prefix } = rt.config.keys;
+  const { header, query_param: param } = rt.config.keys;
   const bearer = header === 'authorization';
   const MISSING = missing(header, param);
-  const brake = rt.brake;
+  const shape = createKeyShapeCheck(rt);
   return function parseKeyStage(ctx: RequestContext) {
     let raw = ctx.req.headers[header];
     if (Array.isArray(raw)) raw = raw[0];
@@ -62,10 +79,6 @@ export function createParseKeyStage(rt: Runtime): Stage {
     }
     if (token === null || token === '') return MISSING;
     ctx.token = token;
-    const tag = parseKey(token, prefix);
-    // A bad shape or checksum counts towards the invalid-key brake; a key sent the wrong way
-    // (no Bearer scheme, or twice) is a client's mistake, not a guess, and does not.
-    if (tag === null || !rt.tagToEnv.has(tag)) return brake === null ? MALFORMED : brake.refuse(ctx, MALFORMED);
-    return undefined;
+    return shape(ctx);
   };
 }

@@ -31,7 +31,7 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       application: key?.application ?? null,
       environment: ctx.listener.environment,
       api: ctx.api?.name ?? null,
-      method: ctx.req.method ?? 'GET',
+      method: ctx.method,
       route: ctx.route?.template ?? null,
       // A response that never started means the client left first (nginx's 499).
       status: ctx.status === 0 ? 499 : ctx.status,

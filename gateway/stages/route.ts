@@ -44,19 +44,22 @@ function chunkedOnly(te: string): boolean {
 }
 
 /**
- * Checks the request target, puts its path in canonical form (routes.ts canonicalPath), finds
- * the API by host and longest path prefix, then the first matching route rule. `ctx.path` is
+ * Judges a request target (`/path?query`) and method: checks the target, puts its path in
+ * canonical form (routes.ts canonicalPath), finds the API by host and longest path prefix, then
+ * the first matching route rule, and sets what the request needs (`ctx.required`). `ctx.path` is
  * what the upstream receives; the rule is matched on the canonical form of the same segments.
  * A request matching no rule is refused unless the API lets unlisted requests through
- * (`unlisted`, docs/architecture.md, Route rules); then its route is null and the scopes stage
- * asks for the API's unlisted scopes. A CORS preflight to an API with `cors` is marked for the
- * preflight stage and matched by the method it announces (docs/cors.md).
+ * (`unlisted`, docs/architecture.md, Route rules); then its route is null and it needs the
+ * API's unlisted scopes. With `preflights`, a CORS preflight to an API with `cors` is marked
+ * for the preflight stage and matched by the method it announces (docs/cors.md). The proxy's
+ * route stage, `/auth` and the verify API (gateway/verify.ts) all match with it.
  */
-export function createRouteStage(rt: Runtime): Stage {
+export type RouteMatcher = (ctx: RequestContext, method: string, url: string, hostHeader: string | undefined) => Denial | undefined;
+
+export function createRouteMatcher(rt: Runtime, preflights: boolean): RouteMatcher {
   const apis = rt.apis;
   const anyHost = apis.some((a) => a.host !== null);
-  return function route(ctx: RequestContext) {
-    const url = ctx.req.url ?? '';
+  return function matchTarget(ctx, method, url, hostHeader) {
     if (url.charCodeAt(0) !== 47 /* / */) return BAD_TARGET;
     const q = url.indexOf('?');
     let path = q === -1 ? url : url.slice(0, q);
@@ -76,12 +79,10 @@ export function createRouteStage(rt: Runtime): Stage {
     }
     ctx.path = path;
     let host: string | null = null;
-    if (anyHost) {
-      const h = ctx.req.headers.host;
-      if (h) {
-        const colon = h.startsWith('[') ? h.indexOf(':', h.indexOf(']')) : h.indexOf(':');
-        host = (colon === -1 ? h : h.slice(0, colon)).toLowerCase();
-      }
+    if (anyHost && hostHeader) {
+      const h = hostHeader;
+      const colon = h.startsWith('[') ? h.indexOf(':', h.indexOf(']')) : h.indexOf(':');
+      host = (colon === -1 ? h : h.slice(0, colon)).toLowerCase();
     }
     const api = matchApi(apis, host, match);
     if (api === null) return NOT_FOUND;
@@ -91,10 +92,9 @@ export function createRouteStage(rt: Runtime): Stage {
       if (folded === null) return AMBIGUOUS_PATH;
       match = folded;
     }
-    let method = ctx.req.method ?? 'GET';
     // A preflight is matched as the request it announces: the gateway vouches only for what
     // it would serve, and one matching no rule is refused as that request would be.
-    if (api.cors !== null && method === 'OPTIONS') {
+    if (preflights && api.cors !== null && method === 'OPTIONS') {
       const announced = preflightMethod(ctx.req);
       if (announced !== null) {
         ctx.preflight = true;
@@ -103,13 +103,31 @@ export function createRouteStage(rt: Runtime): Stage {
     }
     const route = matchRoute(api.routes, method, match);
     if (route === AMBIGUOUS) return AMBIGUOUS_PATH;
-    if (route === null && api.unlisted === null) return NO_RULE;
+    if (route === null) {
+      if (api.unlisted === null) return NO_RULE;
+      ctx.required = api.unlisted;
+    } else {
+      ctx.required = route.scopes;
+    }
     ctx.route = route;
-    // What the request says of its body is judged here, before its key costs a lookup or a token.
-    const te = ctx.req.headers['transfer-encoding'];
+    return undefined;
+  };
+}
+
+/**
+ * The proxy's route stage: the request's own target, method and Host (createRouteMatcher),
+ * then what the request says of its body, judged here, before its key costs a lookup or a token.
+ */
+export function createRouteStage(rt: Runtime): Stage {
+  const matchTarget = createRouteMatcher(rt, true);
+  return function route(ctx: RequestContext) {
+    const req = ctx.req;
+    const denial = matchTarget(ctx, ctx.method, req.url ?? '', req.headers.host);
+    if (denial !== undefined) return denial;
+    const te = req.headers['transfer-encoding'];
     if (te !== undefined && !chunkedOnly(te)) return BAD_CODING;
-    const limit = bodyLimit(api, route);
-    const cl = ctx.req.headers['content-length'];
+    const limit = bodyLimit(ctx.api!, ctx.route);
+    const cl = req.headers['content-length'];
     if (limit !== null && cl !== undefined && Number(cl) > limit) return bodyTooLarge(limit);
     return undefined;
   };

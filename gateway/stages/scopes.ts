@@ -1,8 +1,8 @@
 import type { Denial, RequestContext, Stage } from '../context.js';
 
 /**
- * The route's required scopes must all be held, or the API's `unlisted` scopes for a request
- * no rule matched (the route stage lets one through only when the API allows it); the missing
+ * The scopes the request needs (`ctx.required`: its route's, or the API's `unlisted` scopes
+ * for a request no rule matched, and those a verification's caller names) must all be held; the missing
  * ones are named in the error, its message included. A refusal depends only on the required
  * list and the key's scope set, both objects shared by every request alike (compiled keys with
  * equal scopes share one set), so it is built once per pair and frozen, its body text kept.
@@ -25,7 +25,7 @@ export function createScopesStage(): Stage {
     return denial;
   };
   return function scopes(ctx: RequestContext) {
-    const required = ctx.route === null ? ctx.api!.unlisted! : ctx.route.scopes;
+    const required = ctx.required;
     if (required.length === 0) return undefined;
     const held = ctx.key!.scopes;
     for (const s of required) {

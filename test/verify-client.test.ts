@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { ManualClock } from '../core/clock.js';
+import { listenOn } from '../core/listen.js';
+import { createOpsServer } from '../gateway/ops.js';
+import { cacheKeyOf, createVerifier, VerifyError } from '../gateway/verify-client.js';
+import { startStack } from './lib/stack.js';
+
+// The verify API's client (keygate/verify, docs/verify.md) against a real Keygate: answers as
+// the API gives them, valid answers cached briefly under a hash of the key (never the key),
+// refusals never cached, the call's own failures thrown as VerifyError.
+
+const TOKEN = 'client-verify-token-0123456789';
+const stack = await startStack({ overrides: () => ({ status_listener: { port: 0, verify: { enabled: true, token: TOKEN } } }) });
+t.teardown(() => stack.close());
+const ops = createOpsServer(stack.gateway.runtime, () => false);
+const url = (await listenOn(ops, 0, '127.0.0.1')).url;
+t.teardown(() => {
+  ops.closeAllConnections();
+  ops.close();
+});
+
+t.test('package.json exports the client as keygate/verify, with its types', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  t.same(pkg.exports['./verify'], { types: './dist/gateway/verify-client.d.ts', default: './dist/gateway/verify-client.js' });
+  t.match(readFileSync(new URL('../gateway/verify-client.ts', import.meta.url), 'utf8'), /^import [^\n]+ from '(node:crypto|lru-cache|undici)';$/m);
+  t.notMatch(readFileSync(new URL('../gateway/verify-client.ts', import.meta.url), 'utf8'), /from '\.\.?\//, 'it imports nothing of Keygate');
+});
+
+t.test('answers as the verify API gives them, without a cache every call is a verification', async (t) => {
+  const verifier = createVerifier({ url, token: TOKEN });
+  t.teardown(() => verifier.close());
+  const { key, id } = await stack.createKey({ scopes: ['read_campaigns'], rate_limit: { limit: 3, window_seconds: 60 } });
+  const before = stack.events.length;
+  const first = await verifier.verify({ key, path: '/v1/emails/list' });
+  t.match(first, { valid: true, code: null, key_id: id, scopes: ['read_campaigns'], ratelimit: { limit: 3, remaining: 2 } });
+  t.match(await verifier.verify({ key, path: '/v1/emails/list' }), { valid: true, ratelimit: { remaining: 1 } });
+  t.match(await verifier.verify({ key, method: 'POST', path: '/v1/emails/send' }), { valid: false, code: 'insufficient_permissions', missing_scopes: ['send_email'] });
+  t.equal(stack.events.length, before + 3, 'three verifications, three usage events');
+});
+
+t.test('with a cache: a valid answer is kept for ttlMs under the hash of the key; refusals are not', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 1_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key } = await stack.createKey({ rate_limit: { limit: 100, window_seconds: 60 } });
+  const before = stack.events.length;
+  const a = await verifier.verify({ key, api: 'emails' });
+  const b = await verifier.verify({ key, api: 'emails' });
+  t.equal(b, a, 'the second answer is the cached one');
+  t.equal(stack.events.length, before + 1, 'one call reached Keygate');
+  await verifier.verify({ key, api: 'contacts' });
+  t.equal(stack.events.length, before + 2, 'another request with the same key is its own entry');
+  clock.advance(1_001);
+  await verifier.verify({ key, api: 'emails' });
+  t.equal(stack.events.length, before + 3, 'past ttlMs Keygate is asked again');
+
+  const unknownApi = await verifier.verify({ key, api: 'orders-none' }).catch((e: unknown) => e);
+  t.type(unknownApi, VerifyError, 'an unknown API is the call’s fault, thrown');
+
+  const gone = await stack.createKey();
+  await stack.adminCall('POST', `/v1/keys/${gone.id}/revoke`);
+  const n = stack.events.length;
+  t.match(await verifier.verify({ key: gone.key }), { valid: false, code: 'invalid_token', reason: 'revoked' });
+  t.match(await verifier.verify({ key: gone.key }), { valid: false, reason: 'revoked' }, 'asked again');
+  t.equal(stack.events.length, n + 2, 'a refusal is not cached');
+});
+
+t.test('the cache key is a SHA-256 of the key and the rest of the request; never the key', async (t) => {
+  const key = 'gw_live_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG000000';
+  const id = cacheKeyOf({ key, api: 'emails', method: 'get' });
+  t.notOk(id.includes(key));
+  t.ok(id.startsWith(createHash('sha256').update(key).digest('hex')));
+  t.equal(cacheKeyOf({ key, api: 'emails', method: 'GET' }), id, 'method in any case');
+  t.not(cacheKeyOf({ key, api: 'contacts' }), cacheKeyOf({ key, api: 'emails' }));
+  t.not(cacheKeyOf({ key, ip: '10.0.0.1' }), cacheKeyOf({ key, ip: '10.0.0.2' }));
+});
+
+t.test('the call’s own failures are VerifyErrors: wrong token, invalid body, Keygate unreachable', async (t) => {
+  const wrong = createVerifier({ url, token: 'not-the-token-0123456789' });
+  t.teardown(() => wrong.close());
+  const err = (await wrong.verify({ key: 'x' }).catch((e: unknown) => e)) as VerifyError;
+  t.type(err, VerifyError);
+  t.equal(err.status, 401);
+  t.equal(err.code, 'unauthorized');
+
+  const verifier = createVerifier({ url, token: TOKEN });
+  t.teardown(() => verifier.close());
+  const invalid = (await verifier.verify({ key: 'x', cost: -1 }).catch((e: unknown) => e)) as VerifyError;
+  t.equal(invalid.code, 'validation_failed');
+  t.match(invalid.body, { details: [{ path: 'cost' }] });
+
+  const down = createVerifier({ url: 'http://127.0.0.1:1', token: TOKEN, timeoutMs: 1_000 });
+  t.teardown(() => down.close());
+  const unreachable = (await down.verify({ key: 'x' }).catch((e: unknown) => e)) as VerifyError;
+  t.equal(unreachable.code, 'unreachable');
+  t.equal(unreachable.status, 0);
+});
