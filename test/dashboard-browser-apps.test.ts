@@ -36,9 +36,12 @@ t.test('an admin creates an application, suspends it with its keys after a confi
   await dialog.getByRole('button', { name: 'Create application' }).click();
   const row = page.locator('tr', { hasText: 'Checkout' });
   await row.waitFor();
-  t.match(await row.textContent(), /The web shop.*active.*by ada/s, 'listed, active, created by the signed-in user');
+  t.match(await row.textContent(), /The web shop.*active.*none.*by ada/s, 'listed, active, no shared limit, created by the signed-in user');
   const appId = await row.getAttribute('data-app-id');
   t.match(appId, /^app_/);
+  t.equal((await stack.adminCall('PATCH', `/v1/applications/${appId}`, { rate_limit: { limit: 1000, window_seconds: 60, burst: 50 } })).status, 200);
+  await page.reload();
+  await page.locator('tr', { hasText: 'Checkout' }).getByText('1000 requests / 60 s, burst 50').waitFor();
 
   const key = await stack.createKey({ name: 'checkout key', application: appId });
   t.equal((await call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key.key) })).status, 200, 'the key works');

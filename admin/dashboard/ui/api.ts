@@ -162,6 +162,9 @@ export interface Application {
   updated_at: string;
   suspended_at: string | null;
   suspended_reason: string | null;
+  /** The limit all its keys share: a plan's, or its own (`rate_limit`, which wins); neither: none. */
+  plan: string | null;
+  rate_limit: { limit: number; window_seconds: number; burst: number | null } | null;
 }
 
 export interface Policy {

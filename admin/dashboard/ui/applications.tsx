@@ -50,12 +50,13 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
       <ErrorNote error={page.error} />
       {page.data && page.data.data.length === 0 && <p class="empty">No applications{q || status ? ' match' : ' yet'}.</p>}
       {page.data && page.data.data.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Applications table">
           <table class="apps">
             <thead>
               <tr>
                 <th scope="col">Application</th>
                 <th scope="col">Status</th>
+                <th scope="col">Shared limit</th>
                 <th scope="col">Created</th>
                 {canWrite && (
                   <th scope="col">
@@ -83,6 +84,9 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
                         {a.suspended_reason ? `: ${a.suspended_reason}` : ''}
                       </div>
                     )}
+                  </td>
+                  <td>
+                    <SharedLimit app={a} />
                   </td>
                   <td>
                     <When at={a.created_at} />
@@ -224,4 +228,12 @@ function ConfirmApplication(props: { app: Application; action: 'suspend' | 'reac
       </form>
     </Modal>
   );
+}
+
+/** The limit the application's keys share (docs/admin-api.md, "An application's shared limit"). */
+function SharedLimit({ app }: { app: Application }) {
+  const r = app.rate_limit;
+  if (r) return <span>{`${r.limit} requests / ${r.window_seconds} s${r.burst === null ? '' : `, burst ${r.burst}`}`}</span>;
+  if (app.plan) return <span>{`plan ${app.plan}`}</span>;
+  return <span class="muted">none</span>;
 }
