@@ -21,6 +21,7 @@ import { createResolveKeyStage } from './stages/resolve-key.js';
 import { createRouteStage } from './stages/route.js';
 import { createScopesStage } from './stages/scopes.js';
 import { createStatusStage } from './stages/status.js';
+import { createTraceStage, timed } from './trace.js';
 
 const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
 /**
@@ -47,20 +48,25 @@ export interface Pipeline {
  * the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
+  const tracer = rt.tracer;
+  // With tracing on, the request's trace starts first and two stages report their time to its
+  // span; with it off, none of this is in the list.
+  const traced = (stage: Stage, which: 'resolve' | 'rate_limit'): Stage => (tracer === null ? stage : timed(stage, which));
   const checks: readonly (Stage | AnsweringStage)[] = [
+    ...(tracer === null ? [] : [createTraceStage(tracer)]),
     createClientIpStage(rt),
     createRouteStage(rt),
     // Answers CORS preflights before a key is asked for; left out when no API has `cors`.
     ...(rt.apis.some((a) => a.cors !== null) ? [createPreflightStage(rt)] : []),
     createParseKeyStage(rt),
-    createResolveKeyStage(rt),
+    traced(createResolveKeyStage(rt), 'resolve'),
     createStatusStage(),
     createEnvironmentStage(),
     createApiStage(rt),
     createIpAllowlistStage(),
     createScopesStage(),
     createConcurrencyStage(),
-    createRateLimitStage(rt),
+    traced(createRateLimitStage(rt), 'rate_limit'),
   ];
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);

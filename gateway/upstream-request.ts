@@ -4,6 +4,7 @@ import { connectionNamed, HOP_BY_HOP } from './headers.js';
 import { withoutQueryParam } from './query-credential.js';
 import { stripPrefix, type CompiledApi } from './routes.js';
 import type { Runtime } from './runtime.js';
+import { pushTraceHeaders, TRACEPARENT, TRACESTATE } from './trace.js';
 
 /*
  * The request an upstream receives, shared by the HTTP and WebSocket forward stages, and how an
@@ -47,6 +48,8 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     rt.config.keys.header,
   ]);
   if (!api.config.preserve_host) drop.add('host');
+  // With tracing on the gateway sends its own (upstreamHeaders); off, the client's pass as sent.
+  if (rt.tracer !== null) drop.add(TRACEPARENT).add(TRACESTATE);
   // Names are compared as upstreamHeaders reads the client's: "_" taken as "-".
   return new Set([...drop].map(dashed));
 }
@@ -103,6 +106,7 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(h.request_id, ctx.requestId);
+  if (ctx.trace !== null) pushTraceHeaders(out, ctx.trace);
   const key = ctx.key!;
   out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
   if (key.application !== null) out.push(h.application_id, key.application);
