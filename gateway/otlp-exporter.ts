@@ -160,12 +160,16 @@ export class OtlpExporter {
     this.#failing = true;
   }
 
-  /** The OTLP JSON request (ExportTraceServiceRequest): ids in hex, 64-bit integers as strings. */
   #body(batch: FinishedSpan[]): string {
-    return JSON.stringify({
-      resourceSpans: [{ resource: this.#resource, scopeSpans: [{ scope: { name: 'keygate', version: VERSION }, spans: batch.map(toOtlp) }] }],
-    });
+    return encodeSpans(batch, this.#resource);
   }
+}
+
+/** The OTLP JSON request (ExportTraceServiceRequest) of one batch: ids in hex, 64-bit integers as strings. */
+export function encodeSpans(batch: readonly FinishedSpan[], resource: unknown): string {
+  return JSON.stringify({
+    resourceSpans: [{ resource, scopeSpans: [{ scope: { name: 'keygate', version: VERSION }, spans: batch.map(toOtlp) }] }],
+  });
 }
 
 interface Attribute {
