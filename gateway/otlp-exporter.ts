@@ -61,7 +61,7 @@ export class OtlpExporter {
   readonly #pool: Pool;
   readonly #path: string;
   readonly #headers: Record<string, string>;
-  readonly #resource: unknown;
+  readonly #resource: string;
   #queue: FinishedSpan[] = [];
   #sending: Promise<void> | null = null;
   #soon = false;
@@ -78,9 +78,7 @@ export class OtlpExporter {
     this.#path = (url.pathname === '/' ? '/v1/traces' : url.pathname) + url.search;
     this.#headers = { ...options.headers, 'content-type': 'application/json', 'user-agent': `keygate/${VERSION}` };
     this.#pool = new Pool(url.origin, { connections: 1, connect: { timeout: options.timeoutMs }, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
-    this.#resource = {
-      attributes: [str('service.name', options.serviceName), str('service.version', VERSION), str('telemetry.sdk.name', 'keygate'), str('telemetry.sdk.language', 'nodejs')],
-    };
+    this.#resource = encodeResource(options.serviceName);
     this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.#timer.unref();
   }
@@ -165,28 +163,46 @@ export class OtlpExporter {
   }
 }
 
-/** The OTLP JSON request (ExportTraceServiceRequest) of one batch: ids in hex, 64-bit integers as strings. */
-export function encodeSpans(batch: readonly FinishedSpan[], resource: unknown): string {
-  return JSON.stringify({
-    resourceSpans: [{ resource, scopeSpans: [{ scope: { name: 'keygate', version: VERSION }, spans: batch.map(toOtlp) }] }],
-  });
+/**
+ * The OTLP JSON request (ExportTraceServiceRequest) of one batch: ids in hex, 64-bit integers
+ * as strings (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding). Written out as
+ * text, every value that comes from a request through JSON.stringify: a third of the time of
+ * building the objects and stringifying them whole, and this runs on the event loop.
+ */
+export function encodeSpans(batch: readonly FinishedSpan[], resource: string): string {
+  let spans = '';
+  for (let i = 0; i < batch.length; i++) spans += (i === 0 ? '' : ',') + encodeSpan(batch[i]!);
+  return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"keygate","version":${quote(VERSION)}},"spans":[${spans}]}]}]}`;
 }
 
-interface Attribute {
-  key: string;
-  value: { stringValue: string } | { intValue: string } | { doubleValue: number };
+/** The resource of every span, as encodeSpans takes it. */
+export function encodeResource(serviceName: string): string {
+  const attrs = [str('service.name', serviceName), str('service.version', VERSION), str('telemetry.sdk.name', 'keygate'), str('telemetry.sdk.language', 'nodejs')];
+  return `{"attributes":[${attrs.join(',')}]}`;
 }
 
-function str(key: string, v: string): Attribute {
-  return { key, value: { stringValue: v } };
+/**
+ * A JSON string: most values (ids, names, paths) are printable ASCII with nothing to escape,
+ * which a loop over their characters finds faster than JSON.stringify quotes them.
+ */
+function quote(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(v);
+  }
+  return `"${v}"`;
 }
 
-function int(key: string, v: number): Attribute {
-  return { key, value: { intValue: String(v) } };
+function str(key: string, v: string): string {
+  return `{"key":"${key}","value":{"stringValue":${quote(v)}}}`;
 }
 
-function ms(key: string, v: number): Attribute {
-  return { key, value: { doubleValue: Math.round(v * 1000) / 1000 } };
+function int(key: string, v: number): string {
+  return `{"key":"${key}","value":{"intValue":"${Math.trunc(v)}"}}`;
+}
+
+function ms(key: string, v: number): string {
+  return `{"key":"${key}","value":{"doubleValue":${Math.round(v * 1000) / 1000}}}`;
 }
 
 /** A performance.now() reading as Unix nanoseconds, in a string (beyond a double's integers). */
@@ -207,44 +223,44 @@ export function unixNano(perf: number): string {
  * (`ok` or the error code answered), the key's id (never the key), the API, and the time spent
  * resolving the key, in the rate limiter and waiting for the upstream's response head.
  */
-function toOtlp(s: FinishedSpan): unknown {
-  const attributes: Attribute[] = [
-    str('http.request.method', s.method),
-    int('http.response.status_code', s.status),
-    str('url.scheme', 'http'),
-    str('client.address', s.clientIp),
-    str('keygate.outcome', s.outcome),
-    str('keygate.request_id', s.requestId),
-    str('keygate.environment', s.environment),
-  ];
-  if (s.route !== null) attributes.push(str('http.route', s.route));
-  if (s.path !== null) attributes.push(str('url.path', s.path));
-  if (s.api !== null) attributes.push(str('keygate.api', s.api));
-  if (s.keyId !== null) attributes.push(str('keygate.key_id', s.keyId));
-  if (s.application !== null) attributes.push(str('keygate.application_id', s.application));
-  if (s.reason !== null) attributes.push(str('keygate.reason', s.reason));
-  if (s.status >= 500) attributes.push(str('error.type', s.outcome));
-  if (s.resolveMs >= 0) attributes.push(ms('keygate.resolve_ms', s.resolveMs));
-  if (s.rateLimitMs >= 0) attributes.push(ms('keygate.rate_limit_ms', s.rateLimitMs));
-  const events: unknown[] = [];
+function encodeSpan(s: FinishedSpan): string {
+  let a =
+    str('http.request.method', s.method) +
+    ',' +
+    int('http.response.status_code', s.status) +
+    ',' +
+    str('url.scheme', 'http') +
+    ',' +
+    str('client.address', s.clientIp) +
+    ',' +
+    str('keygate.outcome', s.outcome) +
+    ',' +
+    str('keygate.request_id', s.requestId) +
+    ',' +
+    str('keygate.environment', s.environment);
+  if (s.route !== null) a += ',' + str('http.route', s.route);
+  if (s.path !== null) a += ',' + str('url.path', s.path);
+  if (s.api !== null) a += ',' + str('keygate.api', s.api);
+  if (s.keyId !== null) a += ',' + str('keygate.key_id', s.keyId);
+  if (s.application !== null) a += ',' + str('keygate.application_id', s.application);
+  if (s.reason !== null) a += ',' + str('keygate.reason', s.reason);
+  if (s.status >= 500) a += ',' + str('error.type', s.outcome);
+  if (s.resolveMs >= 0) a += ',' + ms('keygate.resolve_ms', s.resolveMs);
+  if (s.rateLimitMs >= 0) a += ',' + ms('keygate.rate_limit_ms', s.rateLimitMs);
+  let events = '';
   if (s.upstreamMs >= 0) {
-    attributes.push(ms('keygate.upstream_ms', s.upstreamMs));
-    events.push(
-      { timeUnixNano: unixNano(s.upstreamStartedAt), name: 'upstream.request' },
-      { timeUnixNano: unixNano(s.upstreamStartedAt + s.upstreamMs), name: 'upstream.response' },
-    );
+    a += ',' + ms('keygate.upstream_ms', s.upstreamMs);
+    events =
+      `{"timeUnixNano":"${unixNano(s.upstreamStartedAt)}","name":"upstream.request"},` +
+      `{"timeUnixNano":"${unixNano(s.upstreamStartedAt + s.upstreamMs)}","name":"upstream.response"}`;
   }
-  return {
-    traceId: s.traceId,
-    spanId: s.spanId,
-    ...(s.parentId === null ? {} : { parentSpanId: s.parentId }),
-    ...(s.traceState === null ? {} : { traceState: s.traceState }),
-    name: s.route === null ? s.method : `${s.method} ${s.route}`,
-    kind: SPAN_KIND_SERVER,
-    startTimeUnixNano: unixNano(s.startedAt),
-    endTimeUnixNano: unixNano(s.endedAt),
-    attributes,
-    events,
-    status: s.status >= 500 ? { code: STATUS_ERROR, message: s.outcome } : { code: STATUS_UNSET },
-  };
+  const name = quote(s.route === null ? s.method : `${s.method} ${s.route}`);
+  const status = s.status >= 500 ? `{"code":${STATUS_ERROR},"message":${quote(s.outcome)}}` : `{"code":${STATUS_UNSET}}`;
+  return (
+    `{"traceId":"${s.traceId}","spanId":"${s.spanId}"` +
+    (s.parentId === null ? '' : `,"parentSpanId":"${s.parentId}"`) +
+    (s.traceState === null ? '' : `,"traceState":${quote(s.traceState)}`) +
+    `,"name":${name},"kind":${SPAN_KIND_SERVER},"startTimeUnixNano":"${unixNano(s.startedAt)}","endTimeUnixNano":"${unixNano(s.endedAt)}"` +
+    `,"attributes":[${a}],"events":[${events}],"status":${status}}`
+  );
 }

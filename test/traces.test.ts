@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { parseConfig } from '../config/load.js';
+import { configWarnings, parseConfig } from '../config/load.js';
 import { boundTraceState, parseTraceparent, ratioSampled, TRACESTATE_MAX_CHARS } from '../gateway/trace.js';
 import { bearer, call, startStack, type Stack } from './lib/stack.js';
 import { waitFor } from './lib/within.js';
@@ -163,6 +163,9 @@ t.test('tracing config: defaults, and refusals', async (t) => {
   t.same(off.tracing, { enabled: false, sample_ratio: 1, parent_based: true, service_name: 'keygate', otlp: null });
   const on = parseConfig({ ...base, tracing: { enabled: true, otlp: { endpoint: 'http://collector:4318', headers: { 'X-Api-Key': 'k' } } } }, 'x', {});
   t.same(on.tracing.otlp, { endpoint: 'http://collector:4318', headers: { 'x-api-key': 'k' }, timeout_ms: 10_000, max_queue_spans: 2048, max_batch_spans: 512, flush_interval_ms: 2000 });
+  t.same(configWarnings(on), [], 'no warning with an exporter');
+  const noExport = parseConfig({ ...base, tracing: { enabled: true } }, 'x', {});
+  t.match(configWarnings(noExport), [{ path: 'tracing.otlp', message: /no backend will have them/ }], 'tracing on without an exporter is warned about');
   t.throws(() => parseConfig({ ...base, tracing: { sample_ratio: 1.5 } }, 'x', {}), /tracing\.sample_ratio/);
   t.throws(() => parseConfig({ ...base, tracing: { otlp: { endpoint: 'grpc://collector:4317' } } }, 'x', {}), /tracing\.otlp\.endpoint/);
   t.throws(() => parseConfig({ ...base, tracing: { sampler: 'always' } }, 'x', {}), /tracing/);
