@@ -625,7 +625,9 @@ export const configSchema = z.strictObject({
       otlp: z
         .strictObject({
           /** A collector's base URL (`/v1/traces` is added) or its full traces URL. */
-          endpoint: z.url({ protocol: /^https?$/ }),
+          endpoint: z
+            .url({ protocol: /^https?$/ })
+            .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not hold credentials; send them in tracing.otlp.headers (e.g. authorization)'),
           /** Sent with every export, e.g. a vendor's API key (`${VAR}` reads it from the environment). */
           headers: z.record(headerName, z.string()).default({}),
           timeout_ms: z.number().int().min(100).max(120_000).default(10_000),

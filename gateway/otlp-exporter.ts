@@ -60,6 +60,8 @@ export class OtlpExporter {
   readonly #log: Logger;
   readonly #pool: Pool;
   readonly #path: string;
+  /** The endpoint as logged: without credentials a URL may carry. */
+  readonly #shown: string;
   readonly #headers: Record<string, string>;
   readonly #resource: string;
   #queue: FinishedSpan[] = [];
@@ -76,6 +78,7 @@ export class OtlpExporter {
     this.#log = log;
     const url = new URL(options.endpoint);
     this.#path = (url.pathname === '/' ? '/v1/traces' : url.pathname) + url.search;
+    this.#shown = url.origin + url.pathname;
     this.#headers = { ...options.headers, 'content-type': 'application/json', 'user-agent': `keygate/${VERSION}` };
     this.#pool = new Pool(url.origin, { connections: 1, connect: { timeout: options.timeoutMs }, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
     this.#resource = encodeResource(options.serviceName);
@@ -144,7 +147,7 @@ export class OtlpExporter {
       const text = await res.body.text();
       if (res.statusCode >= 200 && res.statusCode < 300) {
         this.exported += batch.length;
-        if (this.#failing) this.#log.info('trace export recovered', { endpoint: this.#options.endpoint });
+        if (this.#failing) this.#log.info('trace export recovered', { endpoint: this.#shown });
         this.#failing = false;
         return;
       }
@@ -154,7 +157,7 @@ export class OtlpExporter {
     }
     this.dropped += batch.length;
     // Logged when export starts failing, not once a batch while the collector stays away.
-    if (!this.#failing) this.#log.warn('trace export failed; spans dropped until the collector takes them', { endpoint: this.#options.endpoint, err: failure });
+    if (!this.#failing) this.#log.warn('trace export failed; spans dropped until the collector takes them', { endpoint: this.#shown, err: failure });
     this.#failing = true;
   }
 

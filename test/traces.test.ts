@@ -168,6 +168,7 @@ t.test('tracing config: defaults, and refusals', async (t) => {
   t.match(configWarnings(noExport), [{ path: 'tracing.otlp', message: /no backend will have them/ }], 'tracing on without an exporter is warned about');
   t.throws(() => parseConfig({ ...base, tracing: { sample_ratio: 1.5 } }, 'x', {}), /tracing\.sample_ratio/);
   t.throws(() => parseConfig({ ...base, tracing: { otlp: { endpoint: 'grpc://collector:4317' } } }, 'x', {}), /tracing\.otlp\.endpoint/);
+  t.throws(() => parseConfig({ ...base, tracing: { otlp: { endpoint: 'https://user:pw@collector/v1/traces' } } }, 'x', {}), /tracing\.otlp\.endpoint: must not hold credentials/);
   t.throws(() => parseConfig({ ...base, tracing: { sampler: 'always' } }, 'x', {}), /tracing/);
 });
 
