@@ -57,13 +57,8 @@ export interface ParentContext {
   sampled: boolean;
 }
 
-function isLowerHex(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-  }
-  return true;
-}
+/** The four fields of a traceparent, lower-case hex; what follows is judged by the version. */
+const TRACEPARENT_FIELDS = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/;
 
 /**
  * Parses a traceparent strictly (W3C Trace Context §3.2): `version-traceid-parentid-flags`,
@@ -73,20 +68,21 @@ function isLowerHex(s: string, from: number, to: number): boolean {
  * and fail here too, as the spec asks.
  */
 export function parseTraceparent(value: string | string[] | undefined): ParentContext | null {
-  if (typeof value !== 'string' || value.length < 55) return null;
-  if (value.charCodeAt(2) !== 45 || value.charCodeAt(35) !== 45 || value.charCodeAt(52) !== 45) return null;
-  if (!isLowerHex(value, 0, 2) || !isLowerHex(value, 3, 35) || !isLowerHex(value, 36, 52) || !isLowerHex(value, 53, 55)) return null;
-  const version = value.slice(0, 2);
-  if (version === 'ff') return null;
-  if (version === '00' ? value.length !== 55 : value.length > 55 && value.charCodeAt(55) !== 45) return null;
+  if (typeof value !== 'string' || value.length < 55 || !TRACEPARENT_FIELDS.test(value)) return null;
+  if (value.charCodeAt(0) === 48 && value.charCodeAt(1) === 48 ? value.length !== 55 : value.startsWith('ff') || (value.length > 55 && value.charCodeAt(55) !== 45)) return null;
   const traceId = value.slice(3, 35);
   const parentId = value.slice(36, 52);
   if (traceId === ZERO_TRACE || parentId === ZERO_SPAN) return null;
-  return { traceId, parentId, sampled: (parseInt(value.slice(53, 55), 16) & 1) === 1 };
+  // The sampled flag is the flags' lowest bit: that of their last hex digit.
+  const c = value.charCodeAt(54);
+  return { traceId, parentId, sampled: ((c <= 57 ? c - 48 : c - 87) & 1) === 1 };
 }
 
 /** One tracestate list-member (W3C §3.3.1.3): a simple or multi-tenant key, `=`, a value. */
-const TRACESTATE_MEMBER = /^(?:[a-z][a-z0-9_*/-]{0,255}|[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+const MEMBER = String.raw`(?:[a-z][a-z0-9_*/-]{0,255}|[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]`;
+const TRACESTATE_MEMBER = new RegExp(`^${MEMBER}$`);
+/** A whole tracestate as most clients send it: members, commas, no spaces (the fast path). */
+const TRACESTATE_PLAIN = new RegExp(`^${MEMBER}(?:,${MEMBER}){0,${TRACESTATE_MAX_MEMBERS - 1}}$`);
 
 /**
  * The client's tracestate as Keygate passes it on: null when absent, empty, of more than 32
@@ -96,6 +92,7 @@ const TRACESTATE_MEMBER = /^(?:[a-z][a-z0-9_*/-]{0,255}|[a-z0-9][a-z0-9_*/-]{0,2
  */
 export function boundTraceState(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
+  if (typeof value === 'string' && value.length <= TRACESTATE_MAX_CHARS && TRACESTATE_PLAIN.test(value)) return value;
   const joined = Array.isArray(value) ? value.join(',') : value;
   if (joined.length > 8 * 1024) return null;
   const members: string[] = [];

@@ -104,6 +104,8 @@ t.test('traceparent parsing follows W3C Trace Context strictly', async (t) => {
   t.same(parseTraceparent(ok), { traceId: CLIENT_TRACE, parentId: CLIENT_SPAN, sampled: true });
   t.same(parseTraceparent(`00-${CLIENT_TRACE}-${CLIENT_SPAN}-00`)?.sampled, false);
   t.same(parseTraceparent(`00-${CLIENT_TRACE}-${CLIENT_SPAN}-03`)?.sampled, true, 'other flag bits ignored');
+  t.same(parseTraceparent(`00-${CLIENT_TRACE}-${CLIENT_SPAN}-0b`)?.sampled, true, 'flags 0b: sampled');
+  t.same(parseTraceparent(`00-${CLIENT_TRACE}-${CLIENT_SPAN}-fa`)?.sampled, false, 'flags fa: not sampled');
   for (const [bad, why] of [
     [ok.toUpperCase(), 'upper-case hex'],
     [`00-${CLIENT_TRACE.replace('4b', '4B')}-${CLIENT_SPAN}-01`, 'one upper-case digit'],
@@ -138,6 +140,8 @@ t.test('tracestate is validated and bounded as W3C Trace Context asks', async (t
   t.equal(boundTraceState('a='), null, 'an empty value');
   t.equal(boundTraceState(Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')), null, 'more than 32 members');
   t.equal(boundTraceState(undefined), null);
+  t.equal(boundTraceState('a=1,b=2'), 'a=1,b=2', 'a plain list as sent');
+  t.equal(boundTraceState(Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(',')), Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(','), '32 members');
   const long = `big=${'x'.repeat(200)}`;
   const members = Array.from({ length: 30 }, (_, i) => `k${String(i).padStart(2, '0')}=${'v'.repeat(20)}`);
   const cut = boundTraceState([long, ...members].join(','))!;
