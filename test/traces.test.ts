@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { WebSocket } from 'ws';
 import { configWarnings, parseConfig } from '../config/load.js';
 import { boundTraceState, parseTraceparent, ratioSampled, TRACESTATE_MAX_CHARS } from '../gateway/trace.js';
 import { bearer, call, startStack, type Stack } from './lib/stack.js';
@@ -305,6 +306,25 @@ t.test('with tracing on', async (t) => {
     await call(`${prod}/v1/emails/x`, { headers: { ...bearer(key), 'x-request-id': 'trace-after-unsampled' } });
     await spanOf('trace-after-unsampled');
     t.notOk(receiver.spans.some((s) => attrs(s)['keygate.request_id'] === 'trace-unsampled'), 'no span exported');
+  });
+
+  t.test('a WebSocket upgrade carries the trace upstream, and its span ends when the tunnel closes', async (t) => {
+    const ws = new WebSocket(`${prod.replace('http:', 'ws:')}/v1/emails/ws`, {
+      headers: { ...bearer(key), 'x-request-id': 'trace-ws', traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` },
+    });
+    const echo = await new Promise<string>((resolve, reject) => {
+      ws.once('open', () => ws.send('hello'));
+      ws.once('message', (data) => resolve(String(data)));
+      ws.once('error', reject);
+    });
+    t.equal(echo, 'hello');
+    const up = upstreamTrace(stack, 'trace-ws');
+    t.equal(up.traceId, CLIENT_TRACE);
+    t.not(up.spanId, CLIENT_SPAN);
+    ws.close();
+    const span = await spanOf('trace-ws');
+    t.equal(span.spanId, up.spanId);
+    t.match(attrs(span), { 'http.response.status_code': 101, 'keygate.outcome': 'ok' });
   });
 
   t.test('export receiver down: requests unaffected, spans dropped and counted', async (t) => {
