@@ -69,7 +69,9 @@ const TRACEPARENT_FIELDS = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/;
  */
 export function parseTraceparent(value: string | string[] | undefined): ParentContext | null {
   if (typeof value !== 'string' || value.length < 55 || !TRACEPARENT_FIELDS.test(value)) return null;
-  if (value.charCodeAt(0) === 48 && value.charCodeAt(1) === 48 ? value.length !== 55 : value.startsWith('ff') || (value.length > 55 && value.charCodeAt(55) !== 45)) return null;
+  if (value.startsWith('00')) {
+    if (value.length !== 55) return null;
+  } else if (value.startsWith('ff') || (value.length > 55 && value.charCodeAt(55) !== 45)) return null;
   const traceId = value.slice(3, 35);
   const parentId = value.slice(36, 52);
   if (traceId === ZERO_TRACE || parentId === ZERO_SPAN) return null;
