@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { WebSocket } from 'ws';
@@ -383,4 +383,27 @@ t.test('sample_ratio 0 without parent_based: nothing exported, the trace still p
   await stack.close();
   t.equal(receiver0.bodies.length, 0, 'nothing exported');
   t.equal(stack.gateway.runtime.tracer!.exporter!.exported, 0);
+});
+
+t.test('a collector that never answers: the queue stays bounded, batches time out, requests are not held up', async (t) => {
+  const held: ServerResponse[] = [];
+  const hung = createServer((_req, res) => void held.push(res));
+  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => (hung.closeAllConnections(), hung.close(() => r()))));
+  const endpoint = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+  const stack = await startStack({
+    overrides: () => ({ tracing: { enabled: true, otlp: { endpoint, timeout_ms: 200, max_queue_spans: 3, max_batch_spans: 2, flush_interval_ms: 10 } } }),
+  });
+  t.teardown(() => stack.close());
+  const { key } = await stack.createKey();
+  const exporter = stack.gateway.runtime.tracer!.exporter!;
+  const answered = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => call(`${stack.gw.production}/v1/emails/x`, { headers: { ...bearer(key), 'x-request-id': `hung-${i}` } })),
+  );
+  t.same(answered.map((r) => r.status), Array(12).fill(200), 'every request answered while the collector hangs');
+  t.ok(exporter.queued <= 3, `at most max_queue_spans wait (${exporter.queued})`);
+  await waitFor(() => exporter.dropped + exporter.queued === 12 && exporter.queued === 0, 5_000, 'every span dropped once its batch timed out');
+  t.ok(held.length >= 1, 'the collector was asked');
+  t.equal(exporter.exported, 0);
+  t.equal(await metric(stack, 'keygate_trace_spans_dropped_total'), 12, 'each counted once');
 });
