@@ -178,7 +178,7 @@ t.test('tracing config: defaults, and refusals', async (t) => {
 });
 
 t.test('with tracing on', async (t) => {
-  const stack = await startStack({ overrides: () => tracing() });
+  const stack = await startStack({ overrides: () => ({ ...tracing(), log: { level: 'error', access: true } }) });
   t.teardown(() => stack.close());
   const prod = stack.gw.production!;
   const { key, id } = await stack.createKey({ scopes: ['send_email'], apis: ['emails'] });
@@ -231,6 +231,8 @@ t.test('with tracing on', async (t) => {
     t.ok(end >= start, 'ends after it starts');
     t.ok(Math.abs(Number(start / 1_000_000n) - Date.now()) < 60_000, 'start is wall-clock Unix time');
     t.same(span.events.map((e) => e.name), ['upstream.request', 'upstream.response']);
+    const line = stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.request_id === 'trace-ok');
+    t.match(line, { trace_id: CLIENT_TRACE, span_id: up.spanId }, 'the access log names the trace and the span');
     t.same(
       receiver.resource().find((r) => r.key === 'service.name'),
       { key: 'service.name', value: { stringValue: 'edge-gateway' } },
