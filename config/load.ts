@@ -232,6 +232,12 @@ function warnings(c: Config): Problem[] {
       message: `file: the file store is deprecated and goes in a later release; move to sqlite with \`keygate migrate --from file:${c.store.path} --to sqlite:${c.store.path}/keygate.db\` (docs/operations.md, "Moving from the file store")`,
     });
   }
+  if (c.tracing.enabled && c.tracing.otlp === null) {
+    out.push({
+      path: ['tracing', 'otlp'],
+      message: "null with tracing enabled: the upstream's spans will name Keygate's spans as parents, and no backend will have them; set tracing.otlp, or turn tracing off to pass traceparent through as sent",
+    });
+  }
   if (c.role !== 'gateway' && !isLoopback(c.admin.host)) {
     c.admin.tokens.forEach((t, i) => {
       if (t.token === EXAMPLE_ADMIN_TOKEN) {

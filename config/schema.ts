@@ -635,6 +635,35 @@ export const configSchema = z.strictObject({
     })
     .nullable()
     .default(null),
+  /** W3C trace context and OpenTelemetry spans (docs/operations.md, Tracing). */
+  tracing: z
+    .strictObject({
+      /** Off: traceparent and tracestate reach the upstream as the client sent them, and nothing more is done. */
+      enabled: z.boolean().default(false),
+      /** The share of new traces sampled (and of every trace when parent_based is false), by trace id. */
+      sample_ratio: z.number().min(0).max(1).default(1),
+      /** A client's valid traceparent decides sampling by its sampled flag. */
+      parent_based: z.boolean().default(true),
+      service_name: z.string().min(1).max(256).default('keygate'),
+      /** Where spans are sent (OTLP over HTTP, JSON); null: Keygate takes part in traces but exports nothing. */
+      otlp: z
+        .strictObject({
+          /** A collector's base URL (`/v1/traces` is added) or its full traces URL. */
+          endpoint: z
+            .url({ protocol: /^https?$/ })
+            .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not hold credentials; send them in tracing.otlp.headers (e.g. authorization)'),
+          /** Sent with every export, e.g. a vendor's API key (`${VAR}` reads it from the environment). */
+          headers: z.record(headerName, z.string()).default({}),
+          timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
+          /** Spans waiting to be sent; more are dropped and counted. */
+          max_queue_spans: z.number().int().min(1).max(1_000_000).default(2_048),
+          max_batch_spans: z.number().int().min(1).max(100_000).default(512),
+          flush_interval_ms: z.number().int().min(10).max(60_000).default(2_000),
+        })
+        .nullable()
+        .default(null),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

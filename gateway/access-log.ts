@@ -22,6 +22,7 @@ export function createAccessLog(rt: Runtime): AccessLog | null {
   const { query_param: param, prefix } = rt.config.keys;
   const keyShape = new RegExp(`${prefix}_[a-z]+_[0-9A-Za-z]{40,}`, 'g');
   return (e, ctx) => {
+    const trace = ctx.trace;
     log.info('request', {
       ...e,
       time: new Date(e.time).toISOString(),
@@ -32,6 +33,8 @@ export function createAccessLog(rt: Runtime): AccessLog | null {
       path: loggedPath(ctx.req.url ?? '', param, keyShape),
       user_agent: userAgent(ctx.req.headers['user-agent'], keyShape),
       listener: ctx.listener.address ?? null,
+      // With tracing on, the line names its span, so a log line and its trace find each other.
+      ...(trace === null ? undefined : { trace_id: trace.traceId, span_id: trace.spanId }),
     });
   };
 }

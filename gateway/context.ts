@@ -6,6 +6,7 @@ import type { Address } from '../core/ip.js';
 import { newRateState, type RateState } from '../core/limiter.js';
 import type { CompiledKey } from './compiled-key.js';
 import type { CompiledApi, CompiledRoute } from './routes.js';
+import type { RequestTrace } from './trace.js';
 
 /** Why a request was refused; stops the pipeline and renders one error. */
 export interface Denial {
@@ -70,6 +71,8 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** The request's part in a distributed trace; null while tracing is off (gateway/trace.ts). */
+  trace: RequestTrace | null = null;
   /** The client's response closed (or its connection, while the request waited its turn). */
   closed = false;
   /** Holds one of the key's concurrent-request slots for `api` (stages/concurrency.ts). */

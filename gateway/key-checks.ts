@@ -19,16 +19,24 @@ const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
  * and the verify API (gateway/verify.ts) all run this list, so a key is judged the same way
  * wherever it is shown.
  */
-export function createKeyChecks(rt: Runtime, options: { forwarded: boolean }): Stage[] {
+export function createKeyChecks(
+  rt: Runtime,
+  options: {
+    forwarded: boolean;
+    /** Wraps the two stages whose time a request's trace reports (gateway/trace.ts); null: tracing is off. */
+    timed?: ((stage: Stage, which: 'resolve' | 'rate_limit') => Stage) | null;
+  },
+): Stage[] {
+  const timed = options.timed ?? ((stage: Stage) => stage);
   return [
-    createResolveKeyStage(rt),
+    timed(createResolveKeyStage(rt), 'resolve'),
     createStatusStage(),
     createEnvironmentStage(),
     createApiStage(rt),
     createIpAllowlistStage(),
     createScopesStage(),
     ...(options.forwarded ? [createConcurrencyStage()] : []),
-    createRateLimitStage(rt),
+    timed(createRateLimitStage(rt), 'rate_limit'),
   ];
 }
 

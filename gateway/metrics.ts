@@ -4,6 +4,7 @@ import type { Limiter } from '../core/limiter.js';
 import type { Store } from '../core/store/store.js';
 import type { KeyCache } from './key-cache.js';
 import type { CompiledApi } from './routes.js';
+import type { Tracer } from './trace.js';
 import type { UsageEvent } from './usage-event.js';
 
 /** Counts of a usage pipeline (shipper or recorder) for the metrics below. */
@@ -170,7 +171,7 @@ export class GatewayMetrics {
   #usage: (() => UsageCounts) | null = null;
   #inFlight: (() => number) | null = null;
 
-  constructor(rt: { readonly keys: KeyCache; readonly store: Store; readonly limiter: Limiter; readonly apis: readonly CompiledApi[] }) {
+  constructor(rt: { readonly keys: KeyCache; readonly store: Store; readonly limiter: Limiter; readonly apis: readonly CompiledApi[]; readonly tracer?: Tracer | null }) {
     const registers = [this.registry];
     const cells = this.#allCells;
     const decided = this.#decided;
@@ -263,6 +264,13 @@ export class GatewayMetrics {
     usage('shipped', 'Usage events delivered to the admin plane or the store');
     usage('retried', 'Usage batches written or sent again after a failure');
     usage('dropped', 'Usage events dropped for lack of buffer room');
+    countFrom(this.registry, 'keygate_trace_spans_exported_total', 'Spans taken by the OTLP collector (tracing.otlp)', () => rt.tracer?.exporter?.exported ?? 0);
+    countFrom(
+      this.registry,
+      'keygate_trace_spans_dropped_total',
+      'Spans dropped: the export queue full, or their batch refused by the collector, unreachable or late',
+      () => rt.tracer?.exporter?.dropped ?? 0,
+    );
   }
 
   /** Where the usage counters come from (the shipper or recorder this gateway hands events to). */

@@ -15,6 +15,7 @@ import { createParseKeyStage } from './stages/parse-key.js';
 import { createPreflightStage } from './stages/preflight.js';
 import { createRecordStage } from './stages/record.js';
 import { createRouteStage } from './stages/route.js';
+import { createTraceStage, timed } from './trace.js';
 
 /**
  * The gateway servers' response class (createServer's `ServerResponse` option): it carries its
@@ -41,13 +42,17 @@ export interface Pipeline {
  * stage that returns a promise (a key-cache miss) makes the rest wait.
  */
 export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
+  const tracer = rt.tracer;
+  // With tracing on, the request's trace starts first and two stages report their time to its
+  // span; with it off, none of this is in the list.
   const checks: readonly (Stage | AnsweringStage)[] = [
+    ...(tracer === null ? [] : [createTraceStage(tracer)]),
     createClientIpStage(rt),
     createRouteStage(rt),
     // Answers CORS preflights before a key is asked for; left out when no API has `cors`.
     ...(rt.apis.some((a) => a.cors !== null) ? [createPreflightStage(rt)] : []),
     createParseKeyStage(rt),
-    ...createKeyChecks(rt, { forwarded: true }),
+    ...createKeyChecks(rt, { forwarded: true, timed: tracer === null ? null : timed }),
   ];
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);

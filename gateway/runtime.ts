@@ -18,6 +18,7 @@ import { ErrorBodies } from './error-body.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
 import { GatewayMetrics } from './metrics.js';
 import { KeyCache } from './key-cache.js';
+import { Tracer } from './trace.js';
 import { Tunnels } from './tunnels.js';
 import type { UsageSink } from './usage-event.js';
 import { buildRouteTable, orderApis, unlistedTemplate, type CompiledApi, type CompiledRoute } from './routes.js';
@@ -49,6 +50,8 @@ export interface Runtime {
   metrics: GatewayMetrics | null;
   readonly tagToEnv: ReadonlyMap<string, string>;
   readonly sinks: UsageSink[];
+  /** Trace context and span export (`tracing.enabled`); null when tracing is off. */
+  readonly tracer: Tracer | null;
 }
 
 export function buildRuntime(
@@ -126,6 +129,7 @@ export function buildRuntime(
     errorBodies: new ErrorBodies(docUrls),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
+    tracer: config.tracing.enabled ? new Tracer(config.tracing, deps.log) : null,
   };
   if (config.metrics.enabled) {
     rt.metrics = new GatewayMetrics(rt);

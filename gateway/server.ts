@@ -152,6 +152,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       rt.limiter.close();
       // Requests still running past the drain deadline are cut off rather than awaited.
       await Promise.all(rt.apis.map((a) => (drainedInTime ? a.pool.close() : a.pool.destroy())));
+      // Spans of the requests just finished go to the collector, within its timeout.
+      await rt.tracer?.close();
     },
   };
 }

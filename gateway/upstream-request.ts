@@ -5,6 +5,7 @@ import { connectionNamed, HOP_BY_HOP } from './headers.js';
 import { withoutQueryParam } from './query-credential.js';
 import { stripPrefix, type CompiledApi } from './routes.js';
 import type { Runtime } from './runtime.js';
+import { pushTraceHeaders, TRACEPARENT, TRACESTATE } from './trace.js';
 
 /*
  * The request an upstream receives, shared by the HTTP and WebSocket forward stages, and how an
@@ -48,6 +49,8 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     rt.config.keys.header,
   ]);
   if (!api.config.preserve_host) drop.add('host');
+  // With tracing on the gateway sends its own (upstreamHeaders); off, the client's pass as sent.
+  if (rt.tracer !== null) drop.add(TRACEPARENT).add(TRACESTATE);
   // Names are compared as upstreamHeaders reads the client's: "_" taken as "-".
   return new Set([...drop].map(dashed));
 }
@@ -104,6 +107,7 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(h.request_id, ctx.requestId);
+  if (ctx.trace !== null) pushTraceHeaders(out, ctx.trace);
   pushIdentity(h, ctx.key!, out);
   if (ctx.api!.config.forward_credential) {
     const header = rt.config.keys.header;

@@ -22,6 +22,7 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       ctx.outcome = denial.code;
       ctx.status = ERRORS[denial.code].status;
     }
+    if (ctx.trace !== null) rt.tracer!.end(ctx, ctx.trace);
     if (sinks.length === 0 && access === null) return;
     const key = ctx.key;
     const event: UsageEvent = {
