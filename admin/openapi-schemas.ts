@@ -104,21 +104,6 @@ export function wireSchemas(config: Config): Record<string, Json> {
       },
       'One gateway worker’s answer to a reload.',
     ),
-    ReloadRefused: {
-      allOf: [ref('Error')],
-      type: 'object',
-      description: '`config_invalid`: the error body, with what the reload found. `details` lists every problem (a worker’s carry its `worker`).',
-      required: ['error', 'message', 'doc_url', 'request_id', 'ok', 'generation', 'changed', 'restart_required', 'details'],
-      properties: {
-        ok: { type: 'boolean', enum: [false] },
-        generation: int('The generation still running.'),
-        changed: array(str()),
-        restart_required: array(object({ path: str(), message: str() })),
-        errors: array(object({ path: str(), message: str() })),
-        workers: array(ref('WorkerReload')),
-        details: array(object({ path: str(), message: str(), line: int(), column: int(), worker: int() }, undefined, ['line', 'column', 'worker'])),
-      },
-    },
     Readiness: object(
       { status: { type: 'string', enum: ['ready', 'degraded'] }, store: object({ kind: str('The store type.'), reachable: { type: 'boolean' } }) },
       'Whether the admin plane can reach its store.',

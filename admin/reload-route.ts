@@ -35,7 +35,12 @@ export function reloadRoute(d: { store: Store; clock: Clock; log: Logger; reload
       'Only an admin token of no tenant may reload.',
     responses: {
       200: { description: 'The file was applied.', schema: 'ReloadResult' },
-      422: { description: '`config_invalid`: the file was refused; `details` has each problem, and nothing was applied.', schema: 'ReloadRefused' },
+      422: {
+        description:
+          '`config_invalid`: the file was refused and nothing was applied. The error body carries `ok` (false), `generation` (still running), `changed`, `restart_required`, ' +
+          '`errors`, `workers` as in ReloadResult, and `details`: every problem (`path`, `message`, `line` and `column` when the file places it, `worker` for a worker’s).',
+        schema: 'Error',
+      },
     },
     conflict: '`conflict`: this admin plane was started without a configuration file to read again.',
   }, async (c) => {
