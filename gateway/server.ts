@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERRORS, type ErrorCode } from '../core/errors.js';
-import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
+import { clientOf, normalizePeer } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
@@ -115,7 +115,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   rt.metrics?.inFlightFrom(() => inFlight);
 
   const limits = config.limits;
-  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, () => current.rt.trusted, config.headers.request_id, rt.docUrls.too_many_connections);
+  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, () => current.rt);
   const listeners: Listener[] = [];
   for (const l of config.listeners) {
     const listener: Listener = { environment: l.environment };
@@ -184,7 +184,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       return {
         runtime: prepared,
         apply() {
-          if (settled || closing) return;
+          if (closing) return this.abandon();
+          if (settled) return;
           settled = true;
           const old = current;
           // A cached key points at its plan's policy object: with other plans, every key is
@@ -330,16 +331,12 @@ const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, ErrorCode
 class ConnectionsPerIp {
   readonly #open = new Map<string, number>();
   readonly #max: number;
-  /** The trusted proxies of the current configuration (a reload may change them). */
-  readonly #trusted: () => TrustedProxies;
-  readonly #requestIdHeader: string;
-  readonly #docUrl: string;
+  /** The runtime new connections meet: its trusted proxies, request-id header and doc links (a reload may change them). */
+  readonly #rt: () => Runtime;
 
-  constructor(max: number, trusted: () => TrustedProxies, requestIdHeader: string, docUrl: string) {
+  constructor(max: number, rt: () => Runtime) {
     this.#max = max;
-    this.#trusted = trusted;
-    this.#requestIdHeader = requestIdHeader;
-    this.#docUrl = docUrl;
+    this.#rt = rt;
   }
 
   readonly #counted = new WeakSet<Socket>();
@@ -349,8 +346,8 @@ class ConnectionsPerIp {
     // A connection handed to the server again (replayWithoutUpgrade) is counted once.
     if (this.#counted.has(socket)) return true;
     const peer = normalizePeer(socket.remoteAddress);
-    const trusted = this.#trusted();
-    if (!trusted.empty && trusted.isTrusted(peer)) return true;
+    const rt = this.#rt();
+    if (!rt.trusted.empty && rt.trusted.isTrusted(peer)) return true;
     // An IPv6 client counts by its /64: one host may hold every address of it.
     const ip = clientOf(peer);
     const open = this.#open.get(ip) ?? 0;
@@ -359,12 +356,12 @@ class ConnectionsPerIp {
       const body = JSON.stringify({
         error: 'too_many_connections',
         message: ERRORS.too_many_connections.message,
-        doc_url: this.#docUrl,
+        doc_url: rt.docUrls.too_many_connections,
         request_id: requestId,
       });
       socket.end(
         `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-          `cache-control: no-store\r\nretry-after: 1\r\n${this.#requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+          `cache-control: no-store\r\nretry-after: 1\r\n${rt.config.headers.request_id}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
       );
       // What the client sent meanwhile is read and dropped (closing with it unread would reset
       // the connection before the 429 is read); the connection goes once the client closes

@@ -120,13 +120,20 @@ async function createKey(adminUrl: string, scopes: string[]) {
   return call(`${adminUrl}/v1/keys`, { method: 'POST', token: ADMIN, body: { name: 'reload test', scopes } });
 }
 
+// Both processes start at once: a start under tsx takes seconds, most of this file's time.
+const one = { gwPort: await freePort(), adminPort: await freePort(), path: join(dir, 'one.yaml') };
+const many = { gwPort: await freePort(), adminPort: await freePort(), path: join(dir, 'workers.yaml') };
+const oneBase: Variant = { gwPort: one.gwPort, adminPort: one.adminPort, db: join(dir, 'one', 'keygate.db') };
+const manyBase: Variant = { gwPort: many.gwPort, adminPort: many.adminPort, db: join(dir, 'workers', 'keygate.db'), workers: 2 };
+writeFileSync(one.path, yaml(oneBase));
+writeFileSync(many.path, yaml(manyBase));
+const [oneKg, manyKg] = await Promise.all([startKeygate(one.path), startKeygate(many.path)]);
+t.teardown(() => Promise.all([oneKg.stop(), manyKg.stop()]));
+
 t.test('one process', async (t) => {
-  const [gwPort, adminPort] = [await freePort(), await freePort()];
-  const base: Variant = { gwPort, adminPort, db: join(dir, 'one', 'keygate.db') };
-  const path = join(dir, 'one.yaml');
-  writeFileSync(path, yaml(base));
-  const kg: RunningKeygate = await startKeygate(path);
-  t.teardown(() => kg.stop());
+  const { gwPort, path } = one;
+  const base = oneBase;
+  const kg: RunningKeygate = oneKg;
   const gw = `http://127.0.0.1:${gwPort}`;
   const admin = kg.adminUrl;
   const created = await createKey(admin, ['read']);
@@ -269,7 +276,7 @@ t.test('one process', async (t) => {
     for (let i = 0; i < 20; i++) {
       // Traffic between each two reloads, so that every swap lands among requests under way.
       const mark = answered;
-      await until(async () => answered >= mark + 25, 10_000, 'requests answered since the last reload');
+      await until(async () => answered >= mark + 10, 10_000, 'requests answered since the last reload');
       writeFileSync(path, variants[i % 2]!);
       const res = await reload();
       if (res.status !== 200) failures.push(`reload ${i}: ${res.status}`);
@@ -277,7 +284,7 @@ t.test('one process', async (t) => {
     stop = true;
     await Promise.all(loops);
     t.equal(await gauge(admin, 'keygate_config_generation'), from + 20, '20 reloads applied');
-    t.ok(answered >= 500, `requests kept flowing (${answered} answered of ${sent} sent)`);
+    t.ok(answered >= 200, `requests kept flowing (${answered} answered of ${sent} sent)`);
     t.same(failures, [], 'no failed request');
   });
 
@@ -301,12 +308,9 @@ t.test('one process', async (t) => {
 });
 
 t.test('with workers, every worker reloads', async (t) => {
-  const [gwPort, adminPort] = [await freePort(), await freePort()];
-  const base: Variant = { gwPort, adminPort, db: join(dir, 'workers', 'keygate.db'), workers: 2 };
-  const path = join(dir, 'workers.yaml');
-  writeFileSync(path, yaml(base));
-  const kg = await startKeygate(path);
-  t.teardown(() => kg.stop());
+  const { gwPort, adminPort, path } = many;
+  const base = manyBase;
+  const kg = manyKg;
   await kg.proc.waitForLog((l) => l.msg === 'keygate started' && l.worker === null, 60_000);
   const gw = `http://127.0.0.1:${gwPort}`;
   const admin = `http://127.0.0.1:${adminPort}`;
