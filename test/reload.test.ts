@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
+import { Logger } from '../core/log.js';
+import { ConfigReloader, planReload } from '../core/reload.js';
 import { startKeygate, type RunningKeygate } from './lib/cli.js';
+import { startStack, testConfig } from './lib/stack.js';
 import { freePort } from './lib/redis.js';
 import { within } from './lib/within.js';
 
@@ -342,4 +345,70 @@ t.test('with workers, every worker reloads', async (t) => {
   await kg.proc.waitForLog((l) => l.msg === 'configuration reloaded' && l.generation === 3 && l.changed?.[0] === 'apis', 30_000);
   await until(async () => kg.proc.logs().filter((l) => l.msg === 'configuration reloaded' && l.generation === 3).length === 3, 30_000, 'the primary and both workers at generation 3');
   t.same(await fresh(6), [200, 200, 200, 200, 200, 200], 'SIGHUP to the primary reached both workers');
+});
+
+t.test('planReload: reloadable sections applied, the others kept and named by path only', async (t) => {
+  const running = testConfig('http://127.0.0.1:9');
+  const next = testConfig('http://127.0.0.1:9', {
+    plans: { default: { limit: 7, window_seconds: 60 } },
+    admin: { port: 0, tokens: [{ name: 'ops', token: 'a-new-secret-token-0123456789', role: 'admin' }] },
+    listeners: [{ port: 0, host: '127.0.0.1', environment: 'production' }],
+  });
+  const plan = planReload(running, next);
+  t.same(plan.changed, ['plans']);
+  t.equal(plan.effective.plans, next.plans, 'plans from the new file');
+  t.equal(plan.effective.admin, running.admin, 'admin as it runs');
+  t.equal(plan.effective.listeners, running.listeners, 'listeners as they run');
+  const paths = plan.restartRequired.map((r) => r.path);
+  t.ok(paths.includes('listeners[1]'), `the listener removed is named (${paths.join(', ')})`);
+  t.ok(paths.includes('admin.tokens[0].token'), 'a changed token is named');
+  t.notOk(JSON.stringify(plan.restartRequired).includes('a-new-secret'), 'never its value');
+  t.same(planReload(running, running), { effective: running, changed: [], restartRequired: [] }, 'the same file changes nothing');
+});
+
+t.test('in one process: a refused part leaves every part as it was; a replaced pool closes after its last request', async (t) => {
+  const stack = await startStack();
+  t.teardown(() => stack.close());
+  const before = stack.gateway.runtime;
+  const log = new Logger({ write: () => undefined });
+  const state = { generation: 1, lastSuccess: 1 as 0 | 1, lastAt: 0 };
+  let text = JSON.stringify(testConfig(stack.upstream.url, { plans: { default: { limit: 9, window_seconds: 60 } } }));
+  const reloader = new ConfigReloader({ initial: stack.config, read: () => text, source: 'test', adjust: (c) => c, log, state });
+  reloader.add({ name: 'gateway', prepare: (next) => stack.gateway.prepareReload(next) });
+  reloader.add({
+    name: 'certificates',
+    prepare: () => {
+      throw new Error('cert.pem: no such file');
+    },
+  });
+  const refused = await reloader.reload();
+  t.match(refused, { ok: false, generation: 1, errors: [{ path: 'certificates', message: 'cert.pem: no such file' }] });
+  t.equal(stack.gateway.runtime, before, 'the gateway runs what it ran');
+  t.equal(state.lastSuccess, 0);
+
+  // The emails API moves to another origin: its pool is replaced, and closes once the request
+  // that started on it is over.
+  const other = createServer((req, res) => res.end('other'));
+  await new Promise<void>((ok) => other.listen(0, '127.0.0.1', ok));
+  t.teardown(() => other.close());
+  const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  const reloaderOk = new ConfigReloader({ initial: stack.config, read: () => text, source: 'test', adjust: (c) => c, log, state });
+  reloaderOk.add({ name: 'gateway', prepare: (next) => stack.gateway.prepareReload(next) });
+  const { key } = await stack.createKey({ name: 'pool' });
+  const oldPool = before.apis.find((a) => a.name === 'emails')!.pool;
+  const slow = request(`${stack.gw['production']}/v1/emails/slow`, { headers: { authorization: `Bearer ${key}` } });
+  await until(async () => stack.upstream.seen.some((s) => s.url.includes('/slow')), 5_000, 'the slow request reached the upstream');
+  const moved = testConfig(stack.upstream.url);
+  text = JSON.stringify({ ...moved, apis: moved.apis.map((a) => (a.name === 'emails' ? { ...a, upstream: otherUrl, timeout_ms: 300 } : a)) });
+  t.match(await reloaderOk.reload(), { ok: true, generation: 2, changed: ['apis'] });
+  const now = stack.gateway.runtime;
+  t.not(now.apis.find((a) => a.name === 'emails')!.pool, oldPool, 'a new pool for the new origin');
+  t.equal(now.apis.find((a) => a.name === 'contacts')!.pool, before.apis.find((a) => a.name === 'contacts')!.pool, 'an unchanged API keeps its pool');
+  const fresh = await request(`${stack.gw['production']}/v1/emails/x`, { headers: { authorization: `Bearer ${key}` } });
+  t.equal(await fresh.body.text(), 'other', 'a new request goes to the new origin');
+  t.equal(oldPool.closed, false, 'the old pool stays open while its request runs');
+  const old = await slow;
+  await old.body.dump();
+  t.equal(old.statusCode, 504, 'the request under way ended under its own (old) timeout');
+  await until(async () => oldPool.closed, 5_000, 'the old pool closes after its last request');
 });
