@@ -25,10 +25,16 @@ export interface PreparedPart {
 }
 
 /**
- * A part of the process that a reload reaches: the gateway, the admin plane, the logger, and
- * whatever else registers (TLS contexts re-reading their certificates, say). `prepare` reads
- * files and builds objects; it throws a ConfigError (its details are reported) or any error
- * (reported under the part's name) to refuse the reload whole.
+ * A part of the process that a reload reaches: the gateway, the admin plane, the logger
+ * (bin/main.ts registers them with ConfigReloader.add), and whatever else joins. `prepare`
+ * reads files and builds objects; it throws a ConfigError (its details are reported) or any
+ * error (reported under the part's name) to refuse the reload whole.
+ *
+ * TLS certificates join as one more part: `prepare` reads the certificate and key files that
+ * the running listeners name (`next.listeners` is the listeners as started, a section a reload
+ * does not apply, so a renewed file at the same path is what changes), checks them and builds
+ * the secure contexts; `apply` hands them to the servers (`tls.Server#setSecureContext`, or the
+ * SNI callback's table), so new handshakes use them and open connections keep theirs.
  */
 export interface ReloadablePart {
   readonly name: string;
