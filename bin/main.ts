@@ -133,7 +133,15 @@ export async function main(argv: string[]): Promise<number> {
 async function run(config: Config, path: string, source: string, adjust: (c: Config) => Config): Promise<number> {
   const log = new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
   const processMetrics = new ProcessMetrics();
-  const reloader = new ConfigReloader({ initial: config, read: () => readFileSync(path, 'utf8'), source, adjust, log, state: processMetrics.reload });
+  const reloader = new ConfigReloader({
+    initial: config,
+    read: () => readFileSync(path, 'utf8'),
+    source,
+    adjust,
+    log,
+    state: processMetrics.reload,
+    warnings: cluster.isPrimary,
+  });
   reloader.add({ name: 'log', prepare: (next) => ({ apply: () => log.setLevel(next.log.level) }) });
   let started = false;
   let workers: Workers | null = null;

@@ -128,6 +128,8 @@ export interface ReloaderOptions {
   adjust: (config: Config) => Config;
   log: Logger;
   state: ReloadState;
+  /** Log the new file's warnings (as start-up does); off in gateway workers, whose primary logs them. */
+  warnings?: boolean;
   now?: () => number;
 }
 
@@ -185,8 +187,11 @@ export class ConfigReloader {
       return { ok: false, generation: state.generation, changed, restart_required: restartRequired, errors };
     };
     let next: Config;
+    let warnings: ConfigDetail[];
     try {
-      next = this.#o.adjust(checkConfigText(read(), this.#o.source).config);
+      const checked = checkConfigText(read(), this.#o.source);
+      next = this.#o.adjust(checked.config);
+      warnings = checked.warnings;
     } catch (err) {
       if (err instanceof ConfigError) return refuse(err.details);
       return refuse([{ path: '', message: `cannot read ${this.#o.source}: ${(err as Error).message}` }]);
@@ -212,6 +217,7 @@ export class ConfigReloader {
     state.generation++;
     state.lastSuccess = 1;
     state.lastAt = this.#now();
+    if (this.#o.warnings !== false) for (const w of warnings) log.warn('configuration warning', { path: w.path, warning: w.message });
     for (const r of plan.restartRequired) log.warn('configuration reload: not applied, needs a restart', { ...r });
     log.info('configuration reloaded', { source: this.#o.source, generation: state.generation, changed: plan.changed, restart_required: plan.restartRequired.map((r) => r.path) });
     return { ok: true, generation: state.generation, changed: plan.changed, restart_required: plan.restartRequired, errors: [] };
