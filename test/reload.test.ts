@@ -412,3 +412,15 @@ t.test('in one process: a refused part leaves every part as it was; a replaced p
   t.equal(old.statusCode, 504, 'the request under way ended under its own (old) timeout');
   await until(async () => oldPool.closed, 5_000, 'the old pool closes after its last request');
 });
+
+t.test('a reloaded log level reaches every child logger', async (t) => {
+  const lines: string[] = [];
+  const log = new Logger({ level: 'info', write: (l) => lines.push(l) });
+  const child = log.child({ worker: 1 });
+  child.debug('hidden');
+  log.setLevel('debug');
+  child.debug('shown');
+  log.setLevel('error');
+  child.warn('hidden too');
+  t.same(lines.map((l) => JSON.parse(l).msg), ['shown']);
+});
