@@ -150,7 +150,9 @@ async function run(config: Config, path: string, source: string, adjust: (c: Con
     log.info('configuration reload', { trigger, source });
     let relayed: WorkerOutcome[] | undefined;
     const outcome = await reloader.reload(undefined, async (own, text) => {
-      if (workers !== null && own.ok && text !== null) relayed = await workers.reload(text);
+      if (workers === null || !own.ok || text === null) return;
+      relayed = await workers.reload(text);
+      for (const w of relayed) if (!w.ok) log.error('configuration reload refused by a gateway worker', { worker: w.worker, generation: w.generation, errors: w.errors });
     });
     return relayed === undefined ? outcome : { ...outcome, workers: relayed };
   };
@@ -163,6 +165,12 @@ async function run(config: Config, path: string, source: string, adjust: (c: Con
   if (cluster.isWorker) {
     process.on('message', (m: { type?: string; id?: number; text?: string }) => {
       if (m?.type !== 'keygate-reload' || typeof m.text !== 'string') return;
+      if (!started) {
+        // A worker still starting (one replacing a worker that died) read the file as it started.
+        const message = 'this worker is still starting, on the file as it read it then; reload again once it has started';
+        const outcome: ReloadOutcome = { ok: false, generation: processMetrics.reload.generation, changed: [], restart_required: [], errors: [{ path: '', message }] };
+        return void process.send?.({ type: 'keygate-reloaded', id: m.id, outcome });
+      }
       void reloader.reload(m.text).then((outcome) => process.send?.({ type: 'keygate-reloaded', id: m.id, outcome }));
     });
   }
