@@ -228,7 +228,7 @@ async function run(config: Config, path: string, source: string, adjust: (c: Con
       );
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
-        ops = createOpsServer(gateway.runtime, () => stopping, processMetrics);
+        ops = createOpsServer(() => gw.runtime, () => stopping, processMetrics);
         const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host);
         log.info('status listening', { address: bound.host, port: bound.port });
       }

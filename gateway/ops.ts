@@ -33,7 +33,11 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
  * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
  * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus).
  */
-export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+  // A function gives the gateway's current runtime (a reload swaps it); its metrics, store and
+  // limiter are the same in every generation, its doc links are the configuration's latest.
+  const current = typeof runtime === 'function' ? runtime : () => runtime;
+  const rt = current();
   const registry = rt.metrics === null ? null : processMetrics ? Registry.merge([rt.metrics.registry, processMetrics.registry]) : rt.metrics.registry;
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
@@ -42,7 +46,7 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       res.end(text);
     };
-    const fail = (status: number, code: ErrorCode, message: string) => json(status, { error: code, message, doc_url: rt.docUrls[code] });
+    const fail = (status: number, code: ErrorCode, message: string) => json(status, { error: code, message, doc_url: current().docUrls[code] });
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'method_not_allowed', 'Use GET.');
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
