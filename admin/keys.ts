@@ -68,7 +68,7 @@ export interface Issued {
 export type LeakAction = 'notify' | 'suspend' | 'revoke';
 
 export class KeyService {
-  readonly #config: Config;
+  #config: Config;
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #hasher: KeyHasher;
@@ -79,6 +79,14 @@ export class KeyService {
     this.#store = store;
     this.#clock = clock;
     this.#hasher = hasher;
+  }
+
+  /**
+   * Reads `config` from now on (a configuration reload, docs/operations.md): its policies
+   * and scopes; the sections a reload does not apply are the running ones, unchanged.
+   */
+  reconfigure(config: Config): void {
+    this.#config = config;
   }
 
   get clock(): Clock {

@@ -81,6 +81,29 @@ export function wireSchemas(config: Config): Record<string, Json> {
       }),
       'One label per token, in the order sent.',
     ),
+    ReloadResult: object(
+      {
+        ok: { type: 'boolean', description: 'True: the file was applied.' },
+        generation: int('The configuration generation running now: 1 as started, one more per reload applied.'),
+        changed: array(str(), 'The reloadable sections the file changed, applied.'),
+        restart_required: array(object({ path: str(), message: str() }), 'Changes to sections read at start-up only: not applied until a restart.'),
+        errors: array(object({ path: str(), message: str(), line: int(), column: int() }, undefined, ['line', 'column'])),
+        workers: array(ref('WorkerReload'), 'Each gateway worker’s answer; absent without workers.'),
+      },
+      'What a configuration reload did.',
+      ['workers'],
+    ),
+    WorkerReload: object(
+      {
+        worker: int('The worker’s id (node:cluster).'),
+        ok: { type: 'boolean' },
+        generation: int('This worker’s configuration generation.'),
+        changed: array(str()),
+        restart_required: array(object({ path: str(), message: str() })),
+        errors: array(object({ path: str(), message: str(), line: int(), column: int() }, undefined, ['line', 'column'])),
+      },
+      'One gateway worker’s answer to a reload.',
+    ),
     Readiness: object(
       { status: { type: 'string', enum: ['ready', 'degraded'] }, store: object({ kind: str('The store type.'), reachable: { type: 'boolean' } }) },
       'Whether the admin plane can reach its store.',
@@ -185,7 +208,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
         ip: str('The client address of the admin call.'),
         request_id: str(),
         action: { type: 'string', enum: [...AUDIT_ACTIONS] },
-        target_type: { type: 'string', enum: ['key', 'application'] },
+        target_type: { type: 'string', enum: ['key', 'application', 'config'] },
         target_id: str(),
         changes: {
           type: 'object',

@@ -29,6 +29,8 @@ import { recorderOptions, UsageRecorder } from './usage.js';
 import { AdminMetrics } from './metrics.js';
 import { createDashboard } from './dashboard/dashboard.js';
 import { usageRoutes } from './usage-routes.js';
+import { reloadRoute, type ReloadHandler } from './reload-route.js';
+import type { PreparedPart } from '../core/reload.js';
 import { InvalidCursorError, StoreUnavailableError } from '../core/internal-errors.js';
 
 export interface AdminDeps {
@@ -42,6 +44,8 @@ export interface AdminDeps {
   gatewayUrls?: Record<string, string>;
   /** False: the alert watch and deliverer run only when told (`tick()`), as tests drive them with a ManualClock. */
   alertTimers?: boolean;
+  /** Reloads the process's configuration (POST /v1/admin/reload); absent, the route answers 409. */
+  reload?: ReloadHandler;
 }
 
 export interface Admin {
@@ -51,6 +55,11 @@ export interface Admin {
   readonly alerts: { service: AlertService; watch: AlertWatch; deliverer: Deliverer };
   /** Where the gateway's usage events go when both planes run in one process. */
   readonly usage: UsageRecorder;
+  /**
+   * Builds what the reloadable sections of `next` give the admin plane (routes, scopes,
+   * policies, trusted proxies), changing nothing until `apply` (core/reload.ts).
+   */
+  prepareReload(next: Config): PreparedPart;
   listen(): Promise<{ host: string; port: number; url: string }>;
   close(): Promise<void>;
 }
@@ -71,11 +80,10 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
   };
   const usage = new UsageRecorder(deps.store, log, recorderOptions(config.usage));
   const auth = new TokenAuth(config.admin.tokens);
-  const proxies = new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!));
-  const schemas = keySchemas(config);
   const limit = config.admin.max_body_bytes;
-  const docUrls = errorDocUrls(config.errors.doc_base_url);
   const dashboard = config.dashboard.enabled ? createDashboard(config, { clock, auth, gatewayUrls: deps.gatewayUrls ?? {} }) : null;
+  const metrics = config.metrics.enabled ? new AdminMetrics(deps.store, usage) : null;
+  const registry = metrics && deps.processMetrics ? Registry.merge([metrics.registry, deps.processMetrics.registry]) : (metrics?.registry ?? null);
 
   const parse = <S extends z.ZodType>(schema: S, input: unknown): z.output<S> => {
     const result = schema.safeParse(input);
@@ -83,54 +91,69 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     return result.data;
   };
 
-  const routes: Route<Call>[] = [
-    ...adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store }),
-    ...usageRoutes({ config, keys, store: deps.store, clock, usage }),
-    ...leakRoutes({ config, keys }),
-    ...alertRoutes({ store: deps.store }),
-  ];
-  let openapi: string | undefined; // built on first use, from the whole table including this route
-  routes.push({
-    method: 'GET',
-    path: '/openapi.json',
-    pattern: /^\/openapi\.json$/,
-    permission: 'public',
-    doc: {
-      operationId: 'getOpenApi',
-      tag: 'Operations',
-      summary: 'This document',
-      description: 'The OpenAPI 3.1 description of this API, built from the routes that serve it.',
-      responses: { 200: { description: 'The OpenAPI document.', schema: 'OpenApiDocument' } },
-    },
-    handler: async (c) => {
-      openapi ??= JSON.stringify(buildOpenApi(routes, config));
-      c.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(openapi), 'x-request-id': c.requestId });
-      c.res.end(openapi);
-    },
-  });
+  /**
+   * What the admin plane reads from the reloadable sections of the configuration (scopes,
+   * policies, APIs, plans, trusted proxies, error links): built at start-up and by each reload,
+   * and swapped whole; a request reads the plane once, at its start.
+   */
+  interface Plane {
+    readonly routes: readonly Route<Call>[];
+    readonly proxies: TrustedProxies;
+    readonly docUrls: ReturnType<typeof errorDocUrls>;
+  }
 
-  const metrics = config.metrics.enabled ? new AdminMetrics(deps.store, usage) : null;
-  if (metrics) {
-    const registry = deps.processMetrics ? Registry.merge([metrics.registry, deps.processMetrics.registry]) : metrics.registry;
+  function buildPlane(config: Config): Plane {
+    const schemas = keySchemas(config);
+    const routes: Route<Call>[] = [
+      ...adminRoutes({ config, keys, apps, schemas, log, gatewayUrls: deps.gatewayUrls ?? {}, store: deps.store }),
+      ...usageRoutes({ config, keys, store: deps.store, clock, usage }),
+      ...leakRoutes({ config, keys }),
+      ...alertRoutes({ store: deps.store }),
+      reloadRoute({ store: deps.store, clock, log, reload: deps.reload ?? null }),
+    ];
+    let openapi: string | undefined; // built on first use, from the whole table including this route
     routes.push({
       method: 'GET',
-      path: '/metrics',
-      pattern: /^\/metrics$/,
+      path: '/openapi.json',
+      pattern: /^\/openapi\.json$/,
       permission: 'public',
       doc: {
-        operationId: 'getMetrics',
+        operationId: 'getOpenApi',
         tag: 'Operations',
-        summary: 'Prometheus metrics',
-        description: 'The admin plane’s metrics and the process’s, for Prometheus to scrape.',
-        responses: { 200: { description: 'Prometheus text exposition format.', media: { 'text/plain': { type: 'string' } } } },
+        summary: 'This document',
+        description: 'The OpenAPI 3.1 description of this API, built from the routes that serve it.',
+        responses: { 200: { description: 'The OpenAPI document.', schema: 'OpenApiDocument' } },
       },
       handler: async (c) => {
-        const text = await registry.metrics();
-        c.res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text), 'x-request-id': c.requestId });
-        c.res.end(text);
+        openapi ??= JSON.stringify(buildOpenApi(routes, config));
+        c.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(openapi), 'x-request-id': c.requestId });
+        c.res.end(openapi);
       },
     });
+    if (registry) {
+      routes.push({
+        method: 'GET',
+        path: '/metrics',
+        pattern: /^\/metrics$/,
+        permission: 'public',
+        doc: {
+          operationId: 'getMetrics',
+          tag: 'Operations',
+          summary: 'Prometheus metrics',
+          description: 'The admin plane’s metrics and the process’s, for Prometheus to scrape.',
+          responses: { 200: { description: 'Prometheus text exposition format.', media: { 'text/plain': { type: 'string' } } } },
+        },
+        handler: async (c) => {
+          const text = await registry.metrics();
+          c.res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text), 'x-request-id': c.requestId });
+          c.res.end(text);
+        },
+      });
+    }
+    return { routes, proxies: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)), docUrls: errorDocUrls(config.errors.doc_base_url) };
   }
+
+  let plane = buildPlane(config);
 
   let closing = false;
 
@@ -139,6 +162,7 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     // (a gateway shipping usage back to back) would otherwise hold the close open.
     if (closing) res.shouldKeepAlive = false;
     const requestId = requestIdOf(req);
+    const { routes, proxies, docUrls } = plane;
     // The documented path of the route that answered; 'unmatched' for anything else.
     let matched = 'unmatched';
     if (metrics) {
@@ -194,6 +218,17 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     scheduler,
     alerts,
     usage,
+    prepareReload(next) {
+      const built = buildPlane(next);
+      return {
+        apply() {
+          keys.reconfigure(next);
+          alertService.reconfigure(next);
+          alerts.watch.reconfigure(next);
+          plane = built;
+        },
+      };
+    },
     async listen() {
       await dashboard?.ready();
       const bound = await listenOn(server, config.admin.port, config.admin.host);

@@ -1,10 +1,12 @@
 import './tune-v8.js'; // first: V8 flags set before the rest loads (bin/v8-flags.ts)
 import cluster from 'node:cluster';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../admin/server.js';
+import type { ReloadAnswer } from '../admin/reload-route.js';
+import { ConfigReloader, type ReloadOutcome, type WorkerOutcome } from '../core/reload.js';
 import { recorderOptions, UsageRecorder } from '../admin/usage.js';
 import { checkConfigFile, configWarnings, defaultConfigPath } from '../config/load.js';
 import { ConfigError } from '../core/internal-errors.js';
@@ -101,11 +103,16 @@ export async function main(argv: string[]): Promise<number> {
   const source = args.config ?? relative(process.cwd(), path);
   let config: Config;
   let warnings: ConfigDetail[];
+  // What this process makes of the file, at start-up and at each reload.
+  const adjust = (c: Config): Config => {
+    if (args.role !== undefined) c = { ...c, role: args.role as Config['role'] };
+    // A worker of a multi-process gateway runs the gateway only; its primary runs the rest.
+    if (cluster.isWorker) c = { ...c, role: 'gateway' };
+    return c;
+  };
   try {
     ({ config, warnings } = checkConfigFile(path));
-    if (args.role !== undefined) config = { ...config, role: args.role as Config['role'] };
-    // A worker of a multi-process gateway runs the gateway only; its primary runs the rest.
-    if (cluster.isWorker) config = { ...config, role: 'gateway' };
+    config = adjust(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const d of err.details) process.stderr.write(`${formatDetail(source, d)}\n`);
@@ -120,14 +127,55 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${source}: configuration is valid\n`);
     return args.store ? checkStore(config) : 0;
   }
-  return run(config, path);
+  return run(config, path, source, adjust);
 }
 
-async function run(config: Config, path: string): Promise<number> {
+async function run(config: Config, path: string, source: string, adjust: (c: Config) => Config): Promise<number> {
   const log = new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
+  const processMetrics = new ProcessMetrics();
+  const reloader = new ConfigReloader({
+    initial: config,
+    read: () => readFileSync(path, 'utf8'),
+    source,
+    adjust,
+    log,
+    state: processMetrics.reload,
+    warnings: cluster.isPrimary,
+  });
+  reloader.add({ name: 'log', prepare: (next) => ({ apply: () => log.setLevel(next.log.level) }) });
+  let started = false;
+  let workers: Workers | null = null;
+  /** A reload of this process and, from a primary, of every gateway worker (docs/operations.md). */
+  const reloadAll = async (trigger: string): Promise<ReloadAnswer> => {
+    log.info('configuration reload', { trigger, source });
+    let relayed: WorkerOutcome[] | undefined;
+    const outcome = await reloader.reload(undefined, async (own, text) => {
+      if (workers === null || !own.ok || text === null) return;
+      relayed = await workers.reload(text);
+      for (const w of relayed) if (!w.ok) log.error('configuration reload refused by a gateway worker', { worker: w.worker, generation: w.generation, errors: w.errors });
+    });
+    return relayed === undefined ? outcome : { ...outcome, workers: relayed };
+  };
+  // Installed first: SIGHUP's default action ends the process.
+  process.on('SIGHUP', () => {
+    if (cluster.isWorker) return log.debug('SIGHUP ignored by a gateway worker: its primary relays reloads');
+    if (!started) return log.warn('SIGHUP ignored: Keygate is still starting');
+    void reloadAll('SIGHUP');
+  });
+  if (cluster.isWorker) {
+    process.on('message', (m: { type?: string; id?: number; text?: string }) => {
+      if (m?.type !== 'keygate-reload' || typeof m.text !== 'string') return;
+      if (!started) {
+        // A worker still starting (one replacing a worker that died) read the file as it started.
+        const message = 'this worker is still starting, on the file as it read it then; reload again once it has started';
+        const outcome: ReloadOutcome = { ok: false, generation: processMetrics.reload.generation, changed: [], restart_required: [], errors: [{ path: '', message }] };
+        return void process.send?.({ type: 'keygate-reloaded', id: m.id, outcome });
+      }
+      void reloader.reload(m.text).then((outcome) => process.send?.({ type: 'keygate-reloaded', id: m.id, outcome }));
+    });
+  }
   // Once per gateway: the workers of a multi-process one read the same file.
   if (cluster.isPrimary) for (const w of configWarnings(config)) log.warn('configuration warning', { path: w.path, warning: w.message });
-  const processMetrics = new ProcessMetrics();
   let store: Store;
   try {
     store = observedStore(await openStore(config.store, log), processMetrics);
@@ -141,7 +189,7 @@ async function run(config: Config, path: string): Promise<number> {
   let usage: UsageRecorder | UsageShipper | null = null;
   let ops: Server | null = null;
   let stopping = false;
-  const workers = cluster.isPrimary && config.role !== 'admin' && config.workers > 1 ? new Workers(config.workers, log) : null;
+  workers = cluster.isPrimary && config.role !== 'admin' && config.workers > 1 ? new Workers(config.workers, log) : null;
   try {
     if (config.demo_upstream) {
       demo = createDemoUpstream();
@@ -150,7 +198,11 @@ async function run(config: Config, path: string): Promise<number> {
       log.info('demo upstream listening', { address: d.host, port: d.port });
     }
     const gatewayUrls: Record<string, string> = {};
-    if (config.role !== 'gateway') admin = createAdmin(config, { store, log, gatewayUrls, processMetrics });
+    if (config.role !== 'gateway') {
+      admin = createAdmin(config, { store, log, gatewayUrls, processMetrics, reload: (by) => reloadAll(`POST /v1/admin/reload by ${by.name}`) });
+      const plane = admin;
+      reloader.add({ name: 'admin', prepare: (next) => plane.prepareReload(next) });
+    }
     if (workers) {
       // The workers run the gateway and share its listeners; this process runs the rest.
       await workers.start();
@@ -169,12 +221,14 @@ async function run(config: Config, path: string): Promise<number> {
       usage?.start();
       const recorder = admin?.usage ?? usage!;
       gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });
+      const gw = gateway;
+      reloader.add({ name: 'gateway', prepare: (next) => gw.prepareReload(next) });
       gateway.runtime.metrics?.usageFrom(() =>
         recorder instanceof UsageShipper ? recorder : { shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped },
       );
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
-        ops = createOpsServer(gateway.runtime, () => stopping, processMetrics);
+        ops = createOpsServer(() => gw.runtime, () => stopping, processMetrics);
         const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host);
         log.info('status listening', { address: bound.host, port: bound.port });
       }
@@ -188,6 +242,7 @@ async function run(config: Config, path: string): Promise<number> {
     demo?.close();
     return 1;
   }
+  started = true;
   if (cluster.isWorker) process.send?.({ type: 'keygate-ready' });
   log.info('keygate started', { version: VERSION, config: path, role: config.role, store: store.kind, workers: config.workers, worker: cluster.isWorker ? cluster.worker!.id : null });
 
@@ -211,6 +266,9 @@ async function run(config: Config, path: string): Promise<number> {
   });
 }
 
+/** How long a primary waits for each worker's answer to a reload. */
+const RELOAD_ANSWER_MS = 30_000;
+
 /**
  * The primary of a multi-process gateway: forks the workers (each runs this CLI as a gateway),
  * replaces one that dies, and on stop lets each drain and waits for all of them.
@@ -219,6 +277,7 @@ class Workers {
   readonly #count: number;
   readonly #log: Logger;
   #stopping = false;
+  #reloads = 0;
 
   constructor(count: number, log: Logger) {
     this.#count = count;
@@ -242,6 +301,38 @@ class Workers {
       );
     }
     await Promise.all(ready);
+  }
+
+  /**
+   * Relays a reload to every live worker, with the file's text the primary read (so each
+   * applies the same), and collects each one's outcome; a worker that does not answer within
+   * RELOAD_ANSWER_MS is reported as refused.
+   */
+  async reload(text: string): Promise<WorkerOutcome[]> {
+    const alive = Object.values(cluster.workers ?? {}).filter((w): w is NonNullable<typeof w> => w !== undefined && !w.isDead());
+    const id = ++this.#reloads;
+    return Promise.all(
+      alive.map(
+        (w) =>
+          new Promise<WorkerOutcome>((ok) => {
+            const refused = (message: string): WorkerOutcome => ({ worker: w.id, ok: false, generation: 0, changed: [], restart_required: [], errors: [{ path: '', message }] });
+            const timer = setTimeout(() => finish(refused(`worker ${w.id} did not answer the reload within ${RELOAD_ANSWER_MS} ms`)), RELOAD_ANSWER_MS);
+            const onMessage = (m: { type?: string; id?: number; outcome?: ReloadOutcome }) => {
+              if (m?.type === 'keygate-reloaded' && m.id === id && m.outcome) finish({ worker: w.id, ...m.outcome });
+            };
+            const onExit = () => finish(refused(`worker ${w.id} exited during the reload`));
+            const finish = (outcome: WorkerOutcome) => {
+              clearTimeout(timer);
+              w.off('message', onMessage);
+              w.off('exit', onExit);
+              ok(outcome);
+            };
+            w.on('message', onMessage);
+            w.once('exit', onExit);
+            w.send({ type: 'keygate-reload', id, text });
+          }),
+      ),
+    ).then((all) => all.sort((a, b) => a.worker - b.worker));
   }
 
   async stop(): Promise<void> {

@@ -31,6 +31,8 @@ export const AUDIT_ACTIONS = [
   'application.updated',
   'application.suspended',
   'application.reactivated',
+  'config.reloaded',
+  'config.reload_refused',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -49,7 +51,7 @@ export interface AuditEntry {
   ip: string;
   request_id: string;
   action: AuditAction;
-  target_type: 'key' | 'application';
+  target_type: 'key' | 'application' | 'config';
   target_id: string;
   changes: Record<string, { from: unknown; to: unknown }>;
 }

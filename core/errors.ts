@@ -25,6 +25,7 @@ export const ERRORS = {
   already_revoked: { status: 409, message: 'This key is already revoked.' },
   payload_too_large: { status: 413, message: 'The request body is larger than this endpoint accepts; send a smaller one.' },
   unsupported_media_type: { status: 415, message: 'Send a JSON body with content-type: application/json.' },
+  config_invalid: { status: 422, message: 'The configuration file was not applied: each entry of details names a problem in it; the running configuration is kept.' },
   rate_limit_exceeded: { status: 429, message: 'This API key\'s rate limit is used up; retry after the seconds in Retry-After.' },
   concurrency_limit_exceeded: { status: 429, message: 'This API key has too many requests in flight to this API; wait for one to finish, then retry.' },
   too_many_connections: { status: 429, message: 'Too many open connections from this address; reuse connections and close idle ones.' },

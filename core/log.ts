@@ -16,30 +16,36 @@ export interface LoggerOptions {
  * string that looks like a full API key is replaced before the line is written.
  */
 export class Logger {
-  readonly #min: number;
+  /** Shared with every child, so that setLevel (a configuration reload) reaches them all. */
+  readonly #level: { min: number };
   readonly #write: (line: string) => void;
   readonly #base: Fields;
   readonly #keyPattern: RegExp | null;
   readonly #options: LoggerOptions;
 
-  constructor(options: LoggerOptions = {}) {
+  constructor(options: LoggerOptions = {}, level?: { min: number }) {
     this.#options = options;
-    this.#min = RANK[options.level ?? 'info'];
+    this.#level = level ?? { min: RANK[options.level ?? 'info'] };
     this.#write = options.write ?? ((line) => process.stdout.write(line));
     this.#base = options.base ?? {};
     this.#keyPattern = options.keyPrefix ? new RegExp(`${options.keyPrefix}_[a-z]+_[0-9A-Za-z]{40,}`, 'g') : null;
   }
 
   child(base: Fields): Logger {
-    return new Logger({ ...this.#options, base: { ...this.#options.base, ...base } });
+    return new Logger({ ...this.#options, base: { ...this.#options.base, ...base } }, this.#level);
+  }
+
+  /** The least level written from now on, by this logger and every child of it. */
+  setLevel(level: Level): void {
+    this.#level.min = RANK[level];
   }
 
   enabled(level: Level): boolean {
-    return RANK[level] >= this.#min;
+    return RANK[level] >= this.#level.min;
   }
 
   log(level: Level, msg: string, fields?: Fields): void {
-    if (RANK[level] < this.#min) return;
+    if (RANK[level] < this.#level.min) return;
     let line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.#base, ...fields });
     if (this.#keyPattern) line = line.replace(this.#keyPattern, '[redacted]');
     this.#write(`${line}\n`);

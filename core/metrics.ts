@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReloadState } from './reload.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
 
@@ -60,6 +61,8 @@ export class ProcessMetrics {
   readonly registry = new Registry();
   readonly storeDuration: Histogram<'operation'>;
   readonly storeErrors: Counter<'operation'>;
+  /** The configuration's generation and the last reload's result (core/reload.ts keeps them). */
+  readonly reload: ReloadState = { generation: 1, lastSuccess: 1, lastAt: Date.now() / 1000 };
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -77,6 +80,19 @@ export class ProcessMetrics {
       labelNames: ['operation'],
       registers: [this.registry],
     });
+    const reload = this.reload;
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('keygate_config_generation', 'The configuration running: 1 as started, one more for each reload applied', () => reload.generation);
+    gauge('keygate_config_last_reload_success', 'Whether the last configuration reload (or the start) applied its configuration (1) or was refused (0)', () => reload.lastSuccess);
+    gauge('keygate_config_last_reload_timestamp_seconds', 'When the last configuration reload was tried (or the process started), in Unix seconds', () => reload.lastAt);
   }
 
   observe(operation: string, seconds: number, ok: boolean): void {

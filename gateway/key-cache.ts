@@ -64,7 +64,7 @@ export class KeyCache {
   readonly #changed: ((id: string | null) => void)[] = [];
   readonly #store: Store;
   readonly #hasher: KeyHasher;
-  readonly #compile: (rec: KeyRecord, gen: number) => CompiledKey;
+  #compile: (rec: KeyRecord, gen: number) => CompiledKey;
   readonly #negativeTtlMs: number;
   #gen = 0;
   #missingGen: Missing = Object.freeze({ missing: true as const, gen: 0 });
@@ -111,6 +111,17 @@ export class KeyCache {
       }
       for (const listener of this.#changed) listener(id);
     });
+  }
+
+  /**
+   * Compiles keys with `compile` from now on (a configuration reload changed the plans they
+   * point to): the generation moves on, so every cached key is read and compiled again on its
+   * next use, as after a missed change. While the store cannot answer, an entry compiled
+   * before is served as it is, old plan included, rather than refused.
+   */
+  recompile(compile: (rec: KeyRecord, gen: number) => CompiledKey): void {
+    this.#compile = compile;
+    this.#gen++;
   }
 
   /**

@@ -36,19 +36,36 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
  * with `status_listener.verify.enabled`, the verify API (gateway/verify.ts, docs/verify.md).
  * A request must arrive whole within `status_listener.verify.timeout_ms`.
  */
-export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+  // A function gives the gateway's current runtime (a reload swaps it); its metrics, store and
+  // limiter are the same in every generation, its doc links are the configuration's latest.
+  const current = typeof runtime === 'function' ? runtime : () => runtime;
+  const rt = current();
   const registry = rt.metrics === null ? null : processMetrics ? Registry.merge([rt.metrics.registry, processMetrics.registry]) : rt.metrics.registry;
-  const verify = createVerifyApi(rt);
+  // The verify API judges keys by the current generation's APIs, routes, scopes and plans: it is
+  // built again, once, for each runtime a reload brings (status_listener itself is read at
+  // start-up only, so whether it is on does not change).
+  let verifyOf = rt;
+  let verify = createVerifyApi(rt);
+  const currentVerify = () => {
+    const now = current();
+    if (now !== verifyOf) {
+      verifyOf = now;
+      verify = createVerifyApi(now);
+    }
+    return verify;
+  };
   const timeoutMs = rt.config.status_listener?.verify.timeout_ms ?? 10_000;
   return createServer({ requestTimeout: timeoutMs, headersTimeout: timeoutMs, connectionsCheckingInterval: Math.min(1_000, timeoutMs) }, (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
+    const verify = currentVerify();
     if (verify !== null && verify.handle(req, res, path)) return;
     const json = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       res.end(text);
     };
-    const fail = (status: number, code: ErrorCode, message: string) => json(status, { error: code, message, doc_url: rt.docUrls[code] });
+    const fail = (status: number, code: ErrorCode, message: string) => json(status, { error: code, message, doc_url: current().docUrls[code] });
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'method_not_allowed', 'Use GET.');
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {

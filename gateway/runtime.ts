@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Pool } from 'undici';
-import type { Config } from '../config/schema.js';
+import type { ApiConfig, Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import { errorDocUrls, type ErrorCode } from '../core/errors.js';
 import { parseCidr, TrustedProxies } from '../core/ip.js';
@@ -11,8 +11,9 @@ import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore } from '../core/store/redis-store.js';
 import { SqliteBuckets } from '../core/store/sqlite/buckets.js';
 import type { Logger } from '../core/log.js';
+import type { KeyRecord } from '../core/record.js';
 import type { Store } from '../core/store/store.js';
-import { compileKey } from './compiled-key.js';
+import { compileKey, type CompiledKey } from './compiled-key.js';
 import { compileCors } from './cors.js';
 import { ErrorBodies } from './error-body.js';
 import { InvalidKeyBrake } from './invalid-key-brake.js';
@@ -25,8 +26,17 @@ import { buildRouteTable, orderApis, unlistedTemplate, type CompiledApi, type Co
 
 export type { UsageEvent, UsageSink } from './usage-event.js';
 
-/** Everything the stages read, built once from the config at start-up. */
+/**
+ * Everything the stages read, built from the config: at start-up, and again by each
+ * configuration reload (docs/operations.md, "Reloading the configuration"). A runtime is never
+ * changed once built; a reload builds the next one beside it and the gateway swaps the two by
+ * reference (server.ts). What outlives a reload (the store, the key cache, the limiter and its
+ * buckets, open tunnels, the brake, metrics, sinks) is the same object in every generation; the
+ * rest (APIs and their routes, plans, trusted proxies, error bodies) is the generation's own.
+ */
 export interface Runtime {
+  /** 1 for the runtime built at start-up, one more for each reload applied. */
+  readonly generation: number;
   readonly config: Config;
   readonly clock: Clock;
   readonly log: Logger;
@@ -45,24 +55,32 @@ export interface Runtime {
   readonly docUrls: Readonly<Record<ErrorCode, string>>;
   /** Refusals' JSON bodies, their text kept per denial. */
   readonly errorBodies: ErrorBodies;
-  /** Key tag (`live`) → environment name (`production`). */
   /** Prometheus metrics of this gateway; null when `metrics.enabled` is off. */
   metrics: GatewayMetrics | null;
+  /** Key tag (`live`) → environment name (`production`). */
   readonly tagToEnv: ReadonlyMap<string, string>;
   readonly sinks: UsageSink[];
   /** Trace context and span export (`tracing.enabled`); null when tracing is off. */
   readonly tracer: Tracer | null;
 }
 
+/**
+ * The runtime of `config`. With `previous` (a reload), the parts that outlive a reload are taken
+ * from it, and so is each API's upstream pool and per-key slot count where the API keeps its
+ * name, origin and pool settings: requests in flight on the old runtime and new ones share them.
+ */
 export function buildRuntime(
   config: Config,
   deps: { clock: Clock; log: Logger; store: Store; hasher: KeyHasher },
+  previous?: Runtime,
 ): Runtime {
   const plans = new Map<string, LimitPolicy>();
   for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent));
+  const before = new Map(previous?.apis.map((a) => [a.name, a]));
   const apis = orderApis(
     config.apis.map((api): CompiledApi => {
       const upstream = new URL(api.upstream);
+      const old = before.get(api.name);
       const routes = api.routes.map((r, i): CompiledRoute => {
         const name = r.name ?? `${api.name}_${i}`;
         return {
@@ -87,19 +105,29 @@ export function buildRuntime(
         unlisted: api.unlisted === 'deny' ? null : api.unlisted === 'allow' ? [] : api.unlisted.scopes,
         maxBody: api.max_body_bytes,
         keyShare: api.max_concurrent_per_key ?? Math.max(1, Math.floor(api.max_connections / 4)),
-        inFlight: new Map(),
+        // The slots keys hold on this API count on across a reload, or a key would get a
+        // second share of the upstream for as long as its old requests run.
+        inFlight: old?.inFlight ?? new Map(),
         cors: compileCors(api.cors, config),
-        pool: new Pool(upstream.origin, {
-          connections: api.max_connections,
-          pipelining: 1,
-          connect: { timeout: api.connect_timeout_ms },
-          headersTimeout: api.timeout_ms,
-          bodyTimeout: api.timeout_ms,
-        }),
+        pool:
+          old !== undefined && samePool(old.config, api)
+            ? old.pool
+            : new Pool(upstream.origin, {
+                connections: api.max_connections,
+                pipelining: 1,
+                connect: { timeout: api.connect_timeout_ms },
+                headersTimeout: api.timeout_ms,
+                bodyTimeout: api.timeout_ms,
+              }),
       };
     }),
   );
-  const keys = new KeyCache(deps.store, deps.hasher, (rec, gen) => compileKey(rec, plans, gen), {
+  if (previous !== undefined) {
+    // Nothing of `previous` is changed here: a reload may still be refused (server.ts applies it).
+    const rt: Runtime = { ...previous, generation: previous.generation + 1, config, plans, apis, ...configured(config) };
+    return Object.freeze(rt);
+  }
+  const keys = new KeyCache(deps.store, deps.hasher, keyCompiler(plans), {
     max: config.keys.cache.max,
     ttlMs: config.keys.cache.ttl_seconds * 1000,
     negativeMax: config.keys.cache.negative_max,
@@ -107,8 +135,8 @@ export function buildRuntime(
     clock: deps.clock,
   });
   const brakeConfig = config.keys.invalid_key_brake;
-  const docUrls = errorDocUrls(config.errors.doc_base_url);
   const rt: Runtime = {
+    generation: 1,
     metrics: null,
     config,
     clock: deps.clock,
@@ -124,9 +152,7 @@ export function buildRuntime(
     limiter: createLimiter(config, deps.store, deps.clock),
     plans,
     apis,
-    trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)),
-    docUrls,
-    errorBodies: new ErrorBodies(docUrls),
+    ...configured(config),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
     sinks: [],
     tracer: config.tracing.enabled ? new Tracer(config.tracing, deps.log) : null,
@@ -136,6 +162,27 @@ export function buildRuntime(
     rt.sinks.push(rt.metrics.record);
   }
   return rt;
+}
+
+/** How the key cache turns a record into what the stages read, against these plans. */
+export function keyCompiler(plans: ReadonlyMap<string, LimitPolicy>): (rec: KeyRecord, gen: number) => CompiledKey {
+  return (rec, gen) => compileKey(rec, plans, gen);
+}
+
+/** The parts of a runtime read from `config` alone. */
+function configured(config: Config): Pick<Runtime, 'trusted' | 'docUrls' | 'errorBodies'> {
+  const docUrls = errorDocUrls(config.errors.doc_base_url);
+  return { trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)), docUrls, errorBodies: new ErrorBodies(docUrls) };
+}
+
+/** Whether an API's upstream pool, built for `a`, serves `b` as it is: same origin, same pool settings. */
+function samePool(a: ApiConfig, b: ApiConfig): boolean {
+  return (
+    new URL(a.upstream).origin === new URL(b.upstream).origin &&
+    a.max_connections === b.max_connections &&
+    a.connect_timeout_ms === b.connect_timeout_ms &&
+    a.timeout_ms === b.timeout_ms
+  );
 }
 
 /**

@@ -4,14 +4,15 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERRORS, type ErrorCode } from '../core/errors.js';
-import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
+import { clientOf, normalizePeer } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
 import type { Store } from '../core/store/store.js';
 import type { Listener } from './context.js';
-import { createPipeline, GatewayResponse } from './pipeline.js';
-import { buildRuntime, type Runtime, type UsageSink } from './runtime.js';
+import type { Pool } from 'undici';
+import { createPipeline, GatewayResponse, type Pipeline } from './pipeline.js';
+import { buildRuntime, keyCompiler, type Runtime, type UsageSink } from './runtime.js';
 
 export interface GatewayDeps {
   store: Store;
@@ -29,14 +30,37 @@ export interface BoundListener {
 }
 
 export interface Gateway {
+  /** The runtime new requests are served by (the latest generation). */
   readonly runtime: Runtime;
+  /**
+   * Builds the runtime of `config` beside the running one, changing nothing yet (a reload,
+   * docs/operations.md). `apply` swaps it in for new requests, while requests under way finish
+   * on the runtime they started on; `abandon` lets it go. Only the reloadable parts of `config`
+   * are read: the listeners, limits and store stay as they were at start-up.
+   */
+  prepareReload(config: Config): PreparedReload;
   /** Binds every listener; resolves with the bound addresses (port 0 becomes a real port). */
   listen(): Promise<BoundListener[]>;
   /** Stops accepting, lets in-flight requests finish for up to `drainMs`, then closes everything. */
   close(drainMs?: number): Promise<void>;
 }
 
+export interface PreparedReload {
+  readonly runtime: Runtime;
+  apply(): void;
+  abandon(): void;
+}
+
 type GatewayServer = Server<typeof IncomingMessage, typeof GatewayResponse>;
+
+/** A runtime and the pipeline built on it, with the requests that started on it and run still. */
+interface Generation {
+  readonly rt: Runtime;
+  readonly pipeline: Pipeline;
+  inFlight: number;
+  /** Set once a newer generation serves new requests: this one ends with its last request. */
+  retired: boolean;
+}
 
 export function hasherFor(config: Config): KeyHasher {
   return new KeyHasher(config.keys.pepper, config.keys.previous_peppers);
@@ -44,25 +68,54 @@ export function hasherFor(config: Config): KeyHasher {
 
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const log = deps.log ?? new Logger({ level: config.log.level, keyPrefix: config.keys.prefix });
-  const rt = buildRuntime(config, {
-    clock: deps.clock ?? systemClock,
-    log,
-    store: deps.store,
-    hasher: deps.hasher ?? hasherFor(config),
-  });
+  const runtimeDeps = { clock: deps.clock ?? systemClock, log, store: deps.store, hasher: deps.hasher ?? hasherFor(config) };
+  const rt = buildRuntime(config, runtimeDeps);
   rt.sinks.push(...(deps.sinks ?? []));
   const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
-  const pipeline = createPipeline(rt, () => {
-    if (--inFlight === 0 && drained) drained();
-  });
+  /** Upstream pools → how many live generations use them; a pool closes when none does. */
+  const poolUsers = new Map<Pool, number>();
+  const live = new Set<Generation>();
+
+  function open(runtime: Runtime): Generation {
+    const g: Generation = {
+      rt: runtime,
+      pipeline: createPipeline(runtime, () => {
+        if (--g.inFlight === 0 && g.retired) end(g);
+        if (--inFlight === 0 && drained) drained();
+      }),
+      inFlight: 0,
+      retired: false,
+    };
+    for (const pool of new Set(runtime.apis.map((a) => a.pool))) poolUsers.set(pool, (poolUsers.get(pool) ?? 0) + 1);
+    live.add(g);
+    return g;
+  }
+
+  /** A retired generation's last request is over: its watch stops, pools no generation uses close. */
+  function end(g: Generation): void {
+    // Past close(), which let go of every generation and pool itself.
+    if (!live.delete(g)) return;
+    g.pipeline.close();
+    for (const pool of new Set(g.rt.apis.map((a) => a.pool))) {
+      const users = poolUsers.get(pool)! - 1;
+      if (users > 0) poolUsers.set(pool, users);
+      else {
+        poolUsers.delete(pool);
+        pool.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /** Read once per request, at its start: the request runs on this generation to its end. */
+  let current = open(rt);
   rt.metrics?.inFlightFrom(() => inFlight);
 
   const limits = config.limits;
-  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id, rt.docUrls.too_many_connections);
+  const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, () => current.rt);
   const listeners: Listener[] = [];
   for (const l of config.listeners) {
     const listener: Listener = { environment: l.environment };
@@ -82,15 +135,19 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       (req, res) => {
         // A request pipelined behind a response that closed the connection is not served.
         if (req.socket.writableEnded) return void req.socket.destroy();
+        const g = current;
         inFlight++;
-        pipeline.handle(req, res, listener);
+        g.inFlight++;
+        g.pipeline.handle(req, res, listener);
       },
     );
     // `Expect: 100-continue` is answered by the forward stage once every check passed, not by
     // Node before the key was looked at.
     server.on('checkContinue', (req: IncomingMessage, res: GatewayResponse) => {
+      const g = current;
       inFlight++;
-      pipeline.handle(req, res, listener);
+      g.inFlight++;
+      g.pipeline.handle(req, res, listener);
     });
     server.maxConnections = limits.max_connections;
     // Node's own connection listener (which attaches the HTTP parser) runs only for
@@ -110,15 +167,41 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       // A WebSocket's 101 and frames must not land in the middle of another response's body.
       whenIdle(socket, () => {
         if (closing) return void socket.destroy();
-        pipeline.upgrade(req, socket, head, listener);
+        current.pipeline.upgrade(req, socket, head, listener);
       });
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, config.headers.request_id, rt.docUrls));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, current.rt.config.headers.request_id, current.rt.docUrls));
     servers.push(server);
   }
 
   return {
-    runtime: rt,
+    get runtime() {
+      return current.rt;
+    },
+    prepareReload(next) {
+      const prepared = buildRuntime(next, runtimeDeps, current.rt);
+      let settled = false;
+      return {
+        runtime: prepared,
+        apply() {
+          if (closing) return this.abandon();
+          if (settled) return;
+          settled = true;
+          const old = current;
+          // A cached key points at its plan's policy object: with other plans, every key is
+          // compiled again on its next use (gateway/key-cache.ts).
+          if (JSON.stringify(old.rt.config.plans) !== JSON.stringify(next.plans)) prepared.keys.recompile(keyCompiler(prepared.plans));
+          current = open(prepared);
+          old.retired = true;
+          if (old.inFlight === 0) end(old);
+        },
+        abandon() {
+          if (settled) return;
+          settled = true;
+          for (const a of prepared.apis) if (!poolUsers.has(a.pool)) a.pool.close().catch(() => undefined);
+        },
+      };
+    },
     async listen() {
       const bound: BoundListener[] = [];
       for (const [i, server] of servers.entries()) {
@@ -147,12 +230,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       for (const s of servers) s.closeAllConnections();
       for (const socket of upgraded) socket.destroy();
       await Promise.all(closed);
-      pipeline.close();
+      for (const g of live) g.pipeline.close();
+      live.clear();
       rt.tunnels.close();
       rt.limiter.close();
       // Requests still running past the drain deadline are cut off rather than awaited.
-      await Promise.all(rt.apis.map((a) => (drainedInTime ? a.pool.close() : a.pool.destroy())));
-      // Spans of the requests just finished go to the collector, within its timeout.
+      const pools = [...poolUsers.keys()];
+      poolUsers.clear();
+      await Promise.all(pools.map((p) => (drainedInTime ? p.close() : p.destroy())));
+      // Spans of the requests just finished go to the collector, within its timeout. The tracer
+      // outlives reloads (tracing is a restart-only section), so the first runtime's is every one's.
       await rt.tracer?.close();
     },
   };
@@ -247,15 +334,12 @@ const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, ErrorCode
 class ConnectionsPerIp {
   readonly #open = new Map<string, number>();
   readonly #max: number;
-  readonly #trusted: TrustedProxies;
-  readonly #requestIdHeader: string;
-  readonly #docUrl: string;
+  /** The runtime new connections meet: its trusted proxies, request-id header and doc links (a reload may change them). */
+  readonly #rt: () => Runtime;
 
-  constructor(max: number, trusted: TrustedProxies, requestIdHeader: string, docUrl: string) {
+  constructor(max: number, rt: () => Runtime) {
     this.#max = max;
-    this.#trusted = trusted;
-    this.#requestIdHeader = requestIdHeader;
-    this.#docUrl = docUrl;
+    this.#rt = rt;
   }
 
   readonly #counted = new WeakSet<Socket>();
@@ -265,7 +349,8 @@ class ConnectionsPerIp {
     // A connection handed to the server again (replayWithoutUpgrade) is counted once.
     if (this.#counted.has(socket)) return true;
     const peer = normalizePeer(socket.remoteAddress);
-    if (!this.#trusted.empty && this.#trusted.isTrusted(peer)) return true;
+    const rt = this.#rt();
+    if (!rt.trusted.empty && rt.trusted.isTrusted(peer)) return true;
     // An IPv6 client counts by its /64: one host may hold every address of it.
     const ip = clientOf(peer);
     const open = this.#open.get(ip) ?? 0;
@@ -274,12 +359,12 @@ class ConnectionsPerIp {
       const body = JSON.stringify({
         error: 'too_many_connections',
         message: ERRORS.too_many_connections.message,
-        doc_url: this.#docUrl,
+        doc_url: rt.docUrls.too_many_connections,
         request_id: requestId,
       });
       socket.end(
         `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-          `cache-control: no-store\r\nretry-after: 1\r\n${this.#requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+          `cache-control: no-store\r\nretry-after: 1\r\n${rt.config.headers.request_id}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
       );
       // What the client sent meanwhile is read and dropped (closing with it unread would reset
       // the connection before the 429 is read); the connection goes once the client closes

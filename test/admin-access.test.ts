@@ -304,6 +304,7 @@ const PREP: Record<string, () => Promise<Case>> = {
   'GET /v1/alerts': async () => ({ query: '?limit=5' }),
   'GET /v1/alerts/{id}': async () => ({ id: await sharedAlert() }),
   'GET /v1/alerts/{id}/deliveries': async () => ({ id: await sharedAlert() }),
+  'POST /v1/admin/reload': async () => ({}),
   'POST /v1/keys/leaked': async () => {
     const k = await newKey();
     return { body: { key: k.key, source: 'matrix' }, snapshot: `/v1/keys/${k.id}` };

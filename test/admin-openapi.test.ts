@@ -78,7 +78,7 @@ const EXPECTED_IDS = [
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
   'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'listApis', 'getScopeCatalog', 'getKeyUsage',
   'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
-  'listAlerts', 'getAlert', 'listAlertDeliveries',
+  'listAlerts', 'getAlert', 'listAlertDeliveries', 'reloadConfiguration',
 ];
 
 t.test('shape: readable operationIds, tags, summaries, descriptions, named schemas, every 4xx with the error schema', async (t) => {
@@ -207,6 +207,7 @@ t.test('answers: every operation answers with its documented status and a body i
     ingestUsageEvents: { path: '/v1/usage/events', body: { id: 'doc-batch', events: [event] } },
     getOpenApi: { path: '/openapi.json' },
     getMetrics: { path: '/metrics' },
+    reloadConfiguration: { path: '/v1/admin/reload' },
     listAlerts: { path: '/v1/alerts?limit=5' },
     getAlert: { path: `/v1/alerts/${alertId}` },
     listAlertDeliveries: { path: `/v1/alerts/${alertId}/deliveries` },

@@ -9,7 +9,7 @@ import { createOpsServer } from '../gateway/ops.js';
 import { assertDocUrl } from './lib/error-docs.js';
 import { exchange, openRaw, responses } from './lib/raw-socket.js';
 import { RedisServer } from './lib/redis.js';
-import { bearer, call, startStack } from './lib/stack.js';
+import { bearer, call, startStack, testConfig } from './lib/stack.js';
 import { within } from './lib/within.js';
 
 // The verify API on the status listener (docs/verify.md): POST /v1/keys/verify answers 200 for
@@ -27,7 +27,7 @@ const stack = await startStack({
 t.teardown(() => stack.close());
 const servers: Server[] = [];
 t.teardown(() => Promise.all(servers.map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r))))));
-async function serve(rt = stack.gateway.runtime, host = '127.0.0.1'): Promise<string> {
+async function serve(rt: Parameters<typeof createOpsServer>[0] = stack.gateway.runtime, host = '127.0.0.1'): Promise<string> {
   const ops = createOpsServer(rt, () => false);
   servers.push(ops);
   return (await listenOn(ops, 0, host)).url;
@@ -358,4 +358,21 @@ t.test('on the Redis store the verify API waits for the shared limiter: 20 concu
   t.equal(answers.filter((a) => a.body.valid).length, 5, 'five valid');
   t.equal(answers.filter((a) => a.body.code === 'rate_limit_exceeded').length, 15, 'fifteen refused by the rate limit');
   t.equal(shared.events.length, 20, 'one usage event each');
+});
+
+t.test("after a reload the verify API judges by the new configuration's routes", async (t) => {
+  // Last in the file: the stack runs the reloaded configuration from here on.
+  const url = await serve(() => stack.gateway.runtime);
+  const key = await stack.createKey({ scopes: [] });
+  const before = await verify({ key: key.key, method: 'GET', path: '/v1/contacts/x' }, { url });
+  t.match(before.body, { valid: true }, 'contacts lets any path through');
+  const fresh = testConfig(stack.upstream.url);
+  const next = testConfig(stack.upstream.url, {
+    status_listener: { port: 0, verify: { enabled: true, token: TOKEN, timeout_ms: 1_000 } },
+    apis: fresh.apis.map((a) => (a.name === 'contacts' ? { ...a, unlisted: 'deny' } : a)),
+  });
+  stack.gateway.prepareReload(next).apply();
+  const after = await verify({ key: key.key, method: 'GET', path: '/v1/contacts/x' }, { url });
+  t.match(after.body, { valid: false, code: 'route_not_found' }, 'the reloaded rule: no unlisted path');
+  t.equal((await call(`${prod}/v1/contacts/x`, { headers: bearer(key.key) })).status, 404, 'as the proxy answers');
 });

@@ -33,7 +33,7 @@ export function alertKeyOf(rec: KeyRecord): Alert['key'] {
  * destination that takes it (docs/alerts.md). Delivery itself is the Deliverer's.
  */
 export class AlertService {
-  readonly #config: Config;
+  #config: Config;
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -47,6 +47,15 @@ export class AlertService {
     this.#clock = clock;
     this.#log = log;
     this.#emails = new Map(config.dashboard.users.map((u) => [u.name, u.email]));
+  }
+
+  /**
+   * Reads `config` from now on (a configuration reload, docs/operations.md): its policies
+   * and scopes; the sections a reload does not apply are the running ones, unchanged.
+   */
+  reconfigure(config: Config): void {
+    this.#config = config;
+    this.#rules.clear();
   }
 
   get enabled(): boolean {

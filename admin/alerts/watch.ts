@@ -25,7 +25,7 @@ const FIELD = { rate_limited: 'kr:', ip_denied: 'ki:', used_after_revocation: 'k
  * alert is raised once per key, type and window (aligned on the window's length).
  */
 export class AlertWatch {
-  readonly #config: Config;
+  #config: Config;
   readonly #store: Store;
   readonly #alerts: AlertService;
   readonly #clock: Clock;
@@ -46,6 +46,14 @@ export class AlertWatch {
     this.#clock = clock;
     this.#log = log;
     this.#periodic = new LeasedPeriodic(store, 'alert-watch', config.alerts.interval_ms, () => this.#pass());
+  }
+
+  /**
+   * Reads `config` from now on (a configuration reload, docs/operations.md): its policies
+   * and scopes; the sections a reload does not apply are the running ones, unchanged.
+   */
+  reconfigure(config: Config): void {
+    this.#config = config;
   }
 
   start(): void {

@@ -7,6 +7,7 @@ import { createAdmin, type Admin } from '../../admin/server.js';
 import { parseConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { ManualClock } from '../../core/clock.js';
+import { ConfigReloader } from '../../core/reload.js';
 import { Logger } from '../../core/log.js';
 import { SqliteStore } from '../../core/store/sqlite-store.js';
 import type { Store } from '../../core/store/store.js';
@@ -122,9 +123,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const store = options.wrapStore ? options.wrapStore(inner) : inner;
   const events: UsageEvent[] = [];
   const gw: Record<string, string> = {};
+  // POST /v1/admin/reload reads the stack's configuration again (as JSON, which is YAML).
+  const reloader = new ConfigReloader({
+    initial: config,
+    read: () => JSON.stringify(config),
+    source: 'test',
+    adjust: (c) => c,
+    log,
+    state: { generation: 1, lastSuccess: 1, lastAt: clock.now() / 1000 },
+  });
   // Tests drive the alert watch and deliverer with tick(), as the scheduler.
-  const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw, alertTimers: false });
+  const admin = createAdmin(config, { store, clock, log, gatewayUrls: gw, alertTimers: false, reload: () => reloader.reload() });
   const gateway = createGateway(config, { store, clock, log, sinks: [(e) => events.push(e), (e) => admin.usage.add(e)] });
+  reloader.add({ name: 'admin', prepare: (next) => admin.prepareReload(next) });
+  reloader.add({ name: 'gateway', prepare: (next) => gateway.prepareReload(next) });
   for (const l of await gateway.listen()) gw[l.environment] = l.url;
   const adminUrl = (await admin.listen()).url;
 
