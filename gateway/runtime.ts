@@ -6,6 +6,7 @@ import { errorDocUrls, type ErrorCode } from '../core/errors.js';
 import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
+import { compileQuota, type QuotaPolicy } from '../core/quota.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
 import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore } from '../core/store/redis-store.js';
@@ -38,6 +39,8 @@ export interface Runtime {
   readonly brake: InvalidKeyBrake | null;
   readonly limiter: Limiter;
   readonly plans: ReadonlyMap<string, LimitPolicy>;
+  /** Each plan's quota, by plan name; plans without one are left out. */
+  readonly planQuotas: ReadonlyMap<string, QuotaPolicy>;
   readonly apis: readonly CompiledApi[];
   readonly trusted: TrustedProxies;
   /** Each error code's `doc_url` (`errors.doc_base_url`). */
@@ -56,7 +59,12 @@ export function buildRuntime(
   deps: { clock: Clock; log: Logger; store: Store; hasher: KeyHasher },
 ): Runtime {
   const plans = new Map<string, LimitPolicy>();
-  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent));
+  const planQuotas = new Map<string, QuotaPolicy>();
+  for (const [name, plan] of Object.entries(config.plans)) {
+    plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent, plan.mode));
+    const quota = compileQuota(plan.quota, plan.credits);
+    if (quota !== null) planQuotas.set(name, quota);
+  }
   const apis = orderApis(
     config.apis.map((api): CompiledApi => {
       const upstream = new URL(api.upstream);
@@ -67,8 +75,9 @@ export function buildRuntime(
           method: r.method,
           template: r.path,
           scopes: r.scopes,
-          policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,
+          policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure, null, r.rate_limit.mode) : r.plan ? plans.get(r.plan)! : null,
           maxBody: r.max_body_bytes,
+          cost: r.cost,
         };
       });
       return {
@@ -96,7 +105,7 @@ export function buildRuntime(
       };
     }),
   );
-  const keys = new KeyCache(deps.store, deps.hasher, (rec, gen) => compileKey(rec, plans, gen), {
+  const keys = new KeyCache(deps.store, deps.hasher, (rec, gen) => compileKey(rec, plans, gen, planQuotas), {
     max: config.keys.cache.max,
     ttlMs: config.keys.cache.ttl_seconds * 1000,
     negativeMax: config.keys.cache.negative_max,
@@ -120,6 +129,7 @@ export function buildRuntime(
         : new InvalidKeyBrake({ max: brakeConfig.max, windowMs: brakeConfig.window_seconds * 1000, maxAddresses: brakeConfig.max_addresses, clock: deps.clock }),
     limiter: createLimiter(config, deps.store, deps.clock),
     plans,
+    planQuotas,
     apis,
     trusted: new TrustedProxies(config.trusted_proxies.map((c) => parseCidr(c)!)),
     docUrls,

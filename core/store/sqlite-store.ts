@@ -3,6 +3,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import type { Alert, AlertQuery, Delivery, DeliveryState, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
+import { applyQuota, periodStart, quotaResetAt, type QuotaAnswer, type QuotaOp, type QuotaState, type QuotaTerms } from '../quota.js';
 import { dueTransition, nextDueAt, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
@@ -250,6 +251,19 @@ export class SqliteStore implements Store {
 
   async listKeyEvents(keyId: string): Promise<KeyEvent[]> {
     return this.#read('events', () => (this.#s.events.all(keyId) as string[]).map((e) => JSON.parse(e) as KeyEvent));
+  }
+
+  /** One immediate transaction: a read and a write that no other process can come between. */
+  async quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer> {
+    const s = this.#s;
+    const start = periodStart(now, terms.every);
+    const run = this.#db.transaction(() => {
+      const r = applyQuota((s.quota.get(account) as QuotaState | undefined) ?? null, terms, op, amount, start);
+      if (r.state !== null) s.putQuota.run(account, r.state.balance, r.state.period);
+      return r;
+    });
+    const r = await this.#write('quota', () => run.immediate());
+    return { ok: r.ok, remaining: r.remaining, resetAt: quotaResetAt(terms, start) };
   }
 
   async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
@@ -529,6 +543,11 @@ function statements(db: Database) {
     deliveriesOf: p(`SELECT ${DELIVERY_FIELDS} FROM deliveries WHERE alert_id = ? ORDER BY seq`),
     pruneDeliveries: p('DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE created_at < ?)'),
     pruneAlerts: p('DELETE FROM alerts WHERE created_at < ?'),
+    quota: p('SELECT balance, period FROM quotas WHERE account = ?'),
+    putQuota: p(
+      `INSERT INTO quotas (account, balance, period) VALUES (?, ?, ?)
+       ON CONFLICT (account) DO UPDATE SET balance = excluded.balance, period = excluded.period`,
+    ),
     lease: p(
       `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
