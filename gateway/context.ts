@@ -51,6 +51,14 @@ export class RequestContext {
   readonly rate: RateState = newRateState();
   readonly routeRate: RateState = newRateState();
   rateChecked = false;
+  /** Quota units left after this request's spend; -1 while the quota stage has not answered (or no quota). */
+  quotaRemaining = -1;
+  /** When the key's quota next refills (epoch ms); 0 when it never does or is not known. */
+  quotaResetAt = 0;
+  /** Units this request spent from the key's quota, given back on an upstream 5xx where configured. */
+  quotaSpent = 0;
+  /** The refusal a limit in `mode: shadow` would have answered; null when none would have. */
+  wouldDeny: 'rate_limit_exceeded' | 'quota_exceeded' | null = null;
   status = 0;
   /** `ok`, the error code answered, or `client_closed_request` when the client left first. */
   outcome: ErrorCode | 'ok' | 'client_closed_request' = 'ok';

@@ -15,6 +15,7 @@ import { createWebSocketForward } from './stages/forward-websocket.js';
 import { createIpAllowlistStage } from './stages/ip-allowlist.js';
 import { createParseKeyStage } from './stages/parse-key.js';
 import { createPreflightStage } from './stages/preflight.js';
+import { createQuotaStage, refundQuota } from './stages/quota.js';
 import { createRateLimitStage } from './stages/rate-limit.js';
 import { createRecordStage } from './stages/record.js';
 import { createResolveKeyStage } from './stages/resolve-key.js';
@@ -61,10 +62,17 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     createScopesStage(),
     createConcurrencyStage(),
     createRateLimitStage(rt),
+    // Last: it spends only for a request every other check let through.
+    createQuotaStage(rt),
   ];
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);
-  const record = createRecordStage(rt);
+  const recordOutcome = createRecordStage(rt);
+  /** Records the request, then gives its quota units back if its upstream failed (stages/quota.ts). */
+  const record = (ctx: RequestContext): void => {
+    recordOutcome(ctx);
+    refundQuota(rt, ctx);
+  };
   const requestIdHeader = rt.config.headers.request_id;
 
   function finish(ctx: RequestContext, denial: Denial | typeof ANSWERED | undefined): void {

@@ -36,6 +36,7 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit-policy'] = `${key.policy.header}, ${routePolicy.header}`;
     headers['ratelimit'] = `${rateItem(key.policy, ctx.rate)}, ${rateItem(routePolicy, ctx.routeRate)}`;
   }
+  if (ctx.quotaRemaining >= 0) setQuotaHeaders(ctx, headers);
   if (rt.config.headers.legacy_rate_limit) {
     const useRoute = routePolicy !== null && ctx.routeRate.remaining < ctx.rate.remaining;
     const p = useRoute ? routePolicy : key.policy;
@@ -44,6 +45,14 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['x-ratelimit-remaining'] = String(s.remaining);
     headers['x-ratelimit-reset'] = String(s.resetSeconds);
   }
+}
+
+/** The key's quota as one more item of each header: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills). */
+function setQuotaHeaders(ctx: RequestContext, headers: Record<string, unknown>): void {
+  const q = ctx.key!.quota!;
+  const t = ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`;
+  headers['ratelimit-policy'] = `${headers['ratelimit-policy'] as string}, ${q.header}`;
+  headers['ratelimit'] = `${headers['ratelimit'] as string}, "quota";r=${ctx.quotaRemaining}${t}`;
 }
 
 /**
