@@ -45,9 +45,16 @@ export function createQuotaStage(rt: Runtime): Stage {
   function giveBackTokens(ctx: RequestContext): void {
     if (!ctx.rateChecked) return;
     const key = ctx.key!;
-    if (ctx.rate.allowed) limiter.refund(key.id, key.policy, ctx.now);
+    if (ctx.rate.allowed) {
+      limiter.refund(key.id, key.policy, ctx.now);
+      limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    }
     const routePolicy = ctx.route?.policy ?? null;
-    if (routePolicy !== null && ctx.routeRate.allowed) limiter.refund(`${key.id}\u0000${routePolicy.name}`, routePolicy, ctx.now);
+    if (routePolicy !== null && ctx.routeRate.allowed) {
+      const bucket = `${key.id}\u0000${routePolicy.name}`;
+      limiter.refund(bucket, routePolicy, ctx.now);
+      limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
+    }
   }
 
   function failed(ctx: RequestContext, q: QuotaPolicy, err: unknown): Denial | undefined {
