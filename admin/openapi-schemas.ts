@@ -56,6 +56,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
     rate_limit: object(
       {
         exceeded: int('Requests refused with 429.'),
+        would_have_been_refused: int('Requests a limit in shadow mode let through that it would have refused (docs/quotas.md).'),
         peak_requests_per_minute: int(),
         limit_per_minute: nullable(num("The key's limit per minute; null when it has none.")),
       },

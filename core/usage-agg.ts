@@ -249,7 +249,7 @@ export interface UsageSummary {
   errors_by_status: Record<string, number>;
   keys?: { key_id: string; requests: number; errors: number }[];
   countries: Record<string, number>;
-  rate_limit: { exceeded: number; peak_requests_per_minute: number; limit_per_minute?: number | null };
+  rate_limit: { exceeded: number; would_have_been_refused: number; peak_requests_per_minute: number; limit_per_minute?: number | null };
 }
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -355,7 +355,7 @@ export function summarize(
     status_codes: statuses,
     errors_by_status: errorsByStatus,
     countries,
-    rate_limit: { exceeded: get('rl'), peak_requests_per_minute: Math.max(0, ...minutes.map((m) => m.fields['n'] ?? 0)) },
+    rate_limit: { exceeded: get('rl'), would_have_been_refused: get('wd'), peak_requests_per_minute: Math.max(0, ...minutes.map((m) => m.fields['n'] ?? 0)) },
   };
   if (options.perKey) {
     summary.keys = [...keys.entries()]
