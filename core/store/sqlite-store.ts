@@ -9,7 +9,7 @@ import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
 import { ChangeFeed } from './sqlite/changes.js';
-import { createPrivate, openDatabase, storeError, write } from './sqlite/connection.js';
+import { createPrivate, openDatabase, storeError, unsynced, write } from './sqlite/connection.js';
 import * as q from './sqlite/queries.js';
 import { migrate, SCHEMA_VERSION } from './sqlite/schema.js';
 import type { AppQuery, AuditQuery, Commit, Committed, ErrorQuery, KeyPage, KeyQuery, Page, Store, StoreDump, UsageBatch } from './store.js';
@@ -253,7 +253,13 @@ export class SqliteStore implements Store {
     return this.#read('events', () => (this.#s.events.all(keyId) as string[]).map((e) => JSON.parse(e) as KeyEvent));
   }
 
-  /** One immediate transaction: a read and a write that no other process can come between. */
+  /**
+   * One immediate transaction: a read and a write that no other process can come between.
+   * Spends and refunds, one a request, are committed without waiting for the disk (`unsynced`:
+   * they survive a crash of the process, and the connection's next synced write takes them to
+   * disk; a power cut may lose the last of them, in the key holder's favour); a set or top-up
+   * from the admin plane waits for the disk, as every admin write does.
+   */
   async quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer> {
     const s = this.#s;
     const start = periodStart(now, terms.every);
@@ -262,7 +268,8 @@ export class SqliteStore implements Store {
       if (r.state !== null) s.putQuota.run(account, r.state.balance, r.state.period);
       return r;
     });
-    const r = await this.#write('quota', () => run.immediate());
+    const traffic = op === 'spend' || op === 'refund';
+    const r = await this.#write('quota', () => (traffic ? unsynced(this.#db, () => run.immediate()) : run.immediate()));
     return { ok: r.ok, remaining: r.remaining, resetAt: quotaResetAt(terms, start) };
   }
 
