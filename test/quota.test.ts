@@ -221,3 +221,39 @@ t.test('concurrent requests through the gateway admit exactly the quota', async 
   t.equal(statuses.filter((x) => x === 429).length, 30, 'the rest refused');
   t.equal(s.upstream.seen.length, 10);
 });
+
+t.test('configuration: quota and credits on plans and policies, route cost, shadow modes', async (t) => {
+  const { parseConfig } = await import('../config/load.js');
+  const base = (extra: Record<string, unknown>) => ({
+    listeners: [{ port: 0, environment: 'production' }],
+    admin: { port: 0, tokens: [{ name: 'ops', token: '0123456789abcdef-token', role: 'admin' }] },
+    ...extra,
+  });
+  const errors = (extra: Record<string, unknown>): string[] => {
+    try {
+      parseConfig(base(extra), 'test');
+    } catch (err) {
+      return (err as { details: { path: string; message: string }[] }).details.map((d) => `${d.path}: ${d.message}`);
+    }
+    return [];
+  };
+  const ok = parseConfig(
+    base({
+      plans: { default: { limit: 1, window_seconds: 1, mode: 'shadow', quota: { limit: 5, period: 'month', refund_on: ['5xx'] } } },
+      policies: { paid: { credits: { remaining: 100, refill: { amount: 100, every: 'month' } } } },
+      apis: [{ name: 'a', upstream: 'http://127.0.0.1:1', routes: [{ path: '/x', cost: 3, rate_limit: { limit: 1, window_seconds: 1, mode: 'shadow' } }] }],
+    }),
+    'test',
+  );
+  t.match(ok.plans['default'], { mode: 'shadow', quota: { limit: 5, period: 'month', refill: true, mode: 'enforce', refund_on: ['5xx'] }, credits: null });
+  t.match(ok.policies['paid']!.credits, { remaining: 100, refill: { amount: 100, every: 'month' }, mode: 'enforce', refund_on: [] });
+  t.match(ok.apis[0]!.routes[0], { cost: 3, rate_limit: { mode: 'shadow' } });
+  t.same(ok.apis[0]!.routes[0]!.cost, 3);
+  t.same(errors({ plans: { default: { limit: 1, window_seconds: 1, quota: { limit: 5, period: 'day' }, credits: { remaining: 1 } } } }), ['plans.default: set either quota or credits, not both']);
+  t.match(errors({ plans: { default: { limit: 1, window_seconds: 1, quota: { limit: 5 } } } }), [/^plans\.default\.quota\.period: is needed to refill/]);
+  t.match(errors({ plans: { default: { limit: 1, window_seconds: 1, quota: { limit: 5, period: 'day', refill: false } } } }), [/^plans\.default\.quota\.period: has no meaning with refill: false/]);
+  t.match(errors({ plans: { default: { limit: 1, window_seconds: 1, mode: 'dry' } } }), [/^plans\.default\.mode: /]);
+  t.match(errors({ plans: { default: { limit: 1, window_seconds: 1, quota: { limit: 5, period: 'week' } } } }), [/^plans\.default\.quota\.period: /]);
+  t.match(errors({ plans: { default: { limit: 1, window_seconds: 1, quota: { limit: 5, period: 'day', refund_on: ['4xx'] } } } }), [/^plans\.default\.quota\.refund_on\[0\]: /]);
+  t.match(errors({ apis: [{ name: 'a', upstream: 'http://127.0.0.1:1', routes: [{ path: '/x', cost: -1 }] }] }), [/^apis\[0\]\.routes\[0\]\.cost: /]);
+});
