@@ -585,6 +585,10 @@ export class FileStore implements Store {
       batches: [...this.#batches.keys()],
       alerts: [...this.#alerts.values()],
       deliveries: [...this.#deliveries.values()],
+      // By account, as the SQLite store lists them.
+      quotas: [...this.#quotas]
+        .map(([account, q]) => ({ account, balance: q.balance, period: q.period }))
+        .sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : 0)),
     };
   }
 

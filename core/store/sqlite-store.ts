@@ -371,6 +371,7 @@ export class SqliteStore implements Store {
         dedup: r.dedup,
       })),
       deliveries: (this.#db.prepare(`SELECT ${DELIVERY_FIELDS} FROM deliveries ORDER BY seq`).all() as DeliveryRow[]).map(deliveryFromRow),
+      quotas: this.#db.prepare('SELECT account, balance, period FROM quotas ORDER BY account').all() as StoreDump['quotas'],
     }));
   }
 
@@ -398,6 +399,7 @@ export class SqliteStore implements Store {
       for (const id of dump.batches) s.insertBatch.run(id);
       for (const { alert, dedup } of dump.alerts) s.insertAlert.run(alertColumns(alert, dedup));
       for (const d of dump.deliveries) s.insertDelivery.run(deliveryColumns(d));
+      for (const q of dump.quotas) s.putQuota.run(q.account, q.balance, q.period);
     });
     await this.#write('import', () => run.immediate());
     this.#newestBucket = (this.#db.prepare('SELECT coalesce(max(start), 0) FROM usage_buckets').pluck().get() as number) ?? 0;

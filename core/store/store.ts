@@ -193,4 +193,6 @@ export interface StoreDump {
   alerts: { alert: Alert; dedup: string }[];
   /** Every alert's deliveries, each alert's in order. */
   deliveries: Delivery[];
+  /** Quota balances by account (core/quota.ts). */
+  quotas: { account: string; balance: number; period: number }[];
 }
