@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { exchange, responses } from './lib/raw-socket.js';
 import { bearer, call, startStack, TENANT_A_TOKEN, TENANT_B_TOKEN, VIEWER_TOKEN, DEV_TOKEN, type Stack } from './lib/stack.js';
 import { waitFor } from './lib/within.js';
 
@@ -128,6 +129,19 @@ t.test('refund on upstream 5xx when the quota says so, not otherwise', async (t)
   for (let i = 0; i < 100 && (left = await balance(refunded.id)) !== 2; i++) await new Promise((r) => setImmediate(r));
   t.equal(left, 2, 'refunded: the 502 cost nothing');
   t.equal(await balance(kept.id), 1, 'without refund_on: the 502 was spent');
+});
+
+t.test('a request refused after its spend, before anything went upstream, gets its units back', async (t) => {
+  const s = await stack(t);
+  const k = await s.createKey({ quota: { limit: 1, period: 'day' } });
+  const host = new URL(s.gw['production']!).host;
+  const text = await exchange(s.gw['production']!, `GET /v1/emails/list HTTP/1.1\r\nHost: ${host}\r\nHost: ${host}\r\nAuthorization: Bearer ${k.key}\r\nConnection: close\r\n\r\n`);
+  t.equal(responses(text)[0]!.status, 400, 'two Host headers: refused by the forward stage');
+  t.equal(s.upstream.seen.length, 0);
+  let left = 0;
+  for (let i = 0; i < 200 && (left = (await s.adminCall('GET', `/v1/keys/${k.id}`)).body.balance.remaining) !== 1; i++) await new Promise((r) => setImmediate(r));
+  t.equal(left, 1, 'the unit is back');
+  t.equal((await get(s, k.key)).status, 200);
 });
 
 t.test('POST /v1/keys/{id}/credits: set and top up, audited, role and tenant checked', async (t) => {

@@ -87,9 +87,10 @@ function refusal(ctx: RequestContext): Denial {
 }
 
 /**
- * Gives back what the request spent when its answer was a 5xx and the key's quota says
- * `refund_on: [5xx]`; called once the response is over and recorded. The refund counts only
- * within the period the units were spent in.
+ * Gives back what the request spent when nothing was sent upstream for it (the client left
+ * while the spend was answered, or the forward stage refused it), or when its answer was a 5xx
+ * and the key's quota says `refund_on: [5xx]`; called once the response is over and recorded.
+ * The refund counts only within the period the units were spent in.
  */
 export function refundQuota(rt: Runtime, ctx: RequestContext): void {
   const spent = ctx.quotaSpent;
@@ -97,7 +98,8 @@ export function refundQuota(rt: Runtime, ctx: RequestContext): void {
   ctx.quotaSpent = 0;
   const key = ctx.key!;
   const q = key.quota!;
-  if (!q.refundOn5xx || ctx.status < 500) return;
+  const forwarded = ctx.upstreamStartedAt !== 0;
+  if (forwarded && (!q.refundOn5xx || ctx.status < 500)) return;
   rt.store.quota(key.account, q, 'refund', spent, ctx.now).then(
     (a) => {
       ctx.quotaRemaining = a.remaining;
