@@ -68,7 +68,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);
   const recordOutcome = createRecordStage(rt);
-  /** Records the request, then gives its quota units back if its upstream failed (stages/quota.ts). */
+  /** Records the request, then gives its quota units back if nothing went upstream or the upstream failed (stages/quota.ts). */
   const record = (ctx: RequestContext): void => {
     recordOutcome(ctx);
     refundQuota(rt, ctx);
