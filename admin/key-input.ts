@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { creditsSpec, quotaSpec, rateLimitSpec } from '../config/schema.js';
+import { creditsSpec, quotaSpec, rateLimitSpec, units } from '../config/schema.js';
 import { AUDIT_ACTIONS } from '../core/audit.js';
 import { parseCidr } from '../core/ip.js';
 
@@ -140,7 +140,7 @@ export function keySchemas(config: Config) {
     .superRefine(planOrRateLimit)
     .superRefine(quotaOrCredits);
 
-  const unit = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+  const unit = units.min(0);
   const credits = z
     .strictObject({
       set: unit.optional().meta({ description: 'The balance to set, in units.' }),

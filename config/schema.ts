@@ -29,13 +29,15 @@ const onStoreFailure = z.enum(['open', 'closed', 'local']).default('local');
 
 /** `shadow`: the limit is computed and reported (headers, metrics, usage, alerts) but never refuses (docs/quotas.md). */
 export const limitMode = z.enum(['enforce', 'shadow']).default('enforce');
+/** Quota units: whole numbers up to a trillion, so that balances stay exact in every store (doubles in Lua). */
+export const units = z.number().int().max(1e12);
 /** Upstream answers whose quota units are given back: `5xx`, the upstream failed. */
 const refundOn = z.array(z.literal('5xx')).max(1).default([]);
 
 /** `limit` units per calendar period (UTC); with `refill: false`, `limit` units once (no period). */
 export const quotaSpec = z
   .strictObject({
-    limit: z.number().int().positive(),
+    limit: units.positive(),
     period: z.enum(['hour', 'day', 'month']).nullable().default(null),
     refill: z.boolean().default(true),
     mode: limitMode,
@@ -48,9 +50,9 @@ export const quotaSpec = z
 
 /** A balance of `remaining` units, set to `refill.amount` at the start of every day or month when `refill` is given. */
 export const creditsSpec = z.strictObject({
-  remaining: z.number().int().nonnegative(),
+  remaining: units.nonnegative(),
   refill: z
-    .strictObject({ amount: z.number().int().positive(), every: z.enum(['day', 'month']) })
+    .strictObject({ amount: units.positive(), every: z.enum(['day', 'month']) })
     .nullable()
     .default(null),
   mode: limitMode,

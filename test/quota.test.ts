@@ -174,7 +174,7 @@ t.test('POST /v1/keys/{id}/credits: set and top up, audited, role and tenant che
   t.equal((await s.adminCall('POST', `/v1/keys/${k.id}/credits`, { add: 1 }, DEV_TOKEN)).status, 200, 'a developer may');
   t.equal((await s.adminCall('GET', `/v1/keys/${k.id}`)).body.balance.remaining, 2);
 
-  for (const bad of [{}, { set: 1, add: 1 }, { add: 0 }, { set: -1 }, { add: 1.5 }, { add: '5' }, { take: 1 }]) {
+  for (const bad of [{}, { set: 1, add: 1 }, { add: 0 }, { set: -1 }, { add: 1.5 }, { add: '5' }, { take: 1 }, { add: 1e13 }, { set: 2 ** 60 }]) {
     const res = await s.adminCall('POST', `/v1/keys/${k.id}/credits`, bad);
     t.equal(res.status, 400, `${JSON.stringify(bad)}: 400`);
     t.equal(res.body.error, 'validation_failed');
