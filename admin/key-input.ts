@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { rateLimitSpec } from '../config/schema.js';
+import { creditsSpec, quotaSpec, rateLimitSpec, units } from '../config/schema.js';
 import { AUDIT_ACTIONS } from '../core/audit.js';
 import { parseCidr } from '../core/ip.js';
 
@@ -40,6 +40,13 @@ export const PLAN_AND_RATE_LIMIT = "give plan or rate_limit, not both: a key's r
 
 function planOrRateLimit(o: { plan?: string | null | undefined; rate_limit?: unknown }, ctx: z.RefinementCtx): void {
   if (o.plan != null && o.rate_limit != null) ctx.addIssue({ code: 'custom', path: ['rate_limit'], message: PLAN_AND_RATE_LIMIT });
+}
+
+/** A key's balance is spent by one of its quota or its credits, so it may carry only one. */
+export const QUOTA_AND_CREDITS = 'give quota or credits, not both: a key has one balance, counted one way';
+
+function quotaOrCredits(o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void {
+  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: QUOTA_AND_CREDITS });
 }
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -110,13 +117,17 @@ export function keySchemas(config: Config) {
     apis: apis.nullable().default(null),
     plan: plan.nullable().optional(),
     rate_limit: rateLimitSpec.nullable().optional(),
+    quota: quotaSpec.nullable().optional(),
+    credits: creditsSpec.nullable().optional(),
     ip_allowlist: allowlist.nullable().optional(),
     expires_at: rfc3339.nullable().optional(),
     not_before: rfc3339.nullable().default(null),
     application: z.string().max(64).nullable().default(null),
     policy: policyName.nullable().default(null),
     meta: metaSchema.default({}),
-  }).superRefine(planOrRateLimit);
+  })
+    .superRefine(planOrRateLimit)
+    .superRefine(quotaOrCredits);
 
   const update = z
     .strictObject({
@@ -126,12 +137,23 @@ export function keySchemas(config: Config) {
       apis: apis.nullable().optional(),
       plan: plan.nullable().optional(),
       rate_limit: rateLimitSpec.nullable().optional(),
+      quota: quotaSpec.nullable().optional(),
+      credits: creditsSpec.nullable().optional(),
       ip_allowlist: allowlist.nullable().optional(),
       expires_at: rfc3339.nullable().optional(),
       meta: metaSchema.optional(),
     })
     .refine((o) => Object.keys(o).length > 0, 'name at least one field to change')
-    .superRefine(planOrRateLimit);
+    .superRefine(planOrRateLimit)
+    .superRefine(quotaOrCredits);
+
+  const unit = units.min(0);
+  const credits = z
+    .strictObject({
+      set: unit.optional().meta({ description: 'The balance to set, in units.' }),
+      add: unit.min(1).optional().meta({ description: 'Units to add to the balance (a top-up).' }),
+    })
+    .refine((o) => (o.set === undefined) !== (o.add === undefined), 'give set or add, one of them');
 
   const reason = z.strictObject({ reason: z.string().max(500).nullable().default(null) }).default({ reason: null });
   const revoke = reason;
@@ -204,11 +226,12 @@ export function keySchemas(config: Config) {
   });
   const events = z.strictObject({ limit: pageLimit(100), cursor });
 
-  return { create, update, revoke, suspend: reason, regenerate, list, events, appCreate, appUpdate, appList, audit };
+  return { create, update, revoke, suspend: reason, regenerate, credits, list, events, appCreate, appUpdate, appList, audit };
 }
 
 export type KeySchemas = ReturnType<typeof keySchemas>;
 export type CreateKeyInput = z.output<KeySchemas['create']>;
 export type UpdateKeyInput = z.output<KeySchemas['update']>;
+export type CreditsInput = z.output<KeySchemas['credits']>;
 export type CreateAppInput = z.output<KeySchemas['appCreate']>;
 export type UpdateAppInput = z.output<KeySchemas['appUpdate']>;

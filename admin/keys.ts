@@ -6,9 +6,10 @@ import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
-import { appLimitOf, GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
+import { compileQuota, type QuotaPolicy } from '../core/quota.js';
+import { appLimitOf, GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, quotaAccount, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
 import { type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
-import type { CreateKeyInput, UpdateKeyInput } from './key-input.js';
+import type { CreateKeyInput, CreditsInput, UpdateKeyInput } from './key-input.js';
 import { VersionConflictError } from '../core/internal-errors.js';
 
 const DAY_MS = 86_400_000;
@@ -21,6 +22,8 @@ export const KEY_CONFIG_FIELDS = [
   'apis',
   'plan',
   'rate_limit',
+  'quota',
+  'credits',
   'ip_allowlist',
   'expires_at',
   'meta',
@@ -124,6 +127,10 @@ export class KeyService {
       apis: input.apis,
       plan: input.plan !== undefined ? input.plan : (policy?.plan ?? null),
       rate_limit: input.rate_limit !== undefined ? input.rate_limit : (policy?.rate_limit ?? null),
+      // A quota or credits given replace the policy's, whichever of the two the policy has.
+      ...(input.quota !== undefined || input.credits !== undefined
+        ? { quota: input.quota ?? null, credits: input.credits ?? null }
+        : { quota: policy?.quota ?? null, credits: policy?.credits ?? null }),
       ip_allowlist: input.ip_allowlist !== undefined ? input.ip_allowlist : (policy?.ip_allowlist ?? null),
       application: app?.id ?? null,
       app_suspended_at: app?.suspended_at ?? null,
@@ -205,6 +212,9 @@ export class KeyService {
       for (const field of KEY_CONFIG_FIELDS) {
         if (patch[field] !== undefined) (next as unknown as Record<string, unknown>)[field] = patch[field];
       }
+      // A key has one balance: a quota given replaces its credits, and credits its quota.
+      if (patch.quota != null) next.credits = null;
+      if (patch.credits != null) next.quota = null;
       if (next.expires_at !== null && next.expires_at <= now) throw invalid('expires_at', 'must be in the future');
       if (next.expires_at !== null && next.not_before !== null && next.not_before >= next.expires_at) {
         throw invalid('expires_at', 'must be after not_before');
@@ -303,6 +313,10 @@ export class KeyService {
         apis: rec.apis,
         plan: rec.plan,
         rate_limit: rec.rate_limit,
+        quota: rec.quota ?? null,
+        credits: rec.credits ?? null,
+        // The successor spends the same balance: a rotation neither resets nor loses it.
+        quota_account: quotaAccount(rec),
         ip_allowlist: rec.ip_allowlist,
         application: rec.application,
         policy: rec.policy,
@@ -361,6 +375,43 @@ export class KeyService {
 
   wire(rec: KeyRecord) {
     return keyToWire(rec, this.#clock.now());
+  }
+
+  /** The quota a key spends: its own quota or credits, else its plan's; null when it has none. */
+  quotaOf(rec: KeyRecord): QuotaPolicy | null {
+    if (rec.quota || rec.credits) return compileQuota(rec.quota, rec.credits);
+    const plan = this.#config.plans[rec.plan ?? 'default'] ?? this.#config.plans['default'];
+    return plan ? compileQuota(plan.quota, plan.credits) : null;
+  }
+
+  /** The key's quota balance now: units left and when they refill; null for a key without a quota. */
+  async balance(rec: KeyRecord): Promise<{ remaining: number; refills_at: string | null } | null> {
+    const q = this.quotaOf(rec);
+    if (q === null) return null;
+    const a = await this.#store.quota(quotaAccount(rec), q, 'read', 0, this.#clock.now());
+    return { remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
+  }
+
+  /**
+   * Sets or tops up a key's balance (`POST /v1/keys/{id}/credits`), audited as
+   * key.credits_changed. The balance is changed in one atomic store operation, so requests
+   * spending meanwhile are neither lost nor counted twice; the audit entry follows it.
+   */
+  async changeCredits(id: string, input: CreditsInput, by: Actor): Promise<{ rec: KeyRecord; remaining: number; refills_at: string | null }> {
+    const rec = await this.get(id, by);
+    const now = this.#clock.now();
+    const status = keyStatus(rec, now);
+    if (status === 'revoked' || status === 'expired') throw new HttpError('conflict', `Key ${id} is ${status}; its balance can no longer change.`);
+    const q = this.quotaOf(rec);
+    if (q === null) {
+      throw new HttpError('conflict', `Key ${id} has no quota or credits, nor has its plan; give it one first (PATCH /v1/keys/${id} with quota or credits).`);
+    }
+    const account = quotaAccount(rec);
+    const before = input.set !== undefined ? (await this.#store.quota(account, q, 'read', 0, now)).remaining : null;
+    const a = input.set !== undefined ? await this.#store.quota(account, q, 'set', input.set, now) : await this.#store.quota(account, q, 'add', input.add!, now);
+    const from = before ?? a.remaining - input.add!;
+    await this.#commit({}, [audit(by, now, 'key.credits_changed', rec, { balance: { from, to: a.remaining } })], []);
+    return { rec, remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
   }
 
   async #app(id: string, by: { tenant: string | null }, path: string): Promise<AppRecord> {

@@ -56,6 +56,7 @@ export function wireSchemas(config: Config): Record<string, Json> {
     rate_limit: object(
       {
         exceeded: int('Requests refused with 429.'),
+        would_have_been_refused: int('Requests a limit in shadow mode let through that it would have refused (docs/quotas.md).'),
         peak_requests_per_minute: int(),
         limit_per_minute: nullable(num("The key's limit per minute; null when it has none.")),
       },
@@ -116,6 +117,39 @@ export function wireSchemas(config: Config): Record<string, Json> {
       },
       "A key's own token bucket; it replaces the limits of the key's plan.",
     ),
+    Quota: object(
+      {
+        limit: int('Units per period.'),
+        period: nullable({ type: 'string', enum: ['hour', 'day', 'month'], description: 'The calendar period (UTC); null with `refill: false`.' }),
+        refill: { type: 'boolean', description: 'false: `limit` units once, never refilled.' },
+        mode: { type: 'string', enum: ['enforce', 'shadow'], description: '`shadow`: counted and reported, never refused.' },
+        refund_on: array({ type: 'string', enum: ['5xx'] }, 'Upstream answers whose units are given back.'),
+      },
+      'Units per calendar period (docs/quotas.md).',
+    ),
+    Credits: object(
+      {
+        remaining: int('The balance a key starts with.'),
+        refill: nullable(object({ amount: int('The balance each refill sets.'), every: { type: 'string', enum: ['day', 'month'] } })),
+        mode: { type: 'string', enum: ['enforce', 'shadow'], description: '`shadow`: counted and reported, never refused.' },
+        refund_on: array({ type: 'string', enum: ['5xx'] }, 'Upstream answers whose units are given back.'),
+      },
+      'A balance of units, refilled or not (docs/quotas.md).',
+    ),
+    KeyWithBalance: {
+      description: 'A key record with what is left of its quota or credits.',
+      allOf: [
+        ref('Key'),
+        object({
+          balance: nullable(
+            object(
+              { remaining: int('Units left.'), refills_at: nullable(time('When the balance is next set to its refill amount; null when it never is.')) },
+              'The key’s balance; null when neither the key nor its plan has a quota or credits.',
+            ),
+          ),
+        }),
+      ],
+    },
     Key: object(
       {
         id: str(),
@@ -128,6 +162,8 @@ export function wireSchemas(config: Config): Record<string, Json> {
         apis: nullable(array(str(), 'The APIs the key may call; null means every API.')),
         plan: nullable(str('The rate-limit plan; null means the policy’s or `default`.')),
         rate_limit: nullable(ref('RateLimit')),
+        quota: nullable(ref('Quota')),
+        credits: nullable(ref('Credits')),
         ip_allowlist: nullable(array(str(), 'Addresses and CIDRs the key may be used from; null means anywhere.')),
         application: nullable(str('The id of the application that owns the key.')),
         policy: nullable(str()),

@@ -92,9 +92,12 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
       operationId: 'getKey',
       tag: 'Keys',
       summary: 'Get a key',
-      description: 'One key record: never the key itself, never its hash.',
-      responses: { 200: KEY },
-    }, async (c, [id]) => keyReply(c, await keys.get(id!, c.actor))),
+      description: 'One key record: never the key itself, never its hash. Only here, the record carries `balance`: what is left of its quota or credits.',
+      responses: { 200: { description: 'The key record, with `balance`.', schema: 'KeyWithBalance' } },
+    }, async (c, [id]) => {
+      const rec = await keys.get(id!, c.actor);
+      sendJson(c.res, 200, { ...keys.wire(rec), balance: await keys.balance(rec) }, c.requestId);
+    }),
     route('PATCH', '/v1/keys/{id}', 'write_keys', {
       operationId: 'updateKey',
       tag: 'Keys',
@@ -156,6 +159,22 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
     }, async (c, [id]) => {
       await c.body();
       keyReply(c, await keys.reactivate(id!, c.actor));
+    }),
+    route('POST', '/v1/keys/{id}/credits', 'write_keys', {
+      operationId: 'changeKeyCredits',
+      tag: 'Keys',
+      summary: 'Set or top up a key’s balance',
+      description:
+        'Sets the balance of the key’s quota or credits (`set`) or adds to it (`add`), at once for every gateway; the audit log records it as `key.credits_changed` with the balance before and after. ' +
+        'The next refill (if the quota refills) sets the balance to the refill amount again. See docs/quotas.md.',
+      body: { schema: schemas.credits, name: 'ChangeCreditsRequest' },
+      responses: { 200: { description: 'The key record, with its new `balance`.', schema: 'KeyWithBalance' } },
+      conflict: '`conflict`: the key has no quota or credits (nor has its plan), or is revoked or expired.',
+    }, async (c, [id]) => {
+      const input = c.parse(schemas.credits, (await c.body()) ?? {});
+      const { rec, remaining, refills_at } = await keys.changeCredits(id!, input, c.actor);
+      log.info('key credits changed', { request_id: c.requestId, key_id: rec.id, by: c.actor.name, remaining });
+      sendJson(c.res, 200, { ...keys.wire(rec), balance: { remaining, refills_at } }, c.requestId);
     }),
     route('GET', '/v1/keys/{id}/events', 'read', {
       operationId: 'listKeyEvents',

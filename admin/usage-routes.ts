@@ -61,6 +61,7 @@ const event = z.object({
   bytes_in: z.number().int().min(0).default(0),
   bytes_out: z.number().int().min(0).default(0),
   country: z.string().max(8).nullable().default(null),
+  would_deny: z.string().max(64).nullable().default(null).meta({ description: 'The refusal a limit in shadow mode would have answered; null when none would have.' }),
 });
 const eventBatch = z.strictObject({
   /** Unique per batch and sender: a batch sent again is stored once. */

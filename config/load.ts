@@ -174,6 +174,10 @@ function crossCheck(p: PartialParse<Config>, raw: unknown): Problem[] {
   for (const [name, policy] of Object.entries(c.policies)) {
     plan(['policies', name, 'plan'], policy.plan);
     if (policy.plan !== null && policy.rate_limit !== null) add(['policies', name], 'set either plan or rate_limit, not both');
+    if (policy.quota !== null && policy.credits !== null) add(['policies', name], 'set either quota or credits, not both');
+  }
+  for (const [name, p] of Object.entries(c.plans)) {
+    if (p.quota !== null && p.credits !== null) add(['plans', name], 'set either quota or credits, not both');
   }
 
   const tokenNames = new Set<string>();

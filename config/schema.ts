@@ -27,6 +27,38 @@ export const rateLimitSpec = z.strictObject({
 /** What the limiter does when a shared store cannot be asked: admit, refuse (503), or count per node. */
 const onStoreFailure = z.enum(['open', 'closed', 'local']).default('local');
 
+/** `shadow`: the limit is computed and reported (headers, metrics, usage, alerts) but never refuses (docs/quotas.md). */
+export const limitMode = z.enum(['enforce', 'shadow']).default('enforce');
+/** Quota units: whole numbers up to a trillion, so that balances stay exact in every store (doubles in Lua). */
+export const units = z.number().int().max(1e12);
+/** Upstream answers whose quota units are given back: `5xx`, the upstream failed. */
+const refundOn = z.array(z.literal('5xx')).max(1).default([]);
+
+/** `limit` units per calendar period (UTC); with `refill: false`, `limit` units once (no period). */
+export const quotaSpec = z
+  .strictObject({
+    limit: units.positive(),
+    period: z.enum(['hour', 'day', 'month']).nullable().default(null),
+    refill: z.boolean().default(true),
+    mode: limitMode,
+    refund_on: refundOn,
+  })
+  .superRefine((q, ctx) => {
+    if (q.refill && q.period === null) ctx.addIssue({ code: 'custom', path: ['period'], message: 'is needed to refill: hour, day or month (or set refill: false for a one-time allowance)' });
+    if (!q.refill && q.period !== null) ctx.addIssue({ code: 'custom', path: ['period'], message: 'has no meaning with refill: false; leave it out' });
+  });
+
+/** A balance of `remaining` units, set to `refill.amount` at the start of every day or month when `refill` is given. */
+export const creditsSpec = z.strictObject({
+  remaining: units.nonnegative(),
+  refill: z
+    .strictObject({ amount: units.positive(), every: z.enum(['day', 'month']) })
+    .nullable()
+    .default(null),
+  mode: limitMode,
+  refund_on: refundOn,
+});
+
 const plan = z.strictObject({
   limit: z.number().int().positive(),
   window_seconds: z.number().positive(),
@@ -34,6 +66,11 @@ const plan = z.strictObject({
   on_store_failure: onStoreFailure,
   /** Upstream requests one key of this plan may have in flight per API (null: the API's own share). */
   max_concurrent: z.number().int().positive().nullable().default(null),
+  /** `shadow`: the plan's rate limit (and a key's own limit under it) is reported, never enforced. */
+  mode: limitMode,
+  /** Units per period for keys of this plan that carry no quota or credits of their own. */
+  quota: quotaSpec.nullable().default(null),
+  credits: creditsSpec.nullable().default(null),
 });
 
 /** A body limit in bytes; null: no limit. */
@@ -185,6 +222,9 @@ const policy = z.strictObject({
     })
     .nullable()
     .default(null),
+  /** New keys of this policy get this quota (or these credits) unless their request sets one. */
+  quota: quotaSpec.nullable().default(null),
+  credits: creditsSpec.nullable().default(null),
   /** New keys expire this many seconds after creation. */
   expires_in_seconds: z.number().int().positive().nullable().default(null),
   ip_allowlist: z.array(z.string().refine((s) => parseCidr(s) !== null, 'must be an IPv4 or IPv6 address or CIDR')).nullable().default(null),
@@ -216,8 +256,10 @@ const route = z.strictObject({
     .default('*'),
   path: z.string().regex(/^\//, 'must start with "/"'),
   scopes: z.array(z.string()).default([]),
-  rate_limit: rateLimitSpec.extend({ on_store_failure: onStoreFailure }).nullable().default(null),
+  rate_limit: rateLimitSpec.extend({ on_store_failure: onStoreFailure, mode: limitMode }).nullable().default(null),
   plan: z.string().nullable().default(null),
+  /** Quota units a request matching this rule spends (0: free). */
+  cost: z.number().int().nonnegative().max(1_000_000).default(1),
   /** The API's max_body_bytes for requests matching this rule (unset: the API's). */
   max_body_bytes: maxBodyBytes.optional(),
 });
@@ -464,7 +506,9 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
-  plans: z.record(name, plan).default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } }),
+  plans: z
+    .record(name, plan)
+    .default({ default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null, mode: 'enforce', quota: null, credits: null } }),
   headers: z
     .strictObject({
       request_id: headerName.default('x-request-id'),

@@ -27,6 +27,7 @@ export const AUDIT_ACTIONS = [
   'key.expired',
   'key.grace_ended',
   'key.leaked',
+  'key.credits_changed',
   'application.created',
   'application.updated',
   'application.suspended',

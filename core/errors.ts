@@ -27,6 +27,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, message: 'Send a JSON body with content-type: application/json.' },
   config_invalid: { status: 422, message: 'The configuration file was not applied: each entry of details names a problem in it; the running configuration is kept.' },
   rate_limit_exceeded: { status: 429, message: 'This API key\'s rate limit is used up; retry after the seconds in Retry-After.' },
+  quota_exceeded: { status: 429, message: 'This API key\'s quota is used up; retry when it refills (Retry-After), or ask the API\'s owner for more.' },
   concurrency_limit_exceeded: { status: 429, message: 'This API key has too many requests in flight to this API; wait for one to finish, then retry.' },
   too_many_connections: { status: 429, message: 'Too many open connections from this address; reuse connections and close idle ones.' },
   too_many_invalid_keys: { status: 429, message: 'Too many invalid API keys came from this address; retry later, with a valid key.' },

@@ -13,6 +13,8 @@ export interface LimitPolicy {
   readonly onStoreFailure: StoreFailureMode;
   /** Upstream requests a key under this policy may have in flight per API; null: the API's share. */
   readonly maxConcurrent: number | null;
+  /** `mode: shadow`: a refusal is counted and reported (`would_deny`) but the request goes on. */
+  readonly shadow: boolean;
 }
 
 /** What a shared limiter does for a policy when its store cannot be asked. */
@@ -23,12 +25,14 @@ export function compilePolicy(
   spec: RateLimitSpec,
   onStoreFailure: StoreFailureMode = 'local',
   maxConcurrent: number | null = null,
+  mode: 'enforce' | 'shadow' = 'enforce',
 ): LimitPolicy {
   const capacity = spec.burst ?? spec.limit;
   return Object.freeze({
     name,
     onStoreFailure,
     maxConcurrent,
+    shadow: mode === 'shadow',
     limit: spec.limit,
     windowSeconds: spec.window_seconds,
     capacity,

@@ -1,6 +1,7 @@
 import { toIso } from './clock.js';
 import { maskKey } from './key-format.js';
 import type { HashKind } from './key-hash.js';
+import type { CreditsSpec, QuotaSpec } from './quota.js';
 
 export interface RateLimitSpec {
   limit: number;
@@ -47,6 +48,15 @@ export interface KeyRecord {
   apis: string[] | null;
   plan: string | null;
   rate_limit: RateLimitSpec | null;
+  /** Units per period this key may spend (docs/quotas.md); absent in records written before quotas. */
+  quota?: QuotaSpec | null;
+  /** A balance of units this key spends, refilled or not; never with `quota`. */
+  credits?: CreditsSpec | null;
+  /**
+   * The key whose balance this one spends: a regenerated key keeps its predecessor's, so a
+   * rotation neither resets nor loses it. Absent or null: its own id.
+   */
+  quota_account?: string | null;
   ip_allowlist: string[] | null;
   application: string | null;
   policy: string | null;
@@ -160,6 +170,11 @@ export const GRACE_ENDED = 'rotation grace ended';
 /** `suspended_reason` of a key suspended only through its application (whose record holds the reason). */
 export const APP_SUSPENDED = 'application suspended';
 
+/** The id under which a key's quota balance is kept (see `quota_account`). */
+export function quotaAccount(rec: KeyRecord): string {
+  return rec.quota_account ?? rec.id;
+}
+
 /** The record as the admin API shows it: never the key, never the hash. */
 export function keyToWire(rec: KeyRecord, now: number) {
   const graceEnded = rec.grace_ends_at !== null && rec.grace_ends_at <= now;
@@ -174,6 +189,8 @@ export function keyToWire(rec: KeyRecord, now: number) {
     apis: rec.apis,
     plan: rec.plan,
     rate_limit: rec.rate_limit,
+    quota: rec.quota ?? null,
+    credits: rec.credits ?? null,
     ip_allowlist: rec.ip_allowlist,
     application: rec.application,
     policy: rec.policy,

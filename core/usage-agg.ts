@@ -10,7 +10,9 @@
  *   h:<bin>                latency histogram (see latencyBin)
  *   e:<n|err|lat>|<api>|<method>|<route>   per endpoint (route template, not the raw path)
  *   k:<key_id> ke:<key_id> requests and errors per key (tenant and overall scopes only)
+ *   wd                     requests a limit in shadow mode would have refused (docs/quotas.md)
  *   kr: ki: kv:<key_id>    per key: rate-limited, ip-denied, revoked-key requests (overall minutes only)
+ *   kw:<key_id>            per key: requests a shadow limit would have refused (overall minutes only)
  *   cc:<country>           requests per country, when the request carried one
  */
 export type Fields = Record<string, number>;
@@ -50,6 +52,11 @@ export interface AggregatedEvent {
   bytes_out: number;
   /** From `usage.country_header`, when the request carried a two-letter code. */
   country: string | null;
+  /**
+   * The refusal a limit in `mode: shadow` would have answered (`rate_limit_exceeded`,
+   * `quota_exceeded`) for a request it let through; null or absent when none would have.
+   */
+  would_deny?: string | null;
 }
 
 /** One request answered with an error, as `GET /v1/usage/errors` lists it. */
@@ -148,6 +155,7 @@ export function foldRow(f: Fields, e: AggregatedEvent): void {
   if (e.outcome === 'rate_limit_exceeded') add(f, 'rl', 1);
   else if (e.outcome === 'ip_not_allowed') add(f, 'ipd', 1);
   else if (e.outcome === 'invalid_token' && e.reason === 'revoked') add(f, 'rev', 1);
+  if (e.would_deny != null) add(f, 'wd', 1);
   add(f, 'lat', e.latency_ms);
   if (e.upstream_ms !== null) {
     add(f, 'up', e.upstream_ms);
@@ -187,7 +195,9 @@ export function expandRow(deltas: Map<string, BucketDelta>, row: UsageRow): void
           const rl = row.fields['rl'];
           const ipd = row.fields['ipd'];
           const rev = row.fields['rev'];
+          const wd = row.fields['wd'];
           if (rl !== undefined) add(f, `kr:${row.key_id}`, rl);
+          if (wd !== undefined) add(f, `kw:${row.key_id}`, wd);
           if (ipd !== undefined) add(f, `ki:${row.key_id}`, ipd);
           if (rev !== undefined) add(f, `kv:${row.key_id}`, rev);
         }
@@ -239,7 +249,7 @@ export interface UsageSummary {
   errors_by_status: Record<string, number>;
   keys?: { key_id: string; requests: number; errors: number }[];
   countries: Record<string, number>;
-  rate_limit: { exceeded: number; peak_requests_per_minute: number; limit_per_minute?: number | null };
+  rate_limit: { exceeded: number; would_have_been_refused: number; peak_requests_per_minute: number; limit_per_minute?: number | null };
 }
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -345,7 +355,7 @@ export function summarize(
     status_codes: statuses,
     errors_by_status: errorsByStatus,
     countries,
-    rate_limit: { exceeded: get('rl'), peak_requests_per_minute: Math.max(0, ...minutes.map((m) => m.fields['n'] ?? 0)) },
+    rate_limit: { exceeded: get('rl'), would_have_been_refused: get('wd'), peak_requests_per_minute: Math.max(0, ...minutes.map((m) => m.fields['n'] ?? 0)) },
   };
   if (options.perKey) {
     summary.keys = [...keys.entries()]

@@ -1,5 +1,6 @@
 import { compilePolicy, type LimitPolicy } from '../core/limiter.js';
 import { parseCidr, type Cidr } from '../core/ip.js';
+import { compileQuota, quotaId, type QuotaPolicy } from '../core/quota.js';
 import type { KeyRecord } from '../core/record.js';
 
 /**
@@ -21,6 +22,8 @@ export interface Grant {
    * headers; its bucket is the application's id), or null: none, as for most keys.
    */
   readonly appPolicy: LimitPolicy | null;
+  /** The key's quota or credits, or its plan's; null for a key with neither (most keys). */
+  readonly quota: QuotaPolicy | null;
 }
 
 /**
@@ -54,13 +57,16 @@ export class CompiledKey {
   readonly application: string | null;
   /** The key cache's generation when the record was read (gateway/key-cache.ts). */
   readonly gen: number;
+  /** Whose quota balance the key spends: its own id, or its rotation chain's first key's. */
+  readonly account: string;
 
-  constructor(id: string, life: KeyLife | null, grant: Grant, application: string | null, gen: number) {
+  constructor(id: string, life: KeyLife | null, grant: Grant, application: string | null, gen: number, account: string = id) {
     this.id = id;
     this.life = life;
     this.grant = grant;
     this.application = application;
     this.gen = gen;
+    this.account = account;
     Object.freeze(this);
   }
 
@@ -87,6 +93,9 @@ export class CompiledKey {
   }
   get appPolicy(): LimitPolicy | null {
     return this.grant.appPolicy;
+  }
+  get quota(): QuotaPolicy | null {
+    return this.grant.quota;
   }
 }
 
@@ -135,6 +144,8 @@ const scopeSets = new Shared<ReadonlySet<string>>(10_000);
 const apiSets = new Shared<ReadonlySet<string>>(10_000);
 const allowlists = new Shared<readonly Cidr[]>(10_000);
 const policies = new Shared<LimitPolicy>(10_000);
+const quotas = new Shared<QuotaPolicy | null>(10_000);
+const NO_QUOTAS: ReadonlyMap<string, QuotaPolicy> = new Map();
 const identities = new WeakMap<object, number>();
 let identityCount = 0;
 /** A number that stands for `o` itself, for table keys that must tell equal-looking objects apart. */
@@ -149,20 +160,33 @@ function identity(o: object): number {
 /** Applications: each record read from the store brings its own copy of the string. */
 const names = new Shared<string>(10_000);
 
-export function compileKey(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, gen = 0): CompiledKey {
-  return new CompiledKey(rec.id, lifeOf(rec), grantOf(rec, plans), rec.application === null ? null : names.get(rec.application, () => rec.application!), gen);
+/** `planQuotas`: each plan's quota, by plan name (plans without one left out). */
+export function compileKey(
+  rec: KeyRecord,
+  plans: ReadonlyMap<string, LimitPolicy>,
+  gen = 0,
+  planQuotas: ReadonlyMap<string, QuotaPolicy> = NO_QUOTAS,
+): CompiledKey {
+  const application = rec.application === null ? null : names.get(rec.application, () => rec.application!);
+  return new CompiledKey(rec.id, lifeOf(rec), grantOf(rec, plans, planQuotas), application, gen, rec.quota_account ?? rec.id);
 }
 
 /** The same key stamped with another cache generation (a stale entry served again). */
 export function withGen(k: CompiledKey, gen: number): CompiledKey {
-  return new CompiledKey(k.id, k.life, k.grant, k.application, gen);
+  return new CompiledKey(k.id, k.life, k.grant, k.application, gen, k.account);
 }
 
-function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant {
-  const plan = plans.get(rec.plan ?? 'default') ?? plans.get('default')!;
+function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, planQuotas: ReadonlyMap<string, QuotaPolicy>): Grant {
+  const planName = plans.has(rec.plan ?? 'default') ? (rec.plan ?? 'default') : 'default';
+  const plan = plans.get(planName)!;
   const limit = rec.rate_limit;
   // A plan is the runtime's own object (another runtime may hold a different plan of that name).
-  const limitId = limit ? `${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}/${plan.maxConcurrent}` : `plan #${identity(plan)}`;
+  const limitId = limit
+    ? `${limit.limit}/${limit.window_seconds}/${limit.burst}/${plan.onStoreFailure}/${plan.maxConcurrent}/${plan.shadow}`
+    : `plan #${identity(plan)}`;
+  const ownQuota = quotaId(rec.quota, rec.credits);
+  const planQuota = ownQuota === null ? (planQuotas.get(planName) ?? null) : null;
+  const quotaKey = ownQuota ?? (planQuota === null ? null : `plan quota #${identity(planQuota)}`);
   const allowlist = rec.ip_allowlist && rec.ip_allowlist.length > 0 ? rec.ip_allowlist : null;
   const scopesId = rec.scopes.join(SEP);
   const apisId = rec.apis ? rec.apis.join(SEP) : null;
@@ -170,9 +194,10 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
   const appLimit = rec.application === null ? null : (rec.app_limit ?? null);
   const appPlan = appLimit === null || appLimit.rate_limit !== null ? null : (plans.get(appLimit.plan ?? 'default') ?? plans.get('default')!);
   const appSpec = appLimit === null ? null : (appLimit.rate_limit ?? { limit: appPlan!.limit, window_seconds: appPlan!.windowSeconds, burst: appPlan!.capacity });
-  const appId = appSpec === null ? null : `${appSpec.limit}/${appSpec.window_seconds}/${appSpec.burst}/${(appPlan ?? plan).onStoreFailure}`;
+  // An application's plan lends its mode too (a shadow plan only reports); its own limit enforces.
+  const appId = appSpec === null ? null : `${appSpec.limit}/${appSpec.window_seconds}/${appSpec.burst}/${(appPlan ?? plan).onStoreFailure}/${appPlan?.shadow === true}`;
   // JSON keeps the parts apart whatever they contain (null, and names with separators in them).
-  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId, appId]);
+  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId, appId, quotaKey]);
   return grants.get(id, () =>
     Object.freeze({
       environment: rec.environment,
@@ -182,8 +207,14 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>): Grant
       // An entry that fails to parse is left out, so it matches nothing.
       cidrs: allowlist === null || allowId === null ? null : allowlists.get(allowId, () => parseAllowlist(allowlist)),
       tenant: rec.tenant,
-      policy: limit ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure, plan.maxConcurrent)) : plan,
-      appPolicy: appSpec === null || appId === null ? null : policies.get(`app ${appId}`, () => compilePolicy('app', appSpec, (appPlan ?? plan).onStoreFailure)),
+      policy: limit
+        ? policies.get(limitId, () => compilePolicy('key', limit, plan.onStoreFailure, plan.maxConcurrent, plan.shadow ? 'shadow' : 'enforce'))
+        : plan,
+      appPolicy:
+        appSpec === null || appId === null
+          ? null
+          : policies.get(`app ${appId}`, () => compilePolicy('app', appSpec, (appPlan ?? plan).onStoreFailure, null, appPlan?.shadow ? 'shadow' : 'enforce')),
+      quota: ownQuota === null ? planQuota : quotas.get(ownQuota, () => compileQuota(rec.quota, rec.credits)),
     }),
   );
 }

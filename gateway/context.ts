@@ -56,8 +56,8 @@ export class RequestContext {
    * verification adds those its caller names.
    */
   required: readonly string[] = NO_SCOPES;
-  /** Units a request spends from a quota: 1, or the `cost` a verification names. */
-  cost = 1;
+  /** Units a request spends from a quota: the `cost` a verification names; null: its route's `cost` (1 by default). */
+  cost: number | null = null;
   token: string | null = null;
   key: CompiledKey | null = null;
   readonly rate: RateState = newRateState();
@@ -65,6 +65,14 @@ export class RequestContext {
   /** The application's shared bucket, made only for a key whose application has a limit. */
   appRate: RateState | null = null;
   rateChecked = false;
+  /** Quota units left after this request's spend; -1 while the quota stage has not answered (or no quota). */
+  quotaRemaining = -1;
+  /** When the key's quota next refills (epoch ms); 0 when it never does or is not known. */
+  quotaResetAt = 0;
+  /** Units this request spent from the key's quota, given back on an upstream 5xx where configured. */
+  quotaSpent = 0;
+  /** The refusal a limit in `mode: shadow` would have answered; null when none would have. */
+  wouldDeny: 'rate_limit_exceeded' | 'quota_exceeded' | null = null;
   status = 0;
   /** `ok`, the error code answered, or `client_closed_request` when the client left first. */
   outcome: ErrorCode | 'ok' | 'client_closed_request' = 'ok';

@@ -4,6 +4,7 @@ import { createApiStage } from './stages/api.js';
 import { createConcurrencyStage } from './stages/concurrency.js';
 import { createEnvironmentStage } from './stages/environment.js';
 import { createIpAllowlistStage } from './stages/ip-allowlist.js';
+import { createQuotaStage } from './stages/quota.js';
 import { createRateLimitStage } from './stages/rate-limit.js';
 import { createResolveKeyStage } from './stages/resolve-key.js';
 import { createScopesStage } from './stages/scopes.js';
@@ -14,8 +15,9 @@ const INTERNAL: Denial = Object.freeze({ code: 'internal_error' });
 /**
  * The checks of a key that has a key's shape, in their one order (docs/architecture.md,
  * Request pipeline): resolve it, then its status, environment, API, IP allowlist, scopes,
- * the key's share of the API's upstream connections (only where a request is forwarded) and
- * the rate limit, which spends only once every other check passed. The proxy pipeline, `/auth`
+ * the key's share of the API's upstream connections (only where a request is forwarded), the
+ * rate limit, which spends only once every other check passed, and the quota, which spends
+ * only once the rate limit passed too. The proxy pipeline, `/auth`
  * and the verify API (gateway/verify.ts) all run this list, so a key is judged the same way
  * wherever it is shown.
  */
@@ -37,6 +39,8 @@ export function createKeyChecks(
     createScopesStage(),
     ...(options.forwarded ? [createConcurrencyStage()] : []),
     timed(createRateLimitStage(rt), 'rate_limit'),
+    // Last: it spends only for a request every other check let through.
+    createQuotaStage(rt),
   ];
 }
 

@@ -20,7 +20,8 @@ const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
 const OTHER = METHODS.length - 1;
 /** Slots of a route's per-request tables: one per method and status class. */
 const SLOTS = METHODS.length * STATUS_CLASSES.length;
-const DECISIONS = ['allowed', 'limited', 'unavailable'] as const;
+/** `would_deny`: a limit in shadow mode would have refused; `quota_exceeded`: the quota refused (docs/quotas.md). */
+const DECISIONS = ['allowed', 'limited', 'unavailable', 'would_deny', 'quota_exceeded'] as const;
 
 /** The label values of requests that matched no API. */
 const NONE = 'none';
@@ -167,7 +168,7 @@ export class GatewayMetrics {
   readonly #none = routeStats(NONE, NONE);
   readonly #allCells: RequestCell[] = [];
   /** Rate-limit decisions since the last scrape, by DECISIONS index. */
-  readonly #decided = [0, 0, 0];
+  readonly #decided = [0, 0, 0, 0, 0];
   #usage: (() => UsageCounts) | null = null;
   #inFlight: (() => number) | null = null;
 
@@ -228,7 +229,7 @@ export class GatewayMetrics {
     });
     new Counter({
       name: 'keygate_rate_limit_decisions_total',
-      help: 'Rate-limit decisions: allowed, limited (429), or unavailable (503, the store failing closed)',
+      help: 'Rate-limit and quota decisions: allowed, limited (429), unavailable (503, the store failing closed), would_deny (a shadow limit would have refused), quota_exceeded (429)',
       labelNames: ['decision'],
       registers,
       collect() {
@@ -294,7 +295,7 @@ export class GatewayMetrics {
       this.#upstream.observe((r.upstream ??= this.#upstream.series({ api: r.api, route: r.route })), e.upstream_ms / 1000);
       this.#overhead.observe((r.overhead ??= this.#overhead.series({ api: r.api, route: r.route })), Math.max(0, e.latency_ms - e.upstream_ms) / 1000);
     }
-    if (e.rate_limit_remaining !== null) this.#decided[e.outcome === 'rate_limit_exceeded' ? 1 : e.outcome === 'service_unavailable' ? 2 : 0]!++;
+    if (e.rate_limit_remaining !== null) this.#decided[decision(e)]!++;
   };
 
   /**
@@ -328,4 +329,12 @@ export class GatewayMetrics {
     r.slots![i] = slot;
     return slot;
   }
+}
+
+/** The DECISIONS index of a request the rate limit looked at. */
+function decision(e: UsageEvent): number {
+  if (e.outcome === 'rate_limit_exceeded') return 1;
+  if (e.outcome === 'service_unavailable') return 2;
+  if (e.outcome === 'quota_exceeded') return 4;
+  return e.would_deny != null ? 3 : 0;
 }

@@ -13,6 +13,7 @@ import { createForwardStage } from './stages/forward.js';
 import { createWebSocketForward } from './stages/forward-websocket.js';
 import { createParseKeyStage } from './stages/parse-key.js';
 import { createPreflightStage } from './stages/preflight.js';
+import { refundQuota } from './stages/quota.js';
 import { createRecordStage } from './stages/record.js';
 import { createRouteStage } from './stages/route.js';
 import { createTraceStage, timed } from './trace.js';
@@ -56,7 +57,12 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   ];
   const forward = createForwardStage(rt);
   const websocket = createWebSocketForward(rt);
-  const record = createRecordStage(rt);
+  const recordOutcome = createRecordStage(rt);
+  /** Records the request, then gives its quota units back if nothing went upstream or the upstream failed (stages/quota.ts). */
+  const record = (ctx: RequestContext): void => {
+    recordOutcome(ctx);
+    refundQuota(rt, ctx);
+  };
   const requestIdHeader = rt.config.headers.request_id;
 
   function finish(ctx: RequestContext, denial: Denial | typeof ANSWERED | undefined): void {

@@ -80,12 +80,21 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit-policy'] += `, ${key.appPolicy!.header}`;
     headers['ratelimit'] += `, ${rateItem(key.appPolicy!, app)}`;
   }
+  if (ctx.quotaRemaining >= 0) setQuotaHeaders(ctx, headers);
   if (rt.config.headers.legacy_rate_limit) {
     const { policy, state } = tighter(rt, ctx);
     headers['x-ratelimit-limit'] = String(policy.limit);
     headers['x-ratelimit-remaining'] = String(state.remaining);
     headers['x-ratelimit-reset'] = String(state.resetSeconds);
   }
+}
+
+/** The key's quota as one more item of each header: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills). */
+function setQuotaHeaders(ctx: RequestContext, headers: Record<string, unknown>): void {
+  const q = ctx.key!.quota!;
+  const t = ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`;
+  headers['ratelimit-policy'] = `${headers['ratelimit-policy'] as string}, ${q.header}`;
+  headers['ratelimit'] = `${headers['ratelimit'] as string}, "quota";r=${ctx.quotaRemaining}${t}`;
 }
 
 /**

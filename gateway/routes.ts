@@ -14,6 +14,8 @@ export interface CompiledRoute {
   readonly policy: LimitPolicy | null;
   /** Its own body limit (null: none); undefined: the API's. */
   readonly maxBody: number | null | undefined;
+  /** Quota units a request of this rule spends; undefined: 1. */
+  readonly cost?: number;
 }
 
 export interface CompiledApi {

@@ -6,6 +6,7 @@ import { errorDocUrls, type ErrorCode } from '../core/errors.js';
 import { parseCidr, TrustedProxies } from '../core/ip.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compilePolicy, LocalLimiter, type Limiter, type LimitPolicy } from '../core/limiter.js';
+import { compileQuota, type QuotaPolicy } from '../core/quota.js';
 import { SharedLimiter } from '../core/shared-limiter.js';
 import { RedisBuckets } from '../core/store/redis/buckets.js';
 import { RedisStore } from '../core/store/redis-store.js';
@@ -49,6 +50,8 @@ export interface Runtime {
   readonly brake: InvalidKeyBrake | null;
   readonly limiter: Limiter;
   readonly plans: ReadonlyMap<string, LimitPolicy>;
+  /** Each plan's quota, by plan name; plans without one are left out. */
+  readonly planQuotas: ReadonlyMap<string, QuotaPolicy>;
   readonly apis: readonly CompiledApi[];
   readonly trusted: TrustedProxies;
   /** Each error code's `doc_url` (`errors.doc_base_url`). */
@@ -75,7 +78,12 @@ export function buildRuntime(
   previous?: Runtime,
 ): Runtime {
   const plans = new Map<string, LimitPolicy>();
-  for (const [name, plan] of Object.entries(config.plans)) plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent));
+  const planQuotas = new Map<string, QuotaPolicy>();
+  for (const [name, plan] of Object.entries(config.plans)) {
+    plans.set(name, compilePolicy(name, plan, plan.on_store_failure, plan.max_concurrent, plan.mode));
+    const quota = compileQuota(plan.quota, plan.credits);
+    if (quota !== null) planQuotas.set(name, quota);
+  }
   const before = new Map(previous?.apis.map((a) => [a.name, a]));
   const apis = orderApis(
     config.apis.map((api): CompiledApi => {
@@ -88,8 +96,9 @@ export function buildRuntime(
           method: r.method,
           template: r.path,
           scopes: r.scopes,
-          policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure) : r.plan ? plans.get(r.plan)! : null,
+          policy: r.rate_limit ? compilePolicy(name, r.rate_limit, r.rate_limit.on_store_failure, null, r.rate_limit.mode) : r.plan ? plans.get(r.plan)! : null,
           maxBody: r.max_body_bytes,
+          cost: r.cost,
         };
       });
       return {
@@ -124,10 +133,10 @@ export function buildRuntime(
   );
   if (previous !== undefined) {
     // Nothing of `previous` is changed here: a reload may still be refused (server.ts applies it).
-    const rt: Runtime = { ...previous, generation: previous.generation + 1, config, plans, apis, ...configured(config) };
+    const rt: Runtime = { ...previous, generation: previous.generation + 1, config, plans, planQuotas, apis, ...configured(config) };
     return Object.freeze(rt);
   }
-  const keys = new KeyCache(deps.store, deps.hasher, keyCompiler(plans), {
+  const keys = new KeyCache(deps.store, deps.hasher, keyCompiler(plans, planQuotas), {
     max: config.keys.cache.max,
     ttlMs: config.keys.cache.ttl_seconds * 1000,
     negativeMax: config.keys.cache.negative_max,
@@ -151,6 +160,7 @@ export function buildRuntime(
         : new InvalidKeyBrake({ max: brakeConfig.max, windowMs: brakeConfig.window_seconds * 1000, maxAddresses: brakeConfig.max_addresses, clock: deps.clock }),
     limiter: createLimiter(config, deps.store, deps.clock),
     plans,
+    planQuotas,
     apis,
     ...configured(config),
     tagToEnv: new Map(Object.entries(config.keys.environments).map(([env, tag]) => [tag, env])),
@@ -165,8 +175,8 @@ export function buildRuntime(
 }
 
 /** How the key cache turns a record into what the stages read, against these plans. */
-export function keyCompiler(plans: ReadonlyMap<string, LimitPolicy>): (rec: KeyRecord, gen: number) => CompiledKey {
-  return (rec, gen) => compileKey(rec, plans, gen);
+export function keyCompiler(plans: ReadonlyMap<string, LimitPolicy>, planQuotas: ReadonlyMap<string, QuotaPolicy>): (rec: KeyRecord, gen: number) => CompiledKey {
+  return (rec, gen) => compileKey(rec, plans, gen, planQuotas);
 }
 
 /** The parts of a runtime read from `config` alone. */

@@ -188,9 +188,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           if (settled) return;
           settled = true;
           const old = current;
-          // A cached key points at its plan's policy object: with other plans, every key is
-          // compiled again on its next use (gateway/key-cache.ts).
-          if (JSON.stringify(old.rt.config.plans) !== JSON.stringify(next.plans)) prepared.keys.recompile(keyCompiler(prepared.plans));
+          // A cached key points at its plan's policy (and quota) object: with other plans, every
+          // key is compiled again on its next use (gateway/key-cache.ts).
+          if (JSON.stringify(old.rt.config.plans) !== JSON.stringify(next.plans)) prepared.keys.recompile(keyCompiler(prepared.plans, prepared.planQuotas));
           current = open(prepared);
           old.retired = true;
           if (old.inFlight === 0) end(old);

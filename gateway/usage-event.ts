@@ -12,4 +12,6 @@ export interface UsageEvent extends AggregatedEvent {
   environment: string;
   client_ip: string;
   rate_limit_remaining: number | null;
+  /** Quota units left after this request (docs/quotas.md); null for a key without a quota, or a request refused before the quota was asked. */
+  quota_remaining: number | null;
 }

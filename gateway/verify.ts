@@ -55,6 +55,8 @@ export interface VerifyAnswer {
   scopes: readonly string[] | null;
   application_id: string | null;
   ratelimit: { limit: number; remaining: number; reset: number } | null;
+  /** The key's quota or credits after this call (docs/quotas.md): null for a key with none, or a call refused before it. */
+  quota: { limit: number; remaining: number; reset: number | null } | null;
   request_id: string;
   [extra: string]: unknown;
 }
@@ -116,6 +118,7 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
       scopes: key === null ? null : scopeList(key.scopes),
       application_id: key?.application ?? null,
       ratelimit: rateSummary(rt, ctx),
+      quota: quotaSummary(ctx),
       request_id: ctx.requestId,
       ...refused?.extra,
     };
@@ -184,7 +187,7 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
       ctx.api = apisByName.get(body.api)!;
     }
     if (body.scopes !== undefined && body.scopes.length > 0) ctx.required = [...new Set([...ctx.required, ...body.scopes])];
-    ctx.cost = body.cost ?? 1;
+    ctx.cost = body.cost ?? null;
     ctx.token = body.key;
     if (denial !== undefined) answerVerify(ctx, denial);
     else runVerify(ctx);
@@ -322,4 +325,11 @@ function isLoopback(peer: string): boolean {
 function asciiJson(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The verify answer's `quota`: `reset` is seconds to the next refill, null for credits that never refill. */
+function quotaSummary(ctx: RequestContext): VerifyAnswer['quota'] {
+  const q = ctx.key?.quota ?? null;
+  if (q === null || ctx.quotaRemaining < 0) return null;
+  return { limit: q.quota, remaining: ctx.quotaRemaining, reset: ctx.quotaResetAt === 0 ? null : Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000)) };
 }

@@ -280,6 +280,7 @@ const PREP: Record<string, () => Promise<Case>> = {
   'PATCH /v1/keys/{id}': async () => keyCase(newKey().then((k) => k.id), { description: 'changed by the matrix' }),
   'POST /v1/keys/{id}/regenerate': async () => keyCase(newKey().then((k) => k.id), { grace_period_seconds: 60 }),
   'POST /v1/keys/{id}/revoke': async () => keyCase(newKey().then((k) => k.id), { reason: 'matrix' }),
+  'POST /v1/keys/{id}/credits': async () => keyCase(newKey({ body: { credits: { remaining: 5 } } }).then((k) => k.id), { add: 3 }),
   'POST /v1/keys/{id}/suspend': async () => keyCase(newKey().then((k) => k.id), { reason: 'matrix' }),
   'POST /v1/keys/{id}/reactivate': async () => keyCase(newKey({ suspended: true }).then((k) => k.id)),
   'GET /v1/keys/{id}/events': async () => ({ id: await sharedKey() }),
@@ -1021,7 +1022,8 @@ t.test('openapi: an OpenAPI 3.1 document a standard validator accepts', async (t
   const schemaOf = (s: any): any => (typeof s?.$ref === 'string' ? (doc as any).components.schemas[s.$ref.replace('#/components/schemas/', '')] : s);
   const body = (path: string, method: string) =>
     Object.keys((schemaOf((doc.paths[path]?.[method] as any)?.requestBody?.content?.['application/json']?.schema)?.properties ?? {}) as object).sort();
-  t.same(body('/v1/keys/{id}', 'patch'), ['apis', 'description', 'expires_at', 'ip_allowlist', 'meta', 'name', 'plan', 'rate_limit', 'scopes'], 'the PATCH body fields');
+  t.same(body('/v1/keys/{id}', 'patch'), ['apis', 'credits', 'description', 'expires_at', 'ip_allowlist', 'meta', 'name', 'plan', 'quota', 'rate_limit', 'scopes'], 'the PATCH body fields');
+  t.same(body('/v1/keys/{id}/credits', 'post'), ['add', 'set'], 'the credits body');
   t.same(body('/v1/keys/{id}/regenerate', 'post'), ['grace_period_seconds'], 'the regenerate body');
   t.same(body('/v1/applications', 'post'), ['description', 'meta', 'name', 'plan', 'rate_limit'], 'the application body');
 });

@@ -78,7 +78,7 @@ const EXPECTED_IDS = [
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
   'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'listApis', 'getScopeCatalog', 'getKeyUsage',
   'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
-  'listAlerts', 'getAlert', 'listAlertDeliveries', 'reloadConfiguration',
+  'listAlerts', 'getAlert', 'listAlertDeliveries', 'reloadConfiguration', 'changeKeyCredits',
 ];
 
 t.test('shape: readable operationIds, tags, summaries, descriptions, named schemas, every 4xx with the error schema', async (t) => {
@@ -111,7 +111,7 @@ t.test('shape: readable operationIds, tags, summaries, descriptions, named schem
 t.test('requestBody.required says whether the server accepts an empty body', async (t) => {
   const withBody = operations.filter((o) => o.op.requestBody);
   t.same(withBody.map((o) => o.op.operationId).sort(), [
-    'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'reportLeakedKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
+    'changeKeyCredits', 'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'reportLeakedKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
   ]);
   for (const { method, path, op } of withBody) {
     // A fresh record for each call: regenerating or revoking ends a key.
@@ -163,6 +163,7 @@ t.test('answers: every operation answers with its documented status and a body i
     name: 'documented',
     scopes: ['send_email'],
     rate_limit: { limit: 5, window_seconds: 60 },
+    quota: { limit: 100, period: 'day', refund_on: ['5xx'] },
     expires_at: new Date(stack.clock.now() + 86_400_000).toISOString(),
     application: app,
     meta: { team: 'docs', nested: [1, { a: null, b: true }] },
@@ -185,6 +186,7 @@ t.test('answers: every operation answers with its documented status and a body i
     createKey: { path: '/v1/keys', body: { name: 'another', application: app } },
     listKeys: { path: '/v1/keys?limit=2' },
     getKey: { path: `/v1/keys/${created.id}` },
+    changeKeyCredits: { path: `/v1/keys/${created.id}/credits`, body: { add: 5 } },
     updateKey: { path: `/v1/keys/${created.id}`, body: { description: 'documented' } },
     suspendKey: { path: `/v1/keys/${spare.id}/suspend`, body: { reason: 'docs' } },
     reactivateKey: { path: `/v1/keys/${spare.id}/reactivate` },

@@ -225,7 +225,7 @@ t.test('defaults are applied', async (t) => {
     previous_peppers: [],
     invalid_key_brake: { max: 20, window_seconds: 60, max_addresses: 100_000 },
   });
-  t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null } });
+  t.same(c.plans, { default: { limit: 300, window_seconds: 60, burst: null, on_store_failure: 'local', max_concurrent: null, mode: 'enforce', quota: null, credits: null } });
   t.same(c.headers, {
     request_id: 'x-request-id',
     key_id: 'x-key-id',
@@ -270,13 +270,13 @@ t.test('defaults are applied', async (t) => {
     max_body_bytes: 10 * 1024 * 1024,
     forward_credential: false,
     preserve_host: false,
-    routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null }],
+    routes: [{ method: '*', path: '/a', scopes: [], rate_limit: null, plan: null, cost: 1 }],
     unlisted: 'deny',
     case_sensitive: false,
     cors: null,
   });
   const plan = parseConfig(minimal({ plans: { default: { limit: 5, window_seconds: 1 } } }), 'd', {}).plans['default'];
-  t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local', max_concurrent: null });
+  t.same(plan, { limit: 5, window_seconds: 1, burst: null, on_store_failure: 'local', max_concurrent: null, mode: 'enforce', quota: null, credits: null });
 });
 
 t.test('cross-field checks', async (t) => {

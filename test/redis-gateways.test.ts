@@ -134,3 +134,23 @@ t.test('gateway processes hammering one key together never admit more than burst
     t.ok(admitted >= floor, `${admitted} admitted ≥ ${floor.toFixed(0)} (85% of the bound, less ${leased} leased tokens)`);
   }
 });
+
+t.test('gateway processes and workers spending one quota together admit exactly the quota', async (t) => {
+  const { key, id } = await createKey({ quota: { limit: 60, period: 'day' } });
+  const counts = new Map<number, number>();
+  const agents = gateways.map(() => new Agent({ connections: 8 }));
+  t.teardown(() => Promise.all(agents.map((a) => a.close())));
+  // 3 × 60 requests, all at once across both processes and both workers of the first.
+  await Promise.all(
+    gateways.flatMap((g, i) =>
+      Array.from({ length: 90 }, async () => {
+        const res = await request(`${g.url}/v1/emails/x`, { headers: { authorization: `Bearer ${key}` }, dispatcher: agents[i] });
+        await res.body.dump();
+        counts.set(res.statusCode, (counts.get(res.statusCode) ?? 0) + 1);
+      }),
+    ),
+  );
+  t.same(Object.fromEntries(counts), { 200: 60, 429: 120 }, 'exactly 60 of 180 admitted');
+  const rec = await request(`${admin.url}/v1/keys/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  t.match(await rec.body.json(), { balance: { remaining: 0 } }, 'the admin plane reads the same balance');
+});

@@ -990,6 +990,8 @@ async function fillFileStore(dir: string): Promise<{ hashes: { old: string; now:
     }
     await fs.addAlert(alertFor(ids[9]!, 9, null), 'dedup-1', []);
     await fs.pruneAlerts(T0 + 1000 + 1);
+    await fs.quota(ids[0]!, { initial: 10, refill: 10, every: 'day' }, 'spend', 3, T0);
+    await fs.quota(ids[1]!, { initial: 5, refill: null, every: null }, 'add', 100, T0);
     return { hashes: { old: rehashed.hash, now: now.hash }, ids };
   } finally {
     await fs.close();
@@ -1030,7 +1032,7 @@ async function answers(store: Store, ids: string[]) {
 
 const sortedBuckets = (d: StoreDump) => [...d.buckets].sort((a, b) => `${a.scope}${a.gran}${a.start}`.localeCompare(`${b.scope}${b.gran}${b.start}`));
 
-t.test('migrateFileStore moves every record, hash, timeline, audit entry, aggregate and error sample, and leaves the journal as it was', async (t) => {
+t.test('migrateFileStore moves every record, hash, timeline, audit entry, aggregate, error sample and quota balance, and leaves the journal as it was', async (t) => {
   const dir = tempDir(t);
   const files = join(dir, 'data');
   const { hashes, ids } = await fillFileStore(files);
@@ -1044,7 +1046,7 @@ t.test('migrateFileStore moves every record, hash, timeline, audit entry, aggreg
 
   const target = await open(t, join(dir, 'keygate.db'));
   const moved = await migrateFileStore(files, target);
-  t.same(moved, { keys: 30, apps: 1, audit: 32, events: 37, buckets: source.buckets.length, errors: 8, batches: 12, alerts: 4, deliveries: 8 }, 'the counts moved');
+  t.same(moved, { keys: 30, apps: 1, audit: 32, events: 37, buckets: source.buckets.length, errors: 8, batches: 12, alerts: 4, deliveries: 8, quotas: 2 }, 'the counts moved');
   const dump = target.dump();
   t.same({ ...dump, buckets: sortedBuckets(dump) }, { ...source, buckets: sortedBuckets(source) }, 'the dumps are equal');
   t.same(await answers(target, ids), expected, 'and every query answers the same');

@@ -145,3 +145,23 @@ t.test('two workers hammering one key never admit more than burst + rate × elap
     t.ok(admitted >= floor, `${admitted} admitted ≥ ${floor.toFixed(0)} (85% of the bound, less ${leased} leased tokens)`);
   }
 });
+
+t.test('two workers spending one quota together admit exactly the quota', async (t) => {
+  const { key, id } = await createKey({ quota: { limit: 60, period: 'day' } });
+  const counts = new Map<number, number>();
+  // Connections spread over both workers.
+  const agents = Array.from({ length: 8 }, () => new Agent({ connections: 1 }));
+  t.teardown(() => Promise.all(agents.map((a) => a.close())));
+  await Promise.all(
+    agents.flatMap((agent) =>
+      Array.from({ length: 20 }, async () => {
+        const res = await request(`${gw}/v1/emails/x`, { headers: { authorization: `Bearer ${key}` }, dispatcher: agent });
+        await res.body.dump();
+        counts.set(res.statusCode, (counts.get(res.statusCode) ?? 0) + 1);
+      }),
+    ),
+  );
+  t.same(Object.fromEntries(counts), { 200: 60, 429: 100 }, 'exactly 60 of 160 admitted');
+  const rec = await request(`${adminUrl}/v1/keys/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  t.match(await rec.body.json(), { balance: { remaining: 0 } }, 'the admin plane reads the same balance');
+});

@@ -111,7 +111,7 @@ t.test("GET /v1/keys/{id}/usage: the key's own figures and its limit", async (t)
   t.equal(u.totals.requests, 4);
   t.equal(u.totals.errors, 1);
   t.same(u.status_codes, { 200: 3, 429: 1 });
-  t.same(u.rate_limit, { exceeded: 1, peak_requests_per_minute: 4, limit_per_minute: 3 });
+  t.same(u.rate_limit, { exceeded: 1, would_have_been_refused: 0, peak_requests_per_minute: 4, limit_per_minute: 3 });
   t.equal(u.keys, undefined, 'no usage by key for one key');
   const days = (await stack.adminCall('GET', `/v1/keys/${id}/usage?range=30d`)).body;
   t.equal(days.range.granularity, 'day');

@@ -78,6 +78,7 @@ t.test('a valid key: 200, valid, with its identity and what is left of its bucke
     scopes: ['send_email', 'read_campaigns'],
     application_id: null,
     ratelimit: { limit: 5, remaining: 4, reset: 12 },
+    quota: null,
     request_id: res.headers['x-request-id'],
   });
   t.equal(events.length, 1, 'one usage event');
@@ -358,6 +359,17 @@ t.test('on the Redis store the verify API waits for the shared limiter: 20 concu
   t.equal(answers.filter((a) => a.body.valid).length, 5, 'five valid');
   t.equal(answers.filter((a) => a.body.code === 'rate_limit_exceeded').length, 15, 'fifteen refused by the rate limit');
   t.equal(shared.events.length, 20, 'one usage event each');
+});
+
+t.test('a key with a quota: the verify call spends it, reports it, and is refused with quota_exceeded when it is gone', async (t) => {
+  const key = await stack.createKey({ quota: { limit: 2, period: 'day' } });
+  const first = await verify({ key: key.key, cost: 1 });
+  t.match(first.body, { valid: true, quota: { limit: 2, remaining: 1 } });
+  t.ok(first.body.quota.reset > 0 && first.body.quota.reset <= 86_400, 'seconds to the next refill');
+  t.match((await verify({ key: key.key })).body, { valid: true, quota: { limit: 2, remaining: 0 } }, 'not given back: a verification forwards nothing but was answered');
+  t.match((await verify({ key: key.key })).body, { valid: false, code: 'quota_exceeded', quota: { remaining: 0 } });
+  const plain = await stack.createKey();
+  t.equal((await verify({ key: plain.key })).body.quota, null, 'a key without a quota');
 });
 
 t.test("after a reload the verify API judges by the new configuration's routes", async (t) => {

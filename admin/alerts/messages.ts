@@ -50,7 +50,10 @@ const TEXT: Record<AlertType, (a: Alert, key: string) => AlertMessage> = {
   }),
   'key.rate_limited': (a, key) => ({
     subject: `API key ${key} keeps hitting its rate limit`,
-    what: `${num(a.data['requests'])} request(s) with the API key ${key} were refused by its rate limit in the last ${num(a.data['window_minutes'])} minutes.`,
+    what:
+      Number(a.data['would_have_been_refused'] ?? 0) > 0
+        ? `${num(a.data['requests'])} request(s) with the API key ${key} in the last ${num(a.data['window_minutes'])} minutes hit its limits: ${num(a.data['refused'] ?? 0)} refused, ${num(a.data['would_have_been_refused'])} let through by a limit in shadow mode that would have refused them.`
+        : `${num(a.data['requests'])} request(s) with the API key ${key} were refused by its rate limit in the last ${num(a.data['window_minutes'])} minutes.`,
     todo: 'Slow the client down (honour Retry-After), or raise the key’s rate limit or plan.',
   }),
   'key.error_rate': (a, key) => ({

@@ -17,6 +17,8 @@ const MAX_SEEN = 100_000;
 
 /** Per-key counters of the overall per-minute aggregates (core/usage-agg.ts), by what the rules read. */
 const FIELD = { rate_limited: 'kr:', ip_denied: 'ki:', used_after_revocation: 'kv:', requests: 'k:', errors: 'ke:' } as const;
+/** Per key: requests a limit in shadow mode would have refused. */
+const SHADOW = 'kw:';
 
 /**
  * Looks for what deserves an alert, every `alerts.interval_ms` in one admin process at a time
@@ -131,14 +133,23 @@ export class AlertWatch {
     for (const type of ['rate_limited', 'ip_denied', 'used_after_revocation'] as const) {
       const least = Math.min(...all.map((r) => r[type].count));
       const widest = Math.max(...all.map((r) => r[type].window_minutes));
-      for (const [keyId, total] of this.#sums(FIELD[type], now, widest)) {
+      // A limit in shadow mode counts what it would have refused (docs/quotas.md, Shadow mode).
+      const totals = this.#sums(FIELD[type], now, widest);
+      if (type === 'rate_limited') for (const [keyId, w] of this.#sums(SHADOW, now, widest)) totals.set(keyId, (totals.get(keyId) ?? 0) + w);
+      for (const [keyId, total] of totals) {
         if (total < least) continue;
         const rec = await this.#record(keyId);
         if (rec === null) continue;
         const rule = this.#alerts.rules(rec.policy)[type];
-        const n = this.#sum(`${FIELD[type]}${keyId}`, now, rule.window_minutes);
+        const refused = this.#sum(`${FIELD[type]}${keyId}`, now, rule.window_minutes);
+        const shadow = type === 'rate_limited' ? this.#sum(`${SHADOW}${keyId}`, now, rule.window_minutes) : 0;
+        const n = refused + shadow;
         if (n < rule.count) continue;
         const data: Record<string, unknown> = { requests: n, window_minutes: rule.window_minutes };
+        if (type === 'rate_limited') {
+          data['refused'] = refused;
+          data['would_have_been_refused'] = shadow;
+        }
         if (type === 'used_after_revocation') {
           if (rec.revoked_at === null && rec.grace_ends_at === null) continue;
           data['revoked_at'] = new Date(Math.min(rec.revoked_at ?? Infinity, rec.grace_ends_at ?? Infinity)).toISOString();

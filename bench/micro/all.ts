@@ -12,7 +12,7 @@ import { have } from '../lib.js';
  *   npm run bench:micro [-- key-parse hash ...]   (default: all of them)
  * Environment: MICRO_RUNS, MICRO_RUN_MS (see lib.ts).
  */
-const ALL = ['key-parse', 'hash', 'lru-hit', 'invalid-key-brake', 'ip-allowlist', 'route-match', 'scope-check', 'token-bucket', 'usage-sinks', 'error-body', 'cors', 'trace'];
+const ALL = ['key-parse', 'hash', 'lru-hit', 'invalid-key-brake', 'ip-allowlist', 'route-match', 'scope-check', 'token-bucket', 'quota', 'usage-sinks', 'error-body', 'cors', 'trace'];
 const asked = process.argv.slice(2).filter((a) => ALL.includes(a));
 const files = asked.length > 0 ? asked : ALL;
 /** Per file: lru-hit builds a million-key cache, the rest take seconds. */

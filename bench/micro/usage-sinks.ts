@@ -17,7 +17,7 @@ import { measure, report } from './lib.js';
 const base: UsageEvent = {
   time: Date.now(), request_id: '6f1c1c2e-8d2c-4a53-9a43-7a0a2f4a3b11', key_id: 'key_4Jt0dB8QJbNq2bkS', application: null,
   environment: 'production', api: 'bench', method: 'GET', route: '/*', status: 200, outcome: 'ok', reason: null, latency_ms: 1.37,
-  upstream_ms: 0.91, client_ip: '127.0.0.1', rate_limit_remaining: 999_999_999, tenant: null, bytes_in: 0, bytes_out: 161, country: null,
+  upstream_ms: 0.91, client_ip: '127.0.0.1', rate_limit_remaining: 999_999_999, quota_remaining: null, tenant: null, bytes_in: 0, bytes_out: 161, country: null,
 };
 const events: UsageEvent[] = [];
 for (let i = 0; i < 64; i++) {

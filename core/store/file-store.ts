@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib';
 import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
+import { applyQuota, periodStart, quotaResetAt, type QuotaAnswer, type QuotaOp, type QuotaState, type QuotaTerms } from '../quota.js';
 import { dueTransition, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import type { Bucket, ErrorSample, Fields, Granularity } from '../usage-agg.js';
@@ -54,6 +55,8 @@ interface Entry {
   deliveries?: Delivery[];
   /** Alerts created before this were dropped, with their deliveries and dedup keys. */
   prune_before?: number;
+  /** Quota balances written (by account). */
+  quotas?: ({ id: string } & QuotaState)[];
 }
 
 interface StoredAlert {
@@ -99,6 +102,8 @@ export class FileStore implements Store {
   readonly #events = new Map<string, KeyEvent[]>();
   readonly #leases = new Map<string, { holder: string; until: number }>();
   readonly #buckets = new Map<string, StoredBucket>();
+  /** Quota balances by account (core/quota.ts). */
+  readonly #quotas = new Map<string, QuotaState>();
   #errors: ErrorSample[] = [];
   /** Applied usage batch ids, oldest first (a Map keeps insertion order). */
   readonly #batches = new Map<string, true>();
@@ -216,6 +221,7 @@ export class FileStore implements Store {
       write([...this.#batches.keys()], (batches) => ({ batches }));
       write([...this.#alerts.values()], (alerts) => ({ alerts }));
       write([...this.#deliveries.values()], (deliveries) => ({ deliveries }));
+      write([...this.#quotas].map(([id, q]) => ({ id, ...q })), (quotas) => ({ quotas }));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -237,7 +243,7 @@ export class FileStore implements Store {
     return (
       lines(this.#byId.size) + lines(this.#apps.size) + lines(this.#audit.length) + lines(events) +
       lines(this.#buckets.size) + lines(this.#errors.length) + lines(this.#batches.size) +
-      lines(this.#alerts.size) + lines(this.#deliveries.size)
+      lines(this.#alerts.size) + lines(this.#deliveries.size) + lines(this.#quotas.size)
     );
   }
 
@@ -299,6 +305,7 @@ export class FileStore implements Store {
       }
       this.#deliveries.set(d.id, d);
     }
+    for (const q of entry.quotas ?? []) this.#quotas.set(q.id, { balance: q.balance, period: q.period });
     if (entry.prune_before !== undefined) {
       for (const [id, { alert, dedup }] of this.#alerts) {
         if (alert.created_at >= entry.prune_before) continue;
@@ -327,6 +334,16 @@ export class FileStore implements Store {
 
   async expiringKeys(from: number, to: number, cursor: ExpiringCursor | null, limit: number): Promise<KeyRecord[]> {
     return expiringKeys(this.#byId.values(), from, to, cursor, limit);
+  }
+
+  /** In turn with every other write, so concurrent spends see each other's. */
+  quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer> {
+    const start = periodStart(now, terms.every);
+    return this.#journal(() => {
+      const r = applyQuota(this.#quotas.get(account) ?? null, terms, op, amount, start);
+      const answer = { ok: r.ok, remaining: r.remaining, resetAt: quotaResetAt(terms, start) };
+      return { entry: r.state === null ? null : { ...emptyEntry(), quotas: [{ id: account, ...r.state }] }, answer };
+    });
   }
 
   addAlert(alert: Alert, dedup: string, deliveries: readonly Delivery[]): Promise<boolean> {
@@ -568,6 +585,10 @@ export class FileStore implements Store {
       batches: [...this.#batches.keys()],
       alerts: [...this.#alerts.values()],
       deliveries: [...this.#deliveries.values()],
+      // By account, as the SQLite store lists them.
+      quotas: [...this.#quotas]
+        .map(([account, q]) => ({ account, balance: q.balance, period: q.period }))
+        .sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : 0)),
     };
   }
 
@@ -621,7 +642,8 @@ function decodeLine(line: Buffer): Entry | null {
       (entry.batches === undefined || Array.isArray(entry.batches)) &&
       (entry.alerts === undefined || Array.isArray(entry.alerts)) &&
       (entry.deliveries === undefined || Array.isArray(entry.deliveries)) &&
-      (entry.prune_before === undefined || typeof entry.prune_before === 'number')
+      (entry.prune_before === undefined || typeof entry.prune_before === 'number') &&
+      (entry.quotas === undefined || Array.isArray(entry.quotas))
       ? entry
       : null;
   } catch {

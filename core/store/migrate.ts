@@ -17,12 +17,13 @@ const count = (d: StoreDump): MigrationCounts => ({
   batches: d.batches.length,
   alerts: d.alerts.length,
   deliveries: d.deliveries.length,
+  quotas: d.quotas.length,
 });
 
 /**
  * Copies everything of the file store in `dir` (records with their hashes and usage, timelines,
  * audit, aggregates, error samples, applied batch ids, alerts with their dedup keys and
- * deliveries) into `target`, which must be empty, in
+ * deliveries, quota balances) into `target`, which must be empty, in
  * one transaction; then reads it back and checks that every kind of record arrived whole. The
  * file store is locked while it is read, and its journal left byte for byte as it was (not
  * repaired or compacted, as opening a file store would): the earlier release can still use it.

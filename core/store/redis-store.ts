@@ -2,6 +2,7 @@ import { Cluster } from 'ioredis';
 import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
+import { periodStart, quotaResetAt, type QuotaAnswer, type QuotaOp, type QuotaTerms } from '../quota.js';
 import { nextDueAt, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import type { Bucket, ErrorSample, Granularity } from '../usage-agg.js';
@@ -27,14 +28,16 @@ import { StoreUnavailableError, VersionConflictError } from '../internal-errors.
 export type { RedisStoreOptions } from './redis/connection.js';
 
 /** `#run` labels of calls that change data. */
-const WRITES = new Set(['commit', 'usage', 'lease', 'ingest', 'alert', 'delivery', 'alert prune']);
+const WRITES = new Set(['commit', 'usage', 'lease', 'ingest', 'alert', 'delivery', 'alert prune', 'quota']);
+/** A balance that refills to its initial amount is dropped this long after its period ends (gateway clocks may lag). */
+const QUOTA_KEEP_MS = 86_400_000;
 
 /** Alerts one prune script drops at most, so that no script blocks Redis for long. */
 const PRUNE_CHUNK = 500;
 
 // Every record of a deployment lives under one hash tag, `{prefix}`, so that a commit touching
 // keys, applications, the audit list and the due index runs as one script on one Cluster slot.
-// Rate-limit buckets (see the limiter) carry their own tags and spread across slots.
+// Rate-limit buckets (see the limiter) and quota balances carry their own tags and spread across slots.
 
 /**
  * The production store: every gateway and admin process shares one Redis (single node,
@@ -49,6 +52,7 @@ export class RedisStore implements Store {
   readonly #client: ScriptClient;
   readonly #sub: Client;
   readonly #tag: string;
+  readonly #prefix: string;
   readonly #db: q.Db;
   readonly #invalidation: Invalidation;
   #closed = false;
@@ -61,6 +65,7 @@ export class RedisStore implements Store {
     this.#client = defineScripts(client);
     this.#sub = sub;
     this.#tag = `{${options.prefix}}`;
+    this.#prefix = options.prefix;
     const tag = this.#tag;
     this.#db = {
       client: this.#client,
@@ -212,6 +217,22 @@ export class RedisStore implements Store {
 
   async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return (await this.#run('lease', () => this.#client.kgLease(this.#db.key(`lease:${name}`), holder, ttlMs))) === 1;
+  }
+
+  /**
+   * One script on the balance's own key, `{prefix}:q:{account}` (its own hash tag, as a
+   * rate-limit bucket's). A balance that refills to its initial amount is as good as absent
+   * once its period is over, so it expires then (a day later, by the caller's clock); others are kept.
+   */
+  async quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer> {
+    const start = periodStart(now, terms.every);
+    const resetAt = quotaResetAt(terms, start);
+    // Relative to the caller's clock, which set the period (Redis's own may differ).
+    const keepMs = resetAt !== null && terms.refill === terms.initial ? Math.max(1, resetAt - now) + QUOTA_KEEP_MS : '';
+    const [ok, left] = await this.#run('quota', () =>
+      this.#client.kgQuota(`${this.#prefix}:q:{${account}}`, terms.initial, terms.refill ?? '', op, amount, start, keepMs),
+    );
+    return { ok: ok === 1, remaining: Number(left), resetAt };
   }
 
   onKeyChange(listener: (hash: string | null) => void): () => void {

@@ -3,12 +3,13 @@ import type { Database, Statement } from 'better-sqlite3';
 import type { Alert, AlertQuery, Delivery, DeliveryState, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
+import { applyQuota, periodStart, quotaResetAt, type QuotaAnswer, type QuotaOp, type QuotaState, type QuotaTerms } from '../quota.js';
 import { dueTransition, nextDueAt, type KeyRecord } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import { DAY, MINUTE, type Bucket, type ErrorSample, type Granularity } from '../usage-agg.js';
 import { StoreUnavailableError, VersionConflictError } from '../internal-errors.js';
 import { ChangeFeed } from './sqlite/changes.js';
-import { createPrivate, openDatabase, storeError, write } from './sqlite/connection.js';
+import { createPrivate, openDatabase, storeError, unsynced, write } from './sqlite/connection.js';
 import * as q from './sqlite/queries.js';
 import { migrate, SCHEMA_VERSION } from './sqlite/schema.js';
 import type { AppQuery, AuditQuery, Commit, Committed, ErrorQuery, KeyPage, KeyQuery, Page, Store, StoreDump, UsageBatch } from './store.js';
@@ -252,6 +253,26 @@ export class SqliteStore implements Store {
     return this.#read('events', () => (this.#s.events.all(keyId) as string[]).map((e) => JSON.parse(e) as KeyEvent));
   }
 
+  /**
+   * One immediate transaction: a read and a write that no other process can come between.
+   * Spends and refunds, one a request, are committed without waiting for the disk (`unsynced`:
+   * they survive a crash of the process, and the connection's next synced write takes them to
+   * disk; a power cut may lose the last of them, in the key holder's favour); a set or top-up
+   * from the admin plane waits for the disk, as every admin write does.
+   */
+  async quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer> {
+    const s = this.#s;
+    const start = periodStart(now, terms.every);
+    const run = this.#db.transaction(() => {
+      const r = applyQuota((s.quota.get(account) as QuotaState | undefined) ?? null, terms, op, amount, start);
+      if (r.state !== null) s.putQuota.run(account, r.state.balance, r.state.period);
+      return r;
+    });
+    const traffic = op === 'spend' || op === 'refund';
+    const r = await this.#write('quota', () => (traffic ? unsynced(this.#db, () => run.immediate()) : run.immediate()));
+    return { ok: r.ok, remaining: r.remaining, resetAt: quotaResetAt(terms, start) };
+  }
+
   async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
     const changed = await this.#write('lease', () => this.#s.lease.run(name, holder, now + ttlMs, holder, now).changes);
@@ -350,6 +371,7 @@ export class SqliteStore implements Store {
         dedup: r.dedup,
       })),
       deliveries: (this.#db.prepare(`SELECT ${DELIVERY_FIELDS} FROM deliveries ORDER BY seq`).all() as DeliveryRow[]).map(deliveryFromRow),
+      quotas: this.#db.prepare('SELECT account, balance, period FROM quotas ORDER BY account').all() as StoreDump['quotas'],
     }));
   }
 
@@ -377,6 +399,7 @@ export class SqliteStore implements Store {
       for (const id of dump.batches) s.insertBatch.run(id);
       for (const { alert, dedup } of dump.alerts) s.insertAlert.run(alertColumns(alert, dedup));
       for (const d of dump.deliveries) s.insertDelivery.run(deliveryColumns(d));
+      for (const q of dump.quotas) s.putQuota.run(q.account, q.balance, q.period);
     });
     await this.#write('import', () => run.immediate());
     this.#newestBucket = (this.#db.prepare('SELECT coalesce(max(start), 0) FROM usage_buckets').pluck().get() as number) ?? 0;
@@ -529,6 +552,11 @@ function statements(db: Database) {
     deliveriesOf: p(`SELECT ${DELIVERY_FIELDS} FROM deliveries WHERE alert_id = ? ORDER BY seq`),
     pruneDeliveries: p('DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE created_at < ?)'),
     pruneAlerts: p('DELETE FROM alerts WHERE created_at < ?'),
+    quota: p('SELECT balance, period FROM quotas WHERE account = ?'),
+    putQuota: p(
+      `INSERT INTO quotas (account, balance, period) VALUES (?, ?, ?)
+       ON CONFLICT (account) DO UPDATE SET balance = excluded.balance, period = excluded.period`,
+    ),
     lease: p(
       `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until

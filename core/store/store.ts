@@ -1,6 +1,7 @@
 import type { Alert, AlertQuery, Delivery, ExpiringCursor } from '../alerts.js';
 import type { AppRecord } from '../application.js';
 import type { AuditEntry, KeyEvent } from '../audit.js';
+import type { QuotaAnswer, QuotaOp, QuotaTerms } from '../quota.js';
 import type { KeyRecord, KeyStatus } from '../record.js';
 import type { KeyUsageDelta } from '../usage.js';
 import type { Bucket, BucketDelta, ErrorSample, Granularity } from '../usage-agg.js';
@@ -133,6 +134,15 @@ export interface Store {
   /** Error samples, newest first. */
   recentErrors(query: ErrorQuery): Promise<ErrorSample[]>;
   /**
+   * One atomic operation on the quota balance of `account` (a key id; core/quota.ts,
+   * applyQuota) under `terms`, in the period holding `now`: `spend` takes `amount` units when
+   * that many are left and otherwise changes nothing and answers `ok: false`; `refund` gives
+   * `amount` back if the balance is still in the period of `now` (the spending request's
+   * time); `set`, `add` and `read` do what they say. Exact whatever the concurrency: N spends
+   * of 1 against a balance of Q admit exactly min(N, Q), across every process sharing the store.
+   */
+  quota(account: string, terms: QuotaTerms, op: QuotaOp, amount: number, now: number): Promise<QuotaAnswer>;
+  /**
    * Called with the lookup id of every key that changed, so caches can drop it; with null when
    * changes may have been missed (a lost connection), so caches drop everything.
    */
@@ -183,4 +193,6 @@ export interface StoreDump {
   alerts: { alert: Alert; dedup: string }[];
   /** Every alert's deliveries, each alert's in order. */
   deliveries: Delivery[];
+  /** Quota balances by account (core/quota.ts). */
+  quotas: { account: string; balance: number; period: number }[];
 }

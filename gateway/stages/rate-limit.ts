@@ -1,3 +1,4 @@
+import type { LimitPolicy } from '../../core/limiter.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
 import { DenialsByNumber } from '../error-body.js';
 import type { Runtime } from '../runtime.js';
@@ -22,7 +23,8 @@ function exceeded(scope: string): DenialsByNumber {
  * one from the application's when the key's application shares a limit among its keys. Tokens
  * the earlier buckets gave are handed back when a later one refuses, so a refusal by one costs
  * nothing from the others. A shared (Redis) limiter may answer with a promise; the local one
- * and a shared one holding a lease answer at once.
+ * and a shared one holding a lease answer at once. A limit in `mode: shadow` never refuses:
+ * what it would have refused is noted in `ctx.wouldDeny` (docs/quotas.md, Shadow mode).
  */
 export function createRateLimitStage(rt: Runtime): Stage {
   const limiter = rt.limiter;
@@ -41,8 +43,8 @@ export function createRateLimitStage(rt: Runtime): Stage {
     const bucket = `${key.id}\u0000${routePolicy.name}`;
     const taken = limiter.take(bucket, routePolicy, ctx.now, ctx.routeRate);
     if (taken === true) return appStep(ctx);
-    if (taken === false) return routeRefused(ctx);
-    return taken.then((ok) => (ok ? appStep(ctx) : routeRefused(ctx)));
+    if (taken === false) return routeRefused(ctx, routePolicy);
+    return taken.then((ok) => (ok ? appStep(ctx) : routeRefused(ctx, routePolicy)));
   }
 
   function appStep(ctx: RequestContext): Denial | undefined | Promise<Denial | undefined> {
@@ -52,16 +54,20 @@ export function createRateLimitStage(rt: Runtime): Stage {
     const state = (ctx.appRate ??= newRateState());
     const taken = limiter.take(key.application!, appPolicy, ctx.now, state);
     if (taken === true) return undefined;
-    if (taken === false) return appRefused(ctx, state);
-    return taken.then((ok) => (ok ? undefined : appRefused(ctx, state)));
+    if (taken === false) return appRefused(ctx, appPolicy, state);
+    return taken.then((ok) => (ok ? undefined : appRefused(ctx, appPolicy, state)));
   }
 
-  function appRefused(ctx: RequestContext, state: RateState): Denial {
+  function appRefused(ctx: RequestContext, appPolicy: LimitPolicy, state: RateState): Denial | undefined {
+    if (appPolicy.shadow) return shadowed(ctx, state);
     const key = ctx.key!;
-    limiter.refund(key.id, key.policy, ctx.now);
-    limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    // The tokens the key's and the route's buckets gave, unless a shadow limit let the request on without one.
+    if (ctx.rate.allowed) {
+      limiter.refund(key.id, key.policy, ctx.now);
+      limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    }
     const routePolicy = ctx.route?.policy ?? null;
-    if (routePolicy !== null) {
+    if (routePolicy !== null && ctx.routeRate.allowed) {
       const bucket = `${key.id}\u0000${routePolicy.name}`;
       limiter.refund(bucket, routePolicy, ctx.now);
       limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
@@ -69,11 +75,24 @@ export function createRateLimitStage(rt: Runtime): Stage {
     return refusal(state, appRefusals);
   }
 
-  function routeRefused(ctx: RequestContext): Denial {
+  function routeRefused(ctx: RequestContext, routePolicy: LimitPolicy): Denial | undefined | Promise<Denial | undefined> {
+    if (routePolicy.shadow) {
+      shadowed(ctx);
+      return appStep(ctx);
+    }
     const key = ctx.key!;
-    limiter.refund(key.id, key.policy, ctx.now);
-    limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    // The key's own token, unless a shadow key limit let the request on without one.
+    if (ctx.rate.allowed) {
+      limiter.refund(key.id, key.policy, ctx.now);
+      limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+    }
     return refusal(ctx.routeRate, routeRefusals);
+  }
+
+  function keyRefused(ctx: RequestContext): Denial | undefined | Promise<Denial | undefined> {
+    if (!ctx.key!.policy.shadow) return refusal(ctx.rate, keyRefusals);
+    shadowed(ctx);
+    return routeStep(ctx);
   }
 
   return function rateLimit(ctx: RequestContext) {
@@ -81,9 +100,18 @@ export function createRateLimitStage(rt: Runtime): Stage {
     ctx.rateChecked = true;
     const taken = limiter.take(key.id, key.policy, ctx.now, ctx.rate);
     if (taken === true) return routeStep(ctx);
-    if (taken === false) return refusal(ctx.rate, keyRefusals);
-    return taken.then((ok) => (ok ? routeStep(ctx) : refusal(ctx.rate, keyRefusals)));
+    if (taken === false) return keyRefused(ctx);
+    return taken.then((ok) => (ok ? routeStep(ctx) : keyRefused(ctx)));
   };
+}
+
+/**
+ * A limit in `mode: shadow` that would have refused: noted for headers, metrics, usage and
+ * alerts, and the request goes on. A store failing closed is not a refusal to note.
+ */
+function shadowed(ctx: RequestContext, app: RateState | null = null): undefined {
+  if (!ctx.rate.unavailable && !ctx.routeRate.unavailable && app?.unavailable !== true) ctx.wouldDeny ??= 'rate_limit_exceeded';
+  return undefined;
 }
 
 function refusal(state: { retryAfter: number; unavailable: boolean }, refusals: DenialsByNumber): Denial {

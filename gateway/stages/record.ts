@@ -42,6 +42,8 @@ export function createRecordStage(rt: Runtime): (ctx: RequestContext) => void {
       upstream_ms: ctx.upstreamMs < 0 ? null : ctx.upstreamMs,
       client_ip: ctx.clientIp,
       rate_limit_remaining: ctx.rateChecked ? ctx.rate.remaining : null,
+      quota_remaining: ctx.quotaRemaining < 0 ? null : ctx.quotaRemaining,
+      would_deny: ctx.wouldDeny,
       tenant: key?.tenant ?? null,
       bytes_in: bytesIn(ctx),
       bytes_out: ctx.conn.bytesWritten - ctx.bytesWritten0,

@@ -504,4 +504,33 @@ export function storeConformance(t: Test, target: ConformanceTarget): void {
     t.equal(await store.addAlert(newAlert(), 'kept', []), false, 'the dedup key is kept');
     t.equal(await store.addAlert(newAlert(), 'pruned', []), true, 'a pruned one is free');
   });
+
+  t.test('quota: concurrent spends admit exactly the balance', async (t) => {
+    const store = await target.open(t);
+    const terms = { initial: 25, refill: 25, every: 'day' as const };
+    const answers = await Promise.all(Array.from({ length: 60 }, () => store.quota('key_q', terms, 'spend', 1, T0)));
+    t.equal(answers.filter((a) => a.ok).length, 25, '25 of 60 spends admitted');
+    t.same(answers.map((a) => a.remaining).filter((r, i) => answers[i]!.ok).sort((a, b) => b - a), Array.from({ length: 25 }, (_, i) => 24 - i), 'each admitted spend saw its own remainder');
+    t.same(await store.quota('key_q', terms, 'read', 0, T0), { ok: true, remaining: 0, resetAt: Date.UTC(2026, 5, 2) }, 'nothing left until the next day');
+    const costly = await Promise.all(Array.from({ length: 10 }, () => store.quota('key_c', { initial: 10, refill: null, every: null }, 'spend', 3, T0)));
+    t.equal(costly.filter((a) => a.ok).length, 3, 'spends of 3 against 10: three admitted, the 1 left refuses a fourth');
+  });
+
+  t.test('quota: refills at the period boundary, refunds only within the period, set and add', async (t) => {
+    let store = await target.open(t);
+    const terms = { initial: 3, refill: 3, every: 'hour' as const };
+    for (let i = 0; i < 3; i++) t.ok((await store.quota('key_r', terms, 'spend', 1, T0 + i)).ok);
+    t.match(await store.quota('key_r', terms, 'spend', 1, T0 + 10), { ok: false, remaining: 0, resetAt: T0 + 3_600_000 }, 'empty until the hour ends');
+    t.match(await store.quota('key_r', terms, 'refund', 1, T0 + 5), { ok: true, remaining: 1 }, 'a refund within the period gives the unit back');
+    t.match(await store.quota('key_r', terms, 'spend', 1, T0 + 3_600_000), { ok: true, remaining: 2, resetAt: T0 + 7_200_000 }, 'refilled at the next hour');
+    t.match(await store.quota('key_r', terms, 'refund', 1, T0 + 20), { remaining: 2 }, 'a refund for a request of the hour before changes nothing');
+    const credits = { initial: 100, refill: 50, every: 'month' as const };
+    t.match(await store.quota('key_k', credits, 'read', 0, T0), { remaining: 100, resetAt: Date.UTC(2026, 6, 1) }, 'credits start with their initial balance');
+    t.match(await store.quota('key_k', credits, 'add', 25, T0), { remaining: 125 }, 'a top-up adds');
+    t.match(await store.quota('key_k', credits, 'set', 7, T0), { remaining: 7 }, 'a set replaces');
+    store = await target.reopen(t, store);
+    t.match(await store.quota('key_k', credits, 'read', 0, T0 + 1), { remaining: 7 }, 'the balance survives a restart');
+    t.match(await store.quota('key_k', credits, 'read', 0, Date.UTC(2026, 6, 1)), { remaining: 50, resetAt: Date.UTC(2026, 7, 1) }, 'the next month starts with the refill amount');
+    t.match(await store.quota('key_none', { initial: 4, refill: null, every: null }, 'refund', 1, T0), { remaining: 4 }, 'nothing to refund on a balance never spent');
+  });
 }

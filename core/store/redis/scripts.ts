@@ -35,6 +35,7 @@ const SOURCES = {
   kgMember: `${clock}\n${lua('member')}`,
   kgLagging: `${clock}\n${lua('lagging')}`,
   kgLease: lua('lease'),
+  kgQuota: lua('quota'),
 } as const;
 
 /** The shared rate limiter's script (core/shared-limiter.ts), which names its bucket as KEYS[1]. */
@@ -43,7 +44,7 @@ export const TAKE = `${clock}\n${lua('take')}`;
 /**
  * The commands `defineScripts` adds. Each takes one key, which only routes the call to the
  * deployment's slot (every record shares the hash tag `{prefix}`, see redis-store.ts); the
- * scripts build their key names from the prefix in ARGV[1]. kgLease alone names its key.
+ * scripts build their key names from the prefix in ARGV[1]. kgLease and kgQuota name their keys.
  */
 export interface Scripts {
   kgCommit(routing: string, prefix: string, payload: string): Promise<string[]>;
@@ -54,6 +55,7 @@ export interface Scripts {
   kgMember(routing: string, prefix: string, id: string, ttl: number): Promise<number>;
   kgLagging(routing: string, prefix: string, seq: string): Promise<number>;
   kgLease(key: string, holder: string, ttl: number): Promise<number>;
+  kgQuota(key: string, initial: number, refill: number | '', op: string, amount: number, start: number, keepMs: number | ''): Promise<[number, string]>;
   kgExpiringIndex(routing: string, prefix: string, ...args: string[]): Promise<number>;
   kgAlertAdd(routing: string, prefix: string, payload: string): Promise<number>;
   kgAlertPrune(routing: string, prefix: string, bound: string, chunk: number): Promise<number>;
