@@ -670,6 +670,11 @@ export const configSchema = z.strictObject({
           token_file: z.string().min(1).nullable().default(null),
           /** The environment keys are checked for when a call names none; null: the first listener's. */
           environment: z.string().min(1).nullable().default(null),
+          /**
+           * GET /auth takes the environment from X-Keygate-Environment. Only for a proxy that sets
+           * that header itself on every auth subrequest: a client's own copy would otherwise choose it.
+           */
+          environment_header: z.boolean().default(false),
           /** Largest POST /v1/keys/verify body; larger ones get 413. */
           max_body_bytes: z.number().int().min(512).max(1_048_576).default(16_384),
           /** A request to the status listener (head and body) must arrive within this; then 408. */

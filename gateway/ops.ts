@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import type { Runtime } from './runtime.js';
-import { createVerifyApi } from './verify.js';
+import { createVerifyApi, readVerifyToken } from './verify.js';
 
 /** What a gateway process can do right now, as /readyz reports it. */
 export interface GatewayHealth {
@@ -46,12 +46,13 @@ export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: ()
   // built again, once, for each runtime a reload brings (status_listener itself is read at
   // start-up only, so whether it is on does not change).
   let verifyOf = rt;
-  let verify = createVerifyApi(rt);
+  const token = readVerifyToken(rt);
+  let verify = createVerifyApi(rt, token);
   const currentVerify = () => {
     const now = current();
     if (now !== verifyOf) {
       verifyOf = now;
-      verify = createVerifyApi(now);
+      verify = createVerifyApi(now, token);
     }
     return verify;
   };

@@ -23,6 +23,17 @@ export const ERROR_HEADER = 'x-keygate-error';
 /** `/auth`'s refusal body again, as a header: nginx's auth_request keeps the subrequest's headers, not its body. */
 export const ERROR_BODY_HEADER = 'x-keygate-error-body';
 
+const REWRITTEN_TARGET: Denial = Object.freeze({
+  code: 'bad_request',
+  message: 'The request path has empty segments (//), which the API would receive as sent: send the path without them.',
+});
+
+/** The path of a request target, without its query. */
+function rawPath(uri: string): string {
+  const q = uri.indexOf('?');
+  return q === -1 ? uri : uri.slice(0, q);
+}
+
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 
 /** POST /v1/keys/verify's body (docs/verify.md). */
@@ -82,11 +93,21 @@ interface CallError {
  * stages, the same denials, tokens spent and one usage event recorded per call. Null when
  * `status_listener.verify.enabled` is off.
  */
-export function createVerifyApi(rt: Runtime): VerifyApi | null {
+/**
+ * The verify token: `token`, or `token_file` read now (at start-up: a reload builds the verify
+ * API again with the token read then, never re-reading the file while requests wait on it).
+ */
+export function readVerifyToken(rt: Runtime): string | null {
   const options = rt.config.status_listener?.verify;
   if (!options?.enabled) return null;
   const token = options.token ?? (options.token_file === null ? null : readFileSync(options.token_file, 'utf8').trim());
   if (token !== null && token.length < 16) throw new Error('status_listener.verify.token_file: the token must be at least 16 characters');
+  return token;
+}
+
+export function createVerifyApi(rt: Runtime, token: string | null = readVerifyToken(rt)): VerifyApi | null {
+  const options = rt.config.status_listener?.verify;
+  if (!options?.enabled) return null;
   const tokenDigest = token === null ? null : digest(token);
   const environments = new Set(Object.keys(rt.config.keys.environments));
   const defaultEnvironment = options.environment ?? rt.config.listeners[0]?.environment ?? [...environments][0]!;
@@ -184,7 +205,12 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
         denial = { code: 'route_not_found', message: `This path is not served by the ${body.api} API.` };
       }
     } else if (body.api !== undefined) {
-      ctx.api = apisByName.get(body.api)!;
+      // No path: the API's answer to a path its rules do not list, as the proxy would give it.
+      const api = apisByName.get(body.api)!;
+      ctx.api = api;
+      if (api.unlisted === null) {
+        denial = { code: 'route_not_found', message: `The ${body.api} API serves only the routes it lists: name the request's path (and method) to check a key for it.` };
+      } else ctx.required = api.unlisted;
     }
     if (body.scopes !== undefined && body.scopes.length > 0) ctx.required = [...new Set([...ctx.required, ...body.scopes])];
     ctx.cost = body.cost ?? null;
@@ -194,7 +220,9 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
   }
 
   function auth(req: IncomingMessage, res: ServerResponse): void {
-    const environment = header(req, 'x-keygate-environment') ?? defaultEnvironment;
+    // The client's own headers reach /auth through the proxy: the environment header is read
+    // only when the operator says the proxy sets it itself (verify.environment_header).
+    const environment = (options!.environment_header ? header(req, 'x-keygate-environment') : undefined) ?? defaultEnvironment;
     if (!environments.has(environment)) {
       return fail(res, { status: 400, code: 'bad_request', message: `X-Keygate-Environment must be one of: ${[...environments].join(', ')}.` });
     }
@@ -205,7 +233,10 @@ export function createVerifyApi(rt: Runtime): VerifyApi | null {
     const ctx = contextFor(req, res, environment);
     ctx.method = method.toUpperCase();
     clientIp(ctx);
-    const denial = matchTarget(ctx, ctx.method, uri, header(req, 'x-original-host') ?? req.headers.host);
+    let denial = matchTarget(ctx, ctx.method, uri, header(req, 'x-original-host') ?? req.headers.host);
+    // Keygate's proxy forwards the path it matched (empty segments dropped); behind /auth the
+    // proxy in front forwards the target as sent, so one Keygate would rewrite is refused.
+    if (denial === undefined && ctx.path !== rawPath(uri)) denial = REWRITTEN_TARGET;
     if (denial !== undefined) answerAuth(ctx, denial);
     else runAuth(ctx);
   }

@@ -311,7 +311,35 @@ t.test('GET /auth: refusals carry the error body, its code in X-Keygate-Error (a
   t.equal(res.status, 400, 'no X-Original-URI');
   t.match(res.body.message, /X-Original-URI/);
   res = await auth({ authorization: `Bearer ${reader.key}`, 'x-original-uri': '/v1/emails/list', 'x-keygate-environment': 'staging' });
-  t.equal(res.status, 400, 'an unknown environment');
+  t.equal(res.status, 204, "the client's X-Keygate-Environment is not read unless verify.environment_header says the proxy sets it");
+  const testKey = await stack.createKey({ environment: 'test' });
+  res = await auth({ authorization: `Bearer ${testKey.key}`, 'x-original-uri': '/v1/emails/list', 'x-keygate-environment': 'test' });
+  t.equal(res.status, 401, 'a test key sent with the header naming its environment is still judged for production');
+  t.equal(res.headers['x-keygate-error'], 'invalid_token');
+
+  for (const uri of ['/v1/emails//list', '//v1/emails/list', '/v1/emails/list/']) {
+    res = await auth({ authorization: `Bearer ${reader.key}`, 'x-original-uri': uri });
+    if (uri.endsWith('list/')) t.not(res.headers['x-keygate-error'], 'bad_request', `${uri}: a trailing slash is not an empty segment`);
+    else {
+      t.equal(res.status, 400, `${uri}: a path the upstream would get unrewritten`);
+      t.equal(res.headers['x-keygate-error'], 'bad_request');
+    }
+  }
+});
+
+t.test('GET /auth reads X-Keygate-Environment when verify.environment_header is set', async (t) => {
+  const s = await startStack({ overrides: () => ({ status_listener: { port: 0, verify: { enabled: true, token: TOKEN, environment_header: true } } }) });
+  t.teardown(() => s.close());
+  const ops = createOpsServer(s.gateway.runtime, () => false);
+  servers.push(ops);
+  const url = (await listenOn(ops, 0, '127.0.0.1')).url;
+  const testKey = await s.createKey({ environment: 'test' });
+  const ask = (env: string) =>
+    request(`${url}/auth`, { headers: { 'x-keygate-verify-token': TOKEN, authorization: `Bearer ${testKey.key}`, 'x-original-uri': '/v1/emails/list', 'x-keygate-environment': env } });
+  t.equal((await ask('test')).statusCode, 204, 'the environment the proxy names');
+  const unknown = await ask('staging');
+  t.equal(unknown.statusCode, 400, 'an unknown environment');
+  await unknown.body.text();
 });
 
 t.test('GET /auth takes the client address from X-Forwarded-For only from a trusted proxy', async (t) => {
@@ -386,5 +414,7 @@ t.test("after a reload the verify API judges by the new configuration's routes",
   stack.gateway.prepareReload(next).apply();
   const after = await verify({ key: key.key, method: 'GET', path: '/v1/contacts/x' }, { url });
   t.match(after.body, { valid: false, code: 'route_not_found' }, 'the reloaded rule: no unlisted path');
+  t.match((await verify({ key: key.key, api: 'contacts' }, { url })).body, { valid: false, code: 'route_not_found' }, 'an API named without a path is judged as a path it does not list');
+  t.match((await verify({ key: key.key, api: 'emails' }, { url })).body, { valid: true }, 'an API that lets unlisted paths through');
   t.equal((await call(`${prod}/v1/contacts/x`, { headers: bearer(key.key) })).status, 404, 'as the proxy answers');
 });
