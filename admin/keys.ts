@@ -111,10 +111,10 @@ export class KeyService {
     const expires_at = input.expires_at !== undefined ? input.expires_at : policy?.expires_in_seconds ? now + policy.expires_in_seconds * 1000 : null;
     if (expires_at !== null && expires_at <= now) throw invalid('expires_at', 'must be in the future');
     if (expires_at !== null && input.not_before !== null && input.not_before >= expires_at) throw invalid('not_before', 'must be before expires_at');
-    const app = input.application === null ? null : await this.#app(input.application, by, 'application');
+    let app = input.application === null ? null : await this.#app(input.application, by, 'application');
     const { key, fragments } = this.#mint(input.environment);
     const rotate_at = rotationTime({ not_before: input.not_before, created_at: now, expires_at }, policy);
-    const record: KeyRecord = {
+    let record: KeyRecord = {
       ...NEW_KEY_STATE,
       ...fragments,
       id: newKeyId(),
@@ -145,12 +145,24 @@ export class KeyService {
       rotate_at,
       usage: { total_requests: 0, error_count: 0 },
     };
-    const [created] = await this.#commit(
-      { keys: [{ rec: record, expected: 0 }] },
-      [audit(by, now, 'key.created', record, diff(null, record, AUDITED_FIELDS))],
-      [event(record.id, 'created', null, now, by)],
-    );
-    return { record: created!, key };
+    // The application is written back unchanged, at the version read: a suspension or a new
+    // shared limit committed meanwhile (which copies itself onto the keys it found) makes this
+    // commit fail, and the key is made again from the application as it now is, so no key is
+    // born missing what its application's other keys have.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const [created] = await this.#commit(
+          { keys: [{ rec: record, expected: 0 }], apps: app ? [{ rec: app, expected: app.version }] : [] },
+          [audit(by, now, 'key.created', record, diff(null, record, AUDITED_FIELDS))],
+          [event(record.id, 'created', null, now, by)],
+        );
+        return { record: created!, key };
+      } catch (err) {
+        if (!(err instanceof VersionConflictError) || app === null || attempt >= 4) throw conflictOr(err);
+        app = await this.#app(app.id, by, 'application');
+        record = { ...record, tenant: app.tenant, app_suspended_at: app.suspended_at, app_limit: appLimitOf(app) };
+      }
+    }
   }
 
   /** The key, or 404 when it does not exist or belongs to another tenant (its existence is not revealed). */

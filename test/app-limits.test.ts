@@ -168,3 +168,43 @@ t.test('two gateways on one Redis: the application bucket is one bucket', async 
   }
   t.same(codes, [200, 200, 200, 200, 429, 429], 'four across both gateways and both keys, then none');
 });
+
+t.test('a key created while its application changes gets the change: the create commit conflicts and is made again', async (t) => {
+  // The key's commit is held until the application's new limit has committed: the window a
+  // PATCH (which copies the limit onto the keys it finds) would otherwise miss the new key in.
+  let gate: Promise<void> | null = null;
+  let release = () => {};
+  let arrived = () => {};
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const stack = await startStack({
+    wrapStore: (inner) =>
+      new Proxy(inner, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop !== 'commit') return typeof value === 'function' ? value.bind(target) : value;
+          return async (batch: Parameters<typeof inner.commit>[0]) => {
+            const held = gate;
+            if (held !== null && batch.keys?.some((k) => k.expected === 0)) {
+              gate = null;
+              arrived();
+              await held;
+            }
+            return target.commit(batch);
+          };
+        },
+      }),
+  });
+  t.teardown(() => stack.close());
+  const id = await app(stack, {});
+  gate = new Promise<void>((resolve) => (release = resolve));
+  const creating = stack.createKey({ application: id });
+  await reached;
+  t.equal((await stack.adminCall('PATCH', `/v1/applications/${id}`, { rate_limit: { limit: 1, window_seconds: 3600 } })).status, 200, 'the limit commits first');
+  release();
+  const key = await creating;
+  const prod = stack.gw.production!;
+  t.equal((await get(prod, key.key)).status, 200);
+  const second = await get(prod, key.key);
+  t.equal(second.status, 429, "the new key spends from the application's new limit");
+  t.match(second.headers['ratelimit-policy'], /"app";q=1;w=3600$/);
+});
