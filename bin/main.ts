@@ -17,6 +17,7 @@ import type { Store } from '../core/store/store.js';
 import { VERSION } from '../core/version.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { listenOn } from '../core/listen.js';
+import { TlsContexts } from '../core/tls.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
@@ -174,8 +175,9 @@ async function run(config: Config, path: string): Promise<number> {
       );
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
-        ops = createOpsServer(gateway.runtime, () => stopping, processMetrics);
-        const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host);
+        const opsTls = config.status_listener.tls === null ? null : new TlsContexts(config.status_listener.tls);
+        ops = createOpsServer(gateway.runtime, () => stopping, processMetrics, opsTls);
+        const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host, opsTls === null ? 'http' : 'https');
         log.info('status listening', { address: bound.host, port: bound.port });
       }
     }

@@ -1,4 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsContexts } from '../core/tls.js';
 import { Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
 import type { ProcessMetrics } from '../core/metrics.js';
@@ -32,10 +34,11 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
  * The operations listener beside the gateway's client listeners: `/healthz` (the process
  * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
  * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus).
+ * Over TLS when `status_listener.tls` is set (`tls` built from it by the caller, who reloads it).
  */
-export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+export function createOpsServer(rt: Runtime, stopping: () => boolean, processMetrics?: ProcessMetrics, tls: TlsContexts | null = null): Server {
   const registry = rt.metrics === null ? null : processMetrics ? Registry.merge([rt.metrics.registry, processMetrics.registry]) : rt.metrics.registry;
-  return createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     const json = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -60,6 +63,10 @@ export function createOpsServer(rt: Runtime, stopping: () => boolean, processMet
       return;
     }
     fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ' or /metrics'}.`);
-  });
+  };
+  if (tls === null) return createServer(handler);
+  const server = createHttpsServer(tls.serverOptions(rt.config.limits.tls_handshake_timeout_ms), handler);
+  tls.attach(server);
+  return server as unknown as Server;
 }
 

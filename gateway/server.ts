@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -8,6 +9,7 @@ import { clientOf, normalizePeer, type TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
+import { hstsValue, TlsContexts, TlsFilesError, type TlsProblem } from '../core/tls.js';
 import type { Store } from '../core/store/store.js';
 import type { Listener } from './context.js';
 import { createPipeline, GatewayResponse } from './pipeline.js';
@@ -32,6 +34,11 @@ export interface Gateway {
   readonly runtime: Runtime;
   /** Binds every listener; resolves with the bound addresses (port 0 becomes a real port). */
   listen(): Promise<BoundListener[]>;
+  /**
+   * Reads every TLS listener's certificate files again; new handshakes use them. A listener
+   * whose files are refused keeps its old ones; the error names every problem.
+   */
+  reloadTls(): void;
   /** Stops accepting, lets in-flight requests finish for up to `drainMs`, then closes everything. */
   close(drainMs?: number): Promise<void>;
 }
@@ -64,28 +71,41 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const limits = config.limits;
   const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, rt.trusted, config.headers.request_id, rt.docUrls.too_many_connections);
   const listeners: Listener[] = [];
+  const tlsContexts: TlsContexts[] = [];
   for (const l of config.listeners) {
-    const listener: Listener = { environment: l.environment };
+    const tls = l.tls === null ? null : new TlsContexts(l.tls);
+    const listener: Listener = {
+      environment: l.environment,
+      tls: tls !== null,
+      hsts: l.tls?.hsts ? hstsValue(l.tls.hsts) : null,
+      subjectHeader: l.tls?.client_subject_header ?? null,
+    };
     listeners.push(listener);
-    const server = createServer(
-      {
-        keepAliveTimeout: 65_000,
-        // No limit on a whole request: uploads and long polls may take as long as they keep
-        // moving. The head has its own limit, and an idle body the in-flight watch's.
-        requestTimeout: 0,
-        headersTimeout: limits.headers_timeout_ms,
-        // How often Node checks heads against headersTimeout: a slow head is cut within
-        // headers_timeout_ms plus this.
-        connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout_ms),
-        ServerResponse: GatewayResponse,
-      },
-      (req, res) => {
-        // A request pipelined behind a response that closed the connection is not served.
-        if (req.socket.writableEnded) return void req.socket.destroy();
-        inFlight++;
-        pipeline.handle(req, res, listener);
-      },
-    );
+    const httpOptions = {
+      keepAliveTimeout: 65_000,
+      // No limit on a whole request: uploads and long polls may take as long as they keep
+      // moving. The head has its own limit, and an idle body the in-flight watch's.
+      requestTimeout: 0,
+      headersTimeout: limits.headers_timeout_ms,
+      // How often Node checks heads against headersTimeout: a slow head is cut within
+      // headers_timeout_ms plus this.
+      connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout_ms),
+      ServerResponse: GatewayResponse,
+    };
+    const onRequest = (req: IncomingMessage, res: GatewayResponse) => {
+      // A request pipelined behind a response that closed the connection is not served.
+      if (req.socket.writableEnded) return void req.socket.destroy();
+      inFlight++;
+      pipeline.handle(req, res, listener);
+    };
+    let server: GatewayServer;
+    if (tls === null) {
+      server = createServer(httpOptions, onRequest);
+    } else {
+      server = createHttpsServer({ ...httpOptions, ...tls.serverOptions(limits.tls_handshake_timeout_ms) }, onRequest) as unknown as GatewayServer;
+      tls.attach(server as unknown as HttpsServer);
+      tlsContexts.push(tls);
+    }
     // `Expect: 100-continue` is answered by the forward stage once every check passed, not by
     // Node before the key was looked at.
     server.on('checkContinue', (req: IncomingMessage, res: GatewayResponse) => {
@@ -98,7 +118,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const http = server.listeners('connection')[0] as (socket: Socket) => void;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
-      if (perIp.admit(socket)) http.call(server, socket);
+      if (perIp.admit(socket, tls === null)) http.call(server, socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Held until replayed: Node's connection list no longer has it, so close() must.
@@ -119,12 +139,24 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   return {
     runtime: rt,
+    reloadTls() {
+      const problems: TlsProblem[] = [];
+      for (const t of tlsContexts) {
+        try {
+          t.reload();
+        } catch (err) {
+          if (!(err instanceof TlsFilesError)) throw err;
+          problems.push(...err.problems);
+        }
+      }
+      if (problems.length > 0) throw new TlsFilesError(problems);
+    },
     async listen() {
       const bound: BoundListener[] = [];
       for (const [i, server] of servers.entries()) {
         const l = config.listeners[i]!;
-        const at = await listenOn(server, l.port, l.host);
-        listeners[i]!.address = at.url.slice('http://'.length);
+        const at = await listenOn(server, l.port, l.host, l.tls === null ? 'http' : 'https');
+        listeners[i]!.address = at.url.slice(at.url.indexOf('//') + 2);
         bound.push({ environment: l.environment, ...at });
         log.info('gateway listening', { environment: l.environment, address: at.host, port: at.port });
       }
@@ -258,8 +290,12 @@ class ConnectionsPerIp {
 
   readonly #counted = new WeakSet<Socket>();
 
-  /** Counts a new connection; false when it is over the limit (then it is answered and closed). */
-  admit(socket: Socket): boolean {
+  /**
+   * Counts a new connection; false when it is over the limit: then a plain-HTTP one is answered
+   * and closed, and a TLS one (nothing can be said before a handshake, which is what the limit
+   * spares) is closed.
+   */
+  admit(socket: Socket, plain: boolean): boolean {
     // A connection handed to the server again (replayWithoutUpgrade) is counted once.
     if (this.#counted.has(socket)) return true;
     const peer = normalizePeer(socket.remoteAddress);
@@ -268,6 +304,10 @@ class ConnectionsPerIp {
     const ip = clientOf(peer);
     const open = this.#open.get(ip) ?? 0;
     if (open >= this.#max) {
+      if (!plain) {
+        socket.destroy();
+        return false;
+      }
       const requestId = randomUUID();
       const body = JSON.stringify({
         error: 'too_many_connections',
@@ -307,7 +347,10 @@ class ConnectionsPerIp {
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string, docUrls: Readonly<Record<ErrorCode, string>>): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+  // A TLS handshake that failed or timed out (tlsClientError, which https servers pass on
+  // here) has no channel to answer on.
+  const tlsFailure = err.code !== undefined && (err.code.startsWith('ERR_TLS_') || err.code.startsWith('ERR_SSL_'));
+  if (err.code === 'ECONNRESET' || tlsFailure || !socket.writable || current?.headersSent) {
     socket.destroy();
     return;
   }

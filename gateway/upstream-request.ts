@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { verifiedSubject } from '../core/tls.js';
 import type { Denial, RequestContext } from './context.js';
 import { connectionNamed, HOP_BY_HOP } from './headers.js';
 import { withoutQueryParam } from './query-credential.js';
@@ -45,6 +47,9 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     // Every copy of the credential header goes; with forward_credential the one that was
     // checked is added back (upstreamHeaders), and nothing else.
     rt.config.keys.header,
+    // Client-certificate subjects come only from a verified handshake (core/tls.ts); a copy the
+    // client sent is dropped on every listener, with or without client certificates.
+    ...rt.config.listeners.flatMap((l) => (l.tls?.client_subject_header ? [l.tls.client_subject_header] : [])),
   ]);
   if (!api.config.preserve_host) drop.add('host');
   // Names are compared as upstreamHeaders reads the client's: "_" taken as "-".
@@ -98,11 +103,16 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const xff = reqHeaders['x-forwarded-for'];
   out.push('x-forwarded-for', ctx.peerTrusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer);
   const proto = reqHeaders['x-forwarded-proto'];
-  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : 'http');
+  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : ctx.listener.tls ? 'https' : 'http');
   const fwdHost = reqHeaders['x-forwarded-host'];
   const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(h.request_id, ctx.requestId);
+  const subjectHeader = ctx.listener.subjectHeader;
+  if (subjectHeader) {
+    const subject = verifiedSubject(ctx.conn as TLSSocket);
+    if (subject !== null) out.push(subjectHeader, subject);
+  }
   const key = ctx.key!;
   out.push(h.key_id, key.id, h.key_environment, key.environment, h.key_scopes, key.scopesHeader);
   if (key.application !== null) out.push(h.application_id, key.application);

@@ -89,6 +89,9 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     headers[h.request_id] = ctx.requestId;
     setKeyHeaders(rt, ctx, headers);
     if (cors !== null) setCorsHeaders(cors, ctx.req, headers);
+    // The listener's HSTS policy is the operator's, whatever the upstream says.
+    const hsts = ctx.listener.hsts;
+    if (hsts) headers['strict-transport-security'] = hsts;
     ctx.status = data.statusCode;
     ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
     res.writeHead(data.statusCode, headers as OutgoingHttpHeaders);
