@@ -676,6 +676,17 @@ export const configSchema = z.strictObject({
       max_connections_per_ip: z.number().int().positive().default(1_000),
       /** A TLS handshake not finished within this is cut (a client stalling it holds a connection for nothing). */
       tls_handshake_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
+      /** HTTP/2 on TLS listeners (docs/operations.md, HTTP/2). */
+      http2: z
+        .strictObject({
+          /** Streams one connection may have open at once; more are refused (REFUSED_STREAM). */
+          max_concurrent_streams: z.number().int().min(1).max(10_000).default(100),
+          /** A request's header list, in HTTP/2's measure (names, values and 32 bytes per field). */
+          max_header_list_bytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+          /** Header fields in one request. */
+          max_header_fields: z.number().int().min(8).max(10_000).default(128),
+        })
+        .prefault({}),
     })
     .prefault({}),
   shutdown: z.strictObject({ drain_timeout_ms: z.number().int().nonnegative().default(10_000) }).prefault({}),

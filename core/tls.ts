@@ -18,6 +18,8 @@ export interface TlsSettings {
   readonly ciphers: string | null;
   readonly sni: readonly { readonly servernames: readonly string[]; readonly cert: string; readonly key: string }[];
   readonly client_auth: 'none' | 'optional' | 'required';
+  /** Gateway listeners only: offer HTTP/2 by ALPN. */
+  readonly http2?: boolean;
 }
 
 /** A problem with one of the files, at a path inside the `tls` block (`['sni', 0, 'key']`). */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
@@ -12,6 +13,7 @@ import { Logger } from '../core/log.js';
 import { hstsValue, TlsContexts, TlsFilesError, type TlsProblem } from '../core/tls.js';
 import type { Store } from '../core/store/store.js';
 import type { Listener } from './context.js';
+import { createH2Server } from './http2.js';
 import { createPipeline, GatewayResponse } from './pipeline.js';
 import { buildRuntime, type Runtime, type UsageSink } from './runtime.js';
 
@@ -60,6 +62,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   rt.sinks.push(...(deps.sinks ?? []));
   const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
+  /** Open HTTP/2 connections: told to go (GOAWAY) at close, cut after the drain. */
+  const sessions = new Set<ServerHttp2Session>();
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -93,6 +97,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       ServerResponse: GatewayResponse,
     };
     const onRequest = (req: IncomingMessage, res: GatewayResponse) => {
+      // (An HTTP/2 stream's socket is its connection's: ended only when the connection is.)
       // A request pipelined behind a response that closed the connection is not served.
       if (req.socket.writableEnded) return void req.socket.destroy();
       inFlight++;
@@ -102,7 +107,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     if (tls === null) {
       server = createServer(httpOptions, onRequest);
     } else {
-      server = createHttpsServer({ ...httpOptions, ...tls.serverOptions(limits.tls_handshake_timeout_ms) }, onRequest) as unknown as GatewayServer;
+      const tlsOptions = tls.serverOptions(limits.tls_handshake_timeout_ms);
+      server = (
+        tls.settings.http2
+          ? createH2Server(config, tlsOptions, GatewayResponse, onRequest as (req: IncomingMessage, res: never) => void, sessions)
+          : createHttpsServer({ ...httpOptions, ...tlsOptions }, onRequest)
+      ) as unknown as GatewayServer;
       tls.attach(server as unknown as HttpsServer);
       tlsContexts.push(tls);
     }
@@ -166,6 +176,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       closing = true;
       const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
       for (const s of servers) s.closeIdleConnections();
+      for (const session of sessions) session.close();
       let drainedInTime = true;
       if (inFlight > 0) {
         drainedInTime = await new Promise<boolean>((resolve) => {
@@ -176,7 +187,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           };
         });
       }
-      for (const s of servers) s.closeAllConnections();
+      // An HTTP/2 server tracks its HTTP/1.1 connections as http's does, without the method.
+      for (const s of servers) HttpServer.prototype.closeAllConnections.call(s);
+      for (const session of sessions) session.destroy();
       for (const socket of upgraded) socket.destroy();
       await Promise.all(closed);
       pipeline.close();

@@ -41,7 +41,6 @@ const config = testConfig(stack.upstream.url, {
       environment: 'production',
       tls: {
         ...tlsBlock,
-        http2: false,
         sni: [
           { servernames: ['api.example.test'], cert: sni.cert, key: sni.key },
           { servernames: ['*.wild.test'], cert: wild.cert, key: wild.key },
@@ -50,9 +49,9 @@ const config = testConfig(stack.upstream.url, {
       },
     },
     { port: 0, host: '127.0.0.1', environment: 'production' },
-    { port: 0, host: '127.0.0.1', environment: 'production', tls: { ...tlsBlock, http2: false, ca: pki.ca.cert, client_auth: 'required', client_subject_header: 'x-client-subject' } },
+    { port: 0, host: '127.0.0.1', environment: 'production', tls: { ...tlsBlock, ca: pki.ca.cert, client_auth: 'required', client_subject_header: 'x-client-subject' } },
     { port: 0, host: '127.0.0.1', environment: 'production', tls: { ...tlsBlock, http2: false, ca: pki.ca.cert, client_auth: 'optional', client_subject_header: 'x-client-subject' } },
-    { port: 0, host: '127.0.0.1', environment: 'production', tls: { ...tlsBlock, http2: false, min_version: 'TLSv1.3' } },
+    { port: 0, host: '127.0.0.1', environment: 'production', tls: { ...tlsBlock, min_version: 'TLSv1.3' } },
     { port: 0, host: '127.0.0.1', environment: 'production', tls: { cert: live.cert, key: live.key, http2: false } },
   ],
 });
