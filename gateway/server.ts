@@ -64,6 +64,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const upgraded = new Set<Socket>();
   /** Open HTTP/2 connections: told to go (GOAWAY) at close, cut after the drain. */
   const sessions = new Set<ServerHttp2Session>();
+  /**
+   * The TCP connections of TLS listeners, cut after the drain: one still in its handshake, or
+   * an HTTP/2 session's, is in no list of Node's that closeAllConnections reaches.
+   */
+  const tlsSockets = new Set<Socket>();
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -128,7 +133,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const http = server.listeners('connection')[0] as (socket: Socket) => void;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
-      if (perIp.admit(socket, tls === null)) http.call(server, socket);
+      if (!perIp.admit(socket, tls === null)) return;
+      if (tls !== null) {
+        tlsSockets.add(socket);
+        socket.once('close', () => tlsSockets.delete(socket));
+      }
+      http.call(server, socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Held until replayed: Node's connection list no longer has it, so close() must.
@@ -190,6 +200,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       // An HTTP/2 server tracks its HTTP/1.1 connections as http's does, without the method.
       for (const s of servers) HttpServer.prototype.closeAllConnections.call(s);
       for (const session of sessions) session.destroy();
+      for (const socket of tlsSockets) socket.destroy();
       for (const socket of upgraded) socket.destroy();
       await Promise.all(closed);
       pipeline.close();
