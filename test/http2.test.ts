@@ -32,6 +32,8 @@ const config = testConfig(stack.upstream.url, {
       // Room for every stream the limit lets through, so the limit tested is HTTP/2's.
       max_connections: 512,
       max_concurrent_per_key: 512,
+      // The streams left hanging upstream are given up on soon (the close waits for them).
+      timeout_ms: 2_000,
     },
     { name: 'contacts', path_prefix: '/v1/contacts', upstream: stack.upstream.url, unlisted: 'allow', max_body_bytes: 1000 },
     { name: 'slow', path_prefix: '/v1/slow', upstream: stack.upstream.url, timeout_ms: 200, unlisted: 'allow' },
@@ -184,8 +186,8 @@ t.test('max_concurrent_streams: a client that keeps to it waits; one that ignore
   );
   await new Promise((r) => setTimeout(r, 200));
   t.equal(stack.upstream.seen.length - before, 100, 'no more than 100 streams at once');
-  for (const req of pending) req.close(constants.NGHTTP2_CANCEL);
-  session.destroy();
+  await Promise.all(pending.map((req) => new Promise((r) => req.close(constants.NGHTTP2_CANCEL, () => r(undefined)))));
+  session.close();
 
   // Raw frames: 300 streams at once, the limit acknowledged and ignored.
   const socket = await rawH2(port, ca);
