@@ -185,3 +185,26 @@ t.test('a client stalling the handshake is cut by the default limit (10 s)', asy
   const res = await tlsCall(https, { ca, path: '/v1/emails/x', headers: bearer(key) });
   t.equal(res.status, 200, 'the listener serves others meanwhile');
 });
+
+t.test('the admin listener and the status listener serve over TLS', async (t) => {
+  const { createAdmin } = await import('../admin/server.js');
+  const { createOpsServer } = await import('../gateway/ops.js');
+  const { TlsContexts } = await import('../core/tls.js');
+  const { listenOn } = await import('../core/listen.js');
+  const adminConfig = testConfig(stack.upstream.url, {
+    admin: { port: 0, tokens: [{ name: 'ops', token: 'tls-admin-token-0123456789', role: 'admin' }], tls: { ...tlsBlock, hsts: { max_age: 300 } } },
+    status_listener: { port: 0, tls: tlsBlock },
+  });
+  const admin = createAdmin(adminConfig, { store: stack.store, clock: stack.clock, log: new Logger({ level: 'error', write: () => {} }), alertTimers: false });
+  const at = await admin.listen();
+  t.teardown(() => admin.close());
+  t.match(at.url, /^https:/);
+  const res = await tlsCall(at.url, { ca, path: '/v1/keys', headers: { authorization: 'Bearer tls-admin-token-0123456789' } });
+  t.equal(res.status, 200, 'the admin API over HTTPS');
+  t.equal(res.headers['strict-transport-security'], 'max-age=300');
+  const ops = createOpsServer(gateway.runtime, () => false, undefined, new TlsContexts(adminConfig.status_listener!.tls!));
+  const bound = await listenOn(ops, 0, '127.0.0.1', 'https');
+  t.teardown(() => new Promise<void>((r) => ops.close(() => r())));
+  const health = await tlsCall(bound.url, { ca, path: '/healthz' });
+  t.equal(health.status, 200, 'the status listener over HTTPS');
+});
