@@ -6,7 +6,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { errorDocUrls, HttpError } from '../core/errors.js';
 import { normalizePeer, parseCidr, TrustedProxies } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { listenOn } from '../core/listen.js';
+import { hstsValue, TlsContexts } from '../core/tls.js';
 import { Logger } from '../core/log.js';
 import type { ProcessMetrics } from '../core/metrics.js';
 import { Registry } from 'prom-client';
@@ -61,6 +63,11 @@ export interface Admin {
    */
   prepareReload(next: Config): PreparedPart;
   listen(): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Reads the admin listener's certificate files again (admin.tls), changing nothing until
+   * `apply`; throws TlsFilesError when any is refused.
+   */
+  prepareTls(): PreparedPart;
   close(): Promise<void>;
 }
 
@@ -211,7 +218,17 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
     }
   }
 
-  const server: Server = createServer((req, res) => void handle(req, res));
+  const tlsConfig = config.admin.tls;
+  const tls = tlsConfig === null ? null : new TlsContexts(tlsConfig);
+  const hsts = tlsConfig?.hsts ? hstsValue(tlsConfig.hsts) : null;
+  const server: Server =
+    tls === null
+      ? createServer((req, res) => void handle(req, res))
+      : (createHttpsServer(tls.serverOptions(config.limits.tls_handshake_timeout_ms), (req, res) => {
+          if (hsts !== null) res.setHeader('strict-transport-security', hsts);
+          void handle(req, res);
+        }) as unknown as Server);
+  if (tls !== null) tls.attach(server as unknown as HttpsServer);
   return {
     keys,
     apps,
@@ -229,9 +246,12 @@ export function createAdmin(config: Config, deps: AdminDeps): Admin {
         },
       };
     },
+    prepareTls() {
+      return tls?.prepareReload() ?? { apply() {} };
+    },
     async listen() {
       await dashboard?.ready();
-      const bound = await listenOn(server, config.admin.port, config.admin.host);
+      const bound = await listenOn(server, config.admin.port, config.admin.host, tls === null ? 'http' : 'https');
       if (config.scheduler.enabled) scheduler.start();
       if (config.alerts.enabled && deps.alertTimers !== false) {
         alerts.watch.start();

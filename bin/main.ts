@@ -19,6 +19,7 @@ import type { Store } from '../core/store/store.js';
 import { VERSION } from '../core/version.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { listenOn } from '../core/listen.js';
+import { TlsContexts } from '../core/tls.js';
 import { createOpsServer } from '../gateway/ops.js';
 import { UsageShipper } from '../gateway/usage-shipper.js';
 import { createDemoUpstream } from './demo-upstream.js';
@@ -202,6 +203,8 @@ async function run(config: Config, path: string, source: string, adjust: (c: Con
       admin = createAdmin(config, { store, log, gatewayUrls, processMetrics, reload: (by) => reloadAll(`POST /v1/admin/reload by ${by.name}`) });
       const plane = admin;
       reloader.add({ name: 'admin', prepare: (next) => plane.prepareReload(next) });
+      // Certificates at the paths the listeners started with, read again: a renewed file is used.
+      reloader.add({ name: 'admin certificates', prepare: () => plane.prepareTls() });
     }
     if (workers) {
       // The workers run the gateway and share its listeners; this process runs the rest.
@@ -223,13 +226,16 @@ async function run(config: Config, path: string, source: string, adjust: (c: Con
       gateway = createGateway(config, { store, log, sinks: [(e) => recorder.add(e)] });
       const gw = gateway;
       reloader.add({ name: 'gateway', prepare: (next) => gw.prepareReload(next) });
+      reloader.add({ name: 'gateway certificates', prepare: () => gw.prepareTls() });
       gateway.runtime.metrics?.usageFrom(() =>
         recorder instanceof UsageShipper ? recorder : { shipped: recorder.stored, retried: recorder.retried, dropped: recorder.dropped },
       );
       for (const l of await gateway.listen()) gatewayUrls[l.environment] ??= l.url;
       if (config.status_listener) {
-        ops = createOpsServer(() => gw.runtime, () => stopping, processMetrics);
-        const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host);
+        const opsTls = config.status_listener.tls === null ? null : new TlsContexts(config.status_listener.tls);
+        ops = createOpsServer(() => gw.runtime, () => stopping, processMetrics, opsTls);
+        if (opsTls !== null) reloader.add({ name: 'status listener certificates', prepare: () => opsTls.prepareReload() });
+        const bound = await listenOn(ops, config.status_listener.port, config.status_listener.host, opsTls === null ? 'http' : 'https');
         log.info('status listening', { address: bound.host, port: bound.port });
       }
     }

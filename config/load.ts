@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError } from '../core/internal-errors.js';
+import { checkTlsFiles, type TlsSettings } from '../core/tls.js';
 import { didYouMean, formatPath, type ConfigDetail, type Detail } from '../core/validation.js';
 import { parsePartially, type PartialParse, type Path, type Problem } from './partial.js';
 import { configSchema, type Config } from './schema.js';
@@ -107,6 +108,19 @@ function crossCheck(p: PartialParse<Config>, raw: unknown): Problem[] {
   }
   if (c.demo_upstream) bind(['demo_upstream'], c.demo_upstream.host, c.demo_upstream.port);
   if (role !== null && role !== 'admin' && count(['listeners']) === 0) add(['listeners'], 'the gateway needs at least one listener');
+  // The files of every TLS block this process would serve: exist, parse, match, in date.
+  const tlsFiles = (path: Path, tls: TlsSettings & { hsts?: { max_age: number; include_subdomains: boolean; preload: boolean } | null }) => {
+    if (!known([...path, 'tls'])) return;
+    if (tls.client_auth !== 'none' && tls.ca === null) add([...path, 'tls', 'client_auth'], 'needs tls.ca, the CA that signs client certificates');
+    const h = tls.hsts;
+    if (h?.preload && (!h.include_subdomains || h.max_age < 31_536_000)) {
+      add([...path, 'tls', 'hsts', 'preload'], 'preload lists need include_subdomains: true and max_age of at least 31536000 (a year)');
+    }
+    for (const problem of checkTlsFiles(tls)) add([...path, 'tls', ...problem.path], problem.message);
+  };
+  if (role !== 'admin') c.listeners.forEach((l, i) => l.tls && tlsFiles(['listeners', i], l.tls));
+  if (role !== null && role !== 'gateway' && c.admin.tls) tlsFiles(['admin'], c.admin.tls);
+  if (role !== null && role !== 'admin' && c.status_listener?.tls) tlsFiles(['status_listener'], c.status_listener.tls);
   if (known(['workers'], ['store', 'type']) && c.workers > 1 && c.store.type === 'file') {
     add(['workers'], 'more than one gateway worker needs the sqlite or redis store (a file store has one owner)');
   }

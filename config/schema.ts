@@ -456,11 +456,51 @@ function docBaseUrl(s: string): boolean {
   return /^https?:\/\/[^/?]/i.test(s) && URL.canParse(s);
 }
 
+const pemPath = z.string().min(1, 'must be a path to a PEM file');
+const servername = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, 'must be a host name, or "*." and a host name')
+  .transform((s) => s.toLowerCase());
+
+/** What every TLS listener takes (docs/configuration.md, TLS): PEM paths, read at start-up and on reload. */
+const tlsFields = {
+  /** The certificate, with its chain after it (leaf first). */
+  cert: pemPath,
+  key: pemPath,
+  /** CA certificates that sign client certificates (client_auth). */
+  ca: pemPath.nullable().default(null),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  /** An OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults); null: Node's defaults. */
+  ciphers: z.string().min(1).nullable().default(null),
+  /** Other certificates, chosen by the name the client asks for (SNI); `*.example.com` matches one label. */
+  sni: z.array(z.strictObject({ servernames: z.array(servername).min(1), cert: pemPath, key: pemPath })).default([]),
+  /** Client certificates signed by `ca`: `required` refuses a handshake without one; `optional` asks. */
+  client_auth: z.enum(['none', 'optional', 'required']).default('none'),
+};
+/** Strict-Transport-Security on every response of the listener (the operator's choice: off by default). */
+const hsts = z.strictObject({
+  max_age: z.number().int().min(0).default(31_536_000),
+  include_subdomains: z.boolean().default(false),
+  preload: z.boolean().default(false),
+});
+const listenerTls = z.strictObject({
+  ...tlsFields,
+  /** The verified client certificate's subject goes upstream in this header; a client's own copy is always dropped. */
+  client_subject_header: headerName.nullable().default(null),
+  hsts: hsts.nullable().default(null),
+  /** Offer HTTP/2 (ALPN h2) beside HTTP/1.1. */
+  http2: z.boolean().default(true),
+});
+const adminTls = z.strictObject({ ...tlsFields, hsts: hsts.nullable().default(null) });
+const statusTls = z.strictObject(tlsFields);
+
 export const configSchema = z.strictObject({
   role: z.enum(['all', 'gateway', 'admin']).default('all'),
   /** Gateway worker processes (node:cluster) sharing the listeners; more than 1 needs the sqlite or redis store. */
   workers: z.number().int().min(1).max(256).default(1),
-  listeners: z.array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string() })).default([]),
+  listeners: z
+    .array(z.strictObject({ port, host: host.default('127.0.0.1'), environment: z.string(), tls: listenerTls.nullable().default(null) }))
+    .default([]),
   trusted_proxies: z.array(cidr).default([]),
   keys: z
     .strictObject({
@@ -630,6 +670,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       port: port.default(8081),
       host: host.default('127.0.0.1'),
+      tls: adminTls.nullable().default(null),
       tokens: z.array(token).default([]),
       max_body_bytes: z.number().int().positive().default(65_536),
       /** Body limit of POST /v1/usage/events, where gateways send batches of usage events. */
@@ -660,6 +701,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       port,
       host: host.default('127.0.0.1'),
+      tls: statusTls.nullable().default(null),
       /** POST /v1/keys/verify and GET /auth: key checks for services behind another proxy (docs/verify.md). */
       verify: z
         .strictObject({
@@ -733,6 +775,19 @@ export const configSchema = z.strictObject({
       max_connections: z.number().int().positive().default(10_000),
       /** Open connections per client address (the socket peer; trusted proxies are exempt). */
       max_connections_per_ip: z.number().int().positive().default(1_000),
+      /** A TLS handshake not finished within this is cut (a client stalling it holds a connection for nothing). */
+      tls_handshake_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
+      /** HTTP/2 on TLS listeners (docs/operations.md, HTTP/2). */
+      http2: z
+        .strictObject({
+          /** Streams one connection may have open at once; more are refused (REFUSED_STREAM). */
+          max_concurrent_streams: z.number().int().min(1).max(10_000).default(100),
+          /** A request's header list, in HTTP/2's measure (names, values and 32 bytes per field). */
+          max_header_list_bytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+          /** Header fields in one request. */
+          max_header_fields: z.number().int().min(8).max(10_000).default(128),
+        })
+        .prefault({}),
     })
     .prefault({}),
   shutdown: z.strictObject({ drain_timeout_ms: z.number().int().nonnegative().default(10_000) }).prefault({}),
@@ -743,6 +798,7 @@ export type ApiConfig = Config['apis'][number];
 export type RouteConfig = ApiConfig['routes'][number];
 export type CorsConfig = NonNullable<ApiConfig['cors']>;
 export type PlanConfig = Config['plans'][string];
+export type ListenerTls = NonNullable<Config['listeners'][number]['tls']>;
 export type TokenConfig = Config['admin']['tokens'][number];
 export type DashboardUser = Config['dashboard']['users'][number];
 export type PolicyConfig = Config['policies'][string];

@@ -8,7 +8,7 @@ export interface Bound {
 }
 
 /** Binds `server` to `host:port`; rejects with the bind error (EADDRINUSE and the like). */
-export async function listenOn(server: Server, port: number, host: string): Promise<Bound> {
+export async function listenOn(server: Server, port: number, host: string, scheme: 'http' | 'https' = 'http'): Promise<Bound> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -18,5 +18,5 @@ export async function listenOn(server: Server, port: number, host: string): Prom
   });
   const addr = server.address() as AddressInfo;
   const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return { host: addr.address, port: addr.port, url: `http://${h}:${addr.port}` };
+  return { host: addr.address, port: addr.port, url: `${scheme}://${h}:${addr.port}` };
 }

@@ -20,6 +20,12 @@ export interface Denial {
 
 export interface Listener {
   readonly environment: string;
+  /** Served over TLS: the upstream is told `X-Forwarded-Proto: https`. */
+  readonly tls?: boolean;
+  /** The `Strict-Transport-Security` value every response carries (listeners[].tls.hsts), or null. */
+  readonly hsts?: string | null;
+  /** Where the verified client certificate's subject goes upstream (listeners[].tls.client_subject_header), or null. */
+  readonly subjectHeader?: string | null;
   /** `host:port` once bound (`[::1]:8080` for IPv6), as the access log names the listener. */
   address?: string;
 }

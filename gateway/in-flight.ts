@@ -12,6 +12,19 @@ export function bodyUnread(ctx: RequestContext): boolean {
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
+/**
+ * A response sent before the request's body was read (a refusal, a preflight): on HTTP/1.1 the
+ * connection closes after it (`Connection: close`, lingering), since it would otherwise read
+ * the rest of the body, however slowly it comes, before serving another request. An HTTP/2
+ * stream ends on its own (Node resets a stream whose response ended first), and a connection
+ * header is not allowed there (RFC 9113 §8.2.2).
+ */
+export function closeUnderUnreadBody(ctx: RequestContext, headers: Record<string, unknown>): void {
+  if (ctx.req.httpVersionMajor === 2 || !bodyUnread(ctx)) return;
+  headers['connection'] = 'close';
+  lingerOnClose(ctx.conn);
+}
+
 /** How long a connection closed under an unread body goes on reading and dropping it. */
 const LINGER_MS = 2_000;
 

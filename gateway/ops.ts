@@ -1,4 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsContexts } from '../core/tls.js';
 import { Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
 import type { ProcessMetrics } from '../core/metrics.js';
@@ -34,9 +36,15 @@ export function gatewayHealth(rt: Runtime, stopping: boolean): GatewayHealth {
  * answers), `/readyz` (200 `ready` or `degraded`: a degraded gateway still serves cached keys,
  * so load balancers should keep it; 503 only while stopping) and `/metrics` (Prometheus); and,
  * with `status_listener.verify.enabled`, the verify API (gateway/verify.ts, docs/verify.md).
- * A request must arrive whole within `status_listener.verify.timeout_ms`.
+ * A request must arrive whole within `status_listener.verify.timeout_ms`. Over TLS when
+ * `status_listener.tls` is set (`tls` built from it by the caller, who reloads it).
  */
-export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: () => boolean, processMetrics?: ProcessMetrics): Server {
+export function createOpsServer(
+  runtime: Runtime | (() => Runtime),
+  stopping: () => boolean,
+  processMetrics?: ProcessMetrics,
+  tls: TlsContexts | null = null,
+): Server {
   // A function gives the gateway's current runtime (a reload swaps it); its metrics, store and
   // limiter are the same in every generation, its doc links are the configuration's latest.
   const current = typeof runtime === 'function' ? runtime : () => runtime;
@@ -57,7 +65,8 @@ export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: ()
     return verify;
   };
   const timeoutMs = rt.config.status_listener?.verify.timeout_ms ?? 10_000;
-  return createServer({ requestTimeout: timeoutMs, headersTimeout: timeoutMs, connectionsCheckingInterval: Math.min(1_000, timeoutMs) }, (req, res) => {
+  const options = { requestTimeout: timeoutMs, headersTimeout: timeoutMs, connectionsCheckingInterval: Math.min(1_000, timeoutMs) };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const verify = currentVerify();
     if (verify !== null && verify.handle(req, res, path)) return;
@@ -84,6 +93,10 @@ export function createOpsServer(runtime: Runtime | (() => Runtime), stopping: ()
       return;
     }
     fail(404, 'not_found', `Try /healthz, /readyz${registry === null ? '' : ', /metrics'}${verify === null ? '' : ', POST /v1/keys/verify or /auth'}.`);
-  });
+  };
+  if (tls === null) return createServer(options, handler);
+  const server = createHttpsServer({ ...options, ...tls.serverOptions(rt.config.limits.tls_handshake_timeout_ms) }, handler);
+  tls.attach(server);
+  return server as unknown as Server;
 }
 

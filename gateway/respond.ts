@@ -3,7 +3,7 @@ import { ERRORS } from '../core/errors.js';
 import { newRateState, type LimitPolicy, type RateState } from '../core/limiter.js';
 import type { Denial, RequestContext } from './context.js';
 import { setCorsHeaders } from './cors.js';
-import { bodyUnread, lingerOnClose } from './in-flight.js';
+import { closeUnderUnreadBody } from './in-flight.js';
 import type { Runtime } from './runtime.js';
 
 function rateItem(p: LimitPolicy, s: RateState): string {
@@ -124,15 +124,13 @@ export function renderDenial(rt: Runtime, ctx: RequestContext, denial: Denial): 
     'cache-control': 'no-store',
     [rt.config.headers.request_id]: ctx.requestId,
   };
+  if (ctx.listener.hsts) headers['strict-transport-security'] = ctx.listener.hsts;
   if (def.status === 401) headers['www-authenticate'] = denial.challenge ?? challenge(rt, denial.code);
   const retryAfter = denial.extra?.['retry_after'];
   if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
   // A body the client is still sending would otherwise be read to its end, however slowly it
   // comes, before the connection could serve another request: close it instead.
-  if (ctx.res !== null && bodyUnread(ctx)) {
-    headers['connection'] = 'close';
-    lingerOnClose(ctx.conn);
-  }
+  if (ctx.res !== null) closeUnderUnreadBody(ctx, headers);
   if (denial.code !== 'invalid_token' && denial.code !== 'missing_token') setKeyHeaders(rt, ctx, headers);
   // A browser app on an allowed origin can read why it was refused (docs/cors.md).
   const cors = ctx.api?.cors ?? null;

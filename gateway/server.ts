@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -8,9 +10,11 @@ import { clientOf, normalizePeer } from '../core/ip.js';
 import { KeyHasher } from '../core/key-hash.js';
 import { listenOn } from '../core/listen.js';
 import { Logger } from '../core/log.js';
+import { hstsValue, TlsContexts, TlsFilesError, type TlsProblem } from '../core/tls.js';
 import type { Store } from '../core/store/store.js';
 import type { Listener } from './context.js';
 import type { Pool } from 'undici';
+import { createH2Server } from './http2.js';
 import { createPipeline, GatewayResponse, type Pipeline } from './pipeline.js';
 import { buildRuntime, keyCompiler, type Runtime, type UsageSink } from './runtime.js';
 
@@ -41,6 +45,12 @@ export interface Gateway {
   prepareReload(config: Config): PreparedReload;
   /** Binds every listener; resolves with the bound addresses (port 0 becomes a real port). */
   listen(): Promise<BoundListener[]>;
+  /**
+   * Reads every TLS listener's certificate files again, changing nothing yet (a reload's part,
+   * core/reload.ts): `apply` makes new handshakes use them. Throws TlsFilesError naming every
+   * problem when any file is refused, and every listener keeps its certificates.
+   */
+  prepareTls(): { apply(): void };
   /** Stops accepting, lets in-flight requests finish for up to `drainMs`, then closes everything. */
   close(drainMs?: number): Promise<void>;
 }
@@ -73,6 +83,13 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   rt.sinks.push(...(deps.sinks ?? []));
   const servers: GatewayServer[] = [];
   const upgraded = new Set<Socket>();
+  /** Open HTTP/2 connections: told to go (GOAWAY) at close, cut after the drain. */
+  const sessions = new Set<ServerHttp2Session>();
+  /**
+   * The TCP connections of TLS listeners, cut after the drain: one still in its handshake, or
+   * an HTTP/2 session's, is in no list of Node's that closeAllConnections reaches.
+   */
+  const tlsSockets = new Set<Socket>();
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -117,30 +134,49 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const limits = config.limits;
   const perIp = new ConnectionsPerIp(limits.max_connections_per_ip, () => current.rt);
   const listeners: Listener[] = [];
+  const tlsContexts: TlsContexts[] = [];
   for (const l of config.listeners) {
-    const listener: Listener = { environment: l.environment };
+    const tls = l.tls === null ? null : new TlsContexts(l.tls);
+    const listener: Listener = {
+      environment: l.environment,
+      tls: tls !== null,
+      hsts: l.tls?.hsts ? hstsValue(l.tls.hsts) : null,
+      subjectHeader: l.tls?.client_subject_header ?? null,
+    };
     listeners.push(listener);
-    const server = createServer(
-      {
-        keepAliveTimeout: 65_000,
-        // No limit on a whole request: uploads and long polls may take as long as they keep
-        // moving. The head has its own limit, and an idle body the in-flight watch's.
-        requestTimeout: 0,
-        headersTimeout: limits.headers_timeout_ms,
-        // How often Node checks heads against headersTimeout: a slow head is cut within
-        // headers_timeout_ms plus this.
-        connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout_ms),
-        ServerResponse: GatewayResponse,
-      },
-      (req, res) => {
-        // A request pipelined behind a response that closed the connection is not served.
-        if (req.socket.writableEnded) return void req.socket.destroy();
-        const g = current;
-        inFlight++;
-        g.inFlight++;
-        g.pipeline.handle(req, res, listener);
-      },
-    );
+    const httpOptions = {
+      keepAliveTimeout: 65_000,
+      // No limit on a whole request: uploads and long polls may take as long as they keep
+      // moving. The head has its own limit, and an idle body the in-flight watch's.
+      requestTimeout: 0,
+      headersTimeout: limits.headers_timeout_ms,
+      // How often Node checks heads against headersTimeout: a slow head is cut within
+      // headers_timeout_ms plus this.
+      connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout_ms),
+      ServerResponse: GatewayResponse,
+    };
+    const onRequest = (req: IncomingMessage, res: GatewayResponse) => {
+      // (An HTTP/2 stream's socket is its connection's: ended only when the connection is.)
+      // A request pipelined behind a response that closed the connection is not served.
+      if (req.socket.writableEnded) return void req.socket.destroy();
+      const g = current;
+      inFlight++;
+      g.inFlight++;
+      g.pipeline.handle(req, res, listener);
+    };
+    let server: GatewayServer;
+    if (tls === null) {
+      server = createServer(httpOptions, onRequest);
+    } else {
+      const tlsOptions = tls.serverOptions(limits.tls_handshake_timeout_ms);
+      server = (
+        tls.settings.http2
+          ? createH2Server(config, tlsOptions, GatewayResponse, onRequest as (req: IncomingMessage, res: never) => void, sessions)
+          : createHttpsServer({ ...httpOptions, ...tlsOptions }, onRequest)
+      ) as unknown as GatewayServer;
+      tls.attach(server as unknown as HttpsServer);
+      tlsContexts.push(tls);
+    }
     // `Expect: 100-continue` is answered by the forward stage once every check passed, not by
     // Node before the key was looked at.
     server.on('checkContinue', (req: IncomingMessage, res: GatewayResponse) => {
@@ -155,7 +191,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const http = server.listeners('connection')[0] as (socket: Socket) => void;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
-      if (perIp.admit(socket)) http.call(server, socket);
+      if (!perIp.admit(socket, tls === null)) return;
+      if (tls !== null) {
+        tlsSockets.add(socket);
+        socket.once('close', () => tlsSockets.delete(socket));
+      }
+      http.call(server, socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Held until replayed: Node's connection list no longer has it, so close() must.
@@ -202,12 +243,27 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         },
       };
     },
+    prepareTls() {
+      // Every listener's files read and checked first; only then is any put in use.
+      const problems: TlsProblem[] = [];
+      const ready: { apply(): void }[] = [];
+      for (const t of tlsContexts) {
+        try {
+          ready.push(t.prepareReload());
+        } catch (err) {
+          if (!(err instanceof TlsFilesError)) throw err;
+          problems.push(...err.problems);
+        }
+      }
+      if (problems.length > 0) throw new TlsFilesError(problems);
+      return { apply: () => ready.forEach((r) => r.apply()) };
+    },
     async listen() {
       const bound: BoundListener[] = [];
       for (const [i, server] of servers.entries()) {
         const l = config.listeners[i]!;
-        const at = await listenOn(server, l.port, l.host);
-        listeners[i]!.address = at.url.slice('http://'.length);
+        const at = await listenOn(server, l.port, l.host, l.tls === null ? 'http' : 'https');
+        listeners[i]!.address = at.url.slice(at.url.indexOf('//') + 2);
         bound.push({ environment: l.environment, ...at });
         log.info('gateway listening', { environment: l.environment, address: at.host, port: at.port });
       }
@@ -217,6 +273,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       closing = true;
       const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
       for (const s of servers) s.closeIdleConnections();
+      for (const session of sessions) session.close();
       let drainedInTime = true;
       if (inFlight > 0) {
         drainedInTime = await new Promise<boolean>((resolve) => {
@@ -227,7 +284,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           };
         });
       }
-      for (const s of servers) s.closeAllConnections();
+      // An HTTP/2 server tracks its HTTP/1.1 connections as http's does, without the method.
+      for (const s of servers) HttpServer.prototype.closeAllConnections.call(s);
+      for (const session of sessions) session.destroy();
+      for (const socket of tlsSockets) socket.destroy();
       for (const socket of upgraded) socket.destroy();
       await Promise.all(closed);
       for (const g of live) g.pipeline.close();
@@ -344,8 +404,12 @@ class ConnectionsPerIp {
 
   readonly #counted = new WeakSet<Socket>();
 
-  /** Counts a new connection; false when it is over the limit (then it is answered and closed). */
-  admit(socket: Socket): boolean {
+  /**
+   * Counts a new connection; false when it is over the limit: then a plain-HTTP one is answered
+   * and closed, and a TLS one (nothing can be said before a handshake, which is what the limit
+   * spares) is closed.
+   */
+  admit(socket: Socket, plain: boolean): boolean {
     // A connection handed to the server again (replayWithoutUpgrade) is counted once.
     if (this.#counted.has(socket)) return true;
     const peer = normalizePeer(socket.remoteAddress);
@@ -355,6 +419,10 @@ class ConnectionsPerIp {
     const ip = clientOf(peer);
     const open = this.#open.get(ip) ?? 0;
     if (open >= this.#max) {
+      if (!plain) {
+        socket.destroy();
+        return false;
+      }
       const requestId = randomUUID();
       const body = JSON.stringify({
         error: 'too_many_connections',
@@ -394,7 +462,10 @@ class ConnectionsPerIp {
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket, requestIdHeader: string, docUrls: Readonly<Record<ErrorCode, string>>): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+  // A TLS handshake that failed or timed out (tlsClientError, which https servers pass on
+  // here) has no channel to answer on.
+  const tlsFailure = err.code !== undefined && (err.code.startsWith('ERR_TLS_') || err.code.startsWith('ERR_SSL_'));
+  if (err.code === 'ECONNRESET' || tlsFailure || !socket.writable || current?.headersSent) {
     socket.destroy();
     return;
   }

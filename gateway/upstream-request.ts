@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { CompiledKey } from './compiled-key.js';
+import type { TLSSocket } from 'node:tls';
+import { verifiedSubject } from '../core/tls.js';
 import type { Denial, RequestContext } from './context.js';
 import { connectionNamed, HOP_BY_HOP } from './headers.js';
 import { withoutQueryParam } from './query-credential.js';
@@ -47,6 +49,9 @@ export function dropSet(rt: Runtime, api: CompiledApi): Set<string> {
     // Every copy of the credential header goes; with forward_credential the one that was
     // checked is added back (upstreamHeaders), and nothing else.
     rt.config.keys.header,
+    // Client-certificate subjects come only from a verified handshake (core/tls.ts); a copy the
+    // client sent is dropped on every listener, with or without client certificates.
+    ...rt.config.listeners.flatMap((l) => (l.tls?.client_subject_header ? [l.tls.client_subject_header] : [])),
   ]);
   if (!api.config.preserve_host) drop.add('host');
   // With tracing on the gateway sends its own (upstreamHeaders); off, the client's pass as sent.
@@ -102,12 +107,17 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const xff = reqHeaders['x-forwarded-for'];
   out.push('x-forwarded-for', ctx.peerTrusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer);
   const proto = reqHeaders['x-forwarded-proto'];
-  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : 'http');
+  out.push('x-forwarded-proto', ctx.peerTrusted && typeof proto === 'string' ? proto : ctx.listener.tls ? 'https' : 'http');
   const fwdHost = reqHeaders['x-forwarded-host'];
   const host = ctx.peerTrusted && typeof fwdHost === 'string' ? fwdHost : reqHeaders.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(h.request_id, ctx.requestId);
   if (ctx.trace !== null) pushTraceHeaders(out, ctx.trace);
+  const subjectHeader = ctx.listener.subjectHeader;
+  if (subjectHeader) {
+    const subject = verifiedSubject(ctx.conn as TLSSocket);
+    if (subject !== null) out.push(subjectHeader, subject);
+  }
   pushIdentity(h, ctx.key!, out);
   if (ctx.api!.config.forward_credential) {
     const header = rt.config.keys.header;

@@ -240,6 +240,7 @@ t.test('defaults are applied', async (t) => {
   t.same(c.admin, {
     port: 0,
     host: '127.0.0.1',
+    tls: null,
     tokens: [{ name: 'ops', token: TOKEN, role: 'admin', tenant: null }],
     max_body_bytes: 65_536,
     max_usage_batch_bytes: 32 * 1024 * 1024,
@@ -254,6 +255,8 @@ t.test('defaults are applied', async (t) => {
     response_idle_timeout_ms: 60_000,
     max_connections: 10_000,
     max_connections_per_ip: 1_000,
+    tls_handshake_timeout_ms: 10_000,
+    http2: { max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_header_fields: 128 },
   });
 
   const api = parseConfig(minimal({ apis: [{ name: 'a', upstream: 'http://127.0.0.1:9000', routes: [{ path: '/a' }] }] }), 'd', {}).apis[0]!;
@@ -791,6 +794,7 @@ t.test('status_listener.verify: off by default; a token or a token file, not bot
     token: null,
     token_file: null,
     environment: null,
+    environment_header: false,
     max_body_bytes: 16_384,
     timeout_ms: 10_000,
   });

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
 import { setCorsHeaders } from '../cors.js';
 import { forwardableResponseHeaders } from '../headers.js';
+import { h2Sink, type GatewayH2Response } from '../http2.js';
 import { InFlight, type Expiry } from '../in-flight.js';
 import { sendDenial, setKeyHeaders } from '../respond.js';
 import { bodyLimit, type CompiledApi } from '../routes.js';
@@ -89,10 +90,13 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     headers[h.request_id] = ctx.requestId;
     setKeyHeaders(rt, ctx, headers);
     if (cors !== null) setCorsHeaders(cors, ctx.req, headers);
+    // The listener's HSTS policy is the operator's, whatever the upstream says.
+    const hsts = ctx.listener.hsts;
+    if (hsts) headers['strict-transport-security'] = hsts;
     ctx.status = data.statusCode;
     ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
     res.writeHead(data.statusCode, headers as OutgoingHttpHeaders);
-    return res;
+    return ctx.req.httpVersionMajor === 2 ? h2Sink(res as unknown as GatewayH2Response) : res;
   }
 
   function done(err: Error | null, data: { opaque: RequestContext }) {

@@ -1,6 +1,6 @@
 import { ANSWERED, type AnsweringStage, type RequestContext } from '../context.js';
 import { PREFLIGHT_VARY, preflightRefusal, setPreflightHeaders } from '../cors.js';
-import { bodyUnread, lingerOnClose } from '../in-flight.js';
+import { closeUnderUnreadBody } from '../in-flight.js';
 import type { Runtime } from '../runtime.js';
 
 /**
@@ -21,10 +21,8 @@ export function createPreflightStage(rt: Runtime): AnsweringStage {
     const refusal = preflightRefusal(cors, ctx.req);
     if (refusal === null) setPreflightHeaders(cors, ctx.req, headers);
     // A preflight has no body; one announced is not read (see respond.ts renderDenial).
-    if (bodyUnread(ctx)) {
-      headers['connection'] = 'close';
-      lingerOnClose(ctx.conn);
-    }
+    if (ctx.listener.hsts) headers['strict-transport-security'] = ctx.listener.hsts;
+    closeUnderUnreadBody(ctx, headers);
     ctx.status = 204;
     ctx.reason = refusal ?? 'cors_preflight';
     res.writeHead(204, headers as Record<string, string>);
