@@ -1,6 +1,7 @@
 import type { QuotaAnswer, QuotaPolicy } from '../../core/quota.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
 import type { Runtime } from '../runtime.js';
+import { handBack } from './rate-limit.js';
 
 const UNAVAILABLE: Denial = Object.freeze({
   code: 'service_unavailable',
@@ -43,23 +44,7 @@ export function createQuotaStage(rt: Runtime): Stage {
 
   /** The tokens the rate limit took for a request the quota refuses. */
   function giveBackTokens(ctx: RequestContext): void {
-    if (!ctx.rateChecked) return;
-    const key = ctx.key!;
-    if (ctx.rate.allowed) {
-      limiter.refund(key.id, key.policy, ctx.now);
-      limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
-    }
-    const routePolicy = ctx.route?.policy ?? null;
-    if (routePolicy !== null && ctx.routeRate.allowed) {
-      const bucket = `${key.id}\u0000${routePolicy.name}`;
-      limiter.refund(bucket, routePolicy, ctx.now);
-      limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
-    }
-    const appPolicy = key.appPolicy;
-    if (appPolicy !== null && ctx.appRate !== null && ctx.appRate.allowed) {
-      limiter.refund(key.application!, appPolicy, ctx.now);
-      limiter.peek(key.application!, appPolicy, ctx.now, ctx.appRate);
-    }
+    if (ctx.rateChecked) handBack(limiter, ctx, true);
   }
 
   function failed(ctx: RequestContext, q: QuotaPolicy, err: unknown): Denial | undefined {

@@ -1,8 +1,7 @@
-import type { LimitPolicy } from '../../core/limiter.js';
 import type { Denial, RequestContext, Stage } from '../context.js';
 import { DenialsByNumber } from '../error-body.js';
 import type { Runtime } from '../runtime.js';
-import { newRateState, type RateState } from '../../core/limiter.js';
+import { newRateState, type Limiter, type LimitPolicy, type RateState } from '../../core/limiter.js';
 
 const UNAVAILABLE: Denial = Object.freeze({
   code: 'service_unavailable',
@@ -60,18 +59,7 @@ export function createRateLimitStage(rt: Runtime): Stage {
 
   function appRefused(ctx: RequestContext, appPolicy: LimitPolicy, state: RateState): Denial | undefined {
     if (appPolicy.shadow) return shadowed(ctx, state);
-    const key = ctx.key!;
-    // The tokens the key's and the route's buckets gave, unless a shadow limit let the request on without one.
-    if (ctx.rate.allowed) {
-      limiter.refund(key.id, key.policy, ctx.now);
-      limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
-    }
-    const routePolicy = ctx.route?.policy ?? null;
-    if (routePolicy !== null && ctx.routeRate.allowed) {
-      const bucket = `${key.id}\u0000${routePolicy.name}`;
-      limiter.refund(bucket, routePolicy, ctx.now);
-      limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
-    }
+    handBack(limiter, ctx, false);
     return refusal(state, appRefusals);
   }
 
@@ -103,6 +91,30 @@ export function createRateLimitStage(rt: Runtime): Stage {
     if (taken === false) return keyRefused(ctx);
     return taken.then((ok) => (ok ? routeStep(ctx) : keyRefused(ctx)));
   };
+}
+
+/**
+ * Hands back the tokens the request's buckets gave (the key's, the route's, and with `app` the
+ * application's), for a request a later check refused. A bucket that gave none (a shadow limit
+ * let the request on without one) gets none back.
+ */
+export function handBack(limiter: Limiter, ctx: RequestContext, app: boolean): void {
+  const key = ctx.key!;
+  if (ctx.rate.allowed) {
+    limiter.refund(key.id, key.policy, ctx.now);
+    limiter.peek(key.id, key.policy, ctx.now, ctx.rate);
+  }
+  const routePolicy = ctx.route?.policy ?? null;
+  if (routePolicy !== null && ctx.routeRate.allowed) {
+    const bucket = `${key.id}\u0000${routePolicy.name}`;
+    limiter.refund(bucket, routePolicy, ctx.now);
+    limiter.peek(bucket, routePolicy, ctx.now, ctx.routeRate);
+  }
+  const appPolicy = key.appPolicy;
+  if (app && appPolicy !== null && ctx.appRate !== null && ctx.appRate.allowed) {
+    limiter.refund(key.application!, appPolicy, ctx.now);
+    limiter.peek(key.application!, appPolicy, ctx.now, ctx.appRate);
+  }
 }
 
 /**
