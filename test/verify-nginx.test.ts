@@ -180,3 +180,34 @@ t.test('a path no route of the API matches: 404 route_not_found from nginx', asy
   t.equal(res.status, 404);
   t.equal(res.body.error, 'route_not_found');
 });
+
+t.test("a client's own X-Keygate-Environment does not reach /auth: a test key stays out of production", async (t) => {
+  const { key } = await stack.createKey({ environment: 'test' });
+  const before = stack.upstream.seen.length;
+  const res = await call(`${front}/v1/emails/list`, { headers: { ...bearer(key), 'x-keygate-environment': 'test' } });
+  t.equal(res.status, 401);
+  t.match(res.body, { error: 'invalid_token', reason: 'wrong_environment' });
+  t.equal(stack.upstream.seen.length, before, 'nothing forwarded');
+});
+
+t.test('identity headers the client forges never reach the upstream, whichever it sends', async (t) => {
+  const { key, id } = await stack.createKey({ scopes: [] });
+  const res = await call(`${front}/v1/emails/list`, {
+    headers: {
+      ...bearer(key),
+      'x-key-id': 'key_forged',
+      'x-key-environment': 'test',
+      'x-key-scopes': 'send_email admin',
+      'x-application-id': 'app_forged',
+      x_key_id: 'key_forged_underscore',
+    },
+  });
+  t.equal(res.status, 200);
+  const seen = stack.upstream.seen.at(-1)!;
+  t.equal(seen.headers['x-key-id'], id);
+  t.equal(seen.headers['x-key-environment'], 'production');
+  t.equal(seen.headers['x-key-scopes'], undefined, 'a key without scopes: the forged header removed');
+  t.equal(seen.headers['x-application-id'], undefined);
+  t.equal(seen.headers['x_key_id'], undefined, 'nginx drops header names with "_" (underscores_in_headers off)');
+  t.equal(seen.headers['authorization'], undefined);
+});
