@@ -179,10 +179,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
     async verify(request) {
       if (cache === null) return call(request);
       const id = cacheKeyOf(request);
-      const keyId = id.slice(0, id.indexOf(' '));
+      const keyHash = id.slice(0, id.indexOf(' '));
       const hit = cache.entries.get(id);
       if (hit !== undefined) {
-        const spent = cache.spent.get(keyId);
+        const spent = cache.spent.get(keyHash);
         if (spent !== undefined && spent.until > clock.now() && spent.left > 0) {
           spent.hits++;
           spent.left--;
@@ -196,10 +196,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const remaining = answer.ratelimit?.remaining ?? 0;
       if (!answer.valid || answer.quota != null || remaining <= 0) return answer;
       const now = clock.now();
-      let spent = cache.spent.get(keyId);
+      let spent = cache.spent.get(keyHash);
       if (spent === undefined || spent.until <= now) {
         spent = { hits: 0, left: 0, until: 0 };
-        cache.spent.set(keyId, spent);
+        cache.spent.set(keyHash, spent);
       }
       spent.until = Math.max(spent.until, now + Math.max(cache.ttlMs, (answer.ratelimit?.reset ?? 0) * 1000));
       spent.left = remaining - spent.hits;

@@ -165,3 +165,16 @@ t.test('answers are frozen: one caller cannot change what the next one is given'
   t.teardown(() => uncached.close());
   t.ok(Object.isFrozen(await uncached.verify({ key })), 'without a cache too');
 });
+
+t.test('revocation lag: a key revoked is answered valid from the cache for at most ttlMs', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 2_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key, id } = await stack.createKey({ rate_limit: { limit: 100, window_seconds: 60 } });
+  t.match(await verifier.verify({ key }), { valid: true });
+  t.equal((await stack.adminCall('POST', `/v1/keys/${id}/revoke`)).status, 200);
+  clock.advance(1_999);
+  t.match(await verifier.verify({ key }), { valid: true }, 'within ttlMs: the cached answer');
+  clock.advance(1);
+  t.match(await verifier.verify({ key }), { valid: false, reason: 'revoked' }, 'at ttlMs: Keygate’s');
+});
