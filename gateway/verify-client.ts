@@ -28,22 +28,24 @@ export interface VerifyRequest {
   environment?: string;
 }
 
-/** Keygate's answer, valid or not. */
+/** Keygate's answer, valid or not; deep-frozen, since a cached one is handed to every caller. */
 export interface Verification {
-  valid: boolean;
+  readonly valid: boolean;
   /** The error code a proxied request would have been refused with (docs/errors.md); null when valid. */
-  code: string | null;
+  readonly code: string | null;
   /** For `invalid_token`: `malformed`, `not_found`, `expired`, `revoked`, `suspended`, `pending`, `wrong_environment`. */
-  reason: string | null;
-  message: string | null;
-  key_id: string | null;
-  environment: string | null;
-  scopes: string[] | null;
-  application_id: string | null;
-  ratelimit: { limit: number; remaining: number; reset: number } | null;
-  request_id: string;
+  readonly reason: string | null;
+  readonly message: string | null;
+  readonly key_id: string | null;
+  readonly environment: string | null;
+  readonly scopes: readonly string[] | null;
+  readonly application_id: string | null;
+  readonly ratelimit: { readonly limit: number; readonly remaining: number; readonly reset: number } | null;
+  /** The key's quota or credits after this call (docs/quotas.md); null for a key without. */
+  readonly quota: { readonly limit: number; readonly remaining: number; readonly reset: number | null } | null;
+  readonly request_id: string;
   /** The refusal's own fields: `retry_after`, `missing_scopes`, `client_ip`, `api`. */
-  [extra: string]: unknown;
+  readonly [extra: string]: unknown;
 }
 
 export interface VerifierOptions {
@@ -52,8 +54,11 @@ export interface VerifierOptions {
   /** `status_listener.verify.token`; sent as X-Keygate-Verify-Token. */
   token?: string;
   /**
-   * Keep valid answers for `ttlMs` (at most `max` of them). A cached answer spends no token and
-   * records no usage: keep it short. Refusals are never cached. Off by default.
+   * Keep valid answers for `ttlMs` (above 0, at most MAX_CACHE_TTL_MS, 60 s), at most `max` of
+   * them. A cached answer spends no token and records no usage, and a key revoked meanwhile
+   * stays valid until its answers expire: keep it short. A key's cached answers serve at most
+   * the rate-limit tokens Keygate last said it had left; refusals, answers with no token left
+   * and answers that carry a quota are never cached. Off by default.
    */
   cache?: { ttlMs: number; max: number };
   /** A call that takes longer fails with a VerifyError (default 5 s). */
@@ -84,6 +89,9 @@ export class VerifyError extends Error {
   }
 }
 
+/** The longest `cache.ttlMs`: how long a revoked key may still be answered valid from the cache. */
+export const MAX_CACHE_TTL_MS = 60_000;
+
 /**
  * The cache's key for a request: SHA-256 of the API key (never the key itself, which then lives
  * only as long as the caller holds it) and the rest of the request, which the answer depends on.
@@ -93,17 +101,58 @@ export function cacheKeyOf(request: VerifyRequest): string {
   return `${hash('sha256', key, 'hex')} ${JSON.stringify([rest.api, rest.method?.toUpperCase(), rest.path, rest.host, rest.ip, rest.scopes, rest.cost, rest.environment])}`;
 }
 
+/** A cached answer and how many more callers it may serve: its rate limit's tokens left. */
+interface Entry {
+  readonly answer: Verification;
+  left: number;
+}
+
+/**
+ * Per key (by its hash), the cache's hits that Keygate never saw: each answer from Keygate may
+ * be served again only while its `remaining` exceeds them, so a key's hits, over all its entries,
+ * stay within the tokens it had left. Kept until its bucket would be full again.
+ */
+interface Spent {
+  hits: number;
+  left: number;
+  until: number;
+}
+
+function checkCache(cache: { ttlMs: number; max: number }): void {
+  const { ttlMs, max } = cache;
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_CACHE_TTL_MS) {
+    throw new RangeError(
+      `cache.ttlMs must be milliseconds above 0 and at most ${MAX_CACHE_TTL_MS}, got ${ttlMs}: a cached answer outlives a revocation for that long (leave cache out to turn it off)`,
+    );
+  }
+  if (!Number.isInteger(max) || max < 1) throw new RangeError(`cache.max must be a whole number of answers, 1 or more, got ${max}`);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function createVerifier(options: VerifierOptions): Verifier {
+  if (options.cache !== undefined) checkCache(options.cache);
   const base = new URL(options.url);
   const pool = new Pool(base.origin, { connections: 16 });
   const timeoutMs = options.timeoutMs ?? 5_000;
+  const clock = options.clock ?? performance;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (options.token !== undefined) headers['x-keygate-verify-token'] = options.token;
   const path = `${base.pathname.replace(/\/+$/, '')}/v1/keys/verify`;
   const cache =
     options.cache === undefined
       ? null
-      : new LRUCache<string, Verification>({ max: options.cache.max, ttl: options.cache.ttlMs, ...(options.clock ? { perf: options.clock, ttlResolution: 0 } : {}) });
+      : {
+          ttlMs: options.cache.ttlMs,
+          entries: new LRUCache<string, Entry>({ max: options.cache.max, ttl: options.cache.ttlMs, ...(options.clock ? { perf: options.clock, ttlResolution: 0 } : {}) }),
+          spent: new LRUCache<string, Spent>({ max: options.cache.max }),
+        };
 
   async function call(request: VerifyRequest): Promise<Verification> {
     let res;
@@ -123,17 +172,38 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const b = body as { error?: string; message?: string };
       throw new VerifyError(res.statusCode, b.error ?? 'bad_response', b.message ?? `Keygate answered ${res.statusCode}`, body);
     }
-    return body as Verification;
+    return deepFreeze(body as Verification);
   }
 
   return {
     async verify(request) {
       if (cache === null) return call(request);
       const id = cacheKeyOf(request);
-      const hit = cache.get(id);
-      if (hit !== undefined) return hit;
+      const keyHash = id.slice(0, id.indexOf(' '));
+      const hit = cache.entries.get(id);
+      if (hit !== undefined) {
+        const spent = cache.spent.get(keyHash);
+        if (spent !== undefined && spent.until > clock.now() && spent.left > 0) {
+          spent.hits++;
+          spent.left--;
+          if (--hit.left === 0) cache.entries.delete(id);
+          return hit.answer;
+        }
+        cache.entries.delete(id);
+      }
       const answer = await call(request);
-      if (answer.valid) cache.set(id, answer);
+      // A quota spend must reach Keygate each time; so must an answer with no token left.
+      const remaining = answer.ratelimit?.remaining ?? 0;
+      if (!answer.valid || answer.quota != null || remaining <= 0) return answer;
+      const now = clock.now();
+      let spent = cache.spent.get(keyHash);
+      if (spent === undefined || spent.until <= now) {
+        spent = { hits: 0, left: 0, until: 0 };
+        cache.spent.set(keyHash, spent);
+      }
+      spent.until = Math.max(spent.until, now + Math.max(cache.ttlMs, (answer.ratelimit?.reset ?? 0) * 1000));
+      spent.left = remaining - spent.hits;
+      if (spent.left > 0) cache.entries.set(id, { answer, left: remaining });
       return answer;
     },
     close() {

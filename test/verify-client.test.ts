@@ -97,3 +97,84 @@ t.test('the call’s own failures are VerifyErrors: wrong token, invalid body, K
   t.equal(unreachable.code, 'unreachable');
   t.equal(unreachable.status, 0);
 });
+
+t.test('cache.ttlMs must be a finite number of ms above 0 and at most 60 s; max a positive integer', async (t) => {
+  // lru-cache reads ttl 0 as "never expire": a key revoked would stay valid for as long as the process runs.
+  for (const ttlMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 60_001]) {
+    t.throws(() => createVerifier({ url, cache: { ttlMs, max: 10 } }), { name: 'RangeError', message: /cache\.ttlMs .*60000/ }, `ttlMs ${ttlMs} refused`);
+  }
+  for (const max of [0, -1, 1.5, Number.NaN]) {
+    t.throws(() => createVerifier({ url, cache: { ttlMs: 1_000, max } }), { name: 'RangeError', message: /cache\.max/ }, `max ${max} refused`);
+  }
+  const longest = createVerifier({ url, cache: { ttlMs: 60_000, max: 1 } });
+  t.teardown(() => longest.close());
+  t.pass('60 s is allowed');
+});
+
+t.test('the cache serves a key no more answers than its rate limit had left, over all its entries', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 10_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key } = await stack.createKey({ rate_limit: { limit: 5, window_seconds: 3600 } });
+  const before = stack.events.length;
+  t.match(await verifier.verify({ key }), { valid: true, ratelimit: { remaining: 4 } });
+  t.match(await verifier.verify({ key, api: 'emails' }), { valid: true, ratelimit: { remaining: 3 } }, 'its own entry, asked');
+  t.equal(stack.events.length, before + 2);
+  // Keygate's last word: 3 tokens left. The cache may serve 3 answers for this key, whichever entry.
+  await verifier.verify({ key });
+  await verifier.verify({ key, api: 'emails' });
+  await verifier.verify({ key });
+  t.equal(stack.events.length, before + 2, 'three answers from the cache');
+  t.match(await verifier.verify({ key }), { valid: true, ratelimit: { remaining: 2 } }, 'the budget spent: Keygate is asked');
+  t.equal(stack.events.length, before + 3);
+  t.match(await verifier.verify({ key }), { valid: true, ratelimit: { remaining: 1 } }, 'not cached again: the cache already served more than the 2 left');
+  t.match(await verifier.verify({ key }), { valid: true, ratelimit: { remaining: 0 } });
+  t.match(await verifier.verify({ key }), { valid: false, code: 'rate_limit_exceeded' });
+  t.equal(stack.events.length, before + 6, 'every answer after the budget came from Keygate');
+
+  const last = await stack.createKey({ rate_limit: { limit: 1, window_seconds: 3600 } });
+  const n = stack.events.length;
+  t.match(await verifier.verify({ key: last.key }), { valid: true, ratelimit: { remaining: 0 } });
+  t.match(await verifier.verify({ key: last.key }), { valid: false, code: 'rate_limit_exceeded' }, 'an answer with 0 left is not cached');
+  t.equal(stack.events.length, n + 2);
+});
+
+t.test('answers that carry a quota are never cached: every spend reaches Keygate', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 10_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key } = await stack.createKey({ quota: { limit: 2, period: 'hour' }, rate_limit: { limit: 100, window_seconds: 60 } });
+  const before = stack.events.length;
+  t.match(await verifier.verify({ key }), { valid: true, quota: { limit: 2, remaining: 1 } });
+  t.match(await verifier.verify({ key }), { valid: true, quota: { remaining: 0 } });
+  t.match(await verifier.verify({ key }), { valid: false, code: 'quota_exceeded' });
+  t.equal(stack.events.length, before + 3, 'three calls, three verifications');
+});
+
+t.test('answers are frozen: one caller cannot change what the next one is given', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 10_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key, id } = await stack.createKey({ scopes: ['read_campaigns'], rate_limit: { limit: 100, window_seconds: 60 } });
+  const a = await verifier.verify({ key });
+  t.throws(() => ((a as unknown as { scopes: string[] }).scopes.push('admin')), TypeError, 'its arrays');
+  t.throws(() => ((a as unknown as { valid: boolean }).valid = false), TypeError, 'its fields');
+  t.throws(() => ((a as unknown as { ratelimit: { remaining: number } }).ratelimit.remaining = 1e9), TypeError, 'its objects');
+  t.match(await verifier.verify({ key }), { valid: true, key_id: id, scopes: ['read_campaigns'], ratelimit: { remaining: 99 } }, 'the next caller gets Keygate’s answer');
+  const uncached = createVerifier({ url, token: TOKEN });
+  t.teardown(() => uncached.close());
+  t.ok(Object.isFrozen(await uncached.verify({ key })), 'without a cache too');
+});
+
+t.test('revocation lag: a key revoked is answered valid from the cache for at most ttlMs', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 2_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key, id } = await stack.createKey({ rate_limit: { limit: 100, window_seconds: 60 } });
+  t.match(await verifier.verify({ key }), { valid: true });
+  t.equal((await stack.adminCall('POST', `/v1/keys/${id}/revoke`)).status, 200);
+  clock.advance(1_999);
+  t.match(await verifier.verify({ key }), { valid: true }, 'within ttlMs: the cached answer');
+  clock.advance(1);
+  t.match(await verifier.verify({ key }), { valid: false, reason: 'revoked' }, 'at ttlMs: Keygate’s');
+});

@@ -21,49 +21,52 @@ const doc = readFileSync(new URL('../docs/integrations/nginx.md', import.meta.ur
 const block = /```nginx\n([\s\S]*?)```/.exec(doc)?.[1];
 if (block === undefined) throw new Error('docs/integrations/nginx.md has no nginx block');
 
-const stack = await startStack({
-  overrides: (upstream) => ({
-    trusted_proxies: ['127.0.0.1/32'],
-    status_listener: { port: 0, verify: { enabled: true, token: TOKEN } },
-    apis: [
-      {
-        name: 'emails',
-        path_prefix: '/v1/emails',
-        upstream,
-        routes: [
-          { method: 'POST', path: '/v1/emails/send', scopes: ['send_email'] },
-          { method: 'GET', path: '/v1/emails/*', scopes: [] },
-        ],
-      },
-    ],
-  }),
-});
-t.teardown(() => stack.close());
-const ops = createOpsServer(stack.gateway.runtime, () => false);
-const status = await listenOn(ops, 0, '127.0.0.1');
-t.teardown(() => {
-  ops.closeAllConnections();
-  ops.close();
-});
+/** Keygate (`extra` added to its config) with its status listener, and nginx running `edit(block)` in front of it. */
+async function keygateBehindNginx(extra: Record<string, unknown>, edit: (block: string) => string = (b) => b) {
+  const stack = await startStack({
+    overrides: (upstream) => ({
+      trusted_proxies: ['127.0.0.1/32'],
+      status_listener: { port: 0, verify: { enabled: true, token: TOKEN } },
+      apis: [
+        {
+          name: 'emails',
+          path_prefix: '/v1/emails',
+          upstream,
+          routes: [
+            { method: 'POST', path: '/v1/emails/send', scopes: ['send_email'] },
+            { method: 'GET', path: '/v1/emails/*', scopes: [] },
+          ],
+        },
+      ],
+      ...extra,
+    }),
+  });
+  t.teardown(() => stack.close());
+  const ops = createOpsServer(stack.gateway.runtime, () => false);
+  const status = await listenOn(ops, 0, '127.0.0.1');
+  t.teardown(() => {
+    ops.closeAllConnections();
+    ops.close();
+  });
 
-const port = await freePort();
-const prefix = mkdtempSync(join(tmpdir(), 'keygate-nginx-'));
-t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
-for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
-const server = block
-  .replace('127.0.0.1:8090', `127.0.0.1:${status.port}`)
-  .replace('127.0.0.1:9000', `127.0.0.1:${stack.upstream.port}`)
-  .replace('listen 127.0.0.1:8000', `listen 127.0.0.1:${port}`)
-  .replace('change-me-to-the-keygate-verify-token', TOKEN);
-const replaced = [
-  ['status listener', `127.0.0.1:${status.port}`],
-  ['upstream', `127.0.0.1:${stack.upstream.port}`],
-  ['listen', `listen 127.0.0.1:${port}`],
-  ['token', TOKEN],
-] as const;
-writeFileSync(
-  join(prefix, 'nginx.conf'),
-  `${process.getuid?.() === 0 ? 'user root root;' : ''}
+  const port = await freePort();
+  const prefix = mkdtempSync(join(tmpdir(), 'keygate-nginx-'));
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
+  const server = edit(block!)
+    .replace('127.0.0.1:8090', `127.0.0.1:${status.port}`)
+    .replace('127.0.0.1:9000', `127.0.0.1:${stack.upstream.port}`)
+    .replace('listen 127.0.0.1:8000', `listen 127.0.0.1:${port}`)
+    .replace('change-me-to-the-keygate-verify-token', TOKEN);
+  const replaced = [
+    ['status listener', `127.0.0.1:${status.port}`],
+    ['upstream', `127.0.0.1:${stack.upstream.port}`],
+    ['listen', `listen 127.0.0.1:${port}`],
+    ['token', TOKEN],
+  ] as const;
+  writeFileSync(
+    join(prefix, 'nginx.conf'),
+    `${process.getuid?.() === 0 ? 'user root root;' : ''}
 worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
@@ -78,30 +81,33 @@ http {
 ${server}
 }
 `,
-);
-const nginx = spawn(NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-let nginxErr = '';
-nginx.stderr.on('data', (c: Buffer) => (nginxErr += c.toString()));
-const exited = new Promise<number | null>((r) => nginx.once('exit', (code) => r(code)));
-t.teardown(async () => {
-  nginx.kill('SIGTERM');
-  await within(exited, 5_000, 'nginx stopped');
-});
-let listening = false;
-let gone = false;
-void exited.then(() => (gone = true));
-await waitFor(
-  () => {
-    if (gone) throw new Error(`nginx exited: ${nginxErr}${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => ((listening = true), s.destroy()));
-    s.once('error', () => s.destroy());
-    return listening;
-  },
-  10_000,
-  'nginx listens',
-);
-const front = `http://127.0.0.1:${port}`;
+  );
+  const nginx = spawn(NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let nginxErr = '';
+  nginx.stderr.on('data', (c: Buffer) => (nginxErr += c.toString()));
+  const exited = new Promise<number | null>((r) => nginx.once('exit', (code) => r(code)));
+  t.teardown(async () => {
+    nginx.kill('SIGTERM');
+    await within(exited, 5_000, 'nginx stopped');
+  });
+  let listening = false;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  await waitFor(
+    () => {
+      if (gone) throw new Error(`nginx exited: ${nginxErr}${readFileSync(join(prefix, 'error.log'), 'utf8')}`);
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => ((listening = true), s.destroy()));
+      s.once('error', () => s.destroy());
+      return listening;
+    },
+    10_000,
+    'nginx listens',
+  );
+  return { stack, server, replaced, front: `http://127.0.0.1:${port}` };
+}
+
+const { stack, server, replaced, front } = await keygateBehindNginx({});
 
 t.test("the nginx block of the doc is what runs: only its addresses and token are replaced", async (t) => {
   for (const [what, expected] of replaced) t.ok(server.includes(expected), `the doc's ${what} was found and replaced`);
@@ -179,4 +185,54 @@ t.test('a path no route of the API matches: 404 route_not_found from nginx', asy
   const res = await call(`${front}/v1/emails/send`, { method: 'DELETE', headers: bearer(key) });
   t.equal(res.status, 404);
   t.equal(res.body.error, 'route_not_found');
+});
+
+t.test("a client's own X-Keygate-Environment does not reach /auth: a test key stays out of production", async (t) => {
+  const { key } = await stack.createKey({ environment: 'test' });
+  const before = stack.upstream.seen.length;
+  const res = await call(`${front}/v1/emails/list`, { headers: { ...bearer(key), 'x-keygate-environment': 'test' } });
+  t.equal(res.status, 401);
+  t.match(res.body, { error: 'invalid_token', reason: 'wrong_environment' });
+  t.equal(stack.upstream.seen.length, before, 'nothing forwarded');
+});
+
+t.test('identity headers the client forges never reach the upstream, whichever it sends', async (t) => {
+  const { key, id } = await stack.createKey({ scopes: [] });
+  const res = await call(`${front}/v1/emails/list`, {
+    headers: {
+      ...bearer(key),
+      'x-key-id': 'key_forged',
+      'x-key-environment': 'test',
+      'x-key-scopes': 'send_email admin',
+      'x-application-id': 'app_forged',
+      x_key_id: 'key_forged_underscore',
+    },
+  });
+  t.equal(res.status, 200);
+  const seen = stack.upstream.seen.at(-1)!;
+  t.equal(seen.headers['x-key-id'], id);
+  t.equal(seen.headers['x-key-environment'], 'production');
+  t.equal(seen.headers['x-key-scopes'], undefined, 'a key without scopes: the forged header removed');
+  t.equal(seen.headers['x-application-id'], undefined);
+  t.equal(seen.headers['x_key_id'], undefined, 'nginx drops header names with "_" (underscores_in_headers off)');
+  t.equal(seen.headers['authorization'], undefined);
+});
+
+t.test('keys.header and headers: renamed, with the edits the doc gives: the key and forged names stay at the edge', async (t) => {
+  const edits: [string, string][] = [
+    ['# With keys.header set, clear that header instead, e.g.: proxy_set_header X-Api-Key "";', 'proxy_set_header X-Api-Key "";'],
+    ['$upstream_http_x_key_id;', '$upstream_http_x_consumer_id;'],
+    ['proxy_set_header X-Key-Id ', 'proxy_set_header X-Consumer-Id '],
+  ];
+  for (const [from] of edits) t.ok(block.includes(from), `the doc has ${from}`);
+  const custom = await keygateBehindNginx({ keys: { header: 'x-api-key' }, headers: { key_id: 'x-consumer-id' } }, (b) =>
+    edits.reduce((text, [from, to]) => text.replace(from, to), b),
+  );
+  const { key, id } = await custom.stack.createKey();
+  const res = await call(`${custom.front}/v1/emails/list`, { headers: { 'x-api-key': key, 'x-consumer-id': 'key_forged' } });
+  t.equal(res.status, 200);
+  const seen = custom.stack.upstream.seen.at(-1)!;
+  t.equal(seen.headers['x-api-key'], undefined, 'the key stays at the edge');
+  t.equal(seen.headers['x-consumer-id'], id, "Keygate's key id under the configured name, not the client's");
+  t.equal((await call(`${custom.front}/v1/emails/list`, { headers: bearer(key) })).status, 401, 'Authorization is not where this Keygate looks');
 });
