@@ -47,18 +47,23 @@ const stack = await startDashboardStack({}, {
 });
 try {
   const apps = {
-    shop: (await stack.adminCall('POST', '/v1/applications', { name: 'Web shop', description: 'Checkout and order emails' })).body.id as string,
+    shop: (await stack.adminCall('POST', '/v1/applications', { name: 'Web shop', description: 'Checkout and order emails', rate_limit: { limit: 1000, window_seconds: 60, burst: null } })).body.id as string,
     portal: (await stack.adminCall('POST', '/v1/applications', { name: 'Partner portal', description: 'Syncs campaigns for resellers' })).body.id as string,
     reports: (await stack.adminCall('POST', '/v1/applications', { name: 'Reporting' })).body.id as string,
   };
+  // A minute apart, so that the lists' order (newest first) is the same on every run.
+  const created = <T>(make: () => Promise<T>): Promise<T> => {
+    stack.clock.advance(60_000);
+    return make();
+  };
   const keys = {
-    web: await stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop }),
+    web: await created(() => stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop })),
     // Expires in about six days once the day of traffic below has passed: an alert on the overview.
-    ci: await stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'], expires_at: new Date(stack.clock.now() + 7 * 86_400_000 - 3_600_000).toISOString() }),
-    mobile: await stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN),
-    partner: await stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal }),
-    old: await stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] }),
-    trial: await stack.createKey({ name: 'Trial account', plan: 'tiny', scopes: ['read_contacts'] }),
+    ci: await created(() => stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'], expires_at: new Date(stack.clock.now() + 7 * 86_400_000 - 3_600_000).toISOString() })),
+    mobile: await created(() => stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN)),
+    partner: await created(() => stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal })),
+    old: await created(() => stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] })),
+    trial: await created(() => stack.createKey({ name: 'Trial account', plan: 'tiny', scopes: ['read_contacts'] })),
   };
   await stack.adminCall('POST', `/v1/keys/${keys.partner.id}/suspend`, { reason: 'contract paused' });
   await stack.adminCall('POST', `/v1/applications/${apps.portal}/suspend`, { reason: 'contract paused' });
@@ -98,7 +103,7 @@ try {
     await page.getByLabel('Email').waitFor();
     await shot('sign-in');
     await signInPage(page, stack.adminUrl, USERS.admin);
-    await page.getByRole('link', { name: 'Web checkout' }).waitFor();
+    await page.getByRole('link', { name: 'Trial account' }).waitFor();
     await page.getByTestId('rate-limit-use').waitFor();
     await shot('overview');
 
