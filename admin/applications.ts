@@ -6,6 +6,7 @@ import { HttpError } from '../core/errors.js';
 import { appLimitOf, isRevoked, type KeyRecord } from '../core/record.js';
 import { type AppQuery, type Page, type Store } from '../core/store/store.js';
 import type { CreateAppInput, UpdateAppInput } from './key-input.js';
+import { alignKeys, appState } from './app-keys.js';
 import { audit, event } from './keys.js';
 import { VersionConflictError } from '../core/internal-errors.js';
 
@@ -134,6 +135,8 @@ export class AppService {
           audit: [audit(by, now, action, app, changes, 'application')],
           events,
         });
+        // A key created from the application as it was, committed after `keys` were read.
+        if (JSON.stringify(appState(next)) !== JSON.stringify(appState(app))) await alignKeys(this.#store, this.#clock, id);
         return apps[0]!;
       } catch (err) {
         if (!(err instanceof VersionConflictError)) throw err;

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Config, PolicyConfig } from '../config/schema.js';
 import type { AppRecord } from '../core/application.js';
+import { alignKeys, appState, inLine } from './app-keys.js';
 import { diff, type Actor, type AuditAction, type AuditEntry, type KeyEvent, type KeyEventType } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
 import { generateKey, keyDisplayParts, randomBase62 } from '../core/key-format.js';
 import type { KeyHasher } from '../core/key-hash.js';
 import { compileQuota, type QuotaPolicy } from '../core/quota.js';
-import { appLimitOf, GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, quotaAccount, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
+import { GRACE_ENDED, isRevoked, keyStatus, keyToWire, NEW_KEY_STATE, quotaAccount, rotatesBeforeExpiry, type KeyRecord } from '../core/record.js';
 import { type Commit, type KeyPage, type KeyQuery, type Store } from '../core/store/store.js';
 import type { CreateKeyInput, CreditsInput, UpdateKeyInput } from './key-input.js';
 import { VersionConflictError } from '../core/internal-errors.js';
@@ -111,10 +112,10 @@ export class KeyService {
     const expires_at = input.expires_at !== undefined ? input.expires_at : policy?.expires_in_seconds ? now + policy.expires_in_seconds * 1000 : null;
     if (expires_at !== null && expires_at <= now) throw invalid('expires_at', 'must be in the future');
     if (expires_at !== null && input.not_before !== null && input.not_before >= expires_at) throw invalid('not_before', 'must be before expires_at');
-    let app = input.application === null ? null : await this.#app(input.application, by, 'application');
+    const app = input.application === null ? null : await this.#app(input.application, by, 'application');
     const { key, fragments } = this.#mint(input.environment);
     const rotate_at = rotationTime({ not_before: input.not_before, created_at: now, expires_at }, policy);
-    let record: KeyRecord = {
+    const record: KeyRecord = {
       ...NEW_KEY_STATE,
       ...fragments,
       id: newKeyId(),
@@ -133,8 +134,7 @@ export class KeyService {
         : { quota: policy?.quota ?? null, credits: policy?.credits ?? null }),
       ip_allowlist: input.ip_allowlist !== undefined ? input.ip_allowlist : (policy?.ip_allowlist ?? null),
       application: app?.id ?? null,
-      app_suspended_at: app?.suspended_at ?? null,
-      app_limit: app ? appLimitOf(app) : null,
+      ...(app ? appState(app) : { app_suspended_at: null, app_limit: null }),
       policy: input.policy,
       meta: input.meta,
       created_at: now,
@@ -145,24 +145,21 @@ export class KeyService {
       rotate_at,
       usage: { total_requests: 0, error_count: 0 },
     };
-    // The application is written back unchanged, at the version read: a suspension or a new
-    // shared limit committed meanwhile (which copies itself onto the keys it found) makes this
-    // commit fail, and the key is made again from the application as it now is, so no key is
-    // born missing what its application's other keys have.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const [created] = await this.#commit(
-          { keys: [{ rec: record, expected: 0 }], apps: app ? [{ rec: app, expected: app.version }] : [] },
-          [audit(by, now, 'key.created', record, diff(null, record, AUDITED_FIELDS))],
-          [event(record.id, 'created', null, now, by)],
-        );
-        return { record: created!, key };
-      } catch (err) {
-        if (!(err instanceof VersionConflictError) || app === null || attempt >= 4) throw conflictOr(err);
-        app = await this.#app(app.id, by, 'application');
-        record = { ...record, tenant: app.tenant, app_suspended_at: app.suspended_at, app_limit: appLimitOf(app) };
+    const [created] = await this.#commit(
+      { keys: [{ rec: record, expected: 0 }] },
+      [audit(by, now, 'key.created', record, diff(null, record, AUDITED_FIELDS))],
+      [event(record.id, 'created', null, now, by)],
+    );
+    if (app !== null) {
+      // A suspension or a new shared limit committed since the application was read missed
+      // this key: bring it in line (admin/app-keys.ts).
+      const current = await this.#store.getApp(app.id);
+      if (current !== null && !inLine(created!, current)) {
+        await alignKeys(this.#store, this.#clock, app.id);
+        return { record: (await this.#store.getKey(created!.id)) ?? created!, key };
       }
     }
+    return { record: created!, key };
   }
 
   /** The key, or 404 when it does not exist or belongs to another tenant (its existence is not revealed). */

@@ -167,6 +167,14 @@ t.test('two gateways on one Redis: the application bucket is one bucket', async 
     codes.push((await get(url, key)).status);
   }
   t.same(codes, [200, 200, 200, 200, 429, 429], 'four across both gateways and both keys, then none');
+
+  // Keys created at once in one application do not get in each other's way.
+  const many = await Promise.all(Array.from({ length: 30 }, (_, i) => stack.adminCall('POST', '/v1/keys', { name: `burst ${i}`, application: id })));
+  t.same(
+    many.map((r) => r.status),
+    many.map(() => 201),
+    '30 concurrent creates in one application all succeed',
+  );
 });
 
 t.test('a key created while its application changes gets the change: the create commit conflicts and is made again', async (t) => {
