@@ -85,6 +85,8 @@ export class RequestContext {
   reason: string | null = null;
   upstreamStartedAt = 0;
   upstreamMs = -1;
+  /** Cancels the upstream request while it runs (undici's, handed over at connect: stages/forward.ts); null before and after. */
+  abortUpstream: ((err?: Error) => void) | null = null;
   /** The request's part in a distributed trace; null while tracing is off (gateway/trace.ts). */
   trace: RequestTrace | null = null;
   /** The client's response closed (or its connection, while the request waited its turn). */

@@ -138,6 +138,30 @@ function addVaryOrigin(headers: Record<string, unknown>): void {
   } else if (!VARIES_BY_ORIGIN.test(String(vary))) headers['vary'] = `${String(vary)}, Origin`;
 }
 
+/**
+ * setCorsHeaders for a flat name/value list of lower-case names (the forward stage's): Origin
+ * is added to the upstream's (last) Vary unless one of its Vary lines names it (or `*`), or a
+ * Vary of its own is added when the upstream sent none.
+ */
+export function pushCorsHeaders(cors: CompiledCors, req: IncomingMessage, out: string[]): void {
+  let vary = -1;
+  for (let i = 0; i < out.length; i += 2) {
+    if (out[i] !== 'vary') continue;
+    if (VARIES_BY_ORIGIN.test(out[i + 1]!)) {
+      vary = -2;
+      break;
+    }
+    vary = i + 1;
+  }
+  if (vary === -1) out.push('vary', 'Origin');
+  else if (vary >= 0) out[vary] += ', Origin';
+  const origin = req.headers.origin;
+  if (!originAllowed(cors, origin)) return;
+  out.push('access-control-allow-origin', cors.anyOrigin ? '*' : origin);
+  if (cors.credentials) out.push('access-control-allow-credentials', 'true');
+  out.push('access-control-expose-headers', cors.expose);
+}
+
 /** Whether a response header is one of the Access-Control-* family, which the gateway alone sets for an API with `cors`. */
 export function isCorsHeader(name: string): boolean {
   return name.length > 15 && name.startsWith('access-control-');

@@ -1,3 +1,4 @@
+import { util } from 'undici';
 import { isCorsHeader } from './cors.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy never forwards, in either direction. */
@@ -27,25 +28,36 @@ export function connectionNamed(value: string | string[] | undefined): Set<strin
   return named;
 }
 
+const { headerNameToString } = util;
+
 /**
- * The upstream's response headers without the hop-by-hop ones and those its `Connection`
- * names, as a new object; without its Access-Control-* headers too when `dropCors` (an API
- * with `cors`, whose CORS headers the gateway alone sets: docs/cors.md). Copying beats
- * deleting in place: a `delete` that is not of the last-added property turns the object into
- * a slow dictionary, which every later step (adding the gateway's headers, writeHead's walk
- * over them) then pays for.
+ * The upstream's response headers as undici hands them over (raw name and value buffers),
+ * appended to `out` as a flat lower-case name/value list, which `writeHead` takes as it is:
+ * without the hop-by-hop ones and those the upstream's `Connection` names, and without its
+ * Access-Control-* headers when `dropCors` (an API with `cors`, whose CORS headers the gateway
+ * alone sets: docs/cors.md). Names known to
+ * undici cost no allocation; nothing is built twice (no header object in between).
  */
-export function forwardableResponseHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  dropCors: boolean,
-): Record<string, string | string[] | undefined> {
-  const named = connectionNamed(headers['connection']);
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const name in headers) {
-    // `__proto__` would set the copy's prototype rather than add a header.
-    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name)) || name === '__proto__') continue;
+export function pushResponseHeaders(raw: readonly Buffer[], dropCors: boolean, out: string[]): void {
+  const from = out.length;
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerNameToString(raw[i]!);
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') named = connectionNamed(raw[i + 1]!.toString('latin1')) ?? named;
+      continue;
+    }
     if (dropCors && isCorsHeader(name)) continue;
-    out[name] = headers[name];
+    out.push(name, raw[i + 1]!.toString('latin1'));
   }
-  return out;
+  // Rare: the upstream's Connection named more headers; they go now that every name is known.
+  if (named !== null) {
+    let to = from;
+    for (let i = from; i < out.length; i += 2) {
+      if (named.has(out[i]!)) continue;
+      out[to++] = out[i]!;
+      out[to++] = out[i + 1]!;
+    }
+    out.length = to;
+  }
 }

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
 import { createSecureServer, Http2ServerResponse, Http2ServerRequest, type Http2SecureServer, type SecureServerOptions, type ServerHttp2Session } from 'node:http2';
 import type { Config } from '../config/schema.js';
 import type { RequestContext } from './context.js';
@@ -151,31 +150,4 @@ export function createH2Server(
     session.setTimeout(SESSION_IDLE_MS, () => session.close());
   });
   return server;
-}
-
-/**
- * What undici's `stream()` writes an upstream body into for an HTTP/2 response: a real
- * Writable in front of it. undici waits for its writable to finish before it lets the upstream
- * connection go, and `stream.finished` never sees the compatibility response finish, so the
- * response itself would hold the connection for ever. Closing the response (the client reset
- * the stream) destroys the sink, which cancels the upstream request.
- */
-export function h2Sink(res: GatewayH2Response): Writable {
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (res.write(chunk)) done();
-      else res.once('drain', () => done());
-    },
-    final(done) {
-      res.end(() => done());
-    },
-    destroy(err, done) {
-      if (err !== null) res.destroy(err);
-      done(err);
-    },
-  });
-  res.once('close', () => {
-    if (!sink.writableFinished) sink.destroy();
-  });
-  return sink;
 }

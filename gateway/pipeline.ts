@@ -102,10 +102,7 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
   function onClose(this: GatewayResponse): void {
     const ctx = this.ctx!;
     ctx.closed = true;
-    // Closed before the response was complete: the client left, or the upstream failed
-    // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts passes
-    // the request to undici as its abort signal).
-    if (!this.writableFinished) ctx.req.emit('abort');
+    // Cancels the upstream request if one still runs: the client left, or the upstream failed mid-body.
     forward.settle(ctx);
     releaseSlot(ctx);
     record(ctx);

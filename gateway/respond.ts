@@ -53,48 +53,47 @@ export function rateSummary(rt: Runtime, ctx: RequestContext): { limit: number; 
 }
 
 /**
- * Headers every response to an authenticated request carries: RateLimit-Policy and RateLimit
+ * Headers every response to an authenticated request carries, appended to a flat name/value
+ * list (as `writeHead` takes it): RateLimit-Policy and RateLimit
  * (draft-ietf-httpapi-ratelimit-headers-11; a request refused before the limiter ran reports
  * its buckets unspent), and Deprecation/Sunset while the key is in a rotation grace.
  */
-export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<string, unknown>): void {
+export function pushKeyHeaders(rt: Runtime, ctx: RequestContext, out: string[]): void {
   const key = ctx.key;
   if (key === null) return;
   const sunset = key.life?.sunset ?? null;
-  if (sunset !== null) {
-    // A key replaced with a grace period: tell its holder it is going away, and when.
-    headers['deprecation'] = 'true';
-    headers['sunset'] = sunset;
-  }
+  // A key replaced with a grace period: tell its holder it is going away, and when.
+  if (sunset !== null) out.push('deprecation', 'true', 'sunset', sunset);
   const routePolicy = ctx.route?.policy ?? null;
   peekUnspent(rt, ctx);
-  if (routePolicy === null) {
-    headers['ratelimit-policy'] = key.policy.header;
-    headers['ratelimit'] = rateItem(key.policy, ctx.rate);
-  } else {
-    headers['ratelimit-policy'] = `${key.policy.header}, ${routePolicy.header}`;
-    headers['ratelimit'] = `${rateItem(key.policy, ctx.rate)}, ${rateItem(routePolicy, ctx.routeRate)}`;
+  let policy = key.policy.header;
+  let state = rateItem(key.policy, ctx.rate);
+  if (routePolicy !== null) {
+    policy += `, ${routePolicy.header}`;
+    state += `, ${rateItem(routePolicy, ctx.routeRate)}`;
   }
   const app = appState(rt, ctx);
   if (app !== null) {
-    headers['ratelimit-policy'] += `, ${key.appPolicy!.header}`;
-    headers['ratelimit'] += `, ${rateItem(key.appPolicy!, app)}`;
+    policy += `, ${key.appPolicy!.header}`;
+    state += `, ${rateItem(key.appPolicy!, app)}`;
   }
-  if (ctx.quotaRemaining >= 0) setQuotaHeaders(ctx, headers);
+  if (ctx.quotaRemaining >= 0) {
+    // The key's quota as one more item of each: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills).
+    policy += `, ${key.quota!.header}`;
+    state += `, "quota";r=${ctx.quotaRemaining}${ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`}`;
+  }
+  out.push('ratelimit-policy', policy, 'ratelimit', state);
   if (rt.config.headers.legacy_rate_limit) {
-    const { policy, state } = tighter(rt, ctx);
-    headers['x-ratelimit-limit'] = String(policy.limit);
-    headers['x-ratelimit-remaining'] = String(state.remaining);
-    headers['x-ratelimit-reset'] = String(state.resetSeconds);
+    const t = tighter(rt, ctx);
+    out.push('x-ratelimit-limit', String(t.policy.limit), 'x-ratelimit-remaining', String(t.state.remaining), 'x-ratelimit-reset', String(t.state.resetSeconds));
   }
 }
 
-/** The key's quota as one more item of each header: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills). */
-function setQuotaHeaders(ctx: RequestContext, headers: Record<string, unknown>): void {
-  const q = ctx.key!.quota!;
-  const t = ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`;
-  headers['ratelimit-policy'] = `${headers['ratelimit-policy'] as string}, ${q.header}`;
-  headers['ratelimit'] = `${headers['ratelimit'] as string}, "quota";r=${ctx.quotaRemaining}${t}`;
+/** pushKeyHeaders into a header object (a refusal's, the verify API's, a WebSocket handshake's). */
+export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<string, unknown>): void {
+  const pairs: string[] = [];
+  pushKeyHeaders(rt, ctx, pairs);
+  for (let i = 0; i < pairs.length; i += 2) headers[pairs[i]!] = pairs[i + 1];
 }
 
 /**

@@ -2,11 +2,10 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
-import { setCorsHeaders } from '../cors.js';
-import { forwardableResponseHeaders } from '../headers.js';
-import { h2Sink, type GatewayH2Response } from '../http2.js';
+import { pushCorsHeaders } from '../cors.js';
+import { pushResponseHeaders } from '../headers.js';
 import { InFlight, type Expiry } from '../in-flight.js';
-import { sendDenial, setKeyHeaders } from '../respond.js';
+import { pushKeyHeaders, sendDenial } from '../respond.js';
 import { bodyLimit, type CompiledApi } from '../routes.js';
 import type { Runtime } from '../runtime.js';
 import { bodyTooLarge, dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
@@ -54,11 +53,11 @@ export interface ForwardStage {
  * backpressure (undici writes into the ServerResponse and pauses when it is full); nothing is
  * buffered whole.
  *
- * The client's request doubles as undici's abort signal (undici takes any EventEmitter): the
- * pipeline emits `abort` on it when the response closes unfinished, so a client that leaves
- * while the upstream still works cancels the upstream request, at no cost per request. The
- * in-flight watch (in-flight.ts) does the same when a request outlives `timeout_ms` from its
- * arrival or its body stops arriving, after answering the client itself.
+ * A client that leaves while the upstream still works cancels the upstream request: `settle`,
+ * called when the response closes, aborts it through the function undici handed over at
+ * connect (Upstream.onConnect). The in-flight watch (in-flight.ts) does the same when a
+ * request outlives `timeout_ms` from its arrival or its body stops arriving, after answering
+ * the client itself.
  */
 export function createForwardStage(rt: Runtime): ForwardStage {
   const drops = new Map<CompiledApi, Set<string>>();
@@ -78,44 +77,89 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     if (why === 'timeout') rt.log.warn('upstream request timed out', { request_id: ctx.requestId, api: ctx.api?.name });
     if (!res.headersSent) sendDenial(rt, ctx, why === 'timeout' ? TIMEOUT : BODY_IDLE);
     else res.destroy();
-    // Cancels the upstream request, queued or under way (undici listens for `abort` on it).
-    ctx.req.emit('abort');
+    cancel(ctx);
   }
 
-  function factory(data: Dispatcher.StreamFactoryData<RequestContext>) {
-    const ctx = data.opaque;
-    const res = ctx.res!;
-    const cors = ctx.api!.cors;
-    const headers = forwardableResponseHeaders(data.headers as Record<string, string | string[] | undefined>, cors !== null);
-    headers[h.request_id] = ctx.requestId;
-    setKeyHeaders(rt, ctx, headers);
-    if (cors !== null) setCorsHeaders(cors, ctx.req, headers);
-    // The listener's HSTS policy is the operator's, whatever the upstream says.
-    const hsts = ctx.listener.hsts;
-    if (hsts) headers['strict-transport-security'] = hsts;
-    ctx.status = data.statusCode;
-    ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
-    res.writeHead(data.statusCode, headers as OutgoingHttpHeaders);
-    return ctx.req.httpVersionMajor === 2 ? h2Sink(res as unknown as GatewayH2Response) : res;
+  /** Cancels the request's upstream request, queued or under way (a queued one is cancelled when it gets its connection: Upstream.onConnect). */
+  function cancel(ctx: RequestContext): void {
+    const abort = ctx.abortUpstream;
+    if (abort === null) return;
+    ctx.abortUpstream = null;
+    abort();
   }
 
-  function done(err: Error | null, data: { opaque: RequestContext }) {
-    if (err === null) return;
-    const ctx = data.opaque;
-    // The watch or the body cap answered already; this is the cancelled request's echo.
-    if (ctx.expired !== '') return;
-    const res = ctx.res!;
-    if (res.headersSent) {
-      // The status is already on the wire: all that is left is to cut the response short,
-      // never to end it as if complete. The record stage finds the error on res.errored.
-      res.destroy(err);
-      return;
+  /**
+   * The upstream's answer, as undici's dispatcher reports it (its handler interface, which
+   * `Pool.stream` is itself built on), written straight into the client's response: the head
+   * from undici's raw header buffers as one flat list, each body chunk as it comes (undici
+   * pauses reading while the client's buffers are full and resumes on `drain`), the end. One
+   * object per request, no header object, no async-hooks scope, no listener on the request.
+   */
+  class Upstream implements Dispatcher.DispatchHandler {
+    readonly ctx: RequestContext;
+    resume: (() => void) | null = null;
+    constructor(ctx: RequestContext) {
+      this.ctx = ctx;
     }
-    // The client left first; the record stage counts it as 499.
-    if (res.destroyed) return;
-    const code = (err as { code?: string }).code;
-    rt.log.warn('upstream request failed', { request_id: ctx.requestId, api: ctx.api?.name, code: code ?? err.name, err: err.message });
-    sendDenial(rt, ctx, upstreamFailure(err));
+    onConnect(abort: (err?: Error) => void): void {
+      const ctx = this.ctx;
+      // The client left, or the watch answered, while the request waited for a connection.
+      if (ctx.closed || ctx.expired !== '') abort();
+      else ctx.abortUpstream = abort;
+    }
+    onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+      if (statusCode < 200) return true;
+      const ctx = this.ctx;
+      const res = ctx.res!;
+      // Answered already (the body cap's 413): the upstream's late answer goes nowhere.
+      if (res.headersSent) return true;
+      // Set once the head is written: only then do body and end go to the client.
+      this.resume = resume;
+      const cors = ctx.api!.cors;
+      const headers: string[] = [];
+      pushResponseHeaders(raw, cors !== null, headers);
+      headers.push(h.request_id, ctx.requestId);
+      pushKeyHeaders(rt, ctx, headers);
+      if (cors !== null) pushCorsHeaders(cors, ctx.req, headers);
+      // The listener's HSTS policy is the operator's, whatever the upstream says.
+      const hsts = ctx.listener.hsts;
+      if (hsts) headers.push('strict-transport-security', hsts);
+      ctx.status = statusCode;
+      ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
+      res.writeHead(statusCode, headers as unknown as OutgoingHttpHeaders);
+      return true;
+    }
+    onData(chunk: Buffer): boolean {
+      const res = this.ctx.res!;
+      if (this.resume === null || res.destroyed) return true;
+      if (res.write(chunk)) return true;
+      res.once('drain', this.resume!);
+      return false;
+    }
+    onComplete(): void {
+      const ctx = this.ctx;
+      ctx.abortUpstream = null;
+      const res = ctx.res!;
+      if (this.resume !== null && ctx.expired === '' && !res.destroyed) res.end();
+    }
+    onError(err: Error): void {
+      const ctx = this.ctx;
+      ctx.abortUpstream = null;
+      // The watch or the body cap answered already; this is the cancelled request's echo.
+      if (ctx.expired !== '') return;
+      const res = ctx.res!;
+      // The client left first; the record stage counts it as 499.
+      if (res.destroyed) return;
+      if (res.headersSent) {
+        // The status is already on the wire: all that is left is to cut the response short,
+        // never to end it as if complete. The record stage finds the error on res.errored.
+        res.destroy(err);
+        return;
+      }
+      const code = (err as { code?: string }).code;
+      rt.log.warn('upstream request failed', { request_id: ctx.requestId, api: ctx.api?.name, code: code ?? err.name, err: err.message });
+      sendDenial(rt, ctx, upstreamFailure(err));
+    }
   }
 
   return {
@@ -135,22 +179,22 @@ export function createForwardStage(rt: Runtime): ForwardStage {
       ctx.upstreamStartedAt = now;
       ctx.deadline = ctx.startedAt + api.config.timeout_ms;
       inFlight.add(ctx, now);
-      api.pool.stream(
+      api.pool.dispatch(
         {
           path: upstreamTarget(rt, ctx),
           method: req.method as Dispatcher.HttpMethod,
           headers,
           // undici takes an async iterable body as it takes a stream (its types list only streams).
           body: !hasBody ? null : te !== undefined && limit !== null ? (capped(rt, ctx, limit) as unknown as Readable) : req,
-          signal: req,
-          opaque: ctx,
         },
-        factory,
-        done,
+        new Upstream(ctx),
       );
     },
     settle(ctx: RequestContext): void {
       inFlight.remove(ctx);
+      // Closed before the response was complete: the client left, or the upstream failed
+      // mid-body. Either way the upstream request, if one runs, is cancelled.
+      cancel(ctx);
     },
     close(): void {
       inFlight.close();
