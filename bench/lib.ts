@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 
 // What the benchmark scripts share: finding and installing tools, free loopback ports, pinning
 // to a CPU and reading a process's CPU time.
@@ -20,6 +21,23 @@ export function install(cmd: string, pkg: string): void {
   if (have(cmd)) return;
   process.stderr.write(`${cmd} not found; installing it (apt-get install -y ${pkg})\n`);
   execFileSync('sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${pkg}`], { stdio: 'inherit' });
+}
+
+/**
+ * A throw-away self-signed certificate for `localhost` and 127.0.0.1 (EC P-256, valid a day),
+ * made with the openssl CLI in `dir`: the TLS rows' listeners (Keygate's and nginx's) share it.
+ * Load generators do not verify it.
+ */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'bench.crt');
+  const key = join(dir, 'bench.key');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return { cert, key };
 }
 
 /** A free loopback port (the OS picks it; the listener is closed before the caller binds it). */

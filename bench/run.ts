@@ -1,13 +1,15 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { get as getTls } from 'node:https';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { generateKey } from '../core/key-format.js';
 import { nginxConfig } from './peers/nginx.js';
-import { freePort, have, install, procStat } from './lib.js';
+import { freePort, have, install, procStat, selfSignedCert } from './lib.js';
 
 /**
  * Proxy benchmark: the same wrk load, in one invocation, against
@@ -37,6 +39,17 @@ import { freePort, have, install, procStat } from './lib.js';
  *   nginx-auth        nginx proxying to the upstream after an auth_request to Keygate's GET /auth
  *                     (docs/integrations/nginx.md, cut to what a let-through needs), both pinned to
  *                     CPU 0; CPU µs/req counts nginx and Keygate
+ *   nginx-tls         plain nginx on a TLS listener (HTTP/2 offered by ALPN too), loaded by wrk over
+ *                     TLS: HTTP/1.1, keep-alive, so each connection's handshake is paid once a run
+ *   keygate-tls       `keygate` on a TLS listener (HTTP/2 offered by ALPN, the default), wrk over
+ *                     TLS: HTTP/1.1
+ *   nginx-h2          nginx-tls loaded by h2load: HTTP/2 over TLS, `--h2-streams` streams in flight
+ *                     on each connection (connections / streams connections, so as many requests in
+ *                     flight as wrk's rows have)
+ *   keygate-h2        keygate-tls loaded by h2load: HTTP/2 over TLS through the same pipeline
+ *                     The TLS rows share a self-signed EC P-256 certificate made at start in a temp
+ *                     dir (openssl); their ratios are taken against the nginx row of the same
+ *                     protocol (keygate-tls / nginx-tls, keygate-h2 / nginx-h2).
  * Targets run interleaved, round after round, so drift hits all alike, after a warm-up of each;
  * each measured round of a row follows `--rewarm` seconds of the same load, unmeasured: between
  * two of its rounds a row sits idle while every other row runs (a minute and more), and a Node
@@ -49,12 +62,12 @@ import { freePort, have, install, procStat } from './lib.js';
  * upstream share one core), it is the steadier measure. With taskset, one-worker proxies get
  * CPU 0 and wrk, the upstream and redis-server share CPU 1; the two-worker rows may use both
  * CPUs (sharing CPU 1 with the load). Missing tools (wrk, redis-server, nginx) are installed
- * with apt-get. Then latency at half load: each wrk connection pauses between requests
+ * with apt-get (h2load: nghttp2-client). Then latency at half load: each wrk connection pauses between requests
  * (bench/paced.lua) so that together they offer half of Keygate's peak, against the upstream,
  * nginx, the bare proxy and Keygate, and the p99 each adds over the upstream is reported.
  * Writes bench/results/proxy.json.
  *
- *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--rewarm 1] [--connections 50] [--only keygate,nginx]
+ *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--rewarm 1] [--connections 50] [--h2-streams 10] [--only keygate,nginx]
  */
 const { values } = parseArgs({
   options: {
@@ -63,6 +76,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
     rewarm: { type: 'string', default: '1' },
+    'h2-streams': { type: 'string', default: '10' },
     only: { type: 'string' },
   },
 });
@@ -71,6 +85,9 @@ const rounds = Math.max(1, Math.min(10, Number(values.rounds)));
 const connections = Math.max(1, Math.min(1000, Number(values.connections)));
 const warmup = Math.max(0, Math.min(30, Number(values.warmup)));
 const rewarm = Math.max(0, Math.min(30, Number(values.rewarm)));
+/** h2load: streams in flight on each connection, over connections / streams connections. */
+const h2Streams = Math.max(1, Math.min(100, Math.floor(Number(values['h2-streams']))));
+const h2Connections = Math.max(1, Math.round(connections / h2Streams));
 
 type Placement = 'one' | 'two';
 interface RowSpec {
@@ -79,6 +96,10 @@ interface RowSpec {
   /** `one`: pinned to CPU 0 (one worker); `two`: two workers, free to use both CPUs. */
   cpus: Placement;
   needs?: 'nginx' | 'redis';
+  /** `tls`: a TLS listener, loaded by wrk over TLS (HTTP/1.1); `h2`: the same listener, loaded by h2load (HTTP/2). */
+  tls?: 'tls' | 'h2';
+  /** The nginx row the CPU and req/s ratios of the table take (default: plain nginx with as many workers). */
+  baseline?: string;
 }
 const ROWS: RowSpec[] = [
   { id: 'direct', name: 'direct upstream', cpus: 'one' },
@@ -98,6 +119,10 @@ const ROWS: RowSpec[] = [
   { id: 'keygate-2w', name: 'keygate CLI, 2 workers (Redis)', cpus: 'two', needs: 'redis' },
   { id: 'keygate-verify', name: 'keygate verify API, POST /v1/keys/verify (verifications)', cpus: 'one' },
   { id: 'nginx-auth', name: 'nginx + auth_request to keygate GET /auth', cpus: 'one', needs: 'nginx' },
+  { id: 'nginx-tls', name: 'nginx plain proxy, TLS, HTTP/1.1', cpus: 'one', needs: 'nginx', tls: 'tls', baseline: 'nginx-tls' },
+  { id: 'keygate-tls', name: 'keygate, full enforcement, TLS, HTTP/1.1', cpus: 'one', tls: 'tls', baseline: 'nginx-tls' },
+  { id: 'nginx-h2', name: 'nginx plain proxy, TLS, HTTP/2', cpus: 'one', needs: 'nginx', tls: 'h2', baseline: 'nginx-h2' },
+  { id: 'keygate-h2', name: 'keygate, full enforcement, TLS, HTTP/2', cpus: 'one', tls: 'h2', baseline: 'nginx-h2' },
 ];
 const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
 for (const id of only ?? []) {
@@ -112,6 +137,8 @@ const selected = ROWS.filter((r) => only === undefined || only.includes(r.id));
 process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 const notes: string[] = [];
 install('wrk', 'wrk');
+if (selected.some((r) => r.tls === 'h2')) install('h2load', 'nghttp2-client');
+if (selected.some((r) => r.tls !== undefined)) install('openssl', 'openssl');
 if (selected.some((r) => r.needs === 'redis')) install('redis-server', 'redis-server');
 if (selected.some((r) => r.needs === 'nginx')) {
   // Without nginx the nginx rows fail to start and say so in the notes; the rest still runs.
@@ -142,6 +169,8 @@ process.on('exit', () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+/** The TLS rows' certificate and key, made for this run (removed with runDir). */
+const cert = selected.some((r) => r.tls !== undefined) ? selfSignedCert(mkdtempSync(join(runDir, 'tls-'))) : null;
 
 
 /** The command line for `cmd`, pinned to `cpus` when taskset exists ('0,1': not pinned). */
@@ -191,28 +220,55 @@ async function startNode(cpus: string, args: string[]): Promise<{ pid: number; l
   });
 }
 
-/** GET's status, or 0 when nothing answers. */
+/** GET's status, or 0 when nothing answers (https: the certificate is not verified). */
 function status(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve) => {
-    const req = get(url, { headers, agent: false, timeout: 2_000 }, (res) => {
+    const onResponse = (res: import('node:http').IncomingMessage) => {
       res.resume();
       resolve(res.statusCode ?? 0);
-    });
+    };
+    const req = url.startsWith('https:')
+      ? getTls(url, { headers, agent: false, timeout: 2_000, rejectUnauthorized: false }, onResponse)
+      : get(url, { headers, agent: false, timeout: 2_000 }, onResponse);
     req.on('error', () => resolve(0));
     req.on('timeout', () => req.destroy());
   });
 }
 
-async function startNginx(cpus: string, kind: 'plain' | 'keys' | 'auth', workers: number, upstream: string, key: string, auth?: string): Promise<{ pid: number; port: number }> {
+/**
+ * What a TLS client with OpenSSL's default suites and no ALPN (as wrk is) negotiates with
+ * 127.0.0.1:`port`: protocol, cipher, and the application protocol (none: HTTP/1.1).
+ */
+function tlsProbe(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connectTls({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 2_000 }, () => {
+      const out = `${socket.getProtocol() ?? '?'}, ${socket.getCipher().name}, ALPN ${socket.alpnProtocol || 'none'}`;
+      socket.end();
+      resolve(out);
+    });
+    socket.on('error', (err) => resolve(`probe failed: ${err.message}`));
+    socket.on('timeout', () => socket.destroy(new Error('timed out')));
+  });
+}
+
+async function startNginx(
+  cpus: string,
+  kind: 'plain' | 'keys' | 'auth',
+  workers: number,
+  upstream: string,
+  key: string,
+  auth?: string,
+  tls?: { cert: string; key: string },
+): Promise<{ pid: number; port: number }> {
   const port = await freePort();
-  const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key, ...(auth === undefined ? {} : { auth }) });
+  const { prefix, conf } = nginxConfig({ kind, workers, port, upstream, key, ...(auth === undefined ? {} : { auth }), ...(tls === undefined ? {} : { tls }) });
   const child = spawnGroup(placed(cpus, ['nginx', '-p', prefix, '-c', conf, '-g', 'daemon off;']), 'ignore');
   const stderr = tail(child);
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? 1));
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && exited === null) {
-    if ((await status(`http://127.0.0.1:${port}/bench`, { authorization: `Bearer ${key}` })) === 200) return { pid: child.pid!, port };
+    if ((await status(`${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/bench`, { authorization: `Bearer ${key}` })) === 200) return { pid: child.pid!, port };
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(exited === null ? `nginx did not answer 200 in 10 s (${prefix}/error.log)` : `nginx exited with ${exited}: ${stderr()}`);
@@ -286,6 +342,8 @@ interface Sample {
   redisScripts?: number;
   /** redis-server CPU time per request, in microseconds (redis rows only). */
   redisCpuUs?: number;
+  /** What h2load negotiated (h2 rows): protocol, cipher, key exchange, application protocol. */
+  tls?: string;
 }
 
 function toMs(v: string): number {
@@ -329,6 +387,53 @@ function wrk(url: string, seconds: number, headers: string[], pids: number | rea
   };
 }
 
+/**
+ * h2load against one target, HTTP/2 over TLS: `h2Connections` connections with `h2Streams`
+ * streams in flight on each, one thread, for `seconds`; the same sample as wrk's. h2load
+ * reports no percentiles, so p50 and p99 come from its per-request log (time from a request's
+ * start to the end of its response, as wrk's latency). Refuses a run that did not speak h2.
+ * h2load offers TLS 1.3 suites in an order of its own (AES-128-GCM first): it is given
+ * OpenSSL's default order, which wrk offers, so that nginx (which takes the client's choice)
+ * and Node (which takes its own) settle on the same suite as each other and as wrk's rows.
+ * A connection quiet for 5 s is closed (h2load counts its requests as timed out, which the
+ * notes report): without it h2load waits on such a connection for ever after the duration,
+ * as it did at times here with 50 connections of one stream against Keygate on a host with a
+ * load average of 15 (its remaining connections held unacknowledged bytes both ways).
+ */
+const OPENSSL_TLS13_SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
+function h2load(url: string, seconds: number, headers: string[], pids: readonly number[]): Sample {
+  const log = join(runDir, `h2load-${process.hrtime.bigint()}.tsv`);
+  const cpuBefore = cpuOf(pids);
+  const args = ['-t1', `-c${h2Connections}`, `-m${h2Streams}`, `-D${seconds}`, `--log-file=${log}`, `--tls13-ciphers=${OPENSSL_TLS13_SUITES}`, '--connection-inactivity-timeout=5', ...headers.flatMap((h) => ['-H', h]), url];
+  const cmd = placed('1', ['h2load', ...args]);
+  const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const cpu = cpuOf(pids) - cpuBefore;
+  const alpn = /Application protocol: (\S+)/.exec(out)?.[1];
+  if (alpn !== 'h2') throw new Error(`h2load negotiated ${alpn ?? 'no application protocol'}, not h2`);
+  const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  if (counts === null || codes === null) throw new Error(`h2load printed no request counts: ${out.slice(-300)}`);
+  const non2xx = Number(codes[2]) + Number(codes[3]) + Number(codes[4]);
+  if (non2xx > 0) throw new Error(`${non2xx} non-2xx responses; the target is misconfigured`);
+  const latencies = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => Number(l.split('\t')[2]) / 1000)
+    .sort((a, b) => a - b);
+  rmSync(log, { force: true });
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  const requests = Number(counts[3]);
+  return {
+    rps: Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]),
+    p50: at(0.5),
+    p99: at(0.99),
+    cpuUs: (cpu * 1e6) / requests,
+    requests,
+    errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]),
+    tls: ['TLS Protocol', 'Cipher', 'Server Temp Key', 'Application protocol'].map((k) => new RegExp(`${k}: (.+)`).exec(out)?.[1]?.trim() ?? '?').join(', '),
+  };
+}
+
 interface Target extends RowSpec {
   url: string;
   headers: string[];
@@ -340,6 +445,7 @@ interface Target extends RowSpec {
 
 /** wrk against one target; for a redis target, also what redis-server did meanwhile. */
 async function measure(t: Target, seconds: number): Promise<Sample> {
+  if (t.tls === 'h2') return h2load(t.url, seconds, t.headers, [t.pid, ...(t.also ?? [])]);
   if (t.needs !== 'redis' || redis === null) return wrk(t.url, seconds, t.headers, [t.pid, ...(t.also ?? [])], undefined, t.script);
   const scriptsBefore = await redisScripts(redis.client);
   const cpuBefore = cpuSeconds(redis.pid);
@@ -405,6 +511,16 @@ async function startRow(r: RowSpec): Promise<Target> {
       const n = await startNginx(cpus, 'auth', 1, upstream, keygate.line, `127.0.0.1:${port}`);
       return { ...target({ pid: n.pid, url: `http://127.0.0.1:${n.port}/bench` }, bearer(keygate.line)), also: [keygate.pid] };
     }
+    case 'nginx-tls':
+    case 'nginx-h2': {
+      const n = await startNginx(cpus, 'plain', 1, upstream, benchKey, undefined, cert!);
+      return target({ pid: n.pid, url: `https://127.0.0.1:${n.port}/bench` }, bearer(benchKey));
+    }
+    case 'keygate-tls':
+    case 'keygate-h2': {
+      const t = await node('bench/target.ts', 'gateway-tls', 'PORT', upstream, cert!.cert, cert!.key);
+      return target({ pid: t.pid, url: t.url.replace(/^http:/, 'https:') }, bearer(t.line));
+    }
     case 'keygate-2w': {
       const t = await node('bench/target.ts', 'redis-workers', 'PORT', upstream, redis!.url, '2');
       return target(t, bearer(t.line));
@@ -428,11 +544,19 @@ for (const r of selected) {
   }
 }
 
+/**
+ * What each TLS row negotiated, for the notes: wrk's rows probed once with a client like wrk
+ * (OpenSSL's default suites, no ALPN), h2load's as h2load printed it.
+ */
+const negotiated = new Map<string, string>();
+for (const t of targets) if (t.tls === 'tls') negotiated.set(t.id, await tlsProbe(Number(new URL(t.url).port)));
+
 /** A target whose load run fails leaves the run, with a note, rather than ending it. */
 async function attempt(t: Target, seconds: number): Promise<Sample | null> {
   try {
     const s = await measure(t, seconds);
-    if (s.errors > 0) notes.push(`${t.name}: wrk counted ${s.errors} socket errors in one run`);
+    if (s.tls !== undefined && !negotiated.has(t.id)) negotiated.set(t.id, s.tls);
+    if (s.errors > 0) notes.push(`${t.name}: ${t.tls === 'h2' ? 'h2load counted' : 'wrk counted'} ${s.errors} ${t.tls === 'h2' ? 'failed, errored or timed-out requests' : 'socket errors'} in one run`);
     return s;
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0];
@@ -517,6 +641,8 @@ const rows = targets.map((t) => {
     id: t.id,
     target: t.name,
     cpus: !pin ? 'any' : t.id === 'direct' ? 'CPU 1, with wrk' : t.cpus === 'one' ? 'CPU 0' : 'both',
+    /** The nginx row of the same shape: as many workers, and for TLS rows the same protocol. */
+    baseline: t.baseline ?? (t.cpus === 'two' ? 'nginx-2w' : 'nginx'),
     rps: median(s.map((x) => x.rps)),
     p50_ms: median(s.map((x) => x.p50)),
     p99_ms: median(s.map((x) => x.p99)),
@@ -530,14 +656,16 @@ const byId = (id: string) => rows.find((r) => r.id === id);
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? null : a / b);
 const direct = byId('direct');
 const nginx = byId('nginx');
-const nginx2 = byId('nginx-2w');
 const table = rows.map((r) => {
-  const same = r.cpus === 'both' ? nginx2 : nginx;
+  const same = byId(r.baseline);
   return {
     ...r,
     vs_direct: ratio(r.rps, direct?.rps),
     vs_nginx: ratio(r.rps, nginx?.rps),
-    /** Against nginx with as many workers as this row has (2-worker rows: nginx-2w). */
+    /**
+     * Against the nginx row named by `baseline`: as many workers as this row has (2-worker rows:
+     * nginx-2w), and for TLS rows the same protocol (nginx-tls, nginx-h2).
+     */
     vs_nginx_same_workers: ratio(r.rps, same?.rps),
     cpu_vs_nginx: ratio(r.cpu_us, same?.cpu_us),
   };
@@ -545,7 +673,7 @@ const table = rows.map((r) => {
 
 const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 const opt = (v: number | null, digits: number) => (v === null ? '–' : v.toFixed(digits));
-console.log(line(['target', 'CPUs', 'req/s', 'p50 ms', 'p99 ms', '× direct', '× nginx', '× nginx, same workers', 'CPU µs/req', 'CPU × nginx, same workers']));
+console.log(line(['target', 'CPUs', 'req/s', 'p50 ms', 'p99 ms', '× direct', '× nginx', '× nginx alike', 'CPU µs/req', 'CPU × nginx alike']));
 console.log(line(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
 for (const r of table) {
   console.log(
@@ -571,8 +699,9 @@ if (paced.length > 0 && pacedDirect !== undefined) {
  * of the ratios within each round: the two runs of a round are seconds apart, so drift in
  * the machine's load (other work on a shared host) cancels out of those.
  */
-const headline: Record<string, { ratio: number | null; paired_ratio: number | null; cpu_ratio: number | null; paired_cpu_ratio: number | null; target: string; met: boolean | null }> = {};
-const check = (name: string, a: string, b: string, atLeast: number, what: string) => {
+const headline: Record<string, { ratio: number | null; paired_ratio: number | null; cpu_ratio: number | null; paired_cpu_ratio: number | null; target: string | null; met: boolean | null }> = {};
+/** `atLeast` null: a ratio reported with no target. */
+const check = (name: string, a: string, b: string, atLeast: number | null, what: string) => {
   const x = byId(a);
   const y = byId(b);
   const rps = ratio(x?.rps, y?.rps);
@@ -582,10 +711,11 @@ const check = (name: string, a: string, b: string, atLeast: number, what: string
   const pairs = sa.flatMap((p) => sb.filter((q) => q.round === p.round).map((q) => [p, q] as const));
   const pairedRps = pairs.length === 0 ? null : median(pairs.map(([p, q]) => p.rps / q.rps));
   const pairedCpu = pairs.length === 0 ? null : median(pairs.map(([p, q]) => q.cpuUs / p.cpuUs));
-  headline[name] = { ratio: rps, paired_ratio: pairedRps, cpu_ratio: cpu, paired_cpu_ratio: pairedCpu, target: `≥ ${atLeast}`, met: rps === null ? null : rps >= atLeast };
+  const met = rps === null || atLeast === null ? null : rps >= atLeast;
+  headline[name] = { ratio: rps, paired_ratio: pairedRps, cpu_ratio: cpu, paired_cpu_ratio: pairedCpu, target: atLeast === null ? null : `≥ ${atLeast}`, met };
   return rps === null
     ? `- ${what}: not measured (needs rows ${a} and ${b}).`
-    : `- ${what}: ${rps.toFixed(3)}× the req/s (target ≥ ${atLeast}: ${rps >= atLeast ? 'met' : 'NOT met'}); ` +
+    : `- ${what}: ${rps.toFixed(3)}× the req/s${atLeast === null ? '' : ` (target ≥ ${atLeast}: ${met ? 'met' : 'NOT met'})`}; ` +
         `median of the per-round ratios ${pairedRps!.toFixed(3)}×; by CPU per request ${cpu!.toFixed(3)}× (per round ${pairedCpu!.toFixed(3)}×).`;
 };
 const lines = [
@@ -594,6 +724,10 @@ const lines = [
   check('enforcement_cost', 'keygate', 'bare', 0.95, 'Keygate full enforcement / the bare proxy of its forwarding code (issue 6: cost at most 5%)'),
   check('keygate_vs_nginx', 'keygate', 'nginx', 0.7, 'Keygate full enforcement / plain nginx, 1 worker each (issue 6)'),
   check('keygate_2w_vs_nginx_2w', 'keygate-2w', 'nginx-2w', 0.7, 'Keygate CLI, 2 workers on Redis / plain nginx, 2 workers (issue 6)'),
+  check('keygate_tls_vs_nginx_tls', 'keygate-tls', 'nginx-tls', null, 'Keygate full enforcement / plain nginx, both TLS, HTTP/1.1 (wrk), 1 worker each (issue 22)'),
+  check('keygate_h2_vs_nginx_h2', 'keygate-h2', 'nginx-h2', null, `Keygate full enforcement / plain nginx, both TLS, HTTP/2 (h2load, ${h2Connections} connections × ${h2Streams} streams), 1 worker each (issue 22)`),
+  check('tls_cost_keygate', 'keygate-tls', 'keygate', null, 'What TLS costs Keygate: keygate-tls / keygate, HTTP/1.1 both'),
+  check('tls_cost_nginx', 'nginx-tls', 'nginx', null, 'What TLS costs nginx: nginx-tls / nginx, HTTP/1.1 both'),
 ];
 {
   const k = byId('keygate');
@@ -641,8 +775,28 @@ try {
 } catch {
   versions['nginx'] = 'not installed';
 }
+if (targets.some((t) => t.tls !== undefined)) {
+  versions['node openssl'] = process.versions.openssl;
+  try {
+    versions['nginx openssl'] = /built with (OpenSSL [^\s]+)/.exec(execFileSync('sh', ['-c', 'nginx -V 2>&1'], { encoding: 'utf8' }))?.[1] ?? '?';
+  } catch {
+    versions['nginx openssl'] = 'not installed';
+  }
+  try {
+    versions['wrk'] = execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1'], { encoding: 'utf8' }).trim();
+  } catch {
+    versions['wrk'] = '?';
+  }
+  if (targets.some((t) => t.tls === 'h2')) {
+    try {
+      versions['h2load'] = execFileSync('h2load', ['--version'], { encoding: 'utf8' }).trim();
+    } catch {
+      versions['h2load'] = 'not installed';
+    }
+  }
+}
 const fixed = [
-  `Ratios are of medians. "× nginx" is against plain nginx with 1 worker; "same workers" against the nginx row with as many workers as the row has (2-worker rows: nginx-2w).`,
+  `Ratios are of medians. "× nginx" is against plain nginx with 1 worker; "alike" against the nginx row of the same shape: as many workers as the row has (2-worker rows: nginx-2w), and for TLS rows the same protocol (nginx-tls, nginx-h2).`,
   `Headers: every row gets \`Authorization: Bearer <key>\` of one length (Keygate's own key, else a bench key in Keygate's format, which nginx-keys' map holds among 999 others); express-gateway gets its own \`apiKey <keyId>:<keySecret>\`.`,
   pin
     ? 'One-worker rows: the proxy pinned to CPU 0; wrk, the upstream and redis-server share CPU 1, so a fast proxy can be held back by the load generator (nginx runs below 100% of its core): compare fast rows by CPU µs per request too. Two-worker rows are not pinned: the proxy may use both cores, and shares CPU 1 with wrk and the upstream; their ratio to each other is the figure, not their req/s against the one-worker rows.'
@@ -654,6 +808,12 @@ const fixed = [
   `Keygate on Redis: the key in a RedisStore (an LRU hit after the first request), the rate limit in Redis's shared token buckets, usage batches written to Redis. The plan (1e9/s) never refuses, yet every request spends a token leased from Redis: leases are 2% of the capacity, at most 50, so one Lua script per 50 requests (0.020 scripts/req; the usage batches add one a second). Against the file-store row: ${vsFile('redis')}.`,
   `Keygate on Redis, lease 1: a Redis round trip on every request, the upper bound of the shared limiter's price (one hot key on one gateway is bounded by about 1 / RTT requests per second). Against the file-store row: ${vsFile('redis-lease1')}.`,
   `keygate-2w is \`keygate --role all\` with workers: 2: the primary runs the admin plane, each worker a gateway with its own usage recorder writing to Redis (more than one worker needs the redis store).`,
+  ...(targets.some((t) => t.tls !== undefined)
+    ? [
+        `TLS rows: Keygate (the full-enforcement target on a TLS listener) and nginx (plain proxy, \`listen ssl http2\`) share a self-signed EC P-256 certificate made for the run; both offer h2 and http/1.1 by ALPN. The -tls rows are loaded by wrk over TLS (no ALPN: HTTP/1.1, keep-alive: ${connections} handshakes a run, amortised over its requests); the -h2 rows by h2load, HTTP/2 with ${h2Connections} connections × ${h2Streams} streams in flight (\`--h2-streams\`), as many requests in flight as wrk's ${connections} connections. h2load reports no percentiles: p50 and p99 come from its per-request log. wrk and h2load are different clients, so compare an h2 row with the other h2 row, not with the HTTP/1.1 rows, by req/s; CPU µs per request of the server is comparable across them. Upstreams stay HTTP/1.1 without TLS.`,
+        ...[...negotiated].map(([id, what]) => `${id} negotiated: ${what}${targets.find((t) => t.id === id)?.tls === 'tls' ? ' (probed with a client like wrk)' : ' (as h2load printed)'}.`),
+      ]
+    : []),
   ...(targets.some((t) => t.id === 'express-gateway')
     ? [`express-gateway ${versions['express-gateway']} installed and ran on Node ${process.version}: its database is the in-memory Redis emulation (\`emulate: true\`, no redis-server), its consumer and key-auth credential are created at each start, and its rate limit (per consumer, never refusing) has \`delayMs: 0\`.`]
     : []),

@@ -51,17 +51,25 @@ import { freePort } from './lib.js';
  * listener on PORT answering the verify API (POST /v1/keys/verify, GET /auth) to loopback callers.
  *
  *   target.ts verify PORT UPSTREAM
+ *
+ * `gateway-tls` is `gateway` on a TLS listener with the certificate and key at CERT and KEY
+ * (PEM paths), HTTP/2 offered by ALPN beside HTTP/1.1 (the listener's defaults).
+ *
+ *   target.ts gateway-tls PORT UPSTREAM CERT KEY
  */
 const [kind, portArg, upstream, redisArg, leaseArg] = process.argv.slice(2);
-if (!['bare', 'gateway', 'gateway-bare-checks', 'gateway-rules', 'redis', 'redis-workers', 'verify'].includes(kind!)) throw new Error(`unknown target ${kind}`);
+if (!['bare', 'gateway', 'gateway-bare-checks', 'gateway-rules', 'redis', 'redis-workers', 'verify', 'gateway-tls'].includes(kind!)) throw new Error(`unknown target ${kind}`);
 const port = Number(portArg);
 const workers = kind === 'redis-workers';
 const onRedis = kind === 'redis' || workers;
+/** `gateway-tls`: the listener's certificate and key (argv). */
+const tls = kind === 'gateway-tls' ? { cert: redisArg, key: leaseArg } : null;
+if (tls !== null && (!tls.cert || !tls.key)) throw new Error('the gateway-tls target needs CERT and KEY paths');
 /** Metrics and usage recording on the hot path, as in production. */
-const production = kind === 'gateway' || kind === 'verify' || onRedis;
+const production = kind === 'gateway' || kind === 'gateway-tls' || kind === 'verify' || onRedis;
 /** `verify`: PORT is the status listener's, with the verify API (loopback callers, no token); the proxy listens elsewhere. */
 const verifying = kind === 'verify';
-const redisUrl = redisArg || process.env.KEYGATE_BENCH_REDIS_URL;
+const redisUrl = onRedis ? redisArg || process.env.KEYGATE_BENCH_REDIS_URL : undefined;
 if (onRedis && !redisUrl) throw new Error(`the ${kind} target needs a redis:// URL (argv or KEYGATE_BENCH_REDIS_URL)`);
 // Each target process gets its own key space, so two redis targets on one server share nothing.
 const prefix = `bench${process.pid}`;
@@ -72,7 +80,7 @@ const manyRules = [
 ];
 const raw = {
   ...(workers ? { role: 'all', workers: Number(leaseArg) } : {}),
-  listeners: [{ port: verifying ? await freePort() : port, host: '127.0.0.1', environment: 'production' }],
+  listeners: [{ port: verifying ? await freePort() : port, host: '127.0.0.1', environment: 'production', ...(tls === null ? {} : { tls }) }],
   ...(verifying ? { status_listener: { port, host: '127.0.0.1', verify: { enabled: true } } } : {}),
   plans: { default: { limit: 1_000_000_000, window_seconds: 1 } },
   ...(onRedis
