@@ -67,7 +67,7 @@ import { freePort, have, install, procStat, selfSignedCert } from './lib.js';
  * nginx, the bare proxy and Keygate, and the p99 each adds over the upstream is reported.
  * Writes bench/results/proxy.json.
  *
- *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--rewarm 1] [--connections 50] [--h2-streams 10] [--only keygate,nginx]
+ *   npm run bench -- [--duration 5] [--rounds 3] [--warmup 2] [--rewarm 1] [--connections 50] [--h2-streams 10] [--idle 20] [--only keygate,nginx]
  */
 const { values } = parseArgs({
   options: {
@@ -77,6 +77,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     rewarm: { type: 'string', default: '1' },
     'h2-streams': { type: 'string', default: '10' },
+    idle: { type: 'string', default: '20' },
     only: { type: 'string' },
   },
 });
@@ -85,6 +86,7 @@ const rounds = Math.max(1, Math.min(10, Number(values.rounds)));
 const connections = Math.max(1, Math.min(1000, Number(values.connections)));
 const warmup = Math.max(0, Math.min(30, Number(values.warmup)));
 const rewarm = Math.max(0, Math.min(30, Number(values.rewarm)));
+const idleSeconds = Math.max(0, Math.min(120, Number(values.idle)));
 /** h2load: streams in flight on each connection, over connections / streams connections. */
 const h2Streams = Math.max(1, Math.min(100, Math.floor(Number(values['h2-streams']))));
 const h2Connections = Math.max(1, Math.round(connections / h2Streams));
@@ -634,6 +636,66 @@ if (offered > 0 && pacedTargets.some((t) => t.id === 'direct')) {
   }
 }
 
+/**
+ * After idle (issue 23: the first second after 20 s without traffic at least 0.9× the warm
+ * rate): for the floor and Keygate (full enforcement), `rounds` times each, the target is left
+ * without traffic for `--idle` seconds, then loaded for one second (the first second), then
+ * for `--duration` seconds more (warm). Each cycle's ratio is its first second's req/s over its
+ * own warm req/s; the median of the cycles is reported. `--idle 0` skips it.
+ */
+interface IdleRow {
+  id: string;
+  target: string;
+  idle_s: number;
+  first_second_rps: number;
+  warm_rps: number;
+  ratio: number;
+  runs: { first_second_rps: number; first_second_cpu_us: number; warm_rps: number; warm_cpu_us: number }[];
+}
+const afterIdle: IdleRow[] = [];
+const idleTargets = idleSeconds === 0 ? [] : targets.filter((t) => t.id === 'floor' || t.id === 'keygate');
+if (idleTargets.length > 0) {
+  process.stderr.write(`after idle: ${idleTargets.map((t) => t.id).join(', ')}, ${rounds} cycles of ${idleSeconds} s idle, 1 s, ${duration} s\n`);
+  const cycles = new Map<string, IdleRow['runs']>(idleTargets.map((t) => [t.id, []]));
+  for (let r = 0; r < rounds; r++) {
+    // Every target's idle spell runs at once; then each is loaded in turn, the first second
+    // straight away (the later ones wait the seconds the earlier take, idle all the same).
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+    const firsts = new Map<string, Sample>();
+    for (const t of idleTargets) {
+      try {
+        firsts.set(t.id, wrk(t.url, 1, t.headers, t.pid));
+      } catch (err) {
+        notes.push(`${t.name}: an after-idle run failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    for (const t of idleTargets) {
+      const first = firsts.get(t.id);
+      if (first === undefined) continue;
+      try {
+        const warm = wrk(t.url, duration, t.headers, t.pid);
+        cycles.get(t.id)!.push({ first_second_rps: first.rps, first_second_cpu_us: first.cpuUs, warm_rps: warm.rps, warm_cpu_us: warm.cpuUs });
+        process.stderr.write(`after idle, cycle ${r + 1} ${t.id}: first second ${first.rps.toFixed(0)} req/s, warm ${warm.rps.toFixed(0)} req/s (${(first.rps / warm.rps).toFixed(3)}×)\n`);
+      } catch (err) {
+        notes.push(`${t.name}: an after-idle run failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+  for (const t of idleTargets) {
+    const c = cycles.get(t.id)!;
+    if (c.length === 0) continue;
+    afterIdle.push({
+      id: t.id,
+      target: t.name,
+      idle_s: idleSeconds,
+      first_second_rps: median(c.map((x) => x.first_second_rps)),
+      warm_rps: median(c.map((x) => x.warm_rps)),
+      ratio: median(c.map((x) => x.first_second_rps / x.warm_rps)),
+      runs: c,
+    });
+  }
+}
+
 const rows = targets.map((t) => {
   const s = samples.get(t.id)!;
   const redisRow = t.needs === 'redis';
@@ -694,6 +756,13 @@ if (paced.length > 0 && pacedDirect !== undefined) {
   }
 }
 
+if (afterIdle.length > 0) {
+  console.log(`\nAfter ${idleSeconds} s idle: the first second against the same process warm, medians of ${rounds} cycles\n`);
+  console.log(line(['target', 'first second req/s', 'warm req/s', 'first / warm (median of cycles)']));
+  console.log(line(['---', '---:', '---:', '---:']));
+  for (const a of afterIdle) console.log(line([a.target, a.first_second_rps.toFixed(0), a.warm_rps.toFixed(0), a.ratio.toFixed(3)]));
+}
+
 /**
  * Headline ratios: the targets of issues 5 and 6. Besides the ratio of the medians, the median
  * of the ratios within each round: the two runs of a round are seconds apart, so drift in
@@ -728,7 +797,19 @@ const lines = [
   check('keygate_h2_vs_nginx_h2', 'keygate-h2', 'nginx-h2', null, `Keygate full enforcement / plain nginx, both TLS, HTTP/2 (h2load, ${h2Connections} connections × ${h2Streams} streams), 1 worker each (issue 22)`),
   check('tls_cost_keygate', 'keygate-tls', 'keygate', null, 'What TLS costs Keygate: keygate-tls / keygate, HTTP/1.1 both'),
   check('tls_cost_nginx', 'nginx-tls', 'nginx', null, 'What TLS costs nginx: nginx-tls / nginx, HTTP/1.1 both'),
+  check('bare_vs_floor', 'bare', 'floor', 0.95, "Keygate's bare forwarding / the Node floor (issue 23)"),
+  check('keygate_vs_floor', 'keygate', 'floor', 0.92, 'Keygate full enforcement / the Node floor (issue 23)'),
 ];
+{
+  const k = afterIdle.find((a) => a.id === 'keygate');
+  headline['after_idle'] = { ratio: k?.ratio ?? null, paired_ratio: null, cpu_ratio: null, paired_cpu_ratio: null, target: '≥ 0.9', met: k === undefined ? null : k.ratio >= 0.9 };
+  lines.push(
+    k === undefined
+      ? '- The first second after idle / warm (issue 23): not measured (needs row keygate and --idle above 0).'
+      : `- Keygate's first second after ${idleSeconds} s idle / its warm rate (issue 23): ${k.ratio.toFixed(3)}× (target ≥ 0.9: ${k.ratio >= 0.9 ? 'met' : 'NOT met'}); cycles ${k.runs.map((x) => (x.first_second_rps / x.warm_rps).toFixed(3)).join(', ')}` +
+          `${afterIdle.some((a) => a.id === 'floor') ? `; the floor's ${afterIdle.find((a) => a.id === 'floor')!.ratio.toFixed(3)}×` : ''}.`,
+  );
+}
 {
   const k = byId('keygate');
   const peers = ['fastify', 'express', 'express-gateway'].map(byId).filter((r) => r !== undefined);
@@ -750,6 +831,14 @@ if (floor !== undefined && nginx !== undefined) {
 const pacedKeygate = paced.find((p) => p.id === 'keygate');
 const addedP99 = pacedKeygate !== undefined && pacedDirect !== undefined ? pacedKeygate.p99_ms - pacedDirect.p99_ms : null;
 const latencyHeadline = { offered_rps: offered || null, p99_added_ms: addedP99, target: '< 1 ms', met: addedP99 === null ? null : addedP99 < 1 };
+const pacedFloor = paced.find((p) => p.id === 'floor');
+const overFloorP99 = pacedKeygate !== undefined && pacedFloor !== undefined ? pacedKeygate.p99_ms - pacedFloor.p99_ms : null;
+const floorLatencyHeadline = { p99_over_floor_ms: overFloorP99, target: '≤ 0.5 ms', met: overFloorP99 === null ? null : overFloorP99 <= 0.5 };
+lines.push(
+  overFloorP99 === null
+    ? '- p99 at half load over the Node floor (issue 23): not measured (needs rows direct, floor and keygate).'
+    : `- Keygate's p99 at half load over the Node floor's (issue 23): ${overFloorP99.toFixed(2)} ms (target ≤ 0.5 ms: ${overFloorP99 <= 0.5 ? 'met' : 'NOT met'}).`,
+);
 lines.push(
   addedP99 === null
     ? '- p99 added over the direct upstream at half load (issue 6): not measured (needs rows direct and keygate).'
@@ -828,7 +917,7 @@ writeFileSync(
     {
       when: new Date().toISOString(),
       command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
-      duration, rounds, warmup, rewarm, connections, pinned: pin, versions, headline: { ...headline, p99_added_at_half_load: latencyHeadline }, rows: table, half_load: paced, notes: [...fixed, ...notes],
+      duration, rounds, warmup, rewarm, connections, pinned: pin, versions, headline: { ...headline, p99_added_at_half_load: latencyHeadline, p99_over_floor_at_half_load: floorLatencyHeadline }, rows: table, half_load: paced, after_idle: afterIdle, notes: [...fixed, ...notes],
     },
     null,
     2,
