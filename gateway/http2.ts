@@ -26,7 +26,9 @@ export class GatewayH2Response extends Http2ServerResponse {
   }
 
   override destroy(err?: Error): this {
-    if (err !== undefined) this.#errored ??= err;
+    // As on http's ServerResponse, an error given once the stream is gone (the client reset it,
+    // and the cancelled upstream request echoes that back through h2Sink) is not this response's.
+    if (err !== undefined && !this.stream.destroyed) this.#errored ??= err;
     return super.destroy(err);
   }
 }
@@ -133,15 +135,9 @@ export function createH2Server(
   s['connectionsCheckingInterval'] = Math.min(1_000, limits.headers_timeout_ms);
   s['requireHostHeader'] = true;
   server.on('request', (req: IncomingMessage | Http2ServerRequest, res: unknown) => {
-    if (req.httpVersionMajor === 2) {
-      const r = req as Http2ServerRequest;
-      toHttp1Shape(r);
-      // A stream the client reset (or whose connection went) cancels its upstream request, as
-      // a closed HTTP/1.1 connection does (undici listens for `abort` on the request).
-      r.stream.once('close', () => {
-        if (!r.stream.writableFinished) r.emit('abort');
-      });
-    }
+    // A stream the client reset (or whose connection went) closes its response unended: the
+    // pipeline's close listener then cancels the upstream request (gateway/pipeline.ts).
+    if (req.httpVersionMajor === 2) toHttp1Shape(req as Http2ServerRequest);
     onRequest(req as IncomingMessage, res as never);
   });
   server.on('session', (session: ServerHttp2Session) => {

@@ -104,8 +104,11 @@ export function createPipeline(rt: Runtime, onDone: () => void): Pipeline {
     ctx.closed = true;
     // Closed before the response was complete: the client left, or the upstream failed
     // mid-body. Either way the upstream request, if one runs, is cancelled (forward.ts passes
-    // the request to undici as its abort signal).
-    if (!this.writableFinished) ctx.req.emit('abort');
+    // the request to undici as its abort signal). An HTTP/2 stream the client reset reads as
+    // finished (Node shuts its writable side on RST_STREAM, and the compatibility response
+    // answers `writableFinished` from the stream), so whether the gateway ended the response
+    // at all (`writableEnded`) is asked too.
+    if (!this.writableFinished || !this.writableEnded) ctx.req.emit('abort');
     forward.settle(ctx);
     releaseSlot(ctx);
     record(ctx);
