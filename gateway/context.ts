@@ -6,7 +6,7 @@ import type { Address } from '../core/ip.js';
 import { newRateState, type RateState } from '../core/limiter.js';
 import type { CompiledKey } from './compiled-key.js';
 import type { CompiledApi, CompiledRoute } from './routes.js';
-import type { RequestTrace } from './trace.js';
+import type { RequestTrace } from './request-trace.js';
 
 /** Why a request was refused; stops the pipeline and renders one error. */
 export interface Denial {
