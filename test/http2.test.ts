@@ -182,6 +182,11 @@ t.test('streams of one connection are checked and recorded each on its own', asy
   const mine = events.slice(before).filter((e) => e.request_id.startsWith('stream-'));
   t.equal(mine.length, keys.length, 'one usage event per stream');
   for (const e of mine) t.equal(e.status, expected[Number(e.request_id.slice(7))], `${e.request_id} recorded with its own status`);
+  // Counted on the connection, read once the stream has closed (docs/operations.md, HTTP/2).
+  t.ok(
+    mine.every((e) => Number.isSafeInteger(e.bytes_in) && e.bytes_in >= 0 && Number.isSafeInteger(e.bytes_out) && e.bytes_out > 0),
+    'bytes in and out counted for each stream',
+  );
 });
 
 /** The in-flight gauge, as /metrics would show it. */
@@ -213,6 +218,7 @@ t.test('a stream the client cancels cancels its upstream request at once', async
   t.equal(events.filter((e) => e.request_id === 'h2-cancel').length, 1, 'one usage event');
   t.equal(eventOf('h2-cancel')!.status, 499);
   t.equal(eventOf('h2-cancel')!.outcome, 'client_closed_request');
+  t.ok(Number.isSafeInteger(eventOf('h2-cancel')!.bytes_out), 'bytes out counted');
   t.equal(await inFlight(), 0, 'nothing left in flight');
   t.equal((await h2Call(session, get('/v1/emails/after-cancel', bearer(key)))).status, 200, 'the connection serves on');
 });
@@ -242,6 +248,7 @@ t.test('a connection closed under an open stream cancels its upstream request', 
   await waitFor(() => eventOf('h2-gone') !== undefined, 2_000, 'the usage event');
   t.equal(events.filter((e) => e.request_id === 'h2-gone').length, 1, 'one usage event');
   t.equal(eventOf('h2-gone')!.outcome, 'client_closed_request');
+  t.ok(Number.isSafeInteger(eventOf('h2-gone')!.bytes_in), 'bytes in counted, the connection gone');
   t.equal(await inFlight(), 0, 'nothing left in flight');
 });
 
