@@ -338,6 +338,8 @@ end
     let out = '';
     wrk.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     wrk.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    // Not installed: the first wait below fails, saying why (.ci/deps installs it).
+    wrk.once('error', (err) => (out += `wrk: ${err.message}\n`));
     const wrkDone = new Promise<number | null>((resolve) => wrk.once('close', resolve));
     t.teardown(() => void (wrk.exitCode === null && wrk.signalCode === null && wrk.kill('SIGKILL')));
 
@@ -346,7 +348,9 @@ end
     for (let i = 0; i < 20; i++) {
       // wrk's requests between each two reloads, so that every swap lands among requests under way.
       const mark = listed;
-      await until(async () => listed >= mark + 10, 10_000, 'wrk requests answered since the last reload');
+      await until(async () => listed >= mark + 10, 10_000, 'wrk requests answered since the last reload').catch((err: Error) => {
+        throw new Error(`${err.message}; wrk said: ${out}`);
+      });
       if (i === 10) {
         writeFileSync(path, invalid);
         const refused = await reload();
