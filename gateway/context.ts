@@ -6,7 +6,7 @@ import type { Address } from '../core/ip.js';
 import { newRateState, type RateState } from '../core/limiter.js';
 import type { CompiledKey } from './compiled-key.js';
 import type { CompiledApi, CompiledRoute } from './routes.js';
-import type { RequestTrace } from './trace.js';
+import type { RequestTrace } from './request-trace.js';
 
 /** Why a request was refused; stops the pipeline and renders one error. */
 export interface Denial {
@@ -31,6 +31,9 @@ export interface Listener {
 }
 
 const NO_SCOPES: readonly string[] = Object.freeze([]);
+
+/** Where an HTTP/2 request carries its stream's TLS connection (gateway/http2.ts). */
+export const CONNECTION: unique symbol = Symbol('keygate.connection');
 
 /** Per-request state, one object with a fixed shape, filled stage by stage. */
 export class RequestContext {
@@ -107,7 +110,11 @@ export class RequestContext {
   sentMovedAt = 0;
   /** Set once the in-flight watch answered for the upstream: its late outcome is ignored. */
   expired: '' | 'timeout' | 'body_idle' | 'response_idle' | 'body_too_large' = '';
-  /** The connection, kept: `req.socket` is null once the response is over. */
+  /**
+   * The connection, kept: `req.socket` is null once the response is over. For an HTTP/2 stream,
+   * the TLS connection it came on (`req[CONNECTION]`, gateway/http2.ts): its `req.socket` is a
+   * proxy that reads nothing once the stream has closed, and usage's byte counts are read then.
+   */
   readonly conn: Socket;
   /** The connection's byte counters when this request began (for usage's bytes in and out). */
   readonly bytesRead0: number;
@@ -128,9 +135,10 @@ export class RequestContext {
     this.listener = listener;
     this.startedAt = startedAt;
     this.method = req.method ?? 'GET';
-    this.conn = req.socket;
-    this.bytesRead0 = req.socket.bytesRead;
-    this.bytesWritten0 = req.socket.bytesWritten;
+    const conn = (req as { [CONNECTION]?: Socket })[CONNECTION] ?? req.socket;
+    this.conn = conn;
+    this.bytesRead0 = conn.bytesRead;
+    this.bytesWritten0 = conn.bytesWritten;
   }
 }
 

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSecureServer, Http2ServerResponse, Http2ServerRequest, type Http2SecureServer, type SecureServerOptions, type ServerHttp2Session } from 'node:http2';
+import { createSecureServer, Http2ServerResponse, Http2ServerRequest, type Http2SecureServer, type Http2Session, type SecureServerOptions, type ServerHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
-import type { RequestContext } from './context.js';
+import { CONNECTION, type RequestContext } from './context.js';
 
 /*
  * HTTP/2 to clients on TLS listeners (docs/operations.md, HTTP/2): Node's compatibility API
@@ -25,7 +26,9 @@ export class GatewayH2Response extends Http2ServerResponse {
   }
 
   override destroy(err?: Error): this {
-    if (err !== undefined) this.#errored ??= err;
+    // As on http's ServerResponse, an error given once the stream is gone (the client reset it,
+    // and the cancelled upstream request may echo that back) is not this response's.
+    if (err !== undefined && !this.stream.destroyed) this.#errored ??= err;
     return super.destroy(err);
   }
 }
@@ -132,18 +135,27 @@ export function createH2Server(
   s['connectionsCheckingInterval'] = Math.min(1_000, limits.headers_timeout_ms);
   s['requireHostHeader'] = true;
   server.on('request', (req: IncomingMessage | Http2ServerRequest, res: unknown) => {
+    // A stream the client reset (or whose connection went) closes its response unended: the
+    // pipeline's close listener then cancels the upstream request (gateway/pipeline.ts).
     if (req.httpVersionMajor === 2) {
-      const r = req as Http2ServerRequest;
+      const r = req as Http2ServerRequest & { [CONNECTION]?: TLSSocket };
       toHttp1Shape(r);
-      // A stream the client reset (or whose connection went) cancels its upstream request, as
-      // a closed HTTP/1.1 connection does (undici listens for `abort` on the request).
-      r.stream.once('close', () => {
-        if (!r.stream.writableFinished) r.emit('abort');
-      });
+      r[CONNECTION] = connections.get(r.stream.session!);
     }
     onRequest(req as IncomingMessage, res as never);
   });
+  // The TLS connection under each HTTP/2 session, which the session only shows through a proxy
+  // that stops answering once a stream (or the session) has closed. Node's own listener makes
+  // the session from the connection, emitting 'session', just before this one runs.
+  const connections = new WeakMap<Http2Session, TLSSocket>();
+  let opened: ServerHttp2Session | null = null;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (opened === null) return;
+    connections.set(opened, socket);
+    opened = null;
+  });
   server.on('session', (session: ServerHttp2Session) => {
+    opened = session;
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     session.on('error', () => session.destroy());

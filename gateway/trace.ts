@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import type { RequestContext, Stage, StageResult } from './context.js';
 import { OtlpExporter, type FinishedSpan } from './otlp-exporter.js';
+import { RequestTrace } from './request-trace.js';
 
 /*
  * Distributed tracing (docs/operations.md, Tracing): W3C Trace Context
@@ -22,33 +23,6 @@ const TRACESTATE_MAX_MEMBERS = 32;
 const TRACESTATE_LONG_MEMBER = 128;
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
-
-/** One request's part in a trace: ids, sampling, and the stage timings its span reports. */
-export class RequestTrace {
-  readonly traceId: string;
-  readonly spanId: string;
-  /** The client's span, when it sent a valid traceparent; null when Keygate started the trace. */
-  readonly parentId: string | null;
-  readonly sampled: boolean;
-  /** The client's tracestate, validated and bounded; null when absent or unusable. */
-  readonly traceState: string | null;
-  /** Milliseconds spent in resolve-key and rate-limit (-1: the stage did not run). */
-  resolveMs = -1;
-  rateLimitMs = -1;
-
-  constructor(traceId: string, spanId: string, parentId: string | null, sampled: boolean, traceState: string | null) {
-    this.traceId = traceId;
-    this.spanId = spanId;
-    this.parentId = parentId;
-    this.sampled = sampled;
-    this.traceState = traceState;
-  }
-
-  /** The traceparent the upstream receives: this trace, Keygate's span as its parent. */
-  get traceparent(): string {
-    return `00-${this.traceId}-${this.spanId}-${this.sampled ? '01' : '00'}`;
-  }
-}
 
 /** A client's traceparent, split; null when it is not valid. */
 export interface ParentContext {

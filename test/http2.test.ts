@@ -1,13 +1,16 @@
+import { createServer, type IncomingMessage } from 'node:http';
 import { constants } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { Logger } from '../core/log.js';
 import type { UsageEvent } from '../gateway/runtime.js';
 import { createGateway } from '../gateway/server.js';
+import type { ClientHttp2Session } from 'node:http2';
 import { FLAG, FRAME, frame, h2Call, h2Session, literal, rawH2, requestBlock, watchFrames } from './lib/h2.js';
 import { bearer, startStack, testConfig } from './lib/stack.js';
 import { createTestPki } from './lib/tls-certs.js';
 import { tlsCall } from './lib/tls-client.js';
-import { within } from './lib/within.js';
+import { waitFor, within } from './lib/within.js';
 
 // HTTP/2 to clients on a TLS listener (docs/operations.md, HTTP/2): ALPN, the pipeline's
 // semantics and error bodies per stream, streams recorded on their own, and the limits on
@@ -20,6 +23,27 @@ const ca = pki.read(pki.ca.cert);
 
 const stack = await startStack();
 t.teardown(() => stack.close());
+
+/**
+ * An upstream that holds every request: …/headers-first sends its status and a first chunk,
+ * then nothing; anything else is never answered. Notes when each request's connection closed.
+ */
+const held: { url: string; req: IncomingMessage; closed: boolean }[] = [];
+const holder = createServer((req, res) => {
+  const h = { url: req.url!, req, closed: false };
+  held.push(h);
+  res.once('close', () => (h.closed = true));
+  if (req.url!.endsWith('/headers-first')) {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first\n');
+  }
+});
+await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+t.teardown(async () => {
+  holder.closeAllConnections();
+  await new Promise<void>((resolve) => holder.close(() => resolve()));
+});
+const holderUrl = `http://127.0.0.1:${(holder.address() as AddressInfo).port}`;
 const config = testConfig(stack.upstream.url, {
   listeners: [{ port: 0, host: '127.0.0.1', environment: 'production', tls: { cert: server.cert, key: server.key, hsts: { max_age: 600 } } }],
   apis: [
@@ -38,6 +62,8 @@ const config = testConfig(stack.upstream.url, {
     { name: 'contacts', path_prefix: '/v1/contacts', upstream: stack.upstream.url, unlisted: 'allow', max_body_bytes: 1000 },
     { name: 'slow', path_prefix: '/v1/slow', upstream: stack.upstream.url, timeout_ms: 200, unlisted: 'allow' },
     { name: 'dead', path_prefix: '/v1/dead', upstream: 'http://127.0.0.1:1', unlisted: 'allow' },
+    // A cancelled stream must end its upstream request long before this.
+    { name: 'hold', path_prefix: '/v1/hold', upstream: holderUrl, timeout_ms: 30_000, unlisted: 'allow' },
   ],
 });
 const events: UsageEvent[] = [];
@@ -48,6 +74,8 @@ const port = Number(new URL(url).port);
 t.teardown(() => gateway.close(0));
 
 const { key } = await stack.createKey({ scopes: ['read_campaigns'], apis: ['emails', 'slow', 'dead', 'contacts'] });
+// The holding upstream's API is the gateway's alone (the admin's config does not name it): a key of every API.
+const { key: anyApi } = await stack.createKey();
 const { key: limited } = await stack.createKey({ rate_limit: { limit: 1, window_seconds: 60 } });
 const { key: narrow } = await stack.createKey({ apis: ['contacts'] });
 // The key responsiveness checks use: one that the floods (which spend `key`'s tokens) leave alone.
@@ -154,6 +182,74 @@ t.test('streams of one connection are checked and recorded each on its own', asy
   const mine = events.slice(before).filter((e) => e.request_id.startsWith('stream-'));
   t.equal(mine.length, keys.length, 'one usage event per stream');
   for (const e of mine) t.equal(e.status, expected[Number(e.request_id.slice(7))], `${e.request_id} recorded with its own status`);
+  // Counted on the connection, read once the stream has closed (docs/operations.md, HTTP/2).
+  t.ok(
+    mine.every((e) => Number.isSafeInteger(e.bytes_in) && e.bytes_in >= 0 && Number.isSafeInteger(e.bytes_out) && e.bytes_out > 0),
+    'bytes in and out counted for each stream',
+  );
+});
+
+/** The in-flight gauge, as /metrics would show it. */
+async function inFlight(): Promise<number> {
+  const gauge = gateway.runtime.metrics!.registry.getSingleMetric('keygate_requests_in_flight')!;
+  return (await gauge.get()).values[0]!.value;
+}
+
+/** A request on `session` to the holding upstream, once the upstream has it. */
+async function holdOne(session: ClientHttp2Session, path: string, requestId: string) {
+  const req = session.request(get(path, { ...bearer(anyApi), 'x-request-id': requestId }), { endStream: true });
+  req.on('error', () => {});
+  await waitFor(() => held.some((h) => h.url === path), 3_000, `${path} reaching the upstream`);
+  return { req, upstream: held.find((h) => h.url === path)! };
+}
+
+const eventOf = (id: string) => events.find((e) => e.request_id === id);
+
+t.test('a stream the client cancels cancels its upstream request at once', async (t) => {
+  const session = await h2Session(url, ca);
+  t.teardown(() => session.close());
+  const { req, upstream } = await holdOne(session, '/v1/hold/cancel', 'h2-cancel');
+  t.equal(await inFlight(), 1, 'in flight while the upstream holds it');
+  req.close(constants.NGHTTP2_CANCEL);
+  // timeout_ms is 30 s: a cancel that is not passed on would hold the upstream that long.
+  await waitFor(() => upstream.closed, 3_000, 'the upstream request closing');
+  t.pass('the upstream saw its request closed');
+  await waitFor(() => eventOf('h2-cancel') !== undefined, 2_000, 'the usage event');
+  t.equal(events.filter((e) => e.request_id === 'h2-cancel').length, 1, 'one usage event');
+  t.equal(eventOf('h2-cancel')!.status, 499);
+  t.equal(eventOf('h2-cancel')!.outcome, 'client_closed_request');
+  t.ok(Number.isSafeInteger(eventOf('h2-cancel')!.bytes_out), 'bytes out counted');
+  t.equal(await inFlight(), 0, 'nothing left in flight');
+  t.equal((await h2Call(session, get('/v1/emails/after-cancel', bearer(key)))).status, 200, 'the connection serves on');
+});
+
+t.test('a stream cancelled after the upstream’s headers cancels the upstream response', async (t) => {
+  const session = await h2Session(url, ca);
+  t.teardown(() => session.close());
+  const req = session.request(get('/v1/hold/headers-first', { ...bearer(anyApi), 'x-request-id': 'h2-cancel-body' }), { endStream: true });
+  req.on('error', () => {});
+  await within(new Promise((resolve) => req.once('data', resolve)), 3_000, 'the first chunk');
+  const upstream = held.find((h) => h.url === '/v1/hold/headers-first')!;
+  req.close(constants.NGHTTP2_CANCEL);
+  await waitFor(() => upstream.closed, 3_000, 'the upstream response closing');
+  t.pass('the upstream saw its response cancelled');
+  await waitFor(() => eventOf('h2-cancel-body') !== undefined, 2_000, 'the usage event');
+  t.equal(events.filter((e) => e.request_id === 'h2-cancel-body').length, 1, 'one usage event');
+  t.equal(eventOf('h2-cancel-body')!.status, 200, 'the status the client was sent');
+  t.equal(await inFlight(), 0, 'nothing left in flight');
+});
+
+t.test('a connection closed under an open stream cancels its upstream request', async (t) => {
+  const session = await h2Session(url, ca);
+  const { upstream } = await holdOne(session, '/v1/hold/gone', 'h2-gone');
+  session.destroy();
+  await waitFor(() => upstream.closed, 3_000, 'the upstream request closing');
+  t.pass('the upstream saw its request closed');
+  await waitFor(() => eventOf('h2-gone') !== undefined, 2_000, 'the usage event');
+  t.equal(events.filter((e) => e.request_id === 'h2-gone').length, 1, 'one usage event');
+  t.equal(eventOf('h2-gone')!.outcome, 'client_closed_request');
+  t.ok(Number.isSafeInteger(eventOf('h2-gone')!.bytes_in), 'bytes in counted, the connection gone');
+  t.equal(await inFlight(), 0, 'nothing left in flight');
 });
 
 t.test('a header list over max_header_list_bytes is refused; the connection serves on', async (t) => {
