@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ERRORS } from '../core/errors.js';
 import { newRateState, type LimitPolicy, type RateState } from '../core/limiter.js';
+import type { QuotaPolicy } from '../core/quota.js';
 import type { Denial, RequestContext } from './context.js';
 import { setCorsHeaders } from './cors.js';
 import { closeUnderUnreadBody } from './in-flight.js';
@@ -80,7 +81,8 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
     headers['ratelimit-policy'] += `, ${key.appPolicy!.header}`;
     headers['ratelimit'] += `, ${rateItem(key.appPolicy!, app)}`;
   }
-  if (ctx.quotaRemaining >= 0) setQuotaHeaders(ctx, headers);
+  if (ctx.quotaRemaining >= 0) quotaItems(ctx.key!.quota!, ctx.quotaRemaining, ctx.quotaResetAt, ctx.now, headers);
+  if (ctx.appQuotaRemaining >= 0) quotaItems(ctx.key!.appQuota!, ctx.appQuotaRemaining, ctx.appQuotaResetAt, ctx.now, headers);
   if (rt.config.headers.legacy_rate_limit) {
     const { policy, state } = tighter(rt, ctx);
     headers['x-ratelimit-limit'] = String(policy.limit);
@@ -89,12 +91,14 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
   }
 }
 
-/** The key's quota as one more item of each header: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills). */
-function setQuotaHeaders(ctx: RequestContext, headers: Record<string, unknown>): void {
-  const q = ctx.key!.quota!;
-  const t = ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`;
+/**
+ * A quota as one more item of each header: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t`
+ * when it never refills); the application's is named `"app-quota"`.
+ */
+function quotaItems(q: QuotaPolicy, remaining: number, resetAt: number, now: number, headers: Record<string, unknown>): void {
+  const t = resetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((resetAt - now) / 1000))}`;
   headers['ratelimit-policy'] = `${headers['ratelimit-policy'] as string}, ${q.header}`;
-  headers['ratelimit'] = `${headers['ratelimit'] as string}, "quota";r=${ctx.quotaRemaining}${t}`;
+  headers['ratelimit'] = `${headers['ratelimit'] as string}, "${q.name}";r=${remaining}${t}`;
 }
 
 /**

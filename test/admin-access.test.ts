@@ -403,7 +403,7 @@ t.test('tenants: another tenant’s keys and applications are 404 on every route
   const appA: string = appARes.body.id;
   // Tenant b: no token of the test stack may create a tenant-b application, so the service makes it.
   const seedId = `seed-${marker('app-b')}`;
-  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {}, plan: null, rate_limit: null }, tenantBSeeder(seedId))).id;
+  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {}, plan: null, rate_limit: null, quota: null, credits: null }, tenantBSeeder(seedId))).id;
   ledger.push({ request_id: seedId, what: 'AppService.create (tenant b)' });
   const app0 = await newApp({ suspended: true });
 
