@@ -217,6 +217,10 @@ t.test('admin: validation, PATCH replacing and clearing the quota, the credits r
   t.match(await bad('POST', '/v1/applications', { name: 'x', credits: { remaining: 1, refill: { amount: 1, every: 'hour' } } }), [{ path: 'credits.refill.every' }]);
   t.match(await bad('POST', '/v1/applications', { name: 'x', quota: { limit: 1, period: 'day', mode: 'dry' } }), [{ path: 'quota.mode' }]);
   t.match(await bad('POST', '/v1/applications', { name: 'x', quota: { limit: 1, period: 'day', bogus: 1 } }), [{ path: 'quota' }]);
+  t.match(await bad('POST', '/v1/applications', { name: 'x', quota: { limit: 1e13, period: 'day' } }), [{ path: 'quota.limit' }], 'past 10^12: balances stay exact');
+  t.match(await bad('POST', '/v1/applications', { name: 'x', quota: { limit: 1.5, period: 'day' } }), [{ path: 'quota.limit' }]);
+  t.match(await bad('POST', '/v1/applications', { name: 'x', credits: { remaining: '5' } }), [{ path: 'credits.remaining' }]);
+  t.match(await bad('POST', '/v1/applications', { name: 'x', quota: 'lots' }), [{ path: 'quota' }]);
 
   const id = await newApp(s, { name: 'metered', credits: { remaining: 5 } });
   t.match(await bad('PATCH', `/v1/applications/${id}`, { quota: { limit: 1, period: 'day' }, credits: { remaining: 1 } }), [{ path: 'credits' }]);
