@@ -295,3 +295,24 @@ t.test('the verify API spends and reports the application quota', async (t) => {
   const plain = await s.createKey();
   t.match(await verify(plain.key), { valid: true, quota: null, app_quota: null }, 'a key of no application: app_quota null');
 });
+
+t.test("the store failing on the application's balance: a closed plan answers 503 and gives the key's units back; an open one lets through", async (t) => {
+  const s = await stack(t, {
+    overrides: () => ({ plans: { default: { limit: 100, window_seconds: 60 }, tight: { limit: 100, window_seconds: 60, on_store_failure: 'closed' } } }),
+  });
+  const prod = s.gw['production']!;
+  const id = await newApp(s, { quota: { limit: 5, period: 'day' } });
+  const closed = await s.createKey({ application: id, plan: 'tight', quota: { limit: 3, period: 'day' } });
+  const open = await s.createKey({ application: id });
+  const store = s.store as unknown as { quota: (account: string, ...rest: unknown[]) => Promise<unknown> };
+  const real = store.quota.bind(s.store);
+  store.quota = (account, ...rest) => (account.startsWith('app_') ? Promise.reject(new Error('store down')) : real(account, ...rest));
+  t.teardown(() => void (store.quota = real));
+  const refused = await get(prod, closed.key);
+  t.equal(refused.status, 503);
+  t.match(refused.body.message, /Quotas cannot be checked right now/);
+  t.equal((await get(prod, open.key)).status, 200, 'local (the default): admitted uncounted');
+  store.quota = real;
+  t.same(await keyBalance(s, closed.id), { remaining: 3, refills_at: '2026-06-02T00:00:00.000Z' }, "the key's unit is back");
+  t.equal((await appBalance(s, id)).remaining, 5, 'nothing was counted on the application');
+});
