@@ -1,22 +1,26 @@
 import type { AppRecord } from '../core/application.js';
 import type { Clock } from '../core/clock.js';
 import { VersionConflictError } from '../core/internal-errors.js';
-import { appLimitOf, isRevoked, type KeyRecord } from '../core/record.js';
+import { appLimitOf, appQuotaOf, isRevoked, type KeyRecord } from '../core/record.js';
 import type { Store } from '../core/store/store.js';
 
 /**
  * What an application copies onto each of its keys that is not revoked (docs/admin-api.md, "An
- * application's shared limit"): its suspension and its shared limit, so that gateways read
- * them with the key.
+ * application's shared limit"): its suspension, its shared limit and its shared quota
+ * (docs/quotas.md), so that gateways read them with the key.
  */
-export function appState(app: AppRecord): Pick<KeyRecord, 'app_suspended_at' | 'app_limit'> {
-  return { app_suspended_at: app.suspended_at, app_limit: appLimitOf(app) };
+export function appState(app: AppRecord): Pick<KeyRecord, 'app_suspended_at' | 'app_limit' | 'app_quota'> {
+  return { app_suspended_at: app.suspended_at, app_limit: appLimitOf(app), app_quota: appQuotaOf(app) };
 }
 
 /** Whether `key` carries what its application copies onto it. */
 export function inLine(key: KeyRecord, app: AppRecord): boolean {
   const want = appState(app);
-  return key.app_suspended_at === want.app_suspended_at && JSON.stringify(key.app_limit ?? null) === JSON.stringify(want.app_limit);
+  return (
+    key.app_suspended_at === want.app_suspended_at &&
+    JSON.stringify(key.app_limit ?? null) === JSON.stringify(want.app_limit) &&
+    JSON.stringify(key.app_quota ?? null) === JSON.stringify(want.app_quota)
+  );
 }
 
 /**

@@ -3,21 +3,23 @@ import { appToWire, type AppRecord } from '../core/application.js';
 import { diff, type Actor, type AuditAction, type KeyEvent } from '../core/audit.js';
 import type { Clock } from '../core/clock.js';
 import { HttpError } from '../core/errors.js';
-import { appLimitOf, isRevoked, type KeyRecord } from '../core/record.js';
+import { compileQuota, type QuotaPolicy } from '../core/quota.js';
+import { appLimitOf, appQuotaOf, isRevoked, type KeyRecord } from '../core/record.js';
 import { type AppQuery, type Page, type Store } from '../core/store/store.js';
-import type { CreateAppInput, UpdateAppInput } from './key-input.js';
+import type { CreateAppInput, CreditsInput, UpdateAppInput } from './key-input.js';
 import { alignKeys, appState } from './app-keys.js';
 import { audit, event } from './keys.js';
 import { VersionConflictError } from '../core/internal-errors.js';
 
-const APP_FIELDS = ['name', 'description', 'meta', 'plan', 'rate_limit', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
+const APP_FIELDS = ['name', 'description', 'meta', 'plan', 'rate_limit', 'quota', 'credits', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
 
 /**
  * Consumer applications. Suspending one marks every key it owns as suspended through it
  * (`app_suspended_at`), in the same commit; reactivating clears only that mark, so keys
  * suspended on their own stay suspended. An application's shared limit (`plan` or `rate_limit`)
  * is copied onto each of its keys that is not revoked (`app_limit`) in the same way, so that a
- * gateway reads it with the key and drops it from its cache when it changes.
+ * gateway reads it with the key and drops it from its cache when it changes; so is its shared
+ * quota or credits (`app_quota`), whose balance the store keeps under the application's id.
  */
 export class AppService {
   readonly #store: Store;
@@ -44,6 +46,8 @@ export class AppService {
       suspended_reason: null,
       plan: input.plan,
       rate_limit: input.rate_limit,
+      quota: input.quota,
+      credits: input.credits,
     };
     const { apps } = await this.#store.commit({
       apps: [{ rec: app, expected: 0 }],
@@ -56,7 +60,7 @@ export class AppService {
     const app = await this.#store.getApp(id);
     if (app === null || (by.tenant !== null && app.tenant !== by.tenant)) throw new HttpError('not_found', `No application with id ${id}.`);
     // Records written before applications had limits have none.
-    return { ...app, plan: app.plan ?? null, rate_limit: app.rate_limit ?? null };
+    return { ...app, plan: app.plan ?? null, rate_limit: app.rate_limit ?? null, quota: app.quota ?? null, credits: app.credits ?? null };
   }
 
   list(query: Omit<AppQuery, 'tenant'>, by: { tenant: string | null }): Promise<Page<AppRecord>> {
@@ -72,13 +76,17 @@ export class AppService {
         meta: patch.meta ?? app.meta,
         plan: patch.plan !== undefined ? patch.plan : (app.plan ?? null),
         rate_limit: patch.rate_limit !== undefined ? patch.rate_limit : (app.rate_limit ?? null),
+        // One balance: a quota given replaces the credits, and credits the quota.
+        quota: patch.quota !== undefined ? patch.quota : patch.credits != null ? null : (app.quota ?? null),
+        credits: patch.credits !== undefined ? patch.credits : patch.quota != null ? null : (app.credits ?? null),
         updated_at: now,
       };
       const limit = appLimitOf(next);
-      if (JSON.stringify(limit) === JSON.stringify(appLimitOf(app))) return { next, keys: [] };
-      // The new shared limit goes onto every key of the application that can still be used.
+      const quota = appQuotaOf(next);
+      if (JSON.stringify([limit, quota]) === JSON.stringify([appLimitOf(app), appQuotaOf(app)])) return { next, keys: [] };
+      // The new shared limit and quota go onto every key of the application that can still be used.
       const keys = (await this.#store.keysOfApp(id)).filter((k) => !isRevoked(k, now));
-      return { next, keys: keys.map((k) => ({ before: k, after: { ...k, app_limit: limit, updated_at: now } })) };
+      return { next, keys: keys.map((k) => ({ before: k, after: { ...k, app_limit: limit, app_quota: quota, updated_at: now } })) };
     });
   }
 
@@ -108,6 +116,42 @@ export class AppService {
 
   wire(app: AppRecord) {
     return appToWire(app);
+  }
+
+  /** The application's record with `balance`: what is left of its shared quota or credits (null: it has none). */
+  async wireWithBalance(app: AppRecord) {
+    return { ...appToWire(app), balance: await this.balance(app) };
+  }
+
+  /** The application's shared quota, as the gateways compile it (named `app-quota` in the RateLimit headers). */
+  quotaOf(app: AppRecord): QuotaPolicy | null {
+    return compileQuota(app.quota, app.credits, 'app-quota');
+  }
+
+  /** The shared balance now: units left and when they refill; null for an application without a quota. */
+  async balance(app: AppRecord): Promise<{ remaining: number; refills_at: string | null } | null> {
+    const q = this.quotaOf(app);
+    if (q === null) return null;
+    const a = await this.#store.quota(app.id, q, 'read', 0, this.#clock.now());
+    return { remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
+  }
+
+  /**
+   * Sets or tops up the application's shared balance (`POST /v1/applications/{id}/credits`),
+   * audited as application.credits_changed: one atomic store operation, as for a key's.
+   */
+  async changeCredits(id: string, input: CreditsInput, by: Actor): Promise<{ app: AppRecord; remaining: number; refills_at: string | null }> {
+    const app = await this.get(id, by);
+    const q = this.quotaOf(app);
+    if (q === null) {
+      throw new HttpError('conflict', `Application ${id} has no quota or credits; give it one first (PATCH /v1/applications/${id} with quota or credits).`);
+    }
+    const now = this.#clock.now();
+    const before = input.set !== undefined ? (await this.#store.quota(app.id, q, 'read', 0, now)).remaining : null;
+    const a = input.set !== undefined ? await this.#store.quota(app.id, q, 'set', input.set, now) : await this.#store.quota(app.id, q, 'add', input.add!, now);
+    const from = before ?? a.remaining - input.add!;
+    await this.#store.commit({ audit: [audit(by, now, 'application.credits_changed', app, { balance: { from, to: a.remaining } }, 'application')] });
+    return { app, remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
   }
 
   async #change(

@@ -42,11 +42,15 @@ function planOrRateLimit(o: { plan?: string | null | undefined; rate_limit?: unk
   if (o.plan != null && o.rate_limit != null) ctx.addIssue({ code: 'custom', path: ['rate_limit'], message: PLAN_AND_RATE_LIMIT });
 }
 
-/** A key's balance is spent by one of its quota or its credits, so it may carry only one. */
-export const QUOTA_AND_CREDITS = 'give quota or credits, not both: a key has one balance, counted one way';
+/** A key's (or an application's) balance is spent by one of its quota or its credits, so it may carry only one. */
+const quotaAndCredits = (holder: string) => `give quota or credits, not both: ${holder} has one balance, counted one way`;
 
 function quotaOrCredits(o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void {
-  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: QUOTA_AND_CREDITS });
+  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: quotaAndCredits('a key') });
+}
+
+function appQuotaOrCredits(o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void {
+  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: quotaAndCredits('an application') });
 }
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -166,9 +170,23 @@ export function keySchemas(config: Config) {
     plan: plan.nullable().meta({ description: "A plan whose limit all the application's keys share; null: none." }),
     rate_limit: rateLimitSpec.nullable().meta({ description: "A limit of the application's own, shared by all its keys; replaces `plan`'s; null: none." }),
   };
+  // Its shared quota: its keys' requests spend from it as well as from their own (docs/quotas.md).
+  const appQuota = {
+    quota: quotaSpec.nullable().meta({ description: "Units per period that all the application's keys share; null: none." }),
+    credits: creditsSpec.nullable().meta({ description: "A balance of units that all the application's keys share; never with `quota`; null: none." }),
+  };
   const appCreate = z
-    .strictObject({ name, description: description.default(null), meta: metaSchema.default({}), plan: appLimit.plan.default(null), rate_limit: appLimit.rate_limit.default(null) })
-    .superRefine(appPlanOrRateLimit);
+    .strictObject({
+      name,
+      description: description.default(null),
+      meta: metaSchema.default({}),
+      plan: appLimit.plan.default(null),
+      rate_limit: appLimit.rate_limit.default(null),
+      quota: appQuota.quota.default(null),
+      credits: appQuota.credits.default(null),
+    })
+    .superRefine(appPlanOrRateLimit)
+    .superRefine(appQuotaOrCredits);
   const appUpdate = z
     .strictObject({
       name: name.optional(),
@@ -176,9 +194,12 @@ export function keySchemas(config: Config) {
       meta: metaSchema.optional(),
       plan: appLimit.plan.optional(),
       rate_limit: appLimit.rate_limit.optional(),
+      quota: appQuota.quota.optional(),
+      credits: appQuota.credits.optional(),
     })
     .refine((o) => Object.keys(o).length > 0, 'name at least one field to change')
-    .superRefine(appPlanOrRateLimit);
+    .superRefine(appPlanOrRateLimit)
+    .superRefine(appQuotaOrCredits);
   const appList = z.strictObject({
     status: z.enum(['active', 'suspended']).optional(),
     q: z.string().max(200).optional().meta({ description: 'A case-insensitive part of the name, or an exact id.' }),

@@ -224,6 +224,8 @@ export function wireSchemas(config: Config): Record<string, Json> {
         meta: { type: 'object', additionalProperties: ref('JsonValue') },
         plan: nullable(str("A plan whose limit all the application's keys share; null: none (or `rate_limit`).")),
         rate_limit: nullable(ref('RateLimit')),
+        quota: nullable(ref('Quota')),
+        credits: nullable(ref('Credits')),
         tenant: nullable(str()),
         created_at: time('When the application was created.'),
         created_by: nullable(str()),
@@ -233,6 +235,20 @@ export function wireSchemas(config: Config): Record<string, Json> {
       },
       'A consumer application: the owner of keys.',
     ),
+    ApplicationWithBalance: {
+      description: 'An application record with what is left of the quota or credits its keys share.',
+      allOf: [
+        ref('Application'),
+        object({
+          balance: nullable(
+            object(
+              { remaining: int('Units left.'), refills_at: nullable(time('When the balance is next set to its refill amount; null when it never is.')) },
+              'The shared balance; null when the application has no quota or credits.',
+            ),
+          ),
+        }),
+      ],
+    },
     ApplicationList: page('Application', 'A page of applications.'),
     AuditEntry: object(
       {

@@ -8,7 +8,8 @@ type Json = Record<string, unknown>;
 
 const TAGS: Record<Tag, string> = {
   Keys: 'API keys through their lifecycle: create, list, edit, regenerate, suspend, reactivate, revoke, and their timeline.',
-  Applications: 'The consumer applications that own keys. Suspending one suspends its keys with it.',
+  Applications:
+    'The consumer applications that own keys. Suspending one suspends its keys with it; a rate limit or a quota (or credits) set on one is shared by all its keys (docs/quotas.md).',
   Usage: 'Traffic and errors the gateways record, per key or overall, and the gateways’ intake of usage events.',
   Audit: 'Every change made through this API or by the scheduler: who, when, from where, and what changed.',
   Alerts: 'What Keygate raised about keys and traffic (expiry, revocation, leaks, limits, errors), and where each alert was delivered.',

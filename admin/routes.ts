@@ -221,20 +221,39 @@ export function adminRoutes(d: RouteDeps): Route<Call>[] {
       operationId: 'getApplication',
       tag: 'Applications',
       summary: 'Get an application',
-      description: 'One application record.',
-      responses: { 200: APP },
-    }, async (c, [id]) => sendJson(c.res, 200, apps.wire(await apps.get(id!, c.actor)), c.requestId)),
+      description: 'One application record. Only here (and in the answers to PATCH and to credits), the record carries `balance`: what is left of its shared quota or credits.',
+      responses: { 200: { description: 'The application record, with `balance`.', schema: 'ApplicationWithBalance' } },
+    }, async (c, [id]) => sendJson(c.res, 200, await apps.wireWithBalance(await apps.get(id!, c.actor)), c.requestId)),
     route('PATCH', '/v1/applications/{id}', 'admin', {
       operationId: 'updateApplication',
       tag: 'Applications',
       summary: 'Edit an application',
-      description: 'Changes the fields given and leaves the others.',
+      description:
+        'Changes the fields given and leaves the others; a change of the shared limit or quota reaches every key of the application that is not revoked. ' +
+        'Give `plan` or `rate_limit`, not both, and `quota` or `credits`, not both (one given clears the other). The balance is kept: a new quota does not reset it.',
       body: { schema: schemas.appUpdate, name: 'UpdateApplicationRequest' },
-      responses: { 200: APP },
+      responses: { 200: { description: 'The updated application record, with `balance`.', schema: 'ApplicationWithBalance' } },
       conflict: '`conflict`: concurrent changes kept this one from applying; try again.',
     }, async (c, [id]) => {
       const patch = c.parse(schemas.appUpdate, (await c.body()) ?? {});
-      sendJson(c.res, 200, apps.wire(await apps.update(id!, patch, c.actor)), c.requestId);
+      sendJson(c.res, 200, await apps.wireWithBalance(await apps.update(id!, patch, c.actor)), c.requestId);
+    }),
+    route('POST', '/v1/applications/{id}/credits', 'admin', {
+      operationId: 'changeApplicationCredits',
+      tag: 'Applications',
+      summary: 'Set or top up an application’s shared balance',
+      description:
+        'Sets the balance of the quota or credits that the application’s keys share (`set`) or adds to it (`add`), at once for every gateway; ' +
+        'the audit log records it as `application.credits_changed` with the balance before and after. ' +
+        'The next refill (if the quota refills) sets the balance to the refill amount again. See docs/quotas.md.',
+      body: { schema: schemas.credits, name: 'ChangeCreditsRequest' },
+      responses: { 200: { description: 'The application record, with its new `balance`.', schema: 'ApplicationWithBalance' } },
+      conflict: '`conflict`: the application has no quota or credits.',
+    }, async (c, [id]) => {
+      const input = c.parse(schemas.credits, (await c.body()) ?? {});
+      const { app, remaining, refills_at } = await apps.changeCredits(id!, input, c.actor);
+      log.info('application credits changed', { request_id: c.requestId, application: app.id, by: c.actor.name, remaining });
+      sendJson(c.res, 200, { ...apps.wire(app), balance: { remaining, refills_at } }, c.requestId);
     }),
     route('POST', '/v1/applications/{id}/suspend', 'admin', {
       operationId: 'suspendApplication',

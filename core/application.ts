@@ -1,4 +1,5 @@
 import { toIso } from './clock.js';
+import type { CreditsSpec, QuotaSpec } from './quota.js';
 import type { RateLimitSpec } from './record.js';
 
 /** A consumer application: the owner of keys. Suspending it suspends its keys. */
@@ -20,6 +21,12 @@ export interface AppRecord {
    */
   plan?: string | null;
   rate_limit?: RateLimitSpec | null;
+  /**
+   * A quota or credits shared by all the application's keys (docs/quotas.md), one or the other;
+   * its balance is kept under the application's id. Absent in older records: none.
+   */
+  quota?: QuotaSpec | null;
+  credits?: CreditsSpec | null;
 }
 
 export function appToWire(app: AppRecord) {
@@ -31,6 +38,8 @@ export function appToWire(app: AppRecord) {
     meta: app.meta,
     plan: app.plan ?? null,
     rate_limit: app.rate_limit ?? null,
+    quota: app.quota ?? null,
+    credits: app.credits ?? null,
     tenant: app.tenant,
     created_at: toIso(app.created_at),
     created_by: app.created_by,

@@ -32,6 +32,7 @@ export const AUDIT_ACTIONS = [
   'application.updated',
   'application.suspended',
   'application.reactivated',
+  'application.credits_changed',
   'config.reloaded',
   'config.reload_refused',
 ] as const;

@@ -50,6 +50,8 @@ export interface QuotaPolicy extends QuotaTerms {
   readonly refundOn5xx: boolean;
   /** The `q` of the quota's `RateLimit-Policy` item. */
   readonly quota: number;
+  /** The name of its items in `RateLimit-Policy` and `RateLimit`: `quota` (a key's), `app-quota` (its application's). */
+  readonly name: string;
   /** This quota's item in `RateLimit-Policy`, built once. */
   readonly header: string;
 }
@@ -141,8 +143,11 @@ export function quotaResetAt(terms: QuotaTerms, start: number): number | null {
 
 const PERIOD_SECONDS: Readonly<Record<QuotaPeriod, number>> = { hour: 3_600, day: 86_400, month: 2_592_000 };
 
-/** The terms and policy of a `quota` or `credits` configuration; null when there is neither. */
-export function compileQuota(quota: QuotaSpec | null | undefined, credits: CreditsSpec | null | undefined): QuotaPolicy | null {
+/**
+ * The terms and policy of a `quota` or `credits` configuration; null when there is neither.
+ * `name` names its header items: a key's quota is `quota`, its application's `app-quota`.
+ */
+export function compileQuota(quota: QuotaSpec | null | undefined, credits: CreditsSpec | null | undefined, name = 'quota'): QuotaPolicy | null {
   if (quota) {
     const every = quota.refill ? quota.period : null;
     return Object.freeze({
@@ -152,7 +157,8 @@ export function compileQuota(quota: QuotaSpec | null | undefined, credits: Credi
       shadow: quota.mode === 'shadow',
       refundOn5xx: quota.refund_on.includes('5xx'),
       quota: quota.limit,
-      header: quotaHeader(quota.limit, every),
+      name,
+      header: quotaHeader(name, quota.limit, every),
     });
   }
   if (credits) {
@@ -165,15 +171,16 @@ export function compileQuota(quota: QuotaSpec | null | undefined, credits: Credi
       shadow: credits.mode === 'shadow',
       refundOn5xx: credits.refund_on.includes('5xx'),
       quota: q,
-      header: quotaHeader(q, every),
+      name,
+      header: quotaHeader(name, q, every),
     });
   }
   return null;
 }
 
 /** `"quota";q=…;w=…`: `w` the refill period in seconds (a month counted as 30 days); none when it never refills. */
-function quotaHeader(q: number, every: QuotaPeriod | null): string {
-  return every === null ? `"quota";q=${q}` : `"quota";q=${q};w=${PERIOD_SECONDS[every]}`;
+function quotaHeader(name: string, q: number, every: QuotaPeriod | null): string {
+  return every === null ? `"${name}";q=${q}` : `"${name}";q=${q};w=${PERIOD_SECONDS[every]}`;
 }
 
 /** A stable id of a quota configuration, for sharing compiled policies between keys. */

@@ -27,6 +27,23 @@ export function appLimitOf(app: { plan?: string | null; rate_limit?: RateLimitSp
   return plan === null && rate_limit === null ? null : { plan, rate_limit };
 }
 
+/**
+ * The quota or credits an application shares among all its keys (docs/quotas.md, "An
+ * application's quota"): a request spends from its key's balance and from its application's,
+ * kept under the application's id; either can refuse.
+ */
+export interface AppQuota {
+  quota: QuotaSpec | null;
+  credits: CreditsSpec | null;
+}
+
+/** The application's shared quota, or null when it has none. */
+export function appQuotaOf(app: { quota?: QuotaSpec | null; credits?: CreditsSpec | null }): AppQuota | null {
+  const quota = app.quota ?? null;
+  const credits = app.credits ?? null;
+  return quota === null && credits === null ? null : { quota, credits };
+}
+
 export type KeyStatus = 'pending' | 'active' | 'suspended' | 'expired' | 'revoked';
 
 /**
@@ -79,6 +96,8 @@ export interface KeyRecord {
    * before applications had limits: none.
    */
   app_limit?: AppLimit | null;
+  /** The application's shared quota, copied onto its keys as `app_limit` is. Absent: none. */
+  app_quota?: AppQuota | null;
   replaces: string | null;
   replaced_by: string | null;
   /** After a regeneration with grace: the old key works until then, and is revoked from then on. */

@@ -24,6 +24,11 @@ export interface Grant {
   readonly appPolicy: LimitPolicy | null;
   /** The key's quota or credits, or its plan's; null for a key with neither (most keys). */
   readonly quota: QuotaPolicy | null;
+  /**
+   * The quota or credits the key's application shares among its keys (named "app-quota" in
+   * the RateLimit headers; its balance is kept under the application's id), or null: none.
+   */
+  readonly appQuota: QuotaPolicy | null;
 }
 
 /**
@@ -96,6 +101,9 @@ export class CompiledKey {
   }
   get quota(): QuotaPolicy | null {
     return this.grant.quota;
+  }
+  get appQuota(): QuotaPolicy | null {
+    return this.grant.appQuota;
   }
 }
 
@@ -196,8 +204,10 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, planQu
   const appSpec = appLimit === null ? null : (appLimit.rate_limit ?? { limit: appPlan!.limit, window_seconds: appPlan!.windowSeconds, burst: appPlan!.capacity });
   // An application's plan lends its mode too (a shadow plan only reports); its own limit enforces.
   const appId = appSpec === null ? null : `${appSpec.limit}/${appSpec.window_seconds}/${appSpec.burst}/${(appPlan ?? plan).onStoreFailure}/${appPlan?.shadow === true}`;
+  const appQuota = rec.application === null ? null : (rec.app_quota ?? null);
+  const appQuotaId = appQuota === null ? null : quotaId(appQuota.quota, appQuota.credits);
   // JSON keeps the parts apart whatever they contain (null, and names with separators in them).
-  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId, appId, quotaKey]);
+  const id = JSON.stringify([rec.environment, apisId, scopesId, allowId, rec.tenant, limitId, appId, quotaKey, appQuotaId]);
   return grants.get(id, () =>
     Object.freeze({
       environment: rec.environment,
@@ -215,6 +225,8 @@ function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, planQu
           ? null
           : policies.get(`app ${appId}`, () => compilePolicy('app', appSpec, (appPlan ?? plan).onStoreFailure, null, appPlan?.shadow ? 'shadow' : 'enforce')),
       quota: ownQuota === null ? planQuota : quotas.get(ownQuota, () => compileQuota(rec.quota, rec.credits)),
+      appQuota:
+        appQuota === null || appQuotaId === null ? null : quotas.get(`app ${appQuotaId}`, () => compileQuota(appQuota.quota, appQuota.credits, 'app-quota')),
     }),
   );
 }

@@ -80,6 +80,10 @@ export class RequestContext {
   quotaResetAt = 0;
   /** Units this request spent from the key's quota, given back on an upstream 5xx where configured. */
   quotaSpent = 0;
+  /** The same three for the quota the key's application shares (docs/quotas.md), for a key whose application has one. */
+  appQuotaRemaining = -1;
+  appQuotaResetAt = 0;
+  appQuotaSpent = 0;
   /** The refusal a limit in `mode: shadow` would have answered; null when none would have. */
   wouldDeny: 'rate_limit_exceeded' | 'quota_exceeded' | null = null;
   status = 0;

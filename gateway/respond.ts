@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ERRORS } from '../core/errors.js';
 import { newRateState, type LimitPolicy, type RateState } from '../core/limiter.js';
+import type { QuotaPolicy } from '../core/quota.js';
 import type { Denial, RequestContext } from './context.js';
 import { setCorsHeaders } from './cors.js';
 import { closeUnderUnreadBody } from './in-flight.js';
@@ -78,9 +79,12 @@ export function pushKeyHeaders(rt: Runtime, ctx: RequestContext, out: string[]):
     state += `, ${rateItem(key.appPolicy!, app)}`;
   }
   if (ctx.quotaRemaining >= 0) {
-    // The key's quota as one more item of each: `"quota";q=…;w=…` and `"quota";r=…;t=…` (no `t` when it never refills).
     policy += `, ${key.quota!.header}`;
-    state += `, "quota";r=${ctx.quotaRemaining}${ctx.quotaResetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000))}`}`;
+    state += `, ${quotaItem(key.quota!, ctx.quotaRemaining, ctx.quotaResetAt, ctx.now)}`;
+  }
+  if (ctx.appQuotaRemaining >= 0) {
+    policy += `, ${key.appQuota!.header}`;
+    state += `, ${quotaItem(key.appQuota!, ctx.appQuotaRemaining, ctx.appQuotaResetAt, ctx.now)}`;
   }
   out.push('ratelimit-policy', policy, 'ratelimit', state);
   if (rt.config.headers.legacy_rate_limit) {
@@ -94,6 +98,14 @@ export function setKeyHeaders(rt: Runtime, ctx: RequestContext, headers: Record<
   const pairs: string[] = [];
   pushKeyHeaders(rt, ctx, pairs);
   for (let i = 0; i < pairs.length; i += 2) headers[pairs[i]!] = pairs[i + 1];
+}
+
+/**
+ * A quota's item of RateLimit, beside its `"quota";q=…;w=…` in RateLimit-Policy:
+ * `"quota";r=…;t=…` (no `t` when it never refills); the application's is named `"app-quota"`.
+ */
+function quotaItem(q: QuotaPolicy, remaining: number, resetAt: number, now: number): string {
+  return `"${q.name}";r=${remaining}${resetAt === 0 ? '' : `;t=${Math.max(0, Math.ceil((resetAt - now) / 1000))}`}`;
 }
 
 /**

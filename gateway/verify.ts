@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ERRORS, REQUEST_ID, type ErrorCode } from '../core/errors.js';
 import { parseAddress } from '../core/ip.js';
+import type { QuotaPolicy } from '../core/quota.js';
 import { issuesToDetails, type Detail } from '../core/validation.js';
 import { ANSWERED, RequestContext, type Denial, type Listener } from './context.js';
 import { createKeyChecks, createRunner } from './key-checks.js';
@@ -68,6 +69,8 @@ export interface VerifyAnswer {
   ratelimit: { limit: number; remaining: number; reset: number } | null;
   /** The key's quota or credits after this call (docs/quotas.md): null for a key with none, or a call refused before it. */
   quota: { limit: number; remaining: number; reset: number | null } | null;
+  /** The quota or credits the key's application shares, after this call, in the same shape: null for none, or a call refused before it. */
+  app_quota: { limit: number; remaining: number; reset: number | null } | null;
   request_id: string;
   [extra: string]: unknown;
 }
@@ -139,7 +142,8 @@ export function createVerifyApi(rt: Runtime, token: string | null = readVerifyTo
       scopes: key === null ? null : scopeList(key.scopes),
       application_id: key?.application ?? null,
       ratelimit: rateSummary(rt, ctx),
-      quota: quotaSummary(ctx),
+      quota: quotaSummary(ctx.key?.quota ?? null, ctx.quotaRemaining, ctx.quotaResetAt, ctx.now),
+      app_quota: quotaSummary(ctx.key?.appQuota ?? null, ctx.appQuotaRemaining, ctx.appQuotaResetAt, ctx.now),
       request_id: ctx.requestId,
       ...refused?.extra,
     };
@@ -358,9 +362,8 @@ function asciiJson(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** The verify answer's `quota`: `reset` is seconds to the next refill, null for credits that never refill. */
-function quotaSummary(ctx: RequestContext): VerifyAnswer['quota'] {
-  const q = ctx.key?.quota ?? null;
-  if (q === null || ctx.quotaRemaining < 0) return null;
-  return { limit: q.quota, remaining: ctx.quotaRemaining, reset: ctx.quotaResetAt === 0 ? null : Math.max(0, Math.ceil((ctx.quotaResetAt - ctx.now) / 1000)) };
+/** The verify answer's `quota` and `app_quota`: `reset` is seconds to the next refill, null for credits that never refill. */
+function quotaSummary(q: QuotaPolicy | null, remaining: number, resetAt: number, now: number): VerifyAnswer['quota'] {
+  if (q === null || remaining < 0) return null;
+  return { limit: q.quota, remaining, reset: resetAt === 0 ? null : Math.max(0, Math.ceil((resetAt - now) / 1000)) };
 }

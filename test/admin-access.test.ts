@@ -147,9 +147,9 @@ async function newKey(opts: { suspended?: boolean; token?: string; body?: Record
   return { id: res.body.id, key: res.body.key };
 }
 
-async function newApp(opts: { suspended?: boolean; token?: string } = {}): Promise<string> {
+async function newApp(opts: { suspended?: boolean; token?: string; body?: Record<string, unknown> } = {}): Promise<string> {
   const token = opts.token ?? ADMIN_TOKEN;
-  const res = await api('POST', '/v1/applications', { name: marker('app') }, token);
+  const res = await api('POST', '/v1/applications', { name: marker('app'), ...opts.body }, token);
   if (res.status !== 201) throw new Error(`create application failed: ${res.status} ${res.text}`);
   if (opts.suspended) {
     const s = await api('POST', `/v1/applications/${res.body.id}/suspend`, undefined, token);
@@ -225,6 +225,7 @@ const EXPECTED_OPS = [
   'PATCH /v1/applications/{id}',
   'POST /v1/applications/{id}/suspend',
   'POST /v1/applications/{id}/reactivate',
+  'POST /v1/applications/{id}/credits',
   'GET /v1/audit',
   'GET /v1/policies',
   'GET /v1/apis',
@@ -293,6 +294,7 @@ const PREP: Record<string, () => Promise<Case>> = {
   'PATCH /v1/applications/{id}': async () => appCase(newApp(), { description: 'changed by the matrix' }),
   'POST /v1/applications/{id}/suspend': async () => appCase(newApp(), { reason: 'matrix' }),
   'POST /v1/applications/{id}/reactivate': async () => appCase(newApp({ suspended: true })),
+  'POST /v1/applications/{id}/credits': async () => appCase(newApp({ body: { credits: { remaining: 5 } } }), { add: 3 }),
   'GET /v1/audit': async () => ({ query: '?limit=5' }),
   'GET /v1/policies': async () => ({}),
   'GET /v1/apis': async () => ({}),
@@ -403,7 +405,7 @@ t.test('tenants: another tenant’s keys and applications are 404 on every route
   const appA: string = appARes.body.id;
   // Tenant b: no token of the test stack may create a tenant-b application, so the service makes it.
   const seedId = `seed-${marker('app-b')}`;
-  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {}, plan: null, rate_limit: null }, tenantBSeeder(seedId))).id;
+  const appB = (await stack.admin.apps.create({ name: marker('app-b'), description: null, meta: {}, plan: null, rate_limit: null, quota: null, credits: null }, tenantBSeeder(seedId))).id;
   ledger.push({ request_id: seedId, what: 'AppService.create (tenant b)' });
   const app0 = await newApp({ suspended: true });
 
@@ -1025,7 +1027,8 @@ t.test('openapi: an OpenAPI 3.1 document a standard validator accepts', async (t
   t.same(body('/v1/keys/{id}', 'patch'), ['apis', 'credits', 'description', 'expires_at', 'ip_allowlist', 'meta', 'name', 'plan', 'quota', 'rate_limit', 'scopes'], 'the PATCH body fields');
   t.same(body('/v1/keys/{id}/credits', 'post'), ['add', 'set'], 'the credits body');
   t.same(body('/v1/keys/{id}/regenerate', 'post'), ['grace_period_seconds'], 'the regenerate body');
-  t.same(body('/v1/applications', 'post'), ['description', 'meta', 'name', 'plan', 'rate_limit'], 'the application body');
+  t.same(body('/v1/applications', 'post'), ['credits', 'description', 'meta', 'name', 'plan', 'quota', 'rate_limit'], 'the application body');
+  t.same(body('/v1/applications/{id}/credits', 'post'), ['add', 'set'], 'the application credits body');
 });
 
 t.test('openapi: every documented operation is served', async (t) => {
@@ -1048,7 +1051,7 @@ t.test('openapi: every route the server answers is documented', async (t) => {
     '/v1/keys/{id}/reactivate', '/v1/keys/{id}/events', '/v1/keys/{id}/usage', '/v1/keys/{id}/audit',
     '/v1/usage', '/v1/usage/errors', '/v1/usage/events',
     '/v1/applications', '/v1/applications/{id}', '/v1/applications/{id}/suspend', '/v1/applications/{id}/reactivate',
-    '/v1/applications/{id}/keys', '/v1/applications/{id}/revoke',
+    '/v1/applications/{id}/keys', '/v1/applications/{id}/revoke', '/v1/applications/{id}/credits',
     '/v1/audit', '/v1/audit/{id}', '/v1/policies', '/v1/policies/{id}', '/v1/apis', '/v1/apis/{id}', '/v1/scopes', '/v1/scopes/{id}', '/v1/tokens', '/v1/tenants',
   ];
   const served = new Set<string>();

@@ -78,7 +78,7 @@ const EXPECTED_IDS = [
   'reactivateKey', 'listKeyEvents', 'createApplication', 'listApplications', 'getApplication', 'updateApplication',
   'suspendApplication', 'reactivateApplication', 'listAuditEntries', 'listPolicies', 'listApis', 'getScopeCatalog', 'getKeyUsage',
   'getUsage', 'listUsageErrors', 'ingestUsageEvents', 'getOpenApi', 'getMetrics', 'reportLeakedKey', 'receiveGithubLeakAlert',
-  'listAlerts', 'getAlert', 'listAlertDeliveries', 'reloadConfiguration', 'changeKeyCredits',
+  'listAlerts', 'getAlert', 'listAlertDeliveries', 'reloadConfiguration', 'changeKeyCredits', 'changeApplicationCredits',
 ];
 
 t.test('shape: readable operationIds, tags, summaries, descriptions, named schemas, every 4xx with the error schema', async (t) => {
@@ -111,7 +111,7 @@ t.test('shape: readable operationIds, tags, summaries, descriptions, named schem
 t.test('requestBody.required says whether the server accepts an empty body', async (t) => {
   const withBody = operations.filter((o) => o.op.requestBody);
   t.same(withBody.map((o) => o.op.operationId).sort(), [
-    'changeKeyCredits', 'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'reportLeakedKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
+    'changeApplicationCredits', 'changeKeyCredits', 'createApplication', 'createKey', 'ingestUsageEvents', 'regenerateKey', 'reportLeakedKey', 'revokeKey', 'suspendApplication', 'suspendKey', 'updateApplication', 'updateKey',
   ]);
   for (const { method, path, op } of withBody) {
     // A fresh record for each call: regenerating or revoking ends a key.
@@ -158,7 +158,7 @@ function departures(value: unknown, schema: any, at = ''): string[] {
 }
 
 t.test('answers: every operation answers with its documented status and a body its schema describes', async (t) => {
-  const app = (await stack.adminCall('POST', '/v1/applications', { name: 'documented' })).body.id as string;
+  const app = (await stack.adminCall('POST', '/v1/applications', { name: 'documented', credits: { remaining: 1000 } })).body.id as string;
   const created = await stack.createKey({
     name: 'documented',
     scopes: ['send_email'],
@@ -200,6 +200,7 @@ t.test('answers: every operation answers with its documented status and a body i
     updateApplication: { path: `/v1/applications/${app}`, body: { description: 'docs' } },
     suspendApplication: { path: `/v1/applications/${app}/suspend`, body: { reason: 'docs' } },
     reactivateApplication: { path: `/v1/applications/${app}/reactivate` },
+    changeApplicationCredits: { path: `/v1/applications/${app}/credits`, body: { add: 5 } },
     listAuditEntries: { path: '/v1/audit?limit=100' },
     listPolicies: { path: '/v1/policies' },
     listApis: { path: '/v1/apis' },

@@ -50,6 +50,13 @@ t.test('apps: create, list, show, edit, suspend (its keys too), reactivate; huma
   const planned = await kg(['apps', 'edit', web.id, '--plan', 'tiny', '--clear', 'rate_limit', '--json']);
   t.equal(planned.code, 0, planned.stderr);
   t.match(json(planned), { plan: 'tiny', rate_limit: null });
+  const metered = await kg(['apps', 'edit', web.id, '--quota', '3/day', '--json']);
+  t.equal(metered.code, 0, metered.stderr);
+  t.match(json(metered), { quota: { limit: 3, period: 'day', refill: true }, credits: null, balance: { remaining: 3 } }, '--quota: the shared quota');
+  const topped = await kg(['apps', 'credits', web.id, '--add', '2']);
+  t.equal(topped.code, 0, topped.stderr);
+  t.match(topped.stdout, new RegExp(`^${web.id}: 5 units left, refilled `, 'm'), 'apps credits: the new balance');
+  t.match((await stack.adminCall('GET', `/v1/audit?application=${web.id}&action=application.credits_changed`)).body.data, [{ changes: { balance: { from: 3, to: 5 } } }]);
 
   const suspend = await kg(['apps', 'suspend', id!, '--reason', 'contract ended']);
   t.equal(suspend.code, 0, suspend.stderr);

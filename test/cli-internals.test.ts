@@ -84,6 +84,12 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     [['apps', 'edit', 'app_a', '--plan', 'pro', '--clear', 'plan'], /plan is both given and cleared/],
     [['apps', 'create', '--name', 'x', '--plan', 'pro', '--rate-limit', '5/60'], /give --plan or --rate-limit, not both: an application's rate limit replaces its plan's/],
     [['apps', 'create', '--name', 'x', '--rate-limit', '0/60'], /--rate-limit must be LIMIT\/WINDOW_SECONDS/],
+    [['apps', 'create', '--name', 'x', '--quota', '100/week'], /--quota must be LIMIT\/PERIOD, PERIOD one of hour, day, month/],
+    [['apps', 'create', '--name', 'x', '--quota', '5/day', '--credits', '5'], /give --quota or --credits, not both/],
+    [['apps', 'create', '--name', 'x', '--credits', 'lots'], /--credits must be a whole number/],
+    [['apps', 'credits', 'app_a'], /give --set or --add, one of them/],
+    [['apps', 'credits', 'app_a', '--set', '1', '--add', '1'], /give --set or --add, one of them/],
+    [['apps', 'credits', 'app_a', '--add', '0'], /--add must be a whole number from 1/],
     [['apps', 'create', '--name', 'x', '--url', 'ftp://example.com'], /--url must be an http\(s\) URL/],
     [['keys', 'list', '--timeout', '0'], /--timeout must be a whole number from 1 to 3600/],
     [['hash-password', 'hunter2'], /^keygate hash-password: hash-password reads the password from stdin, never from an argument/],
@@ -123,7 +129,7 @@ t.test('--token on the command line works, with a warning that ps shows it', asy
 
 t.test('every command has a help with its options and an example; --help sends nothing', async (t) => {
   const all = [...KEY_COMMANDS, ...APP_COMMANDS, USAGE_COMMAND, AUDIT_COMMAND, HASH_PASSWORD_COMMAND];
-  t.equal(all.length, 9 + 6 + 3);
+  t.equal(all.length, 9 + 7 + 3);
   for (const c of all) {
     const r = await run([...c.name.split(' '), '--help']);
     t.equal(r.code, 0, c.name);

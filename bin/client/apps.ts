@@ -1,10 +1,11 @@
-import { int, list, meta, oneOf, rateLimit, str } from './args.js';
+import { int, list, meta, oneOf, quota, rateLimit, str } from './args.js';
 import { more, pages, printJson, type Context, type Runnable } from './command.js';
 import { UsageError } from './errors.js';
 import { ago, fields, table, text, when } from './format.js';
 
 // `keygate apps <verb>`: the applications that own keys (README, "Admin API"; docs/cli.md).
 
+const CLEARABLE: readonly string[] = ['description', 'plan', 'rate_limit', 'quota', 'credits'];
 const path = (ctx: Context) => `/v1/applications/${encodeURIComponent(ctx.p.positionals[0]!)}`;
 const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
@@ -19,6 +20,8 @@ function printApp(ctx: Context, a: any): void {
       ['tenant', text(a.tenant)],
       ['meta', Object.keys(a.meta ?? {}).length ? text(a.meta) : '-'],
       ['shared limit', sharedLimit(a)],
+      ['shared quota', sharedQuota(a)],
+      ...(a.balance !== undefined ? [['balance', balance(a.balance, now)] as const] : []),
       ['created', `${when(a.created_at, now)} by ${text(a.created_by)}`],
       ['updated', when(a.updated_at, now)],
       ...(a.suspended_at !== null ? [['suspended', `${when(a.suspended_at, now)}: ${text(a.suspended_reason)}`] as const] : []),
@@ -33,16 +36,41 @@ function sharedLimit(a: any): string {
   return a.plan ? `plan ${text(a.plan)}` : 'none';
 }
 
+/** The quota or credits the application's keys share (docs/quotas.md), else none. */
+function sharedQuota(a: any): string {
+  const q = a.quota;
+  if (q) return `${q.limit} units${q.period === null ? ', once' : ` a ${q.period}`}${q.mode === 'shadow' ? ' (shadow)' : ''}`;
+  const c = a.credits;
+  if (c) return `credits from ${c.remaining}${c.refill ? `, refilled to ${c.refill.amount} each ${c.refill.every}` : ''}${c.mode === 'shadow' ? ' (shadow)' : ''}`;
+  return 'none';
+}
+
+function balance(b: { remaining: number; refills_at: string | null } | null, now: number): string {
+  if (b === null) return '-';
+  return `${b.remaining} units left${b.refills_at === null ? '' : `, refilled ${when(b.refills_at, now)}`}`;
+}
+
 const LIMIT_OPTIONS = {
   plan: { value: 'PLAN', help: "a configured plan whose limit all the application's keys share" },
   'rate-limit': { value: 'N/SECONDS[/BURST]', help: "a limit of the application's own, shared by its keys: 1000/60 is 1000 requests a minute" },
+  quota: { value: 'LIMIT/PERIOD', help: "units its keys share each hour, day or month: 10000/month" },
+  credits: { value: 'N', help: 'a balance of units its keys share, never refilled (top it up with apps credits)' },
 } as const;
 
-/** `--plan` and `--rate-limit` as the API takes them; both at once is refused before sending. */
+/** `--plan`, `--rate-limit`, `--quota` and `--credits` as the API takes them; contradictory pairs are refused before sending. */
 function limitFields(ctx: Context): Record<string, unknown> {
-  const body = defined({ plan: str(ctx.p, 'plan'), rate_limit: rateLimit(ctx.p, 'rate-limit') });
+  const credits = int(ctx.p, 'credits', 0, 1e12);
+  const body = defined({
+    plan: str(ctx.p, 'plan'),
+    rate_limit: rateLimit(ctx.p, 'rate-limit'),
+    quota: quota(ctx.p, 'quota'),
+    credits: credits === undefined ? undefined : { remaining: credits },
+  });
   if (body.plan !== undefined && body.rate_limit !== undefined) {
     throw new UsageError("give --plan or --rate-limit, not both: an application's rate limit replaces its plan's");
+  }
+  if (body.quota !== undefined && body.credits !== undefined) {
+    throw new UsageError('give --quota or --credits, not both: an application has one balance, counted one way');
   }
   return body;
 }
@@ -57,7 +85,11 @@ export const APP_COMMANDS: readonly Runnable[] = [
       meta: { value: 'KEY=VALUE', help: 'a metadata entry (string value)', multiple: true },
       ...LIMIT_OPTIONS,
     },
-    examples: ['keygate apps create --name "Acme mobile" --meta crm=4411', 'keygate apps create --name "Acme batch" --rate-limit 1000/60'],
+    examples: [
+      'keygate apps create --name "Acme mobile" --meta crm=4411',
+      'keygate apps create --name "Acme batch" --rate-limit 1000/60',
+      'keygate apps create --name "Acme trial" --quota 10000/month',
+    ],
     async run(ctx) {
       const body = { ...defined({ name: str(ctx.p, 'name'), description: str(ctx.p, 'description'), meta: meta(ctx.p, 'meta') }), ...limitFields(ctx) };
       const a = await ctx.client.call('POST', '/v1/applications', { body });
@@ -113,14 +145,18 @@ export const APP_COMMANDS: readonly Runnable[] = [
       description: { value: 'TEXT', help: 'a new description' },
       meta: { value: 'KEY=VALUE', help: 'the metadata, whole: replaces the entries there are', multiple: true },
       ...LIMIT_OPTIONS,
-      clear: { value: 'FIELD', help: 'set to none: description, plan, rate_limit' },
+      clear: { value: 'FIELD', help: 'set to none: description, plan, rate_limit, quota, credits' },
     },
-    examples: ['keygate apps edit app_8fKq2LmZp0sW1xYt --name "Acme iOS"', 'keygate apps edit app_8fKq2LmZp0sW1xYt --plan pro --clear rate_limit'],
+    examples: [
+      'keygate apps edit app_8fKq2LmZp0sW1xYt --name "Acme iOS"',
+      'keygate apps edit app_8fKq2LmZp0sW1xYt --plan pro --clear rate_limit',
+      'keygate apps edit app_8fKq2LmZp0sW1xYt --quota 500/day',
+    ],
     async run(ctx) {
       const p = ctx.p;
       const body: Record<string, unknown> = { ...defined({ name: str(p, 'name'), description: str(p, 'description'), meta: meta(p, 'meta') }), ...limitFields(ctx) };
       for (const field of list(p, 'clear') ?? []) {
-        if (field !== 'description' && field !== 'plan' && field !== 'rate_limit') throw new UsageError(`--clear takes: description, plan, rate_limit; got "${field}"`);
+        if (!CLEARABLE.includes(field)) throw new UsageError(`--clear takes: ${CLEARABLE.join(', ')}; got "${field}"`);
         if (body[field] !== undefined) throw new UsageError(`${field} is both given and cleared`);
         body[field] = null;
       }
@@ -129,6 +165,23 @@ export const APP_COMMANDS: readonly Runnable[] = [
       if (ctx.p.json) return printJson(ctx, a);
       ctx.out(`updated ${text(a.id)}\n`);
       printApp(ctx, a);
+    },
+  },
+  {
+    name: 'apps credits',
+    summary: "Sets (--set) or tops up (--add) the balance of the quota or credits the application's keys share; audited.",
+    args: ['ID'],
+    options: {
+      set: { value: 'N', help: 'the balance to set, in units' },
+      add: { value: 'N', help: 'units to add to the balance' },
+    },
+    examples: ['keygate apps credits app_8fKq2LmZp0sW1xYt --add 5000', 'keygate apps credits app_8fKq2LmZp0sW1xYt --set 0'],
+    async run(ctx) {
+      const body = defined({ set: int(ctx.p, 'set', 0, 1e12), add: int(ctx.p, 'add', 1, 1e12) });
+      if (Object.keys(body).length !== 1) throw new UsageError('give --set or --add, one of them');
+      const a = await ctx.client.call('POST', `${path(ctx)}/credits`, { body });
+      if (ctx.p.json) return printJson(ctx, a);
+      ctx.out(`${text(a.id)}: ${balance(a.balance, ctx.now())}\n`);
     },
   },
   {

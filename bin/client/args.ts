@@ -196,3 +196,12 @@ export function rateLimit(p: Parsed, name: string): { limit: number; window_seco
   }
   return { limit: Number(m[1]), window_seconds: Number(m[2]), burst: m[3] === undefined ? null : Number(m[3]) };
 }
+
+/** `--quota LIMIT/PERIOD` (hour, day or month): a quota that refills each calendar period. */
+export function quota(p: Parsed, name: string): { limit: number; period: 'hour' | 'day' | 'month' } | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,13})\/(hour|day|month)$/.exec(v);
+  if (!m || Number(m[1]) > 1e12) throw new UsageError(`--${name} must be LIMIT/PERIOD, PERIOD one of hour, day, month, like 10000/month; got "${v}"`);
+  return { limit: Number(m[1]), period: m[2] as 'hour' | 'day' | 'month' };
+}
