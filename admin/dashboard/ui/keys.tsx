@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, serverNow, type Application, type IssuedKey, type Key, type Page, type Policy, type ScopeCatalog, type SessionInfo } from './api';
 import { parseAllowlist, ScopePicker } from './key-fields';
+import { BalanceIndicator } from './quota';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, Pager, Scopes, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
@@ -138,6 +139,7 @@ export function KeyTable({ keys, compact = false }: { keys: Key[]; compact?: boo
               </td>
               <td>
                 <StatusBadge status={k.status} />
+                <BalanceIndicator k={k} />
               </td>
               {!compact && (
                 <td>
