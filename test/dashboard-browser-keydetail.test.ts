@@ -239,7 +239,7 @@ t.test('quota: set through the editor, shown as a balance, spent at the gateway,
 
   await page.goto(`${stack.adminUrl}/dashboard/keys`);
   const row = page.locator(`tr[data-key-id="${metered.id}"]`);
-  await row.getByTestId('balance-indicator').filter({ hasText: /^0 of 3 left · shadow$/ }).waitFor();
+  await row.getByTestId('balance-indicator').filter({ hasText: /^quota 0 of 3 left · shadow$/ }).waitFor();
   t.pass('the keys list shows the balance, marked shadow');
   t.equal(await page.locator(`tr[data-key-id="${quiet.id}"]`).getByTestId('balance-indicator').count(), 0, 'a key without a quota shows none');
   t.same(await axeViolations(page), [], 'keys list with a balance: axe');

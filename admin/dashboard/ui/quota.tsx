@@ -358,7 +358,7 @@ export function QuotaEditor(props: EditorProps) {
   );
 }
 
-/** The keys list's compact balance for a key with a quota or credits of its own: "7.5K of 10K left". */
+/** The keys list's compact balance for a key with a quota or credits of its own: "quota 7.5K of 10K left". */
 export function BalanceIndicator({ k }: { k: Key }) {
   // A revoked or expired key spends nothing more: its balance is not worth a request.
   if ((!k.quota && !k.credits) || k.status === 'revoked' || k.status === 'expired') return null;
@@ -371,7 +371,7 @@ function LoadedBalance({ k }: { k: Key }) {
   if (!b) return null;
   const t = termsOf(k);
   const of = t?.allowance ?? null;
-  const text = of === null ? `${compact.format(b.remaining)} left` : `${compact.format(b.remaining)} of ${compact.format(of)} left`;
+  const text = of === null ? `quota ${compact.format(b.remaining)} left` : `quota ${compact.format(b.remaining)} of ${compact.format(of)} left`;
   return (
     <div class={`quota-mini small ${of !== null ? lowClass(b.remaining, of) : ''}`} data-testid="balance-indicator" title={`Quota: ${leftText(b, t)}${t?.shadow ? ' (shadow mode: never refused)' : ''}`}>
       {text}
