@@ -203,11 +203,13 @@ t.test('quotas: create --quota, the balance in show, credits --add and --set spe
   t.match(await spend(), { status: 429, body: { error: 'quota_exceeded' } }, 'the third request of the day is refused');
 
   const plain = await stack.createKey({ name: 'no quota' });
-  const [show, noQuota, viewer, plainShow] = await Promise.all([
+  const shadow = await stack.createKey({ name: 'shadow credits', credits: { remaining: 500, refill: { amount: 100, every: 'day' }, mode: 'shadow', refund_on: ['5xx'] } });
+  const [show, noQuota, viewer, plainShow, shadowShow] = await Promise.all([
     kg(['keys', 'show', id]),
     kg(['keys', 'credits', plain.id, '--add', '5']),
     kg(['keys', 'credits', id, '--add', '5'], VIEWER_TOKEN),
     kg(['keys', 'show', plain.id]),
+    kg(['keys', 'show', shadow.id]),
   ]);
   t.equal(show.code, 0, show.stderr);
   t.match(show.stdout, /^quota:\s+2 a day$/m);
@@ -219,6 +221,8 @@ t.test('quotas: create --quota, the balance in show, credits --add and --set spe
   t.match(viewer.stderr, /^error: forbidden: /m);
   t.match(plainShow.stdout, /^quota:\s+-$/m, 'a key without a quota: none');
   t.match(plainShow.stdout, /^balance:\s+-$/m);
+  t.match(shadowShow.stdout, /^quota:\s+credits: 500 to start, refilled to 100 each day, shadow: never refused, refund on 5xx$/m);
+  t.match(shadowShow.stdout, /^balance:\s+500 left, refills 2026-06-02T00:00:00\.000Z \(/m);
 
   const add = await kg(['keys', 'credits', id, '--add', '5']);
   t.equal(add.code, 0, add.stderr);
@@ -236,8 +240,6 @@ t.test('quotas: create --quota, the balance in show, credits --add and --set spe
   t.equal(edit.code, 0, edit.stderr);
   t.match(json(edit), { quota: null, credits: { remaining: 500, refill: { amount: 100, every: 'day' }, mode: 'shadow', refund_on: ['5xx'] } }, 'credits replace the quota');
   t.equal((await spend()).status, 200, 'shadow mode: never refused, even at 0');
-  const shown = await kg(['keys', 'show', id]);
-  t.match(shown.stdout, /^quota:\s+credits: 500 to start, refilled to 100 each day, shadow: never refused, refund on 5xx$/m);
   const cleared = await kg(['keys', 'edit', id, '--clear', 'credits', '--json']);
   t.equal(cleared.code, 0, cleared.stderr);
   t.match(json(cleared), { quota: null, credits: null }, '--clear credits: no balance of its own');

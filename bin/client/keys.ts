@@ -69,6 +69,8 @@ function quotaLine(k: any): string {
   const how = (x: any) => `${x.mode === 'shadow' ? ', shadow: never refused' : ''}${x.refund_on?.includes('5xx') ? ', refund on 5xx' : ''}`;
   if (q) return `${text(q.limit)} ${q.refill && q.period ? text(PER[q.period] ?? q.period) : 'once, never refilled'}${how(q)}`;
   if (c) return `credits: ${text(c.remaining)} to start, ${c.refill ? `refilled to ${text(c.refill.amount)} each ${text(c.refill.every)}` : 'topped up by hand'}${how(c)}`;
+  // An edit's answer has no balance: whether the plan has a quota is not known from it.
+  if (!('balance' in k)) return "none of its own (its plan's, if it has one)";
   return k.balance ? `its plan's (${text(k.plan ?? 'default')})` : '-';
 }
 
