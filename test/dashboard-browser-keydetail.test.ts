@@ -8,7 +8,13 @@ import { within } from './lib/within.js';
 // in a real Chromium against a real gateway and admin plane on loopback: each edit is made
 // through the page and its effect checked through the gateway.
 
-const stack = await startDashboardStack({}, { overrides: () => ({ usage: { flush_interval_ms: 50, country_header: 'cf-ipcountry' } }) });
+const stack = await startDashboardStack({}, {
+  overrides: () => ({
+    usage: { flush_interval_ms: 50, country_header: 'cf-ipcountry' },
+    // The test stack's plans, and one with a quota: a key of it spends its plan's.
+    plans: { default: { limit: 100, window_seconds: 60 }, tiny: { limit: 2, window_seconds: 60 }, metered: { limit: 100, window_seconds: 60, quota: { limit: 5, period: 'day' } } },
+  }),
+});
 const browser = await launchChromium();
 t.teardown(async () => {
   await browser.close();
@@ -17,6 +23,7 @@ t.teardown(async () => {
 const key = await stack.createKey({ name: 'edit me', scopes: ['send_email', 'read_contacts'] });
 const quiet = await stack.createKey({ name: 'quiet key' });
 const metered = await stack.createKey({ name: 'metered' });
+const planned = await stack.createKey({ name: 'on a metered plan', plan: 'metered' });
 const gw = stack.gw['production']!;
 const send = () => call(`${gw}/v1/emails/send`, { method: 'POST', headers: { ...bearer(key.key), 'cf-ipcountry': 'DE' }, body: '{}' });
 // The contacts API lets any path through with no scope: for the checks of limits, addresses and expiry.
@@ -236,6 +243,11 @@ t.test('quota: set through the editor, shown as a balance, spent at the gateway,
   await page.getByRole('heading', { name: 'Quota' }).getByText('shadow mode').waitFor();
   t.match(await page.getByTestId('key-quota-mode').textContent(), /^shadow: counted and reported, never refused/);
   t.equal((await spend()).status, 200, 'in shadow mode the gateway lets it through with nothing left');
+
+  await page.goto(`${stack.adminUrl}/dashboard/keys/${planned.id}`);
+  await page.getByTestId('key-balance').filter({ hasText: /^5 left$/ }).waitFor();
+  t.equal(await page.getByTestId('key-quota').textContent(), "its plan's (metered)", "a key with no quota of its own shows its plan's balance");
+  t.equal(await page.getByRole('button', { name: 'Top up or set balance' }).count(), 1, "and may top it up (the API sets the plan's balance of this key)");
 
   await page.goto(`${stack.adminUrl}/dashboard/keys`);
   const row = page.locator(`tr[data-key-id="${metered.id}"]`);
