@@ -221,9 +221,12 @@ export function BalanceDialog(props: { k: KeyWithBalance; onClose: () => void; o
 
 type Kind = 'none' | 'quota' | 'credits';
 
-/** The quota editor: none, units per period, or credits, each in enforce or shadow mode. */
-export function QuotaEditor(props: EditorProps) {
-  const k = props.keyRecord;
+/**
+ * The quota fields of the editor and of Create: none, units per period, or credits, each with
+ * shadow mode and a refund on 5xx, checked as typed. `spec` is what to send (null for none or
+ * while a number is wrong, which `problem` says).
+ */
+export function useQuotaForm(k: Pick<Key, 'quota' | 'credits'>, noneLabel: string) {
   const current: Quota | Credits | null = k.quota ?? k.credits;
   const [kind, setKind] = useState<Kind>(k.quota ? 'quota' : k.credits ? 'credits' : 'none');
   const [limit, setLimit] = useState(String(k.quota?.limit ?? ''));
@@ -249,53 +252,15 @@ export function QuotaEditor(props: EditorProps) {
     else if (every !== 'never' && nAmount === null) problem = 'The refill amount must be a whole number from 1 to 1,000,000,000,000.';
     else spec = { remaining: nStart, refill: every === 'never' ? null : { amount: nAmount!, every }, mode, refund_on };
   }
-  const wasKind: Kind = k.quota ? 'quota' : k.credits ? 'credits' : 'none';
-  const same = kind === wasKind && JSON.stringify(spec) === JSON.stringify(current);
-  const body = (): Record<string, unknown> | null => {
-    if (same || problem !== null) return null;
-    if (kind === 'none') return { quota: null, credits: null };
-    return kind === 'quota' ? { quota: spec } : { credits: spec };
-  };
-  const fromPlan = wasKind === 'none' && k.balance !== null;
-  const allowance = kind === 'quota' ? nLimit : kind === 'credits' && every !== 'never' ? nAmount : null;
-  const periodWord = kind === 'quota' ? (period === 'once' ? null : period) : every === 'never' ? null : every;
+  /** The period the balance refills in, if it does. */
+  const periodWord: Period | null = kind === 'quota' ? (period === 'once' ? null : period) : kind === 'credits' && every !== 'never' ? every : null;
 
-  return (
-    <EditForm
-      {...props}
-      editor="quota"
-      wide
-      body={body}
-      consequence={
-        same ? (
-          <p class="muted">No change yet.</p>
-        ) : problem ? null : kind === 'none' ? (
-          <p>The key will have no quota of its own{fromPlan || k.plan ? `: its plan's (${k.plan ?? 'default'}) applies if it has one` : ''}.</p>
-        ) : (
-          <>
-            <p>
-              {kind === 'quota'
-                ? periodWord
-                  ? `From the next request the key may spend ${fmt.format(nLimit!)} units ${A[periodWord]}.`
-                  : `From the next request the key may spend ${fmt.format(nLimit!)} units in all, never refilled.`
-                : `From the next request the key spends credits${allowance !== null && periodWord ? `, refilled to ${fmt.format(allowance)} ${EACH[periodWord]}` : ', topped up by hand only'}.`}{' '}
-              {k.balance !== null
-                ? `The ${fmt.format(k.balance.remaining)} left now stay until ${periodWord ? 'the next refill' : 'a top-up or a set'}; Top up or set balance changes them at once.`
-                : `It starts with ${fmt.format(kind === 'quota' ? nLimit! : nStart!)}.`}
-            </p>
-            {shadow ? (
-              <p>In shadow mode nothing is refused: what the quota would have refused shows in usage, metrics and the rate-limit alert.</p>
-            ) : (
-              <p class="warning">Once the balance is spent, requests are refused with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
-            )}
-          </>
-        )
-      }
-    >
+  const fields = (
+    <>
       <fieldset>
         <legend>Quota</legend>
         <label class="inline">
-          <input type="radio" name="quota-kind" checked={kind === 'none'} onChange={() => setKind('none')} /> None of its own
+          <input type="radio" name="quota-kind" checked={kind === 'none'} onChange={() => setKind('none')} /> {noneLabel}
         </label>
         <label class="inline">
           <input type="radio" name="quota-kind" checked={kind === 'quota'} onChange={() => setKind('quota')} /> Units per period
@@ -354,6 +319,60 @@ export function QuotaEditor(props: EditorProps) {
         </>
       )}
       {problem && <p class="field-error">{problem}</p>}
+    </>
+  );
+  return { kind, spec, problem, current, shadow, periodWord, fields };
+}
+
+/** The quota editor: none, units per period, or credits, each in enforce or shadow mode. */
+export function QuotaEditor(props: EditorProps) {
+  const k = props.keyRecord;
+  const form = useQuotaForm(k, 'None of its own');
+  const { kind, spec, problem, periodWord } = form;
+  const wasKind: Kind = k.quota ? 'quota' : k.credits ? 'credits' : 'none';
+  const same = kind === wasKind && JSON.stringify(spec) === JSON.stringify(form.current);
+  const body = (): Record<string, unknown> | null => {
+    if (same || problem !== null) return null;
+    if (kind === 'none') return { quota: null, credits: null };
+    return kind === 'quota' ? { quota: spec } : { credits: spec };
+  };
+  const fromPlan = wasKind === 'none' && k.balance !== null;
+  const q = kind === 'quota' ? (spec as Quota | null) : null;
+  const c = kind === 'credits' ? (spec as Credits | null) : null;
+
+  return (
+    <EditForm
+      {...props}
+      editor="quota"
+      wide
+      body={body}
+      consequence={
+        same ? (
+          <p class="muted">No change yet.</p>
+        ) : problem ? null : kind === 'none' ? (
+          <p>The key will have no quota of its own{fromPlan || k.plan ? `: its plan's (${k.plan ?? 'default'}) applies if it has one` : ''}.</p>
+        ) : (
+          <>
+            <p>
+              {q
+                ? periodWord
+                  ? `From the next request the key may spend ${fmt.format(q.limit)} units ${A[periodWord]}.`
+                  : `From the next request the key may spend ${fmt.format(q.limit)} units in all, never refilled.`
+                : `From the next request the key spends credits${c?.refill ? `, refilled to ${fmt.format(c.refill.amount)} ${EACH[c.refill.every]}` : ', topped up by hand only'}.`}{' '}
+              {k.balance !== null
+                ? `The ${fmt.format(k.balance.remaining)} left now stay until ${periodWord ? 'the next refill' : 'a top-up or a set'}; Top up or set balance changes them at once.`
+                : `It starts with ${fmt.format(q ? q.limit : c!.remaining)}.`}
+            </p>
+            {form.shadow ? (
+              <p>In shadow mode nothing is refused: what the quota would have refused shows in usage, metrics and the rate-limit alert.</p>
+            ) : (
+              <p class="warning">Once the balance is spent, requests are refused with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
+            )}
+          </>
+        )
+      }
+    >
+      {form.fields}
     </EditForm>
   );
 }
