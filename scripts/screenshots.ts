@@ -57,10 +57,12 @@ try {
     return make();
   };
   const keys = {
-    web: await created(() => stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop })),
+    // A monthly quota that the day of traffic below spends from: the key page's Quota card and the list's balance.
+    web: await created(() => stack.createKey({ name: 'Web checkout', scopes: ['send_email', 'read_contacts'], application: apps.shop, quota: { limit: 10_000, period: 'month' } })),
     // Expires in about six days once the day of traffic below has passed: an alert on the overview.
     ci: await created(() => stack.createKey({ name: 'CI pipeline', environment: 'test', scopes: ['read_campaigns'], expires_at: new Date(stack.clock.now() + 7 * 86_400_000 - 3_600_000).toISOString() })),
-    mobile: await created(() => stack.createKey({ name: 'Mobile app', scopes: ['read_only'] }, TENANT_A_TOKEN)),
+    // Credits in shadow mode, nearly spent: the list marks it shadow and low.
+    mobile: await created(() => stack.createKey({ name: 'Mobile app', scopes: ['read_only'], credits: { remaining: 40, refill: { amount: 40, every: 'month' }, mode: 'shadow' } }, TENANT_A_TOKEN)),
     partner: await created(() => stack.createKey({ name: 'Partner sync', scopes: ['write_campaigns', 'read_campaigns'], ip_allowlist: ['203.0.113.0/24'], application: apps.portal })),
     old: await created(() => stack.createKey({ name: 'Legacy integration', scopes: ['send_email'] })),
     trial: await created(() => stack.createKey({ name: 'Trial account', plan: 'tiny', scopes: ['read_contacts'] })),
@@ -109,6 +111,7 @@ try {
 
     await page.goto(`${stack.adminUrl}/dashboard/keys`);
     await page.getByRole('link', { name: 'Legacy integration' }).waitFor();
+    await page.getByTestId('balance-indicator').nth(1).waitFor();
     await shot('keys');
 
     await page.getByRole('button', { name: 'Create key' }).click();
@@ -129,6 +132,7 @@ try {
     await page.getByRole('heading', { name: 'Timeline' }).waitFor();
     await page.getByTestId('key-requests').waitFor();
     await page.getByTestId('key-countries').waitFor();
+    await page.getByTestId('key-balance').filter({ hasText: 'left this month' }).waitFor();
     // The whole page: the usage section is below the fold at 1280×800.
     await page.screenshot({ path: join(out, 'key-detail.png'), fullPage: true });
     await page.getByRole('button', { name: 'Edit permissions' }).click();
@@ -141,6 +145,16 @@ try {
     await page.getByRole('dialog').getByLabel('Requests').fill('600');
     await page.getByRole('dialog').getByLabel('Burst (optional)').fill('100');
     await shot('key-edit-rate-limit');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Top up or set balance' }).click();
+    await page.getByRole('dialog').getByLabel('Units').fill('5000');
+    await page.getByRole('dialog').getByText('The balance goes from').waitFor();
+    await shot('key-top-up');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Edit quota' }).click();
+    await page.getByRole('dialog').getByLabel('Shadow mode: count and report, never refuse').check();
+    await page.getByRole('dialog').getByText('In shadow mode nothing is refused').waitFor();
+    await shot('key-edit-quota');
     await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Revoke' }).click();
     await page.getByRole('dialog').getByText('cannot be undone').waitFor();
@@ -188,6 +202,7 @@ try {
     await signInPage(phone, stack.adminUrl, USERS.admin);
     await phone.goto(`${stack.adminUrl}/dashboard/keys`);
     await phone.getByRole('link', { name: 'Legacy integration' }).waitFor();
+    await phone.getByTestId('balance-indicator').nth(1).waitFor();
     await phone.screenshot({ path: join(out, 'keys-phone.png') });
   } finally {
     await browser.close();

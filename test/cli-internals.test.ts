@@ -72,7 +72,23 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     [['keys', 'list', '--limit', '500'], /--limit must be a whole number from 1 to 100/],
     [['keys', 'list', '--all', '--cursor', 'abc'], /give --all or --cursor, not both/],
     [['keys', 'edit', 'key_a'], /nothing to change/],
-    [['keys', 'edit', 'key_a', '--clear', 'name'], /--clear takes: description, apis, plan, rate_limit, ip_allowlist, expires_at/],
+    [['keys', 'create', '--name', 'x', '--quota', '10000'], /--quota must be LIMIT\/PERIOD: .*PERIOD hour, day, month or once \(never refilled\), like 10000\/month; got "10000"/],
+    [['keys', 'create', '--name', 'x', '--quota', '0/day'], /--quota must be LIMIT\/PERIOD: LIMIT a whole number from 1 to 10\^12/],
+    [['keys', 'create', '--name', 'x', '--quota', '100/week'], /--quota must be LIMIT\/PERIOD/],
+    [['keys', 'create', '--name', 'x', '--quota', '1000000000001/month'], /--quota must be LIMIT\/PERIOD/],
+    [['keys', 'create', '--name', 'x', '--credits', '500/day'], /--credits must be BALANCE or BALANCE\/REFILL\/EVERY \(EVERY day or month.*like 500 or 500\/100\/day; got "500\/day"/],
+    [['keys', 'create', '--name', 'x', '--credits', '500/0/day'], /--credits must be BALANCE or BALANCE\/REFILL\/EVERY/],
+    [['keys', 'create', '--name', 'x', '--credits', '2.5'], /--credits must be BALANCE/],
+    [['keys', 'create', '--name', 'x', '--quota', '10/day', '--credits', '5'], /give --quota or --credits, not both: a key has one balance/],
+    [['keys', 'edit', 'key_a', '--quota-mode', 'shadow'], /--quota-mode and --refund-5xx go with the --quota or --credits they apply to/],
+    [['keys', 'edit', 'key_a', '--refund-5xx'], /--quota-mode and --refund-5xx go with the --quota or --credits/],
+    [['keys', 'edit', 'key_a', '--quota', '10/day', '--quota-mode', 'dry-run'], /--quota-mode must be one of: enforce, shadow/],
+    [['keys', 'edit', 'key_a', '--quota', '10/day', '--clear', 'quota'], /quota is both given and cleared/],
+    [['keys', 'credits', 'key_a'], /give --set N or --add N, one of them/],
+    [['keys', 'credits', 'key_a', '--set', '5', '--add', '5'], /give --set N or --add N, one of them/],
+    [['keys', 'credits', 'key_a', '--add', '0'], /--add must be a whole number from 1 to 1000000000000; got "0"/],
+    [['keys', 'credits', 'key_a', '--set', 'lots'], /--set must be a whole number from 0 to 1000000000000/],
+    [['keys', 'edit', 'key_a', '--clear', 'name'], /--clear takes: description, apis, plan, rate_limit, quota, credits, ip_allowlist, expires_at/],
     [['keys', 'edit', 'key_a', '--plan', 'pro', '--clear', 'plan'], /plan is both given and cleared/],
     [['keys', 'regenerate', 'key_a', '--grace', 'a while'], /--grace must be seconds or a duration/],
     [['usage', '--range', '2d'], /--range must be one of: 1h, 24h, 7d, 30d/],
@@ -84,16 +100,16 @@ t.test('arguments are checked before anything is sent: exit 2, the reason and th
     [['apps', 'edit', 'app_a', '--plan', 'pro', '--clear', 'plan'], /plan is both given and cleared/],
     [['apps', 'create', '--name', 'x', '--plan', 'pro', '--rate-limit', '5/60'], /give --plan or --rate-limit, not both: an application's rate limit replaces its plan's/],
     [['apps', 'create', '--name', 'x', '--rate-limit', '0/60'], /--rate-limit must be LIMIT\/WINDOW_SECONDS/],
-    [['apps', 'create', '--name', 'x', '--quota', '100/week'], /--quota must be LIMIT\/PERIOD, PERIOD one of hour, day, month/],
+    [['apps', 'create', '--name', 'x', '--quota', '100/week'], /--quota must be LIMIT\/PERIOD: .*PERIOD hour, day, month or once/],
     [['apps', 'create', '--name', 'x', '--quota', '5/day', '--credits', '5'], /give --quota or --credits, not both/],
-    [['apps', 'create', '--name', 'x', '--credits', 'lots'], /--credits must be a whole number/],
+    [['apps', 'create', '--name', 'x', '--credits', 'lots'], /--credits must be BALANCE or BALANCE\/REFILL\/EVERY/],
     [['apps', 'credits', 'app_a'], /give --set or --add, one of them/],
     [['apps', 'credits', 'app_a', '--set', '1', '--add', '1'], /give --set or --add, one of them/],
     [['apps', 'credits', 'app_a', '--add', '0'], /--add must be a whole number from 1/],
     [['apps', 'create', '--name', 'x', '--url', 'ftp://example.com'], /--url must be an http\(s\) URL/],
     [['keys', 'list', '--timeout', '0'], /--timeout must be a whole number from 1 to 3600/],
     [['hash-password', 'hunter2'], /^keygate hash-password: hash-password reads the password from stdin, never from an argument/],
-    [['keys'], /usage: keygate keys <create\|list\|show\|edit\|regenerate\|suspend\|reactivate\|revoke\|check-leak>/],
+    [['keys'], /usage: keygate keys <create\|list\|show\|edit\|regenerate\|credits\|suspend\|reactivate\|revoke\|check-leak>/],
   ];
   for (const [argv, message] of cases) {
     const r = await run(argv, env);
@@ -129,7 +145,7 @@ t.test('--token on the command line works, with a warning that ps shows it', asy
 
 t.test('every command has a help with its options and an example; --help sends nothing', async (t) => {
   const all = [...KEY_COMMANDS, ...APP_COMMANDS, USAGE_COMMAND, AUDIT_COMMAND, HASH_PASSWORD_COMMAND];
-  t.equal(all.length, 9 + 7 + 3);
+  t.equal(all.length, 10 + 7 + 3);
   for (const c of all) {
     const r = await run([...c.name.split(' '), '--help']);
     t.equal(r.code, 0, c.name);

@@ -191,3 +191,56 @@ t.test('keys check-leak: a key read from stdin is reported; a live key is suspen
   t.equal(viewer.code, 1, 'a viewer may not: refused by the API');
   t.match(viewer.stderr, /forbidden/);
 });
+
+t.test('quotas: create --quota, the balance in show, credits --add and --set spent at the gateway, edit --credits in shadow mode, --clear', async (t) => {
+  const created = await kg(['keys', 'create', '--name', 'metered', '--quota', '2/day', '--json']);
+  t.equal(created.code, 0, created.stderr);
+  const { id, key } = json(created);
+  t.match(json(created), { quota: { limit: 2, period: 'day', refill: true, mode: 'enforce', refund_on: [] }, credits: null }, '--quota 2/day is the API quota');
+  const spend = () => call(`${prod}/v1/emails/list`, { headers: bearer(key) });
+  t.equal((await spend()).status, 200);
+  t.equal((await spend()).status, 200);
+  t.match(await spend(), { status: 429, body: { error: 'quota_exceeded' } }, 'the third request of the day is refused');
+
+  const plain = await stack.createKey({ name: 'no quota' });
+  const shadow = await stack.createKey({ name: 'shadow credits', credits: { remaining: 500, refill: { amount: 100, every: 'day' }, mode: 'shadow', refund_on: ['5xx'] } });
+  const [show, noQuota, viewer, plainShow, shadowShow] = await Promise.all([
+    kg(['keys', 'show', id]),
+    kg(['keys', 'credits', plain.id, '--add', '5']),
+    kg(['keys', 'credits', id, '--add', '5'], VIEWER_TOKEN),
+    kg(['keys', 'show', plain.id]),
+    kg(['keys', 'show', shadow.id]),
+  ]);
+  t.equal(show.code, 0, show.stderr);
+  t.match(show.stdout, /^quota:\s+2 a day$/m);
+  // The stack's clock stands at 2026-06-01 12:00 UTC: the day refills at midnight.
+  t.match(show.stdout, /^balance:\s+0 left, refills 2026-06-02T00:00:00\.000Z \(/m);
+  t.equal(noQuota.code, 1, 'a key without a quota has no balance to top up');
+  t.match(noQuota.stderr, /^error: conflict: Key key_\w+ has no quota or credits/m);
+  t.equal(viewer.code, 1);
+  t.match(viewer.stderr, /^error: forbidden: /m);
+  t.match(plainShow.stdout, /^quota:\s+-$/m, 'a key without a quota: none');
+  t.match(plainShow.stdout, /^balance:\s+-$/m);
+  t.match(shadowShow.stdout, /^quota:\s+credits: 500 to start, refilled to 100 each day, shadow: never refused, refund on 5xx$/m);
+  t.match(shadowShow.stdout, /^balance:\s+500 left, refills 2026-06-02T00:00:00\.000Z \(/m);
+
+  const add = await kg(['keys', 'credits', id, '--add', '5']);
+  t.equal(add.code, 0, add.stderr);
+  t.match(add.stdout, new RegExp(`^balance of ${id} "metered": 5 left, refills 2026-06-02T00:00:00\\.000Z \\(`, 'm'));
+  t.equal((await spend()).status, 200, 'the top-up lets a request through');
+  const set = await kg(['keys', 'credits', id, '--set', '0', '--json']);
+  t.equal(set.code, 0, set.stderr);
+  t.match(json(set), { id, balance: { remaining: 0, refills_at: '2026-06-02T00:00:00.000Z' } }, '--json is the API answer');
+  t.equal((await spend()).status, 429, 'set to 0: refused');
+  const audit = (await stack.adminCall('GET', `/v1/audit?key_id=${id}&action=key.credits_changed`)).body.data;
+  // One manual-clock instant for both: the order between them is not defined.
+  t.same(audit.map((e: any) => e.changes.balance).sort((a: any, b: any) => a.from - b.from), [{ from: 0, to: 5 }, { from: 4, to: 0 }], 'both changes audited');
+
+  const edit = await kg(['keys', 'edit', id, '--credits', '500/100/day', '--quota-mode', 'shadow', '--refund-5xx', '--json']);
+  t.equal(edit.code, 0, edit.stderr);
+  t.match(json(edit), { quota: null, credits: { remaining: 500, refill: { amount: 100, every: 'day' }, mode: 'shadow', refund_on: ['5xx'] } }, 'credits replace the quota');
+  t.equal((await spend()).status, 200, 'shadow mode: never refused, even at 0');
+  const cleared = await kg(['keys', 'edit', id, '--clear', 'credits', '--json']);
+  t.equal(cleared.code, 0, cleared.stderr);
+  t.match(json(cleared), { quota: null, credits: null }, '--clear credits: no balance of its own');
+});

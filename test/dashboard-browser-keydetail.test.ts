@@ -8,7 +8,13 @@ import { within } from './lib/within.js';
 // in a real Chromium against a real gateway and admin plane on loopback: each edit is made
 // through the page and its effect checked through the gateway.
 
-const stack = await startDashboardStack({}, { overrides: () => ({ usage: { flush_interval_ms: 50, country_header: 'cf-ipcountry' } }) });
+const stack = await startDashboardStack({}, {
+  overrides: () => ({
+    usage: { flush_interval_ms: 50, country_header: 'cf-ipcountry' },
+    // The test stack's plans, and one with a quota: a key of it spends its plan's.
+    plans: { default: { limit: 100, window_seconds: 60 }, tiny: { limit: 2, window_seconds: 60 }, metered: { limit: 100, window_seconds: 60, quota: { limit: 5, period: 'day' } } },
+  }),
+});
 const browser = await launchChromium();
 t.teardown(async () => {
   await browser.close();
@@ -16,6 +22,8 @@ t.teardown(async () => {
 });
 const key = await stack.createKey({ name: 'edit me', scopes: ['send_email', 'read_contacts'] });
 const quiet = await stack.createKey({ name: 'quiet key' });
+const metered = await stack.createKey({ name: 'metered' });
+const planned = await stack.createKey({ name: 'on a metered plan', plan: 'metered' });
 const gw = stack.gw['production']!;
 const send = () => call(`${gw}/v1/emails/send`, { method: 'POST', headers: { ...bearer(key.key), 'cf-ipcountry': 'DE' }, body: '{}' });
 // The contacts API lets any path through with no scope: for the checks of limits, addresses and expiry.
@@ -164,6 +172,91 @@ t.test("rate limit: the key's own limit, then a plan, each seen in the gateway's
   t.match((await contacts()).headers['ratelimit-policy'], /;q=2;w=60/, "now the plan's limit");
 });
 
+t.test('quota: set through the editor, shown as a balance, spent at the gateway, topped up and set; shadow mode marked and never refusing; the keys list shows it', async (t) => {
+  const meteredPath = `${stack.adminUrl}/dashboard/keys/${metered.id}`;
+  const spend = () => call(`${gw}/v1/contacts/x`, { headers: bearer(metered.key) });
+  await page.goto(meteredPath);
+  await page.getByTestId('key-balance').filter({ hasText: 'No quota: only the rate limit bounds this key.' }).waitFor();
+  t.equal(await page.getByRole('button', { name: 'Top up or set balance' }).count(), 0, 'no balance to top up before there is a quota');
+
+  await page.getByRole('button', { name: 'Edit quota' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Edit the quota of metered' });
+  await dialog.getByLabel('Units per period').check();
+  await dialog.getByLabel('Units', { exact: true }).fill('three');
+  await dialog.getByText('The units must be a whole number from 1 to 1,000,000,000,000.').waitFor();
+  t.ok(await dialog.getByRole('button', { name: 'Save quota' }).isDisabled(), 'flagged as typed');
+  await dialog.getByLabel('Units', { exact: true }).fill('3');
+  await dialog.getByRole('combobox', { name: 'Per' }).selectOption('hour');
+  await dialog.getByText('From the next request the key may spend 3 units an hour. It starts with 3.').waitFor();
+  await dialog.getByText('requests are refused with 429 quota_exceeded until the next refill').waitFor();
+  t.same(await axeViolations(page), [], 'quota editor open: axe');
+  await dialog.getByRole('button', { name: 'Save quota' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The quota of this key changed' }).waitFor();
+  await page.getByTestId('key-balance').filter({ hasText: /^3 of 3 left this hour$/ }).waitFor();
+  t.equal(await page.getByTestId('key-quota').textContent(), '3 an hour');
+  t.match(await page.getByTestId('key-quota-mode').textContent(), /^enforced/);
+  t.match((await stack.adminCall('GET', `/v1/keys/${metered.id}`)).body.quota, { limit: 3, period: 'hour', refill: true, mode: 'enforce', refund_on: [] }, 'the PATCH sent the quota');
+
+  const first = await spend();
+  t.match(first.headers['ratelimit-policy'], /"quota";q=3;w=3600/, "the gateway reports the quota the page set");
+  await spend();
+  await spend();
+  const refused = await spend();
+  t.equal(refused.status, 429, 'the fourth request of the hour is refused');
+  t.equal(refused.body.error, 'quota_exceeded');
+  await page.goto(meteredPath);
+  await page.getByTestId('key-balance').filter({ hasText: /^0 of 3 left this hour$/ }).waitFor();
+  t.equal(await page.getByRole('progressbar', { name: 'Quota left of metered: 0 of 3' }).count(), 1, 'the bar has a name saying what is left');
+
+  await page.getByRole('button', { name: 'Top up or set balance' }).click();
+  dialog = page.getByRole('dialog', { name: 'Top up or set the balance of metered' });
+  await dialog.getByLabel('Units').fill('2');
+  await dialog.getByText('The balance goes from 0 to 2 at once, for every gateway.').waitFor();
+  await dialog.getByText('sets it to 3 again, whatever was added').waitFor();
+  t.same(await axeViolations(page), [], 'top-up dialog open: axe');
+  await dialog.getByRole('button', { name: 'Add units' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The balance of this key is now 2' }).waitFor();
+  await page.getByTestId('key-balance').filter({ hasText: /^2 of 3 left this hour$/ }).waitFor();
+  t.equal((await spend()).status, 200, 'the top-up lets a request through');
+  await page.locator('ol.timeline li', { hasText: 'edited quota' }).waitFor();
+  const audit = (await stack.adminCall('GET', `/v1/audit?key_id=${metered.id}&action=key.credits_changed`)).body.data;
+  t.match(audit[0], { actor: 'ada', changes: { balance: { from: 0, to: 2 } } }, 'audited as the signed-in user');
+
+  await page.getByRole('button', { name: 'Top up or set balance' }).click();
+  dialog = page.getByRole('dialog', { name: 'Top up or set the balance of metered' });
+  await dialog.getByLabel('Set the balance to').check();
+  await dialog.getByLabel('Units').fill('0');
+  await dialog.getByText('With nothing left, requests with this key are refused until the refill.').waitFor();
+  await dialog.getByRole('button', { name: 'Set balance' }).click();
+  await page.getByRole('status').filter({ hasText: 'The balance of this key is now 0' }).waitFor();
+  t.equal((await spend()).status, 429, 'set to 0: refused');
+
+  await page.getByRole('button', { name: 'Edit quota' }).click();
+  dialog = page.getByRole('dialog', { name: 'Edit the quota of metered' });
+  t.equal(await dialog.getByLabel('Units', { exact: true }).inputValue(), '3', 'the editor starts from the current quota');
+  await dialog.getByLabel('Shadow mode: count and report, never refuse').check();
+  await dialog.getByText('In shadow mode nothing is refused').waitFor();
+  await dialog.getByText('The 0 left now stay until the next refill').waitFor();
+  await dialog.getByRole('button', { name: 'Save quota' }).click();
+  await page.getByRole('heading', { name: 'Quota' }).getByText('shadow mode').waitFor();
+  t.match(await page.getByTestId('key-quota-mode').textContent(), /^shadow: counted and reported, never refused/);
+  t.equal((await spend()).status, 200, 'in shadow mode the gateway lets it through with nothing left');
+
+  await page.goto(`${stack.adminUrl}/dashboard/keys/${planned.id}`);
+  await page.getByTestId('key-balance').filter({ hasText: /^5 left$/ }).waitFor();
+  t.equal(await page.getByTestId('key-quota').textContent(), "its plan's (metered)", "a key with no quota of its own shows its plan's balance");
+  t.equal(await page.getByRole('button', { name: 'Top up or set balance' }).count(), 1, "and may top it up (the API sets the plan's balance of this key)");
+
+  await page.goto(`${stack.adminUrl}/dashboard/keys`);
+  const row = page.locator(`tr[data-key-id="${metered.id}"]`);
+  await row.getByTestId('balance-indicator').filter({ hasText: /^quota 0 of 3 left · shadow$/ }).waitFor();
+  t.pass('the keys list shows the balance, marked shadow');
+  t.equal(await page.locator(`tr[data-key-id="${quiet.id}"]`).getByTestId('balance-indicator').count(), 0, 'a key without a quota shows none');
+  t.same(await axeViolations(page), [], 'keys list with a balance: axe');
+});
+
 t.test('expiry: 30 days, a date in the past refused as typed, a UTC date, and the gateway refuses the key after it', async (t) => {
   await page.goto(keyPath);
   let dialog = await openEditor(page, 'expiry');
@@ -201,7 +294,7 @@ t.test('expiry: 30 days, a date in the past refused as typed, a UTC date, and th
   t.equal(await page.getByRole('button', { name: /^Edit/ }).count(), 0, 'an expired key offers no editor (the API would refuse)');
 });
 
-t.test('a viewer at 390×844 sees the settings and the usage with no edit control; an admin there edits in a dialog that fits', async (t) => {
+t.test('a viewer at 390×844 sees the settings, the quota and the usage with no edit control; an admin there edits in a dialog that fits', async (t) => {
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
   phone.setDefaultTimeout(15_000);
   await signInPage(phone, stack.adminUrl, USERS.viewer);
@@ -211,6 +304,11 @@ t.test('a viewer at 390×844 sees the settings and the usage with no edit contro
   for (const name of [/suspend/i, /revoke/i, /regenerate/i]) t.equal(await phone.getByRole('button', { name }).count(), 0, `no ${name} button`);
   await phone.getByText('usage.country_header').waitFor();
   t.pass('with no country recorded, the page says where countries come from');
+  await phone.goto(`${stack.adminUrl}/dashboard/keys/${metered.id}`);
+  // Nineteen days on, a new hour: the quota has refilled.
+  await phone.getByTestId('key-balance').filter({ hasText: /^3 of 3 left this hour$/ }).waitFor();
+  t.pass('a viewer sees the balance');
+  for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await phone.getByRole('button', { name }).count(), 0, `no ${name} button`);
   t.same(await axeViolations(phone), [], 'viewer at 390×844: axe');
   await phone.close();
 

@@ -47,6 +47,10 @@ t.test('sign in, create a key through the modal, read it once from the success v
   await dialog.getByText('"nonsense" is not an IP address or CIDR').waitFor();
   t.ok(await dialog.getByRole('button', { name: 'Create key' }).isDisabled(), 'an invalid address is flagged as typed');
   await dialog.getByLabel(/Allowed IP addresses/).fill('');
+  await dialog.getByLabel('Units per period').check();
+  t.ok(await dialog.getByRole('button', { name: 'Create key' }).isDisabled(), 'a quota without its units cannot be sent');
+  await dialog.getByLabel('Units', { exact: true }).fill('1000');
+  t.same(await axeViolations(page), [], 'create modal, step 3 with a quota: axe');
   await dialog.getByRole('button', { name: 'Create key' }).click();
 
   const shown = dialog.getByTestId('new-key');
@@ -62,6 +66,8 @@ t.test('sign in, create a key through the modal, read it once from the success v
   const row = page.locator('tr', { hasText: 'browser key' });
   await row.waitFor();
   t.match(await row.textContent(), /by ada/, 'created by the signed-in user');
+  await row.getByTestId('balance-indicator').filter({ hasText: /^quota 1K of 1K left$/ }).waitFor();
+  t.pass('with the quota it was created with, in the list');
   t.same(await axeViolations(page), [], 'keys page: axe');
 
   // The key works through the gateway, and the request is counted on the usage page and the key's.

@@ -1,4 +1,4 @@
-import { int, list, meta, oneOf, quota, rateLimit, str } from './args.js';
+import { credits, int, list, meta, oneOf, quota, rateLimit, str } from './args.js';
 import { more, pages, printJson, type Context, type Runnable } from './command.js';
 import { UsageError } from './errors.js';
 import { ago, fields, table, text, when } from './format.js';
@@ -53,18 +53,17 @@ function balance(b: { remaining: number; refills_at: string | null } | null, now
 const LIMIT_OPTIONS = {
   plan: { value: 'PLAN', help: "a configured plan whose limit all the application's keys share" },
   'rate-limit': { value: 'N/SECONDS[/BURST]', help: "a limit of the application's own, shared by its keys: 1000/60 is 1000 requests a minute" },
-  quota: { value: 'LIMIT/PERIOD', help: "units its keys share each hour, day or month: 10000/month" },
-  credits: { value: 'N', help: 'a balance of units its keys share, never refilled (top it up with apps credits)' },
+  quota: { value: 'LIMIT/PERIOD', help: "units its keys share each hour, day or month: 10000/month; 1000/once is never refilled" },
+  credits: { value: 'N[/REFILL/EVERY]', help: 'a balance of units its keys share: 500 is topped up only by hand (apps credits), 500/100/day starts at 500 and is set to 100 each day (or month)' },
 } as const;
 
 /** `--plan`, `--rate-limit`, `--quota` and `--credits` as the API takes them; contradictory pairs are refused before sending. */
 function limitFields(ctx: Context): Record<string, unknown> {
-  const credits = int(ctx.p, 'credits', 0, 1e12);
   const body = defined({
     plan: str(ctx.p, 'plan'),
     rate_limit: rateLimit(ctx.p, 'rate-limit'),
     quota: quota(ctx.p, 'quota'),
-    credits: credits === undefined ? undefined : { remaining: credits },
+    credits: credits(ctx.p, 'credits'),
   });
   if (body.plan !== undefined && body.rate_limit !== undefined) {
     throw new UsageError("give --plan or --rate-limit, not both: an application's rate limit replaces its plan's");

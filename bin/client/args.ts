@@ -197,11 +197,29 @@ export function rateLimit(p: Parsed, name: string): { limit: number; window_seco
   return { limit: Number(m[1]), window_seconds: Number(m[2]), burst: m[3] === undefined ? null : Number(m[3]) };
 }
 
-/** `--quota LIMIT/PERIOD` (hour, day or month): a quota that refills each calendar period. */
-export function quota(p: Parsed, name: string): { limit: number; period: 'hour' | 'day' | 'month' } | undefined {
+/** Quota units: whole numbers up to 10^12, as the API takes them (docs/quotas.md). */
+const MAX_UNITS = 1e12;
+const units = (s: string | undefined, min: number) => s !== undefined && Number(s) >= min && Number(s) <= MAX_UNITS;
+
+/** `--quota 10000/month`: LIMIT units an hour, day or month; `1000/once`: LIMIT units never refilled. */
+export function quota(p: Parsed, name: string): { limit: number; period: 'hour' | 'day' | 'month' | null; refill: boolean } | undefined {
   const v = str(p, name);
   if (v === undefined) return undefined;
-  const m = /^(\d{1,13})\/(hour|day|month)$/.exec(v);
-  if (!m || Number(m[1]) > 1e12) throw new UsageError(`--${name} must be LIMIT/PERIOD, PERIOD one of hour, day, month, like 10000/month; got "${v}"`);
-  return { limit: Number(m[1]), period: m[2] as 'hour' | 'day' | 'month' };
+  const m = /^(\d+)\/(hour|day|month|once)$/.exec(v);
+  if (!m || !units(m[1], 1)) {
+    throw new UsageError(`--${name} must be LIMIT/PERIOD: LIMIT a whole number from 1 to 10^12, PERIOD hour, day, month or once (never refilled), like 10000/month; got "${v}"`);
+  }
+  const once = m[2] === 'once';
+  return { limit: Number(m[1]), period: once ? null : (m[2] as 'hour' | 'day' | 'month'), refill: !once };
+}
+
+/** `--credits 500`: a balance topped up by hand; `500/100/day`: starting at 500, set to 100 each day (or month). */
+export function credits(p: Parsed, name: string): { remaining: number; refill: { amount: number; every: 'day' | 'month' } | null } | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  const m = /^(\d+)(?:\/(\d+)\/(day|month))?$/.exec(v);
+  if (!m || !units(m[1], 0) || (m[2] !== undefined && !units(m[2], 1))) {
+    throw new UsageError(`--${name} must be BALANCE or BALANCE/REFILL/EVERY (EVERY day or month; whole numbers up to 10^12, REFILL at least 1), like 500 or 500/100/day; got "${v}"`);
+  }
+  return { remaining: Number(m[1]), refill: m[2] === undefined ? null : { amount: Number(m[2]), every: m[3] as 'day' | 'month' } };
 }

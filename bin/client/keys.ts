@@ -1,4 +1,4 @@
-import { expires, int, list, meta, oneOf, rateLimit, seconds, str, time } from './args.js';
+import { credits, expires, int, list, meta, oneOf, quota, rateLimit, seconds, str, time } from './args.js';
 import { printJson, pages, more, type Context, type Runnable } from './command.js';
 import { UsageError } from './errors.js';
 import { ago, clean, fields, table, text, when } from './format.js';
@@ -15,12 +15,16 @@ const KEY_FIELDS = {
   apis: { value: 'a,b', help: 'the APIs the key may call (default: all)' },
   plan: { value: 'PLAN', help: 'a configured plan' },
   'rate-limit': { value: 'N/SECONDS[/BURST]', help: "the key's own limit, replacing its plan's: 100/60 is 100 requests a minute" },
+  quota: { value: 'LIMIT/PERIOD', help: 'units the key may spend per hour, day or month (UTC), or once: 10000/month, 1000/once; replaces its credits' },
+  credits: { value: 'N[/REFILL/EVERY]', help: 'a balance of N units, topped up by hand (500), or set to REFILL each day or month (500/100/day); replaces its quota' },
+  'quota-mode': { value: 'MODE', help: 'enforce (default) or shadow: counted and reported, never refused; with --quota or --credits' },
+  'refund-5xx': { help: 'give the units back when the answer is a 5xx; with --quota or --credits' },
   expires: { value: 'WHEN', help: 'RFC 3339 (2027-01-31T00:00:00Z) or a span from now: 30d, 90d, 1y' },
   'ip-allowlist': { value: 'CIDR,…', help: 'addresses or CIDRs the key may be used from' },
   meta: { value: 'KEY=VALUE', help: 'a metadata entry (string value)', multiple: true },
 } as const;
 
-const NULLABLE = ['description', 'apis', 'plan', 'rate_limit', 'ip_allowlist', 'expires_at'] as const;
+const NULLABLE = ['description', 'apis', 'plan', 'rate_limit', 'quota', 'credits', 'ip_allowlist', 'expires_at'] as const;
 
 /** The body fields shared by create and edit, from their options. */
 function keyFields(ctx: Context): Record<string, unknown> {
@@ -38,7 +42,42 @@ function keyFields(ctx: Context): Record<string, unknown> {
   if (body.plan !== undefined && body.rate_limit !== undefined) {
     throw new UsageError("give --plan or --rate-limit, not both: a key's rate limit replaces its plan's limits");
   }
-  return body;
+  return { ...body, ...quotaFields(p) };
+}
+
+/** `quota` or `credits` from --quota / --credits, with --quota-mode and --refund-5xx. */
+function quotaFields(p: Context['p']): { quota?: unknown; credits?: unknown } {
+  const q = quota(p, 'quota');
+  const c = credits(p, 'credits');
+  const mode = oneOf(p, 'quota-mode', ['enforce', 'shadow']);
+  const refund = p.values['refund-5xx'] === true;
+  if (q !== undefined && c !== undefined) throw new UsageError('give --quota or --credits, not both: a key has one balance, counted one way');
+  if (q === undefined && c === undefined) {
+    if (mode !== undefined || refund) throw new UsageError('--quota-mode and --refund-5xx go with the --quota or --credits they apply to; give it too (keys show prints the current one)');
+    return {};
+  }
+  const how = { mode: mode ?? 'enforce', refund_on: refund ? ['5xx'] : [] };
+  return q !== undefined ? { quota: { ...q, ...how } } : { credits: { ...c, ...how } };
+}
+
+const PER: Record<string, string> = { hour: 'an hour', day: 'a day', month: 'a month' };
+
+/** A key's own quota or credits in words; its plan's when it has neither but a balance. */
+function quotaLine(k: any): string {
+  const q = k.quota;
+  const c = k.credits;
+  const how = (x: any) => `${x.mode === 'shadow' ? ', shadow: never refused' : ''}${x.refund_on?.includes('5xx') ? ', refund on 5xx' : ''}`;
+  if (q) return `${text(q.limit)} ${q.refill && q.period ? text(PER[q.period] ?? q.period) : 'once, never refilled'}${how(q)}`;
+  if (c) return `credits: ${text(c.remaining)} to start, ${c.refill ? `refilled to ${text(c.refill.amount)} each ${text(c.refill.every)}` : 'topped up by hand'}${how(c)}`;
+  // An edit's answer has no balance: whether the plan has a quota is not known from it.
+  if (!('balance' in k)) return "none of its own (its plan's, if it has one)";
+  return k.balance ? `its plan's (${text(k.plan ?? 'default')})` : '-';
+}
+
+/** What is left of a key's quota or credits, and when it refills. */
+function balanceLine(b: any, now: number): string {
+  if (!b) return '-';
+  return `${text(b.remaining)} left, ${b.refills_at === null ? 'never refills' : `refills ${when(b.refills_at, now)}`}`;
 }
 
 const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
@@ -72,6 +111,8 @@ function printKey(ctx: Context, k: any): void {
       ['apis', k.apis === null ? 'all' : text(k.apis)],
       ['plan', text(k.plan)],
       ['rate limit', rl ? `${rl.limit} per ${rl.window_seconds} s${rl.burst === null ? '' : `, burst ${rl.burst}`}` : "-"],
+      ['quota', quotaLine(k)],
+      ...('balance' in k ? [['balance', balanceLine(k.balance, now)] as const] : []),
       ['ip allowlist', k.ip_allowlist === null ? 'any' : text(k.ip_allowlist)],
       ['application', text(k.application)],
       ['policy', text(k.policy)],
@@ -118,6 +159,7 @@ export const KEY_COMMANDS: readonly Runnable[] = [
     examples: [
       'keygate keys create --name ci --environment production --scopes read_campaigns,send_email --json',
       'keygate keys create --name partner --plan pro --expires 90d --ip-allowlist 203.0.113.0/24 --meta owner=ops',
+      'keygate keys create --name metered --quota 10000/month --quota-mode shadow',
     ],
     async run(ctx) {
       const p = ctx.p;
@@ -191,7 +233,11 @@ export const KEY_COMMANDS: readonly Runnable[] = [
       ...KEY_FIELDS,
       clear: { value: 'FIELD,…', help: `set to none: ${NULLABLE.join(', ')} (apis: all; ip_allowlist: any address)` },
     },
-    examples: ['keygate keys edit key_3kTq8Zr2mW9xYp1c --scopes read_campaigns --expires 2027-01-31T00:00:00Z', 'keygate keys edit key_3kTq8Zr2mW9xYp1c --clear expires_at,ip_allowlist'],
+    examples: [
+      'keygate keys edit key_3kTq8Zr2mW9xYp1c --scopes read_campaigns --expires 2027-01-31T00:00:00Z',
+      'keygate keys edit key_3kTq8Zr2mW9xYp1c --clear expires_at,ip_allowlist',
+      'keygate keys edit key_3kTq8Zr2mW9xYp1c --credits 500/100/day --refund-5xx',
+    ],
     async run(ctx) {
       const p = ctx.p;
       const body: Record<string, unknown> = defined({ name: str(p, 'name'), ...keyFields(ctx) });
@@ -220,6 +266,25 @@ export const KEY_COMMANDS: readonly Runnable[] = [
       const k = await ctx.client.call('POST', `${path(ctx)}/regenerate`, { body: defined({ grace_period_seconds: grace }) });
       if (ctx.p.json) printJson(ctx, k);
       else printIssued(ctx, k, `regenerated ${text(ctx.p.positionals[0])} as`);
+    },
+  },
+  {
+    name: 'keys credits',
+    summary: "Sets (--set) or tops up (--add) the balance of the key's quota or credits, at once for every gateway; audited as key.credits_changed.",
+    args: ID,
+    options: {
+      set: { value: 'N', help: 'the balance to set, in units (0 or more)' },
+      add: { value: 'N', help: 'units to add to the balance (1 or more)' },
+    },
+    notes: 'The key needs a quota or credits, its own or its plan\'s (keys edit --quota / --credits). The next refill sets the balance to its refill amount, whatever was added.',
+    examples: ['keygate keys credits key_3kTq8Zr2mW9xYp1c --add 1000', 'keygate keys credits key_3kTq8Zr2mW9xYp1c --set 0 --json'],
+    async run(ctx) {
+      const set = int(ctx.p, 'set', 0, 1e12);
+      const add = int(ctx.p, 'add', 1, 1e12);
+      if ((set === undefined) === (add === undefined)) throw new UsageError('give --set N or --add N, one of them');
+      const k = await ctx.client.call('POST', `${path(ctx)}/credits`, { body: set !== undefined ? { set } : { add } });
+      if (ctx.p.json) printJson(ctx, k);
+      else ctx.out(`balance of ${text(k.id)} "${text(k.name)}": ${balanceLine(k.balance, ctx.now())}\n`);
     },
   },
   ...(['suspend', 'reactivate', 'revoke'] as const).map(

@@ -76,6 +76,9 @@ export interface Key {
   apis: string[] | null;
   plan: string | null;
   rate_limit: RateLimit | null;
+  /** The key's own quota or credits (docs/quotas.md); at most one of them is set. */
+  quota: Quota | null;
+  credits: Credits | null;
   ip_allowlist: string[] | null;
   application: string | null;
   policy: string | null;
@@ -92,6 +95,35 @@ export interface Key {
   replaced_by: string | null;
   grace_ends_at: string | null;
   usage: { total_requests: number; error_count: number };
+}
+
+/** `GET /v1/keys/{id}` and the credits route add what is left of the key's quota or credits, its own or its plan's. */
+export interface KeyWithBalance extends Key {
+  balance: Balance | null;
+}
+
+export interface Balance {
+  remaining: number;
+  /** When the balance is next set to its refill amount; null when it never is. */
+  refills_at: string | null;
+}
+
+export type LimitMode = 'enforce' | 'shadow';
+
+export interface Quota {
+  limit: number;
+  /** Null with `refill: false`: `limit` units once. */
+  period: 'hour' | 'day' | 'month' | null;
+  refill: boolean;
+  mode: LimitMode;
+  refund_on: '5xx'[];
+}
+
+export interface Credits {
+  remaining: number;
+  refill: { amount: number; every: 'day' | 'month' } | null;
+  mode: LimitMode;
+  refund_on: '5xx'[];
 }
 
 export interface IssuedKey extends Key {

@@ -1,21 +1,14 @@
-import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, serverNow, type ApiCatalog, type Key, type ScopeCatalog } from './api';
+import { api, serverNow, type ApiCatalog, type ScopeCatalog } from './api';
+import { EditForm, type Editor, type EditorProps } from './edit-form';
 import { parseAllowlist, ScopePicker } from './key-fields';
-import { ErrorNote, fmt, Modal, useLoad, When } from './ui';
+import { QuotaEditor } from './quota';
+import { ErrorNote, fmt, useLoad, When } from './ui';
 import { localValue, utc } from './usage';
 
-/**
- * The key page's editors, one dialog each, all through `PATCH /v1/keys/{id}` with only the
- * fields they change (docs/admin-api.md). The gateways apply a change from the next request.
- */
-export type Editor = 'permissions' | 'rate limit' | 'IP allowlist' | 'expiry';
+export type { Editor } from './edit-form';
 
-interface EditorProps {
-  keyRecord: Key;
-  onClose: () => void;
-  onSaved: (what: Editor) => void;
-}
+/** The editor of one of the key page's settings (the dialogs are in this file; the quota's in quota.tsx). */
 
 export function KeyEditor(props: EditorProps & { editor: Editor }) {
   switch (props.editor) {
@@ -27,48 +20,9 @@ export function KeyEditor(props: EditorProps & { editor: Editor }) {
       return <AllowlistEditor {...props} />;
     case 'expiry':
       return <ExpiryEditor {...props} />;
+    case 'quota':
+      return <QuotaEditor {...props} />;
   }
-}
-
-/** A dialog with a form that sends `body()` as the key's PATCH, and the API's refusal if any. */
-function EditForm(props: EditorProps & { editor: Editor; body: () => Record<string, unknown> | null; children: ComponentChildren; wide?: boolean; consequence: ComponentChildren }) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const k = props.keyRecord;
-  const body = props.body();
-  return (
-    <Modal title={`Edit the ${props.editor} of ${k.name}`} onClose={props.onClose} wide={props.wide}>
-      <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          if (body === null) return;
-          setBusy(true);
-          setError(null);
-          try {
-            await api.patch<Key>(`/v1/keys/${encodeURIComponent(k.id)}`, body);
-            props.onSaved(props.editor);
-          } catch (err) {
-            setError(err);
-            setBusy(false);
-          }
-        }}
-      >
-        {props.children}
-        <div class="consequence" aria-live="polite">
-          {props.consequence}
-        </div>
-        <ErrorNote error={error} />
-        <div class="actions">
-          <button type="button" class="secondary" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" disabled={body === null || busy}>
-            Save {props.editor}
-          </button>
-        </div>
-      </form>
-    </Modal>
-  );
 }
 
 const list = (items: string[]) => items.map((s, i) => [i > 0 ? (i === items.length - 1 ? ' and ' : ', ') : '', <code key={s}>{s}</code>]);

@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import { KeyAlerts } from './alerts';
-import { api, type IssuedKey, type Key, type KeyEvent, type SessionInfo } from './api';
+import { api, type IssuedKey, type Key, type KeyEvent, type KeyWithBalance, type SessionInfo } from './api';
 import { KeyEditor, type Editor } from './key-editors';
 import { KeyUsage } from './key-usage';
+import { BalanceDialog, QuotaCard } from './quota';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, ReasonInput, Scopes, StatusBadge, useLoad, When } from './ui';
 
@@ -24,12 +25,15 @@ const GRACES: [string, number][] = [
 
 export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
   const path = `/v1/keys/${encodeURIComponent(id)}`;
-  const key = useLoad(() => api.get<Key>(path), [path]);
+  const key = useLoad(() => api.get<KeyWithBalance>(path), [path]);
   const events = useLoad(() => api.get<{ data: KeyEvent[]; scheduled: { type: string; scheduled_at: string }[] }>(`${path}/events`), [path, key.data?.updated_at]);
   const [confirming, setConfirming] = useState<Action | null>(null);
   const [editing, setEditing] = useState<Editor | null>(null);
   const [saved, setSaved] = useState<Editor | null>(null);
   const [issued, setIssued] = useState<IssuedKey | null>(null);
+  const [toppingUp, setToppingUp] = useState(false);
+  /** What the last top-up or set left: shown in the Quota card. */
+  const [balanceNote, setBalanceNote] = useState<string | null>(null);
   const canWrite = me.user.role !== 'viewer';
 
   if (key.error) {
@@ -124,7 +128,7 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
         </div>
         <section class="card" aria-labelledby="access-title">
           <h2 id="access-title">Access</h2>
-          {saved && (
+          {saved && saved !== 'quota' && (
             <p class="saved" role="status">
               The {saved} of this key changed; the gateways apply it from the next request.
             </p>
@@ -173,6 +177,13 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
           </dl>
         </section>
       </div>
+      <QuotaCard
+        k={k}
+        editable={editable}
+        note={saved === 'quota' ? 'The quota of this key changed; the gateways apply it from the next request.' : balanceNote}
+        onEdit={() => setEditing('quota')}
+        onTopUp={() => setToppingUp(true)}
+      />
       <KeyUsage keyId={k.id} />
       <div class="card">
         <h2>Timeline</h2>
@@ -203,8 +214,22 @@ export function KeyPage({ me, id }: { me: SessionInfo; id: string }) {
           onSaved={(what) => {
             setEditing(null);
             setSaved(what);
+            setBalanceNote(null);
             key.reload();
             // The timeline too: on a clock that has not moved, updated_at stays the same.
+            events.reload();
+          }}
+        />
+      )}
+      {toppingUp && (
+        <BalanceDialog
+          k={k}
+          onClose={() => setToppingUp(false)}
+          onDone={(b) => {
+            setToppingUp(false);
+            setSaved(null);
+            setBalanceNote(`The balance of this key is now ${fmt.format(b.remaining)}, for every gateway at once.`);
+            key.reload();
             events.reload();
           }}
         />

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, serverNow, type Application, type IssuedKey, type Key, type Page, type Policy, type ScopeCatalog, type SessionInfo } from './api';
 import { parseAllowlist, ScopePicker } from './key-fields';
+import { BalanceIndicator, useQuotaForm } from './quota';
 import { useSudo } from './sudo';
 import { CopyButton, ErrorNote, fmt, Link, Modal, Pager, Scopes, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
@@ -138,6 +139,7 @@ export function KeyTable({ keys, compact = false }: { keys: Key[]; compact?: boo
               </td>
               <td>
                 <StatusBadge status={k.status} />
+                <BalanceIndicator k={k} />
               </td>
               {!compact && (
                 <td>
@@ -213,6 +215,8 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
   const [error, setError] = useState<unknown>(null);
   const [issued, setIssued] = useState<IssuedKey | null>(null);
   const sudo = useSudo(me.via);
+  // Left at none, the policy's quota or credits (if any) apply.
+  const quota = useQuotaForm({ quota: null, credits: null }, policy ? "None (the policy's, if it has one)" : 'None');
 
   const { list: ipList, bad: badIp } = parseAllowlist(ips);
   const expiresAt = expiry === 'date' ? endOfDay(expiryDay, serverNow()) : null;
@@ -231,6 +235,7 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
         else if (typeof expiry === 'number') body['expires_at'] = new Date(serverNow() + expiry * DAY_MS).toISOString();
         // Left empty, the policy's allowlist (if any) applies.
         if (ipList.length > 0) body['ip_allowlist'] = ipList;
+        if (quota.spec) body[quota.kind] = quota.spec;
         setIssued(await api.post<IssuedKey>('/v1/keys', body));
         onCreated();
       } catch (err) {
@@ -391,6 +396,7 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
             <p id="ip-help" class={badIp ? 'field-error' : 'muted small'}>
               {badIp ? `"${badIp}" is not an IP address or CIDR` : 'For example 203.0.113.0/24, 2001:db8::1'}
             </p>
+            {quota.fields}
           </>
         )}
         <ErrorNote error={error} />
@@ -400,7 +406,7 @@ export function CreateKey({ me, onClose, onCreated }: { me: SessionInfo; onClose
               Back
             </button>
           )}
-          <button type="submit" disabled={step === 3 && (badIp !== undefined || badDay)}>
+          <button type="submit" disabled={step === 3 && (badIp !== undefined || badDay || quota.problem !== null)}>
             {step < 3 ? 'Next' : 'Create key'}
           </button>
         </div>
