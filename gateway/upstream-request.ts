@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { util } from 'undici';
 import type { CompiledKey } from './compiled-key.js';
 import type { TLSSocket } from 'node:tls';
 import { verifiedSubject } from '../core/tls.js';
@@ -8,6 +9,8 @@ import { withoutQueryParam } from './query-credential.js';
 import { stripPrefix, type CompiledApi } from './routes.js';
 import type { Runtime } from './runtime.js';
 import { pushTraceHeaders, TRACEPARENT, TRACESTATE } from './trace.js';
+
+const { headerNameToString } = util;
 
 /*
  * The request an upstream receives, shared by the HTTP and WebSocket forward stages, and how an
@@ -92,7 +95,8 @@ export function upstreamHeaders(rt: Runtime, ctx: RequestContext, drop: Readonly
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    let lower = name.toLowerCase();
+    // Known names (Host, Authorization, …) come lower-cased from undici's table, with no new string.
+    let lower = headerNameToString(name);
     if (lower === 'host' && ++hosts > 1) return DUPLICATE_HOST;
     if (lower.includes('_')) {
       if (dropUnderscored) continue;
