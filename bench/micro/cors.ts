@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parseConfig } from '../../config/load.js';
 import { compileCors, preflightRefusal, pushCorsHeaders, type CompiledCors } from '../../gateway/cors.js';
-import { pushResponseHeaders } from '../../gateway/headers.js';
+import { HOP_BY_HOP, pushResponseHeaders } from '../../gateway/headers.js';
 import { measure, report, type CaseResult } from './lib.js';
 
 /**
@@ -34,7 +34,7 @@ function headersCase(name: string, api: CompiledCors | null, req: IncomingMessag
     let s = 0;
     for (let i = 0; i < n; i++) {
       const h: string[] = [];
-      pushResponseHeaders(upstream, api !== null, h);
+      pushResponseHeaders(upstream, HOP_BY_HOP, api !== null, h);
       h.push('x-request-id', 'id');
       if (api !== null) pushCorsHeaders(api, req, h);
       s += h.length;

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Denial, RequestContext } from '../context.js';
 import { pushCorsHeaders } from '../cors.js';
-import { pushResponseHeaders } from '../headers.js';
+import { dropNamed, HOP_BY_HOP, pushResponseHeaders } from '../headers.js';
 import { InFlight, type Expiry } from '../in-flight.js';
 import { pushKeyHeaders, sendDenial } from '../respond.js';
 import { bodyLimit, type CompiledApi } from '../routes.js';
@@ -11,6 +11,8 @@ import type { Runtime } from '../runtime.js';
 import { bodyTooLarge, dropSet, upstreamFailure, upstreamHeaders, upstreamTarget } from '../upstream-request.js';
 
 const TIMEOUT: Denial = Object.freeze({ code: 'gateway_timeout' });
+/** What a key in a rotation grace is told by the gateway (respond.ts pushKeyHeaders); the upstream's copies go. */
+const GRACE_HEADERS: ReadonlySet<string> = new Set(['deprecation', 'sunset']);
 const BODY_IDLE: Denial = Object.freeze({ code: 'request_timeout', message: 'The request body stopped arriving, so the connection is closed; send the request again.' });
 /** How often the in-flight watch looks for requests past their deadline or with an idle body. */
 const WATCH_TICK_MS = 250;
@@ -33,7 +35,10 @@ async function* capped(rt: Runtime, ctx: RequestContext, limit: number): AsyncGe
     seen += chunk.length;
     if (seen > limit) {
       ctx.expired = 'body_too_large';
-      sendDenial(rt, ctx, bodyTooLarge(limit));
+      // The upstream answered before the body grew too large: its response is cut short, as
+      // nothing else would end it; else the client is answered 413.
+      if (ctx.res!.headersSent) ctx.res!.destroy();
+      else sendDenial(rt, ctx, bodyTooLarge(limit));
       throw Object.assign(new Error('request body over max_body_bytes'), { code: 'KEYGATE_BODY_TOO_LARGE' });
     }
     yield chunk;
@@ -64,6 +69,13 @@ export function createForwardStage(rt: Runtime): ForwardStage {
   for (const api of rt.apis) drops.set(api, dropSet(rt, api));
   const h = rt.config.headers;
   const limits = rt.config.limits;
+  // Response headers the upstream does not pass on: the hop-by-hop ones, and those the gateway
+  // sets on every forwarded response (its copy must be the only one), with HSTS on listeners
+  // that set it. Deprecation and Sunset go only for a key in a rotation grace (the gateway's
+  // then); otherwise an upstream's own (RFC 9745, for its endpoints) passes.
+  const owned = [h.request_id, 'ratelimit', 'ratelimit-policy', ...(h.legacy_rate_limit ? ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'] : [])];
+  const dropPlain: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...owned.map((n) => n.toLowerCase())]);
+  const dropHsts: ReadonlySet<string> = new Set([...dropPlain, 'strict-transport-security']);
   const inFlight = new InFlight({
     tickMs: WATCH_TICK_MS,
     bodyIdleMs: limits.body_idle_timeout_ms,
@@ -95,9 +107,26 @@ export function createForwardStage(rt: Runtime): ForwardStage {
    * pauses reading while the client's buffers are full and resumes on `drain`), the end. One
    * object per request, no header object, no async-hooks scope, no listener on the request.
    */
+  /**
+   * Answers 502 for an upstream answer that cannot be passed on (its head refused by Node), or
+   * failing that cuts the response: whatever went wrong, the client is not left waiting.
+   */
+  function badGateway(ctx: RequestContext, err: Error): void {
+    const res = ctx.res!;
+    const code = (err as { code?: string }).code;
+    rt.log.warn('upstream request failed', { request_id: ctx.requestId, api: ctx.api?.name, code: code ?? err.name, err: err.message });
+    try {
+      sendDenial(rt, ctx, upstreamFailure(err));
+    } catch {
+      res.destroy(err);
+    }
+  }
+
   class Upstream implements Dispatcher.DispatchHandler {
     readonly ctx: RequestContext;
     resume: (() => void) | null = null;
+    /** The gateway gave up on the upstream's answer itself (its head was refused): undici's echo is ignored. */
+    dropped = false;
     constructor(ctx: RequestContext) {
       this.ctx = ctx;
     }
@@ -113,20 +142,32 @@ export function createForwardStage(rt: Runtime): ForwardStage {
       const res = ctx.res!;
       // Answered already (the body cap's 413): the upstream's late answer goes nowhere.
       if (res.headersSent) return true;
-      // Set once the head is written: only then do body and end go to the client.
-      this.resume = resume;
       const cors = ctx.api!.cors;
       const headers: string[] = [];
-      pushResponseHeaders(raw, cors !== null, headers);
+      pushResponseHeaders(raw, ctx.listener.hsts ? dropHsts : dropPlain, cors !== null, headers);
+      if (ctx.key?.life?.sunset != null) dropNamed(headers, 0, GRACE_HEADERS);
       headers.push(h.request_id, ctx.requestId);
       pushKeyHeaders(rt, ctx, headers);
       if (cors !== null) pushCorsHeaders(cors, ctx.req, headers);
       // The listener's HSTS policy is the operator's, whatever the upstream says.
       const hsts = ctx.listener.hsts;
       if (hsts) headers.push('strict-transport-security', hsts);
+      try {
+        res.writeHead(statusCode, headers as unknown as OutgoingHttpHeaders);
+      } catch (err) {
+        // A header Node will not send (HTTP/2 refuses some that HTTP/1.1 allows): nothing of
+        // the head went out. What was set is cleared, the upstream request cancelled, 502 sent.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        res.statusMessage = '';
+        this.dropped = true;
+        cancel(ctx);
+        badGateway(ctx, err as Error);
+        return false;
+      }
+      // Set once the head is written: only then do body and end go to the client.
+      this.resume = resume;
       ctx.status = statusCode;
       ctx.upstreamMs = performance.now() - ctx.upstreamStartedAt;
-      res.writeHead(statusCode, headers as unknown as OutgoingHttpHeaders);
       return true;
     }
     onData(chunk: Buffer): boolean {
@@ -145,8 +186,8 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     onError(err: Error): void {
       const ctx = this.ctx;
       ctx.abortUpstream = null;
-      // The watch or the body cap answered already; this is the cancelled request's echo.
-      if (ctx.expired !== '') return;
+      // The watch or the body cap answered already, or the head was refused: this is the cancelled request's echo.
+      if (ctx.expired !== '' || this.dropped) return;
       const res = ctx.res!;
       // The client left first; the record stage counts it as 499.
       if (res.destroyed) return;
@@ -156,9 +197,7 @@ export function createForwardStage(rt: Runtime): ForwardStage {
         res.destroy(err);
         return;
       }
-      const code = (err as { code?: string }).code;
-      rt.log.warn('upstream request failed', { request_id: ctx.requestId, api: ctx.api?.name, code: code ?? err.name, err: err.message });
-      sendDenial(rt, ctx, upstreamFailure(err));
+      badGateway(ctx, err);
     }
   }
 
