@@ -56,6 +56,9 @@ export interface QuotaPolicy extends QuotaTerms {
   readonly header: string;
 }
 
+/** The most units a balance holds: what `quota.limit`, `credits.remaining` and a `set` may be (config `units`); an `add` stops there. */
+export const MAX_BALANCE = 1e12;
+
 /** What an operation does to a balance: spend (if enough is left), give back, set, add, or only read. */
 export type QuotaOp = 'spend' | 'refund' | 'set' | 'add' | 'read';
 
@@ -130,7 +133,8 @@ export function applyQuota(
     balance = amount;
     changed = true;
   } else if (op === 'add') {
-    balance += amount;
+    // A balance never passes what a quota may be set to; a top-up beyond stops there.
+    balance = Math.min(balance + amount, MAX_BALANCE);
     changed = true;
   }
   return { state: changed ? { balance, period } : null, ok, remaining: balance };

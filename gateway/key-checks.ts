@@ -4,7 +4,7 @@ import { createApiStage } from './stages/api.js';
 import { createConcurrencyStage } from './stages/concurrency.js';
 import { createEnvironmentStage } from './stages/environment.js';
 import { createIpAllowlistStage } from './stages/ip-allowlist.js';
-import { createQuotaStage } from './stages/quota.js';
+import { createQuotaStage, refundQuota } from './stages/quota.js';
 import { createRateLimitStage } from './stages/rate-limit.js';
 import { createResolveKeyStage } from './stages/resolve-key.js';
 import { createScopesStage } from './stages/scopes.js';
@@ -65,7 +65,9 @@ export function createRunner(rt: Runtime, checks: readonly (Stage | AnsweringSta
       if (result === undefined) continue;
       if (result instanceof Promise) {
         result.then(
-          (denial) => (ctx.closed ? undefined : denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
+          // A client that left while the stage waited was recorded (and refunded) when it left;
+          // units a quota stage spent since are given back now.
+          (denial) => (ctx.closed ? refundQuota(rt, ctx) : denial === undefined ? run(ctx, i + 1) : finish(ctx, denial)),
           (err: unknown) => fail(ctx, err),
         );
         return;

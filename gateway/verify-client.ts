@@ -45,6 +45,8 @@ export interface Verification {
   readonly quota: { readonly limit: number; readonly remaining: number; readonly reset: number | null } | null;
   /** The quota or credits the key's application shares, after this call; null for none. */
   readonly app_quota?: { readonly limit: number; readonly remaining: number; readonly reset: number | null } | null;
+  /** The key or its application has a quota or credits (counted in this call or not): never cached. */
+  readonly metered?: boolean;
   readonly request_id: string;
   /** The refusal's own fields: `retry_after`, `missing_scopes`, `client_ip`, `api`. */
   readonly [extra: string]: unknown;
@@ -196,7 +198,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const answer = await call(request);
       // A quota spend must reach Keygate each time; so must an answer with no token left.
       const remaining = answer.ratelimit?.remaining ?? 0;
-      if (!answer.valid || answer.quota != null || answer.app_quota != null || remaining <= 0) return answer;
+      if (!answer.valid || answer.metered === true || answer.quota != null || answer.app_quota != null || remaining <= 0) return answer;
       const now = clock.now();
       let spent = cache.spent.get(keyHash);
       if (spent === undefined || spent.until <= now) {

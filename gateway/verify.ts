@@ -71,6 +71,11 @@ export interface VerifyAnswer {
   quota: { limit: number; remaining: number; reset: number | null } | null;
   /** The quota or credits the key's application shares, after this call, in the same shape: null for none, or a call refused before it. */
   app_quota: { limit: number; remaining: number; reset: number | null } | null;
+  /**
+   * Whether the key or its application has a quota or credits, counted in this call or not
+   * (a store that failed open counts nothing): a caching client must not cache the answer.
+   */
+  metered: boolean;
   request_id: string;
   [extra: string]: unknown;
 }
@@ -144,6 +149,7 @@ export function createVerifyApi(rt: Runtime, token: string | null = readVerifyTo
       ratelimit: rateSummary(rt, ctx),
       quota: quotaSummary(ctx.key?.quota ?? null, ctx.quotaRemaining, ctx.quotaResetAt, ctx.now),
       app_quota: quotaSummary(ctx.key?.appQuota ?? null, ctx.appQuotaRemaining, ctx.appQuotaResetAt, ctx.now),
+      metered: key !== null && (key.quota !== null || key.appQuota !== null),
       request_id: ctx.requestId,
       ...refused?.extra,
     };

@@ -11,6 +11,7 @@ import { createGateway } from '../gateway/server.js';
 import { RedisServer } from './lib/redis.js';
 import { bearer, call, DEV_TOKEN, startStack, TENANT_A_ADMIN_TOKEN, VIEWER_TOKEN, type Stack, type StackOptions } from './lib/stack.js';
 import { waitFor } from './lib/within.js';
+import { connect } from 'node:net';
 
 // An application's shared quota (issue 21, docs/quotas.md "An application's quota"): a request
 // spends from its key's balance (if any) and from its application's, either can refuse, the
@@ -286,14 +287,16 @@ t.test('the verify API spends and reports the application quota', async (t) => {
   const id = await newApp(s, { quota: { limit: 5, period: 'day' } });
   const k = await s.createKey({ application: id, credits: { remaining: 10 } });
   const first = await verify(k.key, 2);
-  t.match(first, { valid: true, application_id: id, quota: { limit: 10, remaining: 8, reset: null }, app_quota: { limit: 5, remaining: 3, reset: 43200 } });
+  t.match(first, { valid: true, application_id: id, quota: { limit: 10, remaining: 8, reset: null }, app_quota: { limit: 5, remaining: 3, reset: 43200 }, metered: true });
   const over = await verify(k.key, 4);
   t.match(over, { valid: false, code: 'quota_exceeded', quota: { remaining: 8 }, app_quota: { remaining: 3 }, retry_after: 43200 }, "refused by the application: the key's units are back");
   t.match(over.message, /the application this API key belongs to has used up the quota its keys share/);
   t.same(await keyBalance(s, k.id), { remaining: 8, refills_at: null }, 'read from the store');
   t.equal((await appBalance(s, id)).remaining, 3);
   const plain = await s.createKey();
-  t.match(await verify(plain.key), { valid: true, quota: null, app_quota: null }, 'a key of no application: app_quota null');
+  t.match(await verify(plain.key), { valid: true, quota: null, app_quota: null, metered: false }, 'a key of no application: app_quota null, not metered');
+  const appOnly = await s.createKey({ application: id });
+  t.match(await verify(appOnly.key), { valid: true, quota: null, metered: true }, "a key whose only quota is its application's is metered: a caching client must not cache it");
 });
 
 t.test("the store failing on the application's balance: a closed plan answers 503 and gives the key's units back; an open one lets through", async (t) => {
@@ -315,4 +318,47 @@ t.test("the store failing on the application's balance: a closed plan answers 50
   store.quota = real;
   t.same(await keyBalance(s, closed.id), { remaining: 3, refills_at: '2026-06-02T00:00:00.000Z' }, "the key's unit is back");
   t.equal((await appBalance(s, id)).remaining, 5, 'nothing was counted on the application');
+});
+
+t.test("a client that leaves while the application's spend is answered gets both balances' units back", async (t) => {
+  const s = await stack(t);
+  const id = await newApp(s, { credits: { remaining: 100 } });
+  const k = await s.createKey({ application: id, credits: { remaining: 100 } });
+  // The application's spend is held until the client has gone (the key's spend, first, is not).
+  let held = 0;
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const store = s.store as unknown as { quota: (account: string, terms: unknown, op: string, ...rest: unknown[]) => Promise<unknown> };
+  const real = store.quota.bind(s.store);
+  store.quota = async (account, terms, op, ...rest) => {
+    if (account === id && op === 'spend') {
+      held++;
+      await gate;
+    }
+    return real(account, terms, op, ...rest);
+  };
+  t.teardown(() => void (store.quota = real));
+  const u = new URL(s.gw['production']!);
+  const sock = connect(Number(u.port), u.hostname, () => sock.write(`GET /v1/emails/list HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${k.key}\r\n\r\n`));
+  sock.on('error', () => {});
+  await waitFor(() => held === 1, 2_000, "the application's spend asked");
+  sock.destroy();
+  // Recorded as a client that left: the key's unit, spent, comes back at once.
+  await until(async () => (await keyBalance(s, k.id)).remaining === 100, "the key's unit back");
+  release();
+  await until(async () => (await appBalance(s, id)).remaining === 100, "the application's unit back once its spend is answered");
+  t.equal((await keyBalance(s, k.id)).remaining, 100, 'and the key is not refunded twice');
+});
+
+t.test('a top-up stops at 10^12 units, the most a balance holds', async (t) => {
+  const s = await stack(t);
+  const id = await newApp(s, { credits: { remaining: 5 } });
+  const first = await s.adminCall('POST', `/v1/applications/${id}/credits`, { add: 1e12 });
+  t.equal(first.status, 200);
+  t.equal(first.body.balance.remaining, 1e12, '5 + 10^12 stops at 10^12');
+  const again = await s.adminCall('POST', `/v1/applications/${id}/credits`, { add: 1e12 });
+  t.equal(again.body.balance.remaining, 1e12);
+  const k = await s.createKey({ credits: { remaining: 1e12 } });
+  const key = await s.adminCall('POST', `/v1/keys/${k.id}/credits`, { add: 7 });
+  t.equal(key.body.balance.remaining, 1e12, "a key's too");
 });

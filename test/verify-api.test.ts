@@ -80,6 +80,7 @@ t.test('a valid key: 200, valid, with its identity and what is left of its bucke
     ratelimit: { limit: 5, remaining: 4, reset: 12 },
     quota: null,
     app_quota: null,
+    metered: false,
     request_id: res.headers['x-request-id'],
   });
   t.equal(events.length, 1, 'one usage event');

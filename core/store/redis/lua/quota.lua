@@ -38,7 +38,8 @@ elseif op == 'set' then
   balance = amount
   changed = true
 elseif op == 'add' then
-  balance = balance + amount
+  -- MAX_BALANCE of core/quota.ts: a top-up stops at 10^12.
+  balance = math.min(balance + amount, 1000000000000)
   changed = true
 end
 if changed then
