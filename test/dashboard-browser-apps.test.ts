@@ -204,3 +204,77 @@ t.test('a viewer (at 390×844) and a developer see applications and policies wit
     await page.close();
   }
 });
+
+t.test("an admin gives an application a shared quota that two of its keys spend until 429, tops it up, and the audit log says so; a viewer sees no control", async (t) => {
+  const created = await stack.adminCall('POST', '/v1/applications', { name: 'Metered app' });
+  t.equal(created.status, 201);
+  const appId: string = created.body.id;
+  const one = await stack.createKey({ name: 'metered one', application: appId });
+  const two = await stack.createKey({ name: 'metered two', application: appId });
+  const spend = (key: string) => call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key) });
+  t.equal((await spend(one.key)).status, 200, 'before the quota: no bound but the rate limit');
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  await signInPage(page, stack.adminUrl, USERS.admin);
+  await page.goto(`${stack.adminUrl}/dashboard/applications`);
+  await page.getByRole('link', { name: 'Metered app' }).click();
+  await page.getByRole('heading', { name: /Metered app/, level: 1 }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: 'No shared quota' }).waitFor();
+  t.equal(await page.getByRole('button', { name: 'Top up or set balance' }).count(), 0, 'no top-up without a quota');
+
+  await page.getByRole('button', { name: 'Edit quota' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Edit the quota of Metered app' });
+  await dialog.getByLabel('Units per period').check();
+  await dialog.getByLabel('Units', { exact: true }).fill('3');
+  await dialog.getByRole('combobox', { name: 'Per' }).selectOption('day');
+  await dialog.getByText('From the next request the keys of the application together may spend 3 units a day. It starts with 3.').waitFor();
+  await dialog.getByText('requests with any of its keys are refused with 429 quota_exceeded until the next refill').waitFor();
+  t.same(await axeViolations(page), [], 'application quota editor: axe');
+  await dialog.getByRole('button', { name: 'Save quota' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The shared quota of this application changed' }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: /^3 of 3 left today$/ }).waitFor();
+  t.equal(await page.getByTestId('app-quota').textContent(), '3 a day');
+  t.match(await page.getByTestId('app-quota-mode').textContent(), /^enforced: once spent, requests with any of its keys are refused/);
+  t.match((await stack.adminCall('GET', `/v1/applications/${appId}`)).body.quota, { limit: 3, period: 'day', refill: true, mode: 'enforce' }, 'the PATCH sent the quota');
+
+  const statuses = [];
+  for (const key of [one.key, two.key, one.key, two.key]) statuses.push((await spend(key)).status);
+  t.same(statuses, [200, 200, 200, 429], 'two keys share 3 units: the fourth request, whichever key, is refused');
+  const refused = await spend(one.key);
+  t.same([refused.status, refused.body.error], [429, 'quota_exceeded']);
+  await page.reload();
+  await page.getByTestId('app-balance').filter({ hasText: /^0 of 3 left today$/ }).waitFor();
+  t.equal(await page.getByRole('progressbar', { name: 'Quota left of Metered app: 0 of 3' }).count(), 1);
+
+  await page.getByRole('button', { name: 'Top up or set balance' }).click();
+  dialog = page.getByRole('dialog', { name: 'Top up or set the balance of Metered app' });
+  await dialog.getByLabel('Units').fill('2');
+  await dialog.getByText('The balance goes from 0 to 2 at once, for every gateway.').waitFor();
+  t.same(await axeViolations(page), [], 'application top-up dialog: axe');
+  await dialog.getByRole('button', { name: 'Add units' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The shared balance of this application is now 2' }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: /^2 of 3 left today$/ }).waitFor();
+  t.equal((await spend(two.key)).status, 200, 'the top-up lets a request of either key through');
+  t.same(await axeViolations(page), [], 'application page: axe');
+
+  await page.goto(`${stack.adminUrl}/dashboard/applications`);
+  await page.locator('tr', { hasText: 'Metered app' }).getByTestId('balance-indicator').filter({ hasText: 'quota 1 of 3 left' }).waitFor();
+  await page.goto(`${stack.adminUrl}/dashboard/audit`);
+  const entry = page.locator('tr', { hasText: 'Application’s shared balance topped up or set' });
+  await entry.waitFor();
+  t.match(await entry.textContent(), /ada.*application\.credits_changed.*app_.*balance: 0 → 2/s, 'labelled, with its code, target and change');
+  t.same(await axeViolations(page), [], 'audit log with the application entry: axe');
+  await page.close();
+
+  const viewer = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  viewer.setDefaultTimeout(15_000);
+  await signInPage(viewer, stack.adminUrl, USERS.viewer);
+  await viewer.goto(`${stack.adminUrl}/dashboard/applications/${appId}`);
+  await viewer.getByTestId('app-balance').filter({ hasText: /^1 of 3 left today$/ }).waitFor();
+  for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await viewer.getByRole('button', { name }).count(), 0, `viewer: no ${name} button`);
+  t.same(await axeViolations(viewer), [], 'application page as viewer: axe');
+  await viewer.close();
+});
