@@ -1,13 +1,18 @@
 import t from 'tap';
-import { axeViolations, launchChromium, signInPage, startDashboardStack, USERS } from './lib/dashboard.js';
-import { bearer, call } from './lib/stack.js';
+import { hashPassword } from '../core/password.js';
+import { axeViolations, dashboardUsers, launchChromium, signInPage, startDashboardStack, USERS } from './lib/dashboard.js';
+import { bearer, call, TENANT_A_ADMIN_TOKEN } from './lib/stack.js';
 
 // The applications and policies pages in a real Chromium against a real gateway and admin
 // plane: an admin creates an application, suspends it after a confirmation that says what
 // happens to its keys (and the gateway then refuses them), and reactivates it; the policies of
 // the configuration as a person reads them; a viewer and a developer see no write action.
 
-const stack = await startDashboardStack({}, {
+// An admin of tenant a, beside the shared users: the application routes take the admin role, within the tenant.
+const TENANT_ADMIN = { name: 'tom', email: 'tom@example.com', password: 'tenant a admin pass 1', role: 'admin', tenant: 'a' } as const;
+const { password: tenantAdminPassword, ...tenantAdmin } = TENANT_ADMIN;
+const users = [...(await dashboardUsers()), { ...tenantAdmin, password_hash: await hashPassword(tenantAdminPassword, { ln: 10, r: 8, p: 1 }) }];
+const stack = await startDashboardStack({ users }, {
   overrides: () => ({
     policies: {
       partner: { description: 'Keys handed to partners', plan: 'tiny', expires_in_seconds: 90 * 86_400, ip_allowlist: ['203.0.113.0/24'], regeneration_grace_seconds: 3600 },
@@ -277,4 +282,34 @@ t.test("an admin gives an application a shared quota that two of its keys spend 
   for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await viewer.getByRole('button', { name }).count(), 0, `viewer: no ${name} button`);
   t.same(await axeViolations(viewer), [], 'application page as viewer: axe');
   await viewer.close();
+});
+
+t.test("a tenant's admin sets its application's shared balance on the page; the tenant's developer sees neither quota action", async (t) => {
+  const created = await stack.adminCall('POST', '/v1/applications', { name: 'Tenant app', credits: { remaining: 10, refill: null } }, TENANT_A_ADMIN_TOKEN);
+  t.equal(created.status, 201);
+  const path = `${stack.adminUrl}/dashboard/applications/${created.body.id}`;
+
+  const admin = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  admin.setDefaultTimeout(15_000);
+  await signInPage(admin, stack.adminUrl, TENANT_ADMIN);
+  await admin.goto(path);
+  await admin.getByTestId('app-balance').filter({ hasText: /^10 left$/ }).waitFor();
+  t.equal(await admin.getByTestId('app-quota').textContent(), 'credits: 10 to start, topped up by hand');
+  await admin.getByRole('button', { name: 'Top up or set balance' }).click();
+  const dialog = admin.getByRole('dialog', { name: 'Top up or set the balance of Tenant app' });
+  await dialog.getByLabel('Set the balance to').check();
+  await dialog.getByLabel('Units').fill('0');
+  await dialog.getByText('With nothing left, requests with any of its keys are refused until a top-up.').waitFor();
+  await dialog.getByRole('button', { name: 'Set balance' }).click();
+  await admin.getByTestId('app-balance').filter({ hasText: /^0 left$/ }).waitFor();
+  t.equal((await stack.adminCall('GET', `/v1/applications/${created.body.id}`)).body.balance.remaining, 0, "the tenant's admin set it");
+  await admin.close();
+
+  const developer = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  developer.setDefaultTimeout(15_000);
+  await signInPage(developer, stack.adminUrl, USERS.tenantA);
+  await developer.goto(path);
+  await developer.getByTestId('app-balance').filter({ hasText: /^0 left$/ }).waitFor();
+  for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await developer.getByRole('button', { name }).count(), 0, `a developer, who writes keys but not applications: no ${name} button`);
+  await developer.close();
 });
