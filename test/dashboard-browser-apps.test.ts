@@ -266,7 +266,9 @@ t.test("an admin gives an application a shared quota that two of its keys spend 
   t.same(await axeViolations(page), [], 'application page: axe');
 
   await page.goto(`${stack.adminUrl}/dashboard/applications`);
-  await page.locator('tr', { hasText: 'Metered app' }).getByTestId('balance-indicator').filter({ hasText: 'quota 1 of 3 left' }).waitFor();
+  const listed = page.locator('tr', { hasText: 'Metered app' });
+  await listed.getByTestId('balance-indicator').filter({ hasText: 'quota 1 of 3 left' }).waitFor();
+  t.match(await listed.textContent(), /no rate limit\s*quota 1 of 3 left/, 'the list: a shared quota and no shared rate limit');
   await page.goto(`${stack.adminUrl}/dashboard/audit`);
   const entry = page.locator('tr', { hasText: 'Application’s shared balance topped up or set' });
   await entry.waitFor();

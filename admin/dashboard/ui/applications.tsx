@@ -240,7 +240,8 @@ function SharedLimit({ app }: { app: Application }) {
   const r = app.rate_limit;
   if (r) return <span>{`${r.limit} requests / ${r.window_seconds} s${r.burst === null ? '' : `, burst ${r.burst}`}`}</span>;
   if (app.plan) return <span>{`plan ${app.plan}`}</span>;
-  return <span class="muted">none</span>;
+  // With a shared quota and no rate limit, "none" would read as no bound at all.
+  return <span class="muted">{app.quota || app.credits ? 'no rate limit' : 'none'}</span>;
 }
 
 /**

@@ -25,8 +25,8 @@ export interface QuotaHolder {
 }
 
 const pathOf = (of: Holder, id: string) => `${of === 'key' ? '/v1/keys/' : '/v1/applications/'}${encodeURIComponent(id)}`;
-/** Who a spent quota refuses. */
-const REFUSED: Record<Holder, string> = { key: 'requests with this key are refused', application: 'requests with any of its keys are refused' };
+/** What a spent quota refuses, in the card's mode and the editor's warning. */
+const REFUSED: Record<Holder, string> = { key: 'requests are refused', application: 'requests with any of its keys are refused' };
 
 type Period = 'hour' | 'day' | 'month';
 const A: Record<Period, string> = { hour: 'an hour', day: 'a day', month: 'a month' };
@@ -149,7 +149,7 @@ export function QuotaCard(props: { k: QuotaHolder; of?: Holder; editable: boolea
               <>
                 <dt>Mode</dt>
                 <dd data-testid={`${id}-quota-mode`}>
-                  {t.shadow ? 'shadow: counted and reported, never refused' : `enforced: once spent, ${of === 'key' ? 'requests are refused' : REFUSED[of]} (429 quota_exceeded)`}
+                  {t.shadow ? 'shadow: counted and reported, never refused' : `enforced: once spent, ${REFUSED[of]} (429 quota_exceeded)`}
                 </dd>
                 <dt>Refunds</dt>
                 <dd>{t.refund ? 'units of requests answered 5xx are given back' : <span class="muted">none</span>}</dd>
@@ -164,7 +164,7 @@ export function QuotaCard(props: { k: QuotaHolder; of?: Holder; editable: boolea
 
 const unitsOf = (s: string, min: number): number | null => (/^\d+$/.test(s.trim()) && Number(s) >= min && Number(s) <= MAX_UNITS ? Number(s) : null);
 
-/** Sets or tops up the balance through `POST /v1/keys/{id}/credits`; answers the new balance. */
+/** Sets or tops up the balance through `POST /v1/keys/{id}/credits` (or the application's); answers the new balance. */
 export function BalanceDialog(props: { k: QuotaHolder; of?: Holder; onClose: () => void; onDone: (b: Balance) => void }) {
   const { k } = props;
   const of = props.of ?? 'key';
@@ -223,7 +223,7 @@ export function BalanceDialog(props: { k: QuotaHolder; of?: Holder; onClose: () 
                   The refill <When at={b.refills_at} /> sets it to {t?.allowance != null ? fmt.format(t.allowance) : 'its refill amount'} again, whatever was added.
                 </p>
               )}
-              {to === 0 && !t?.shadow && <p class="warning">With nothing left, {REFUSED[of]} until {b.refills_at ? 'the refill' : 'a top-up'}.</p>}
+              {to === 0 && !t?.shadow && <p class="warning">With nothing left, {of === 'key' ? 'requests with this key are refused' : REFUSED.application} until {b.refills_at ? 'the refill' : 'a top-up'}.</p>}
             </>
           )}
         </div>
@@ -394,7 +394,7 @@ export function QuotaEditor(props: { keyRecord: QuotaHolder; of?: Holder; onClos
             {form.shadow ? (
               <p>In shadow mode nothing is refused: what the quota would have refused shows in usage, metrics and the rate-limit alert.</p>
             ) : (
-              <p class="warning">Once the balance is spent, {of === 'key' ? 'requests are refused' : REFUSED[of]} with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
+              <p class="warning">Once the balance is spent, {REFUSED[of]} with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
             )}
           </>
         )
