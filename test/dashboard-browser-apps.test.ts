@@ -283,6 +283,7 @@ t.test("an admin gives an application a shared quota that two of its keys spend 
   await viewer.getByTestId('app-balance').filter({ hasText: /^1 of 3 left today$/ }).waitFor();
   for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await viewer.getByRole('button', { name }).count(), 0, `viewer: no ${name} button`);
   t.same(await axeViolations(viewer), [], 'application page as viewer: axe');
+  t.equal(await viewer.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), 0, 'application page at 390×844: nothing wider than the viewport');
   await viewer.close();
 });
 
