@@ -47,7 +47,15 @@ const stack = await startDashboardStack({}, {
 });
 try {
   const apps = {
-    shop: (await stack.adminCall('POST', '/v1/applications', { name: 'Web shop', description: 'Checkout and order emails', rate_limit: { limit: 1000, window_seconds: 60, burst: null } })).body.id as string,
+    // A shared monthly quota that its key's traffic below spends from: the list's balance and the application's page.
+    shop: (
+      await stack.adminCall('POST', '/v1/applications', {
+        name: 'Web shop',
+        description: 'Checkout and order emails',
+        rate_limit: { limit: 1000, window_seconds: 60, burst: null },
+        quota: { limit: 500, period: 'month' },
+      })
+    ).body.id as string,
     portal: (await stack.adminCall('POST', '/v1/applications', { name: 'Partner portal', description: 'Syncs campaigns for resellers' })).body.id as string,
     reports: (await stack.adminCall('POST', '/v1/applications', { name: 'Reporting' })).body.id as string,
   };
@@ -184,7 +192,18 @@ try {
 
     await page.goto(`${stack.adminUrl}/dashboard/applications`);
     await page.getByText('Partner portal').waitFor();
+    await page.getByTestId('balance-indicator').waitFor();
     await shot('applications');
+    await page.goto(`${stack.adminUrl}/dashboard/applications/${apps.shop}`);
+    await page.getByTestId('app-balance').waitFor();
+    await shot('application');
+    await page.getByRole('button', { name: 'Top up or set balance' }).click();
+    await page.getByRole('dialog').getByLabel('Units').fill('250');
+    await page.getByRole('dialog').getByText('The balance goes from').waitFor();
+    await shot('application-top-up');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.goto(`${stack.adminUrl}/dashboard/applications`);
+    await page.getByTestId('balance-indicator').waitFor();
     await page.getByRole('button', { name: 'Suspend Web shop' }).click();
     await page.getByRole('dialog').getByText('1 key it owns').waitFor();
     await shot('application-suspend-confirm');

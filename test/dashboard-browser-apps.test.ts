@@ -1,13 +1,18 @@
 import t from 'tap';
-import { axeViolations, launchChromium, signInPage, startDashboardStack, USERS } from './lib/dashboard.js';
-import { bearer, call } from './lib/stack.js';
+import { hashPassword } from '../core/password.js';
+import { axeViolations, dashboardUsers, launchChromium, signInPage, startDashboardStack, USERS } from './lib/dashboard.js';
+import { bearer, call, TENANT_A_ADMIN_TOKEN } from './lib/stack.js';
 
 // The applications and policies pages in a real Chromium against a real gateway and admin
 // plane: an admin creates an application, suspends it after a confirmation that says what
 // happens to its keys (and the gateway then refuses them), and reactivates it; the policies of
 // the configuration as a person reads them; a viewer and a developer see no write action.
 
-const stack = await startDashboardStack({}, {
+// An admin of tenant a, beside the shared users: the application routes take the admin role, within the tenant.
+const TENANT_ADMIN = { name: 'tom', email: 'tom@example.com', password: 'tenant a admin pass 1', role: 'admin', tenant: 'a' } as const;
+const { password: tenantAdminPassword, ...tenantAdmin } = TENANT_ADMIN;
+const users = [...(await dashboardUsers()), { ...tenantAdmin, password_hash: await hashPassword(tenantAdminPassword, { ln: 10, r: 8, p: 1 }) }];
+const stack = await startDashboardStack({ users }, {
   overrides: () => ({
     policies: {
       partner: { description: 'Keys handed to partners', plan: 'tiny', expires_in_seconds: 90 * 86_400, ip_allowlist: ['203.0.113.0/24'], regeneration_grace_seconds: 3600 },
@@ -203,4 +208,111 @@ t.test('a viewer (at 390×844) and a developer see applications and policies wit
     t.equal(overflow, 0, `${who.role}: nothing wider than the viewport`);
     await page.close();
   }
+});
+
+t.test("an admin gives an application a shared quota that two of its keys spend until 429, tops it up, and the audit log says so; a viewer sees no control", async (t) => {
+  const created = await stack.adminCall('POST', '/v1/applications', { name: 'Metered app' });
+  t.equal(created.status, 201);
+  const appId: string = created.body.id;
+  const one = await stack.createKey({ name: 'metered one', application: appId });
+  const two = await stack.createKey({ name: 'metered two', application: appId });
+  const spend = (key: string) => call(`${stack.gw['production']}/v1/contacts/x`, { headers: bearer(key) });
+  t.equal((await spend(one.key)).status, 200, 'before the quota: no bound but the rate limit');
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  await signInPage(page, stack.adminUrl, USERS.admin);
+  await page.goto(`${stack.adminUrl}/dashboard/applications`);
+  await page.getByRole('link', { name: 'Metered app' }).click();
+  await page.getByRole('heading', { name: /Metered app/, level: 1 }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: 'No shared quota' }).waitFor();
+  t.equal(await page.getByRole('button', { name: 'Top up or set balance' }).count(), 0, 'no top-up without a quota');
+
+  await page.getByRole('button', { name: 'Edit quota' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Edit the quota of Metered app' });
+  await dialog.getByLabel('Units per period').check();
+  await dialog.getByLabel('Units', { exact: true }).fill('3');
+  await dialog.getByRole('combobox', { name: 'Per' }).selectOption('day');
+  await dialog.getByText('From the next request the keys of the application together may spend 3 units a day. It starts with 3.').waitFor();
+  await dialog.getByText('requests with any of its keys are refused with 429 quota_exceeded until the next refill').waitFor();
+  t.same(await axeViolations(page), [], 'application quota editor: axe');
+  await dialog.getByRole('button', { name: 'Save quota' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The shared quota of this application changed' }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: /^3 of 3 left today$/ }).waitFor();
+  t.equal(await page.getByTestId('app-quota').textContent(), '3 a day');
+  t.match(await page.getByTestId('app-quota-mode').textContent(), /^enforced: once spent, requests with any of its keys are refused/);
+  t.match((await stack.adminCall('GET', `/v1/applications/${appId}`)).body.quota, { limit: 3, period: 'day', refill: true, mode: 'enforce' }, 'the PATCH sent the quota');
+
+  const statuses = [];
+  for (const key of [one.key, two.key, one.key, two.key]) statuses.push((await spend(key)).status);
+  t.same(statuses, [200, 200, 200, 429], 'two keys share 3 units: the fourth request, whichever key, is refused');
+  const refused = await spend(one.key);
+  t.same([refused.status, refused.body.error], [429, 'quota_exceeded']);
+  await page.reload();
+  await page.getByTestId('app-balance').filter({ hasText: /^0 of 3 left today$/ }).waitFor();
+  t.equal(await page.getByRole('progressbar', { name: 'Quota left of Metered app: 0 of 3' }).count(), 1);
+
+  await page.getByRole('button', { name: 'Top up or set balance' }).click();
+  dialog = page.getByRole('dialog', { name: 'Top up or set the balance of Metered app' });
+  await dialog.getByLabel('Units').fill('2');
+  await dialog.getByText('The balance goes from 0 to 2 at once, for every gateway.').waitFor();
+  t.same(await axeViolations(page), [], 'application top-up dialog: axe');
+  await dialog.getByRole('button', { name: 'Add units' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('status').filter({ hasText: 'The shared balance of this application is now 2' }).waitFor();
+  await page.getByTestId('app-balance').filter({ hasText: /^2 of 3 left today$/ }).waitFor();
+  t.equal((await spend(two.key)).status, 200, 'the top-up lets a request of either key through');
+  t.same(await axeViolations(page), [], 'application page: axe');
+
+  await page.goto(`${stack.adminUrl}/dashboard/applications`);
+  const listed = page.locator('tr', { hasText: 'Metered app' });
+  await listed.getByTestId('balance-indicator').filter({ hasText: 'quota 1 of 3 left' }).waitFor();
+  t.match(await listed.textContent(), /no rate limit\s*quota 1 of 3 left/, 'the list: a shared quota and no shared rate limit');
+  await page.goto(`${stack.adminUrl}/dashboard/audit`);
+  const entry = page.locator('tr', { hasText: 'Application’s shared balance topped up or set' });
+  await entry.waitFor();
+  t.match(await entry.textContent(), /ada.*application\.credits_changed.*app_.*balance: 0 → 2/s, 'labelled, with its code, target and change');
+  t.same(await axeViolations(page), [], 'audit log with the application entry: axe');
+  await page.close();
+
+  const viewer = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  viewer.setDefaultTimeout(15_000);
+  await signInPage(viewer, stack.adminUrl, USERS.viewer);
+  await viewer.goto(`${stack.adminUrl}/dashboard/applications/${appId}`);
+  await viewer.getByTestId('app-balance').filter({ hasText: /^1 of 3 left today$/ }).waitFor();
+  for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await viewer.getByRole('button', { name }).count(), 0, `viewer: no ${name} button`);
+  t.same(await axeViolations(viewer), [], 'application page as viewer: axe');
+  t.equal(await viewer.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), 0, 'application page at 390×844: nothing wider than the viewport');
+  await viewer.close();
+});
+
+t.test("a tenant's admin sets its application's shared balance on the page; the tenant's developer sees neither quota action", async (t) => {
+  const created = await stack.adminCall('POST', '/v1/applications', { name: 'Tenant app', credits: { remaining: 10, refill: null } }, TENANT_A_ADMIN_TOKEN);
+  t.equal(created.status, 201);
+  const path = `${stack.adminUrl}/dashboard/applications/${created.body.id}`;
+
+  const admin = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  admin.setDefaultTimeout(15_000);
+  await signInPage(admin, stack.adminUrl, TENANT_ADMIN);
+  await admin.goto(path);
+  await admin.getByTestId('app-balance').filter({ hasText: /^10 left$/ }).waitFor();
+  t.equal(await admin.getByTestId('app-quota').textContent(), 'credits: 10 to start, topped up by hand');
+  await admin.getByRole('button', { name: 'Top up or set balance' }).click();
+  const dialog = admin.getByRole('dialog', { name: 'Top up or set the balance of Tenant app' });
+  await dialog.getByLabel('Set the balance to').check();
+  await dialog.getByLabel('Units').fill('0');
+  await dialog.getByText('With nothing left, requests with any of its keys are refused until a top-up.').waitFor();
+  await dialog.getByRole('button', { name: 'Set balance' }).click();
+  await admin.getByTestId('app-balance').filter({ hasText: /^0 left$/ }).waitFor();
+  t.equal((await stack.adminCall('GET', `/v1/applications/${created.body.id}`)).body.balance.remaining, 0, "the tenant's admin set it");
+  await admin.close();
+
+  const developer = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  developer.setDefaultTimeout(15_000);
+  await signInPage(developer, stack.adminUrl, USERS.tenantA);
+  await developer.goto(path);
+  await developer.getByTestId('app-balance').filter({ hasText: /^0 left$/ }).waitFor();
+  for (const name of ['Edit quota', 'Top up or set balance']) t.equal(await developer.getByRole('button', { name }).count(), 0, `a developer, who writes keys but not applications: no ${name} button`);
+  await developer.close();
 });

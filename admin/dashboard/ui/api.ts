@@ -197,6 +197,14 @@ export interface Application {
   /** The limit all its keys share: a plan's, or its own (`rate_limit`, which wins); neither: none. */
   plan: string | null;
   rate_limit: { limit: number; window_seconds: number; burst: number | null } | null;
+  /** The quota or credits all its keys share, beside each key's own (docs/quotas.md); at most one of the two. */
+  quota: Quota | null;
+  credits: Credits | null;
+}
+
+/** `GET /v1/applications/{id}`, its PATCH and its credits route add what is left of the shared quota or credits. */
+export interface ApplicationWithBalance extends Application {
+  balance: Balance | null;
 }
 
 export interface Policy {

@@ -1,13 +1,15 @@
 import { useState } from 'preact/hooks';
-import { api, type Application, type Key, type Page, type SessionInfo } from './api';
-import { ErrorNote, Modal, Pager, ReasonInput, StatusBadge, useCursorPages, useLoad, When } from './ui';
+import { api, type Application, type ApplicationWithBalance, type Key, type Page, type SessionInfo } from './api';
+import { BalanceDialog, BalanceIndicator, QuotaCard, QuotaEditor } from './quota';
+import { ErrorNote, fmt, Link, Modal, Pager, ReasonInput, StatusBadge, useCursorPages, useLoad, When } from './ui';
 
 const PAGE = 20;
 
 /**
  * The consumer applications that own keys (GET /v1/applications). Admins create them and
  * suspend or reactivate them, which suspends or reactivates their keys with them; the API
- * allows those to admins only, so the page offers them to admins only.
+ * allows those to admins only, so the page offers them to admins only. Each links to its own
+ * page (ApplicationPage) with the quota its keys share.
  */
 export function ApplicationsPage({ me }: { me: SessionInfo }) {
   const [q, setQ] = useState('');
@@ -69,7 +71,9 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
               {page.data.data.map((a) => (
                 <tr key={a.id} data-app-id={a.id}>
                   <td>
-                    <strong>{a.name}</strong>
+                    <strong>
+                      <Link href={`/dashboard/applications/${encodeURIComponent(a.id)}`}>{a.name}</Link>
+                    </strong>
                     <div class="muted small">
                       <code>{a.id}</code>
                       {a.tenant ? ` · tenant ${a.tenant}` : ''}
@@ -87,6 +91,7 @@ export function ApplicationsPage({ me }: { me: SessionInfo }) {
                   </td>
                   <td>
                     <SharedLimit app={a} />
+                    <BalanceIndicator k={a} of="application" />
                   </td>
                   <td>
                     <When at={a.created_at} />
@@ -230,10 +235,109 @@ function ConfirmApplication(props: { app: Application; action: 'suspend' | 'reac
   );
 }
 
-/** The limit the application's keys share (docs/admin-api.md, "An application's shared limit"). */
+/** The rate limit the application's keys share (docs/admin-api.md, "An application's shared limit"). */
 function SharedLimit({ app }: { app: Application }) {
   const r = app.rate_limit;
   if (r) return <span>{`${r.limit} requests / ${r.window_seconds} s${r.burst === null ? '' : `, burst ${r.burst}`}`}</span>;
   if (app.plan) return <span>{`plan ${app.plan}`}</span>;
-  return <span class="muted">none</span>;
+  // With a shared quota and no rate limit, "none" would read as no bound at all.
+  return <span class="muted">{app.quota || app.credits ? 'no rate limit' : 'none'}</span>;
+}
+
+/**
+ * One application (`GET /v1/applications/{id}`): its details, its shared rate limit, and the
+ * quota or credits its keys spend together, with the key page's Quota card, editor and top-up
+ * dialog. PATCH and the credits route take the admin role (admin/routes.ts), a tenant's admin
+ * within the tenant: other roles see the card without its buttons.
+ */
+export function ApplicationPage({ me, id }: { me: SessionInfo; id: string }) {
+  const path = `/v1/applications/${encodeURIComponent(id)}`;
+  const app = useLoad(() => api.get<ApplicationWithBalance>(path), [path]);
+  const [editing, setEditing] = useState(false);
+  const [toppingUp, setToppingUp] = useState(false);
+  const [note, setNote] = useState<string | null>(null);
+  const canWrite = me.user.role === 'admin';
+  if (app.error) {
+    return (
+      <section aria-labelledby="page-title">
+        <h1 id="page-title">Application not found</h1>
+        <ErrorNote error={app.error} />
+        <Link href="/dashboard/applications">Back to the applications</Link>
+      </section>
+    );
+  }
+  const a = app.data;
+  if (!a) return <p aria-busy="true">Loading…</p>;
+  return (
+    <section aria-labelledby="page-title">
+      <nav aria-label="Breadcrumb" class="crumbs">
+        <Link href="/dashboard/applications">Applications</Link> / {a.name}
+      </nav>
+      <div class="page-head">
+        <h1 id="page-title">
+          {a.name} <StatusBadge status={a.status} />
+        </h1>
+      </div>
+      <div class="card">
+        <h2>Details</h2>
+        <dl class="meta">
+          <dt>Id</dt>
+          <dd>
+            <code>{a.id}</code>
+          </dd>
+          <dt>Description</dt>
+          <dd>{a.description ?? <span class="muted">none</span>}</dd>
+          {a.tenant && (
+            <>
+              <dt>Tenant</dt>
+              <dd>{a.tenant}</dd>
+            </>
+          )}
+          <dt>Shared rate limit</dt>
+          <dd>
+            <SharedLimit app={a} />
+          </dd>
+          <dt>Created</dt>
+          <dd>
+            <When at={a.created_at} />
+            {a.created_by ? ` by ${a.created_by}` : ''}
+          </dd>
+          {a.suspended_at && (
+            <>
+              <dt>Suspended</dt>
+              <dd>
+                <When at={a.suspended_at} />
+                {a.suspended_reason ? `: ${a.suspended_reason}` : ''}
+              </dd>
+            </>
+          )}
+        </dl>
+      </div>
+      <QuotaCard k={a} of="application" editable={canWrite} note={note} onEdit={() => setEditing(true)} onTopUp={() => setToppingUp(true)} />
+      {editing && (
+        <QuotaEditor
+          keyRecord={a}
+          of="application"
+          onClose={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            setNote('The shared quota of this application changed; the gateways apply it to all its keys from the next request.');
+            app.reload();
+          }}
+        />
+      )}
+      {toppingUp && (
+        <BalanceDialog
+          k={a}
+          of="application"
+          onClose={() => setToppingUp(false)}
+          onDone={(b) => {
+            setToppingUp(false);
+            setNote(`The shared balance of this application is now ${fmt.format(b.remaining)}, for every gateway at once.`);
+            app.reload();
+          }}
+        />
+      )}
+    </section>
+  );
 }

@@ -17,6 +17,36 @@ interface AuditEntry {
 
 const PAGE = 50;
 
+/** Each audit action (core/audit.ts AUDIT_ACTIONS) as a person reads it; the code stays under it for searching and the API. */
+const ACTIONS: Record<string, string> = {
+  'key.created': 'Key created',
+  'key.updated': 'Key edited',
+  'key.suspended': 'Key suspended',
+  'key.reactivated': 'Key reactivated',
+  'key.regenerated': 'Key regenerated',
+  'key.rotated': 'Key rotated',
+  'key.revoked': 'Key revoked',
+  'key.activated': 'Key activated',
+  'key.expired': 'Key expired',
+  'key.grace_ended': 'Old key’s grace period ended',
+  'key.leaked': 'Key reported leaked',
+  'key.credits_changed': 'Key balance topped up or set',
+  'application.created': 'Application created',
+  'application.updated': 'Application edited',
+  'application.suspended': 'Application suspended',
+  'application.reactivated': 'Application reactivated',
+  'application.credits_changed': 'Application’s shared balance topped up or set',
+  'config.reloaded': 'Configuration reloaded',
+  'config.reload_refused': 'Configuration reload refused',
+};
+
+/** Where an entry's target lives on the dashboard, if it has a page. */
+function Target({ e }: { e: AuditEntry }) {
+  if (e.target_type === 'key') return <Link href={`/dashboard/keys/${encodeURIComponent(e.target_id)}`}>{e.target_id}</Link>;
+  if (e.target_type === 'application') return <Link href={`/dashboard/applications/${encodeURIComponent(e.target_id)}`}>{e.target_id}</Link>;
+  return <code>{e.target_id}</code>;
+}
+
 /** The audit log from GET /v1/audit: who did what to which key or application, newest first. */
 export function AuditPage() {
   const [actor, setActor] = useState('');
@@ -68,9 +98,16 @@ export function AuditPage() {
                     </div>
                   </td>
                   <td>
-                    <code>{e.action}</code>
+                    {ACTIONS[e.action] ?? e.action}
+                    {ACTIONS[e.action] && (
+                      <div class="muted small">
+                        <code>{e.action}</code>
+                      </div>
+                    )}
                   </td>
-                  <td>{e.target_type === 'key' ? <Link href={`/dashboard/keys/${encodeURIComponent(e.target_id)}`}>{e.target_id}</Link> : <code>{e.target_id}</code>}</td>
+                  <td>
+                    <Target e={e} />
+                  </td>
                   <td class="small">
                     {Object.entries(e.changes).map(([field, c]) => (
                       <div key={field}>

@@ -16,8 +16,21 @@ export interface EditorProps {
   onSaved: (what: Editor) => void;
 }
 
-/** A dialog with a form that sends `body()` as the key's PATCH, and the API's refusal if any. */
-export function EditForm(props: EditorProps & { editor: Editor; body: () => Record<string, unknown> | null; children: ComponentChildren; wide?: boolean; consequence: ComponentChildren }) {
+/**
+ * A dialog with a form that sends `body()` as the key's PATCH, and the API's refusal if any.
+ * `path` sends it elsewhere: the quota editor edits an application's shared quota with it.
+ */
+export function EditForm(
+  props: Omit<EditorProps, 'keyRecord'> & {
+    keyRecord: { id: string; name: string };
+    path?: string;
+    editor: Editor;
+    body: () => Record<string, unknown> | null;
+    children: ComponentChildren;
+    wide?: boolean;
+    consequence: ComponentChildren;
+  },
+) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const k = props.keyRecord;
@@ -31,7 +44,7 @@ export function EditForm(props: EditorProps & { editor: Editor; body: () => Reco
           setBusy(true);
           setError(null);
           try {
-            await api.patch<Key>(`/v1/keys/${encodeURIComponent(k.id)}`, body);
+            await api.patch<Key>(props.path ?? `/v1/keys/${encodeURIComponent(k.id)}`, body);
             props.onSaved(props.editor);
           } catch (err) {
             setError(err);

@@ -2,7 +2,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, session, type SessionInfo } from './api';
 import { ApisPage } from './apis';
-import { ApplicationsPage } from './applications';
+import { ApplicationPage, ApplicationsPage } from './applications';
 import { AuditPage } from './audit';
 import { KeyPage } from './key';
 import { KeysPage } from './keys';
@@ -39,7 +39,7 @@ function App() {
     session.current().then(setMe, (err: unknown) => (err instanceof ApiError && err.status === 401 ? setMe(null) : setMe(null)));
   }, []);
   useEffect(() => {
-    const title = PAGES.find(([p]) => p === path)?.[1] ?? (path.startsWith('/dashboard/keys/') ? 'Key' : 'Dashboard');
+    const title = PAGES.find(([p]) => p === path)?.[1] ?? (path.startsWith('/dashboard/keys/') ? 'Key' : path.startsWith('/dashboard/applications/') ? 'Application' : 'Dashboard');
     document.title = `${me ? title : 'Sign in'} · Keygate`;
   }, [path, me]);
   if (me === undefined) return null;
@@ -47,7 +47,9 @@ function App() {
 
   let page;
   const keyId = /^\/dashboard\/keys\/([^/]+)$/.exec(path)?.[1];
+  const appId = /^\/dashboard\/applications\/([^/]+)$/.exec(path)?.[1];
   if (keyId) page = <KeyPage me={me} id={decodeURIComponent(keyId)} />;
+  else if (appId) page = <ApplicationPage me={me} id={decodeURIComponent(appId)} />;
   else if (path === '/dashboard/keys') page = <KeysPage me={me} />;
   else if (path === '/dashboard/usage') page = <UsagePage />;
   else if (path === '/dashboard/apis') page = <ApisPage />;

@@ -1,13 +1,32 @@
 import { useState } from 'preact/hooks';
-import { api, type Balance, type Credits, type Key, type KeyWithBalance, type Quota } from './api';
-import { EditForm, type EditorProps } from './edit-form';
+import { api, type Balance, type Credits, type Key, type Quota } from './api';
+import { EditForm, type Editor } from './edit-form';
 import { ErrorNote, fmt, Modal, useLoad, When } from './ui';
 
 /**
  * A key's quota or credits (docs/quotas.md) on the dashboard: the key page's Quota card with
  * the balance, its editor (`PATCH /v1/keys/{id}` with `quota` or `credits`), the top-up dialog
- * (`POST /v1/keys/{id}/credits`), and the compact balance of the keys list.
+ * (`POST /v1/keys/{id}/credits`), and the compact balance of the keys list. An application's
+ * shared quota uses the same parts with `of="application"`: the same fields and routes under
+ * `/v1/applications/{id}`, and words that say its keys spend it together.
  */
+
+/** What carries the quota: a key (its own or its plan's) or an application (shared by its keys). */
+export type Holder = 'key' | 'application';
+
+/** A key or an application as `GET /v1/keys/{id}` or `GET /v1/applications/{id}` answer it: with its balance. */
+export interface QuotaHolder {
+  id: string;
+  name: string;
+  plan: string | null;
+  quota: Quota | null;
+  credits: Credits | null;
+  balance: Balance | null;
+}
+
+const pathOf = (of: Holder, id: string) => `${of === 'key' ? '/v1/keys/' : '/v1/applications/'}${encodeURIComponent(id)}`;
+/** What a spent quota refuses, in the card's mode and the editor's warning. */
+const REFUSED: Record<Holder, string> = { key: 'requests are refused', application: 'requests with any of its keys are refused' };
 
 type Period = 'hour' | 'day' | 'month';
 const A: Record<Period, string> = { hour: 'an hour', day: 'a day', month: 'a month' };
@@ -25,7 +44,7 @@ interface Terms {
   refund: boolean;
 }
 
-function termsOf(k: Key): Terms | null {
+function termsOf(k: Pick<Key, 'quota' | 'credits'>): Terms | null {
   if (k.quota) {
     const q = k.quota;
     return { allowance: q.limit, every: q.refill ? q.period : null, shadow: q.mode === 'shadow', refund: q.refund_on.includes('5xx') };
@@ -65,16 +84,18 @@ function lowClass(remaining: number, of: number): string {
 const exact = (at: string) => new Date(at).toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'short' }) + ' UTC';
 
 /** The key page's Quota card: the balance, what it refills to and when, how it runs, and the actions the user may take. */
-export function QuotaCard(props: { k: KeyWithBalance; editable: boolean; note: string | null; onEdit: () => void; onTopUp: () => void }) {
+export function QuotaCard(props: { k: QuotaHolder; of?: Holder; editable: boolean; note: string | null; onEdit: () => void; onTopUp: () => void }) {
   const { k } = props;
+  const of = props.of ?? 'key';
+  const id = of === 'key' ? 'key' : 'app';
   const b = k.balance;
   const t = termsOf(k);
-  const of = t?.allowance ?? null;
+  const allowance = t?.allowance ?? null;
   return (
     <section class="card" aria-labelledby="quota-title">
       <div class="page-head">
         <h2 id="quota-title">
-          Quota {t?.shadow && <span class="badge shadow">shadow mode</span>}
+          {of === 'key' ? 'Quota' : 'Shared quota'} {t?.shadow && <span class="badge shadow">shadow mode</span>}
         </h2>
         {props.editable && (
           <div class="actions">
@@ -95,30 +116,30 @@ export function QuotaCard(props: { k: KeyWithBalance; editable: boolean; note: s
         </p>
       )}
       {b === null ? (
-        <p class="muted" data-testid="key-balance">
-          No quota: only the rate limit bounds this key.
+        <p class="muted" data-testid={`${id}-balance`}>
+          {of === 'key' ? 'No quota: only the rate limit bounds this key.' : 'No shared quota: its keys spend only their own, if they have one.'}
         </p>
       ) : (
         <>
-          <p class="balance" data-testid="key-balance">
+          <p class="balance" data-testid={`${id}-balance`}>
             <strong>{leftText(b, t)}</strong>
           </p>
-          {of !== null && (
+          {allowance !== null && (
             <progress
-              max={Math.max(of, b.remaining)}
+              max={Math.max(allowance, b.remaining)}
               value={b.remaining}
-              class={lowClass(b.remaining, of)}
-              aria-label={`Quota left of ${k.name}: ${fmt.format(b.remaining)} of ${fmt.format(of)}`}
+              class={lowClass(b.remaining, allowance)}
+              aria-label={`Quota left of ${k.name}: ${fmt.format(b.remaining)} of ${fmt.format(allowance)}`}
             />
           )}
           <dl class="meta quota-terms">
             <dt>Allowance</dt>
-            <dd data-testid="key-quota">{quotaText(k) ?? `its plan's (${k.plan ?? 'default'})`}</dd>
+            <dd data-testid={`${id}-quota`}>{quotaText(k) ?? `its plan's (${k.plan ?? 'default'})`}</dd>
             <dt>Next refill</dt>
             <dd>
               {b.refills_at ? (
                 <>
-                  <When at={b.refills_at} /> <span class="muted">({exact(b.refills_at)}{of !== null ? `, back to ${fmt.format(of)}` : ''})</span>
+                  <When at={b.refills_at} /> <span class="muted">({exact(b.refills_at)}{allowance !== null ? `, back to ${fmt.format(allowance)}` : ''})</span>
                 </>
               ) : (
                 <span class="muted">never: only a top-up adds units</span>
@@ -127,8 +148,8 @@ export function QuotaCard(props: { k: KeyWithBalance; editable: boolean; note: s
             {t && (
               <>
                 <dt>Mode</dt>
-                <dd data-testid="key-quota-mode">
-                  {t.shadow ? 'shadow: counted and reported, never refused' : 'enforced: once spent, requests are refused (429 quota_exceeded)'}
+                <dd data-testid={`${id}-quota-mode`}>
+                  {t.shadow ? 'shadow: counted and reported, never refused' : `enforced: once spent, ${REFUSED[of]} (429 quota_exceeded)`}
                 </dd>
                 <dt>Refunds</dt>
                 <dd>{t.refund ? 'units of requests answered 5xx are given back' : <span class="muted">none</span>}</dd>
@@ -143,9 +164,10 @@ export function QuotaCard(props: { k: KeyWithBalance; editable: boolean; note: s
 
 const unitsOf = (s: string, min: number): number | null => (/^\d+$/.test(s.trim()) && Number(s) >= min && Number(s) <= MAX_UNITS ? Number(s) : null);
 
-/** Sets or tops up the balance through `POST /v1/keys/{id}/credits`; answers the new balance. */
-export function BalanceDialog(props: { k: KeyWithBalance; onClose: () => void; onDone: (b: Balance) => void }) {
+/** Sets or tops up the balance through `POST /v1/keys/{id}/credits` (or the application's); answers the new balance. */
+export function BalanceDialog(props: { k: QuotaHolder; of?: Holder; onClose: () => void; onDone: (b: Balance) => void }) {
   const { k } = props;
+  const of = props.of ?? 'key';
   const b = k.balance!;
   const t = termsOf(k);
   const [how, setHow] = useState<'add' | 'set'>('add');
@@ -163,7 +185,7 @@ export function BalanceDialog(props: { k: KeyWithBalance; onClose: () => void; o
           setBusy(true);
           setError(null);
           try {
-            const r = await api.post<KeyWithBalance>(`/v1/keys/${encodeURIComponent(k.id)}/credits`, how === 'add' ? { add: n } : { set: n });
+            const r = await api.post<QuotaHolder>(`${pathOf(of, k.id)}/credits`, how === 'add' ? { add: n } : { set: n });
             props.onDone(r.balance!);
           } catch (err) {
             setError(err);
@@ -201,7 +223,7 @@ export function BalanceDialog(props: { k: KeyWithBalance; onClose: () => void; o
                   The refill <When at={b.refills_at} /> sets it to {t?.allowance != null ? fmt.format(t.allowance) : 'its refill amount'} again, whatever was added.
                 </p>
               )}
-              {to === 0 && !t?.shadow && <p class="warning">With nothing left, requests with this key are refused until {b.refills_at ? 'the refill' : 'a top-up'}.</p>}
+              {to === 0 && !t?.shadow && <p class="warning">With nothing left, {of === 'key' ? 'requests with this key are refused' : REFUSED.application} until {b.refills_at ? 'the refill' : 'a top-up'}.</p>}
             </>
           )}
         </div>
@@ -325,9 +347,12 @@ export function useQuotaForm(k: Pick<Key, 'quota' | 'credits'>, noneLabel: strin
 }
 
 /** The quota editor: none, units per period, or credits, each in enforce or shadow mode. */
-export function QuotaEditor(props: EditorProps) {
+export function QuotaEditor(props: { keyRecord: QuotaHolder; of?: Holder; onClose: () => void; onSaved: (what: Editor) => void }) {
   const k = props.keyRecord;
-  const form = useQuotaForm(k, 'None of its own');
+  const of = props.of ?? 'key';
+  const form = useQuotaForm(k, of === 'key' ? 'None of its own' : 'None: each key spends only its own');
+  /** Who spends it, in the consequence. */
+  const who = of === 'key' ? 'the key' : 'the keys of the application together';
   const { kind, spec, problem, periodWord } = form;
   const wasKind: Kind = k.quota ? 'quota' : k.credits ? 'credits' : 'none';
   const same = kind === wasKind && JSON.stringify(spec) === JSON.stringify(form.current);
@@ -344,21 +369,24 @@ export function QuotaEditor(props: EditorProps) {
     <EditForm
       {...props}
       editor="quota"
+      path={pathOf(of, k.id)}
       wide
       body={body}
       consequence={
         same ? (
           <p class="muted">No change yet.</p>
-        ) : problem ? null : kind === 'none' ? (
+        ) : problem ? null : kind === 'none' && of === 'application' ? (
+          <p>The application will have no shared quota: its keys spend only their own, if they have one.</p>
+        ) : kind === 'none' ? (
           <p>The key will have no quota of its own{fromPlan || k.plan ? `: its plan's (${k.plan ?? 'default'}) applies if it has one` : ''}.</p>
         ) : (
           <>
             <p>
               {q
                 ? periodWord
-                  ? `From the next request the key may spend ${fmt.format(q.limit)} units ${A[periodWord]}.`
-                  : `From the next request the key may spend ${fmt.format(q.limit)} units in all, never refilled.`
-                : `From the next request the key spends credits${c?.refill ? `, refilled to ${fmt.format(c.refill.amount)} ${EACH[c.refill.every]}` : ', topped up by hand only'}.`}{' '}
+                  ? `From the next request ${who} may spend ${fmt.format(q.limit)} units ${A[periodWord]}.`
+                  : `From the next request ${who} may spend ${fmt.format(q.limit)} units in all, never refilled.`
+                : `From the next request ${who} ${of === 'key' ? 'spends' : 'spend'} credits${c?.refill ? `, refilled to ${fmt.format(c.refill.amount)} ${EACH[c.refill.every]}` : ', topped up by hand only'}.`}{' '}
               {k.balance !== null
                 ? `The ${fmt.format(k.balance.remaining)} left now stay until ${periodWord ? 'the next refill' : 'a top-up or a set'}; Top up or set balance changes them at once.`
                 : `It starts with ${fmt.format(q ? q.limit : c!.remaining)}.`}
@@ -366,7 +394,7 @@ export function QuotaEditor(props: EditorProps) {
             {form.shadow ? (
               <p>In shadow mode nothing is refused: what the quota would have refused shows in usage, metrics and the rate-limit alert.</p>
             ) : (
-              <p class="warning">Once the balance is spent, requests are refused with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
+              <p class="warning">Once the balance is spent, {REFUSED[of]} with 429 quota_exceeded until {periodWord ? 'the next refill' : 'a top-up'}.</p>
             )}
           </>
         )
@@ -377,22 +405,27 @@ export function QuotaEditor(props: EditorProps) {
   );
 }
 
-/** The keys list's compact balance for a key with a quota or credits of its own: "quota 7.5K of 10K left". */
-export function BalanceIndicator({ k }: { k: Key }) {
+type Listed = Pick<Key, 'id' | 'quota' | 'credits' | 'updated_at'> & { status: string };
+
+/**
+ * The keys list's compact balance for a key with a quota or credits of its own: "quota 7.5K of
+ * 10K left"; the applications list's for an application with a shared one.
+ */
+export function BalanceIndicator({ k, of = 'key' }: { k: Listed; of?: Holder }) {
   // A revoked or expired key spends nothing more: its balance is not worth a request.
   if ((!k.quota && !k.credits) || k.status === 'revoked' || k.status === 'expired') return null;
-  return <LoadedBalance k={k} />;
+  return <LoadedBalance k={k} of={of} />;
 }
 
-function LoadedBalance({ k }: { k: Key }) {
-  const one = useLoad(() => api.get<KeyWithBalance>(`/v1/keys/${encodeURIComponent(k.id)}`), [k.id, k.updated_at]);
+function LoadedBalance({ k, of }: { k: Listed; of: Holder }) {
+  const one = useLoad(() => api.get<QuotaHolder>(pathOf(of, k.id)), [of, k.id, k.updated_at]);
   const b = one.data?.balance;
   if (!b) return null;
   const t = termsOf(k);
-  const of = t?.allowance ?? null;
-  const text = of === null ? `quota ${compact.format(b.remaining)} left` : `quota ${compact.format(b.remaining)} of ${compact.format(of)} left`;
+  const allowance = t?.allowance ?? null;
+  const text = allowance === null ? `quota ${compact.format(b.remaining)} left` : `quota ${compact.format(b.remaining)} of ${compact.format(allowance)} left`;
   return (
-    <div class={`quota-mini small ${of !== null ? lowClass(b.remaining, of) : ''}`} data-testid="balance-indicator" title={`Quota: ${leftText(b, t)}${t?.shadow ? ' (shadow mode: never refused)' : ''}`}>
+    <div class={`quota-mini small ${allowance !== null ? lowClass(b.remaining, allowance) : ''}`} data-testid="balance-indicator" title={`Quota: ${leftText(b, t)}${t?.shadow ? ' (shadow mode: never refused)' : ''}`}>
       {text}
       {t?.shadow && <span class="muted"> · shadow</span>}
     </div>
