@@ -26,18 +26,14 @@
  */
 export class KeyTable<V> {
   readonly max: number;
-  /** Rows allocated (≤ max); the arrays below have this many rows. */
+  /** Rows allocated (≤ max). */
   #cap = 0;
-  /** Cache id words, 4 a row. */
-  #words = new Int32Array(0);
-  #prev = new Int32Array(0);
-  #next = new Int32Array(0);
-  /** When the entry goes stale: set time + TTL (stale when now is past it). */
-  #expires = new Float64Array(0);
-  #gens = new Float64Array(0);
-  /** The key id's latin1 bytes (ID_BYTES a row) and their length; 255: not held here. */
-  #ids = Buffer.alloc(0);
-  #idLens = new Uint8Array(0);
+  /** The rows, ROW bytes each (layout at ROW), seen as 32-bit words, doubles and bytes. */
+  #rows = new ArrayBuffer(0);
+  #i32 = new Int32Array(0);
+  #u32 = new Uint32Array(0);
+  #f64 = new Float64Array(0);
+  #bytes = Buffer.alloc(0);
   #values: (V | undefined)[] = [];
   /** Row + 1 at each index position, 0 where free. */
   #index = new Int32Array(0);
@@ -45,7 +41,7 @@ export class KeyTable<V> {
   #head = -1;
   #tail = -1;
   #size = 0;
-  /** Rows never used yet start at #size when #free is empty. */
+  /** Rows freed by a delete; rows never used start at #used. */
   #free: number[] = [];
   #used = 0;
 
@@ -59,40 +55,45 @@ export class KeyTable<V> {
     return this.#size;
   }
 
+  /** Whether `set` keeps this key id in its row (else the caller keeps it in the value). */
+  static holds(keyId: string): boolean {
+    return keyId.length <= ID_BYTES && isLatin1(keyId);
+  }
+
   /** The row holding `id`, or -1. */
   find(id: string): number {
     const w0 = word(id, 0);
     const mask = this.#mask;
     const index = this.#index;
-    const words = this.#words;
+    const i32 = this.#i32;
     let i = w0 & mask;
     for (;;) {
       const r = index[i]! - 1;
       if (r < 0) return -1;
-      const o = r << 2;
-      if (words[o] === w0 && words[o + 1] === word(id, 4) && words[o + 2] === word(id, 8) && words[o + 3] === word(id, 12)) return r;
+      const o = r * ROW_I32;
+      if (i32[o] === w0 && i32[o + 1] === word(id, 4) && i32[o + 2] === word(id, 8) && i32[o + 3] === word(id, 12)) return r;
       i = (i + 1) & mask;
     }
   }
 
   isStale(row: number, now: number): boolean {
-    return now > this.#expires[row]!;
+    return now > this.#f64[row * ROW_F64 + EXPIRES_F64]!;
   }
 
   gen(row: number): number {
-    return this.#gens[row]!;
+    return this.#u32[row * ROW_I32 + GEN_I32]!;
   }
 
   value(row: number): V {
     return this.#values[row]!;
   }
 
-  /** The key id held for `row`, or null when it is not held here (too long, or not latin1). */
+  /** The key id held in `row`, or null when it is not held here (too long, or not latin1). */
   keyId(row: number): string | null {
-    const len = this.#idLens[row]!;
+    const o = row * ROW;
+    const len = this.#bytes[o + ID_LEN]!;
     if (len === NOT_HELD) return null;
-    const o = row * ID_BYTES;
-    return this.#ids.toString('latin1', o, o + len);
+    return this.#bytes.toString('latin1', o + ID, o + ID + len);
   }
 
   /** Makes `row` the most recently used. */
@@ -104,20 +105,22 @@ export class KeyTable<V> {
 
   /**
    * Sets the entry of `id` (a new row, or its row again), most recent, stale after `ttl` ms
-   * from `now`; a new id at `max` entries evicts the least recent entry first. `keyId` is kept
-   * as bytes when it fits (ID_BYTES latin1 characters); `keyId` tells whether it did.
+   * from `now`; a new id at `max` entries evicts the least recent entry first. `gen` is kept
+   * as an unsigned 32-bit number (a generation past that never matches: a miss, never a
+   * wrong answer).
    */
   set(id: string, value: V, keyId: string, gen: number, now: number, ttl: number): number {
     let row = this.find(id);
     if (row === -1) {
       if (this.#size >= this.max) this.#deleteRow(this.#head);
       row = this.#newRow();
-      const o = row << 2;
-      this.#words[o] = word(id, 0);
-      this.#words[o + 1] = word(id, 4);
-      this.#words[o + 2] = word(id, 8);
-      this.#words[o + 3] = word(id, 12);
-      let i = this.#words[o]! & this.#mask;
+      const i32 = this.#i32;
+      const o = row * ROW_I32;
+      i32[o] = word(id, 0);
+      i32[o + 1] = word(id, 4);
+      i32[o + 2] = word(id, 8);
+      i32[o + 3] = word(id, 12);
+      let i = i32[o]! & this.#mask;
       while (this.#index[i] !== 0) i = (i + 1) & this.#mask;
       this.#index[i] = row + 1;
       this.#size++;
@@ -126,9 +129,15 @@ export class KeyTable<V> {
       this.touch(row);
     }
     this.#values[row] = value;
-    this.#gens[row] = gen;
-    this.#expires[row] = now + ttl;
-    this.#setKeyId(row, keyId);
+    this.#u32[row * ROW_I32 + GEN_I32] = gen;
+    this.#f64[row * ROW_F64 + EXPIRES_F64] = now + ttl;
+    const o = row * ROW;
+    if (KeyTable.holds(keyId)) {
+      this.#bytes.write(keyId, o + ID, keyId.length, 'latin1');
+      this.#bytes[o + ID_LEN] = keyId.length;
+    } else {
+      this.#bytes[o + ID_LEN] = NOT_HELD;
+    }
     return row;
   }
 
@@ -140,21 +149,6 @@ export class KeyTable<V> {
     return true;
   }
 
-  /** Whether `set` keeps this key id as bytes (else the caller keeps it in the value). */
-  static holds(keyId: string): boolean {
-    return keyId.length <= ID_BYTES && isLatin1(keyId);
-  }
-
-  #setKeyId(row: number, keyId: string): void {
-    const len = keyId.length;
-    if (KeyTable.holds(keyId)) {
-      this.#ids.write(keyId, row * ID_BYTES, len, 'latin1');
-      this.#idLens[row] = len;
-    } else {
-      this.#idLens[row] = NOT_HELD;
-    }
-  }
-
   #newRow(): number {
     if (this.#free.length > 0) return this.#free.pop()!;
     if (this.#used === this.#cap) this.#grow(Math.min(this.max, this.#cap * 2));
@@ -164,8 +158,8 @@ export class KeyTable<V> {
   #deleteRow(row: number): void {
     const mask = this.#mask;
     const index = this.#index;
-    const words = this.#words;
-    let i = words[row << 2]! & mask;
+    const i32 = this.#i32;
+    let i = i32[row * ROW_I32]! & mask;
     while (index[i] !== row + 1) i = (i + 1) & mask;
     // Backward shift: later entries of the run move into the hole when their home allows it.
     index[i] = 0;
@@ -174,8 +168,8 @@ export class KeyTable<V> {
       j = (j + 1) & mask;
       const r = index[j]! - 1;
       if (r < 0) break;
-      const home = words[r << 2]! & mask;
-      // The entry at j may fill the hole at i unless its home lies cyclically in (i, j].
+      const home = i32[r * ROW_I32]! & mask;
+      // The entry at j stays unless the hole at i lies between its home and j.
       const stays = i <= j ? home > i && home <= j : home > i || home <= j;
       if (!stays) {
         index[i] = r + 1;
@@ -190,34 +184,34 @@ export class KeyTable<V> {
   }
 
   #unlink(row: number): void {
-    const p = this.#prev[row]!;
-    const n = this.#next[row]!;
+    const i32 = this.#i32;
+    const p = i32[row * ROW_I32 + PREV_I32]!;
+    const n = i32[row * ROW_I32 + NEXT_I32]!;
     if (p === -1) this.#head = n;
-    else this.#next[p] = n;
+    else i32[p * ROW_I32 + NEXT_I32] = n;
     if (n === -1) this.#tail = p;
-    else this.#prev[n] = p;
+    else i32[n * ROW_I32 + PREV_I32] = p;
   }
 
   #append(row: number): void {
-    this.#prev[row] = this.#tail;
-    this.#next[row] = -1;
+    const i32 = this.#i32;
+    i32[row * ROW_I32 + PREV_I32] = this.#tail;
+    i32[row * ROW_I32 + NEXT_I32] = -1;
     if (this.#tail === -1) this.#head = row;
-    else this.#next[this.#tail] = row;
+    else i32[this.#tail * ROW_I32 + NEXT_I32] = row;
     this.#tail = row;
   }
 
   /** Rows for `cap` entries, and an index at most half full for them. */
   #grow(cap: number): void {
     const old = this.#cap;
-    this.#words = copied(new Int32Array(cap * 4), this.#words);
-    this.#prev = copied(new Int32Array(cap), this.#prev);
-    this.#next = copied(new Int32Array(cap), this.#next);
-    this.#expires = copied(new Float64Array(cap), this.#expires);
-    this.#gens = copied(new Float64Array(cap), this.#gens);
-    const ids = Buffer.alloc(cap * ID_BYTES);
-    this.#ids.copy(ids);
-    this.#ids = ids;
-    this.#idLens = copied(new Uint8Array(cap), this.#idLens);
+    const rows = new ArrayBuffer(cap * ROW);
+    new Uint8Array(rows).set(new Uint8Array(this.#rows));
+    this.#rows = rows;
+    this.#i32 = new Int32Array(rows);
+    this.#u32 = new Uint32Array(rows);
+    this.#f64 = new Float64Array(rows);
+    this.#bytes = Buffer.from(rows);
     // Pushed one by one: an Array made at a length of a million would be a dictionary.
     for (let r = old; r < cap; r++) this.#values.push(undefined);
     this.#cap = cap;
@@ -226,17 +220,32 @@ export class KeyTable<V> {
     if (size === this.#index.length) return;
     this.#index = new Int32Array(size);
     this.#mask = size - 1;
-    // Every live row goes into the new index (rows on the free list are not in the list).
-    for (let r = this.#head; r !== -1; r = this.#next[r]!) {
-      let i = this.#words[r << 2]! & this.#mask;
+    // Every live row goes into the new index (freed rows are not in the recency list).
+    for (let r = this.#head; r !== -1; r = this.#i32[r * ROW_I32 + NEXT_I32]!) {
+      let i = this.#i32[r * ROW_I32]! & this.#mask;
       while (this.#index[i] !== 0) i = (i + 1) & this.#mask;
       this.#index[i] = r + 1;
     }
   }
 }
 
-/** Key ids are `key_` and 20 base62 characters (admin/keys.ts); room for some longer ones too. */
-const ID_BYTES = 32;
+/**
+ * A row: one 64-byte cache line, so that a lookup reads one line besides the index. Bytes 0-15
+ * the cache id (4 words), 16 the previous and 20 the next row in recency order (-1: none), 24
+ * the generation (uint32), 28 the key id's length (NOT_HELD: not held here), 32 the expiry
+ * (float64, ms), 40-63 the key id's latin1 bytes.
+ */
+const ROW = 64;
+const ROW_I32 = ROW / 4;
+const ROW_F64 = ROW / 8;
+const PREV_I32 = 4;
+const NEXT_I32 = 5;
+const GEN_I32 = 6;
+const ID_LEN = 28;
+const EXPIRES_F64 = 4;
+const ID = 40;
+/** Key ids are `key_` and 20 base62 characters (admin/keys.ts); a longer one is kept in the value. */
+const ID_BYTES = ROW - ID;
 const NOT_HELD = 255;
 
 /** Characters `at`..`at+3` of a latin1 string as one little-endian 32-bit word. */
@@ -247,9 +256,4 @@ function word(id: string, at: number): number {
 function isLatin1(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
   return true;
-}
-
-function copied<T extends Int32Array | Float64Array | Uint8Array>(to: T, from: T): T {
-  to.set(from);
-  return to;
 }

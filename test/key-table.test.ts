@@ -98,7 +98,7 @@ t.test('the least recently used entry is evicted, a get counting as a use', asyn
 t.test('key ids that do not fit a row are not held', async (t) => {
   const table = new KeyTable<number>(4);
   const long = 'key_' + 'x'.repeat(40);
-  t.equal(KeyTable.holds('key_0123456789abcdefghij'), true);
+  t.equal(KeyTable.holds('key_0123456789abcdefghij'), true, 'a key id as admin/keys.ts makes them');
   t.equal(KeyTable.holds(long), false);
   t.equal(KeyTable.holds('key_\u0100'), false, 'not latin1');
   t.equal(table.keyId(table.set(id(5, 5), 1, long, 0, 0, 1)), null);
