@@ -29,8 +29,8 @@ class Model {
 }
 
 t.test('get, set, delete, eviction and TTL agree with a reference LRU under colliding ids', async (t) => {
-  // Few distinct homes: long runs of collisions exercise probing and backward-shift deletion;
-  // max above the first allocation exercises growth and the index rebuild.
+  // Few distinct homes: long runs of collisions exercise probing and backward-shift deletion,
+  // and more ids than max exercise eviction and the reuse of freed rows.
   let seed = 42;
   const rnd = (n: number) => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;

@@ -90,7 +90,7 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
   rows.push({ part: 'key cache, filled (total)', bytes_per_key: (heap() - before) / n, note: 'KeyCache with max = N, every key loaded as a request loads it' });
   keepAlive.push(cache);
 }
-measure('  an empty KeyCache with max = N', 'its table grows as it fills (1,024 rows to start)', () =>
+measure('  an empty KeyCache with max = N', 'its 64-byte rows for max reserved at once: counted here as ArrayBuffer bytes, resident only as rows are written', () =>
   new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
 measure('  cache ids as strings (not kept since gateway/key-table.ts)', 'the first 16 digest bytes as a latin1 string of its own, as lru-cache kept them', () => keys.map((k) => ownCacheId(hasher.cacheId(k))));
