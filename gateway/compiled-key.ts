@@ -72,7 +72,8 @@ export class CompiledKey {
     this.application = application;
     this.gen = gen;
     this.account = account;
-    Object.freeze(this);
+    // Not frozen here: the key cache makes one on a hit of a key whose object it no longer
+    // holds (gateway/key-cache.ts), where a freeze would double the cost. compileKey freezes.
   }
 
   get environment(): string {
@@ -176,12 +177,12 @@ export function compileKey(
   planQuotas: ReadonlyMap<string, QuotaPolicy> = NO_QUOTAS,
 ): CompiledKey {
   const application = rec.application === null ? null : names.get(rec.application, () => rec.application!);
-  return new CompiledKey(rec.id, lifeOf(rec), grantOf(rec, plans, planQuotas), application, gen, rec.quota_account ?? rec.id);
+  return Object.freeze(new CompiledKey(rec.id, lifeOf(rec), grantOf(rec, plans, planQuotas), application, gen, rec.quota_account ?? rec.id));
 }
 
 /** The same key stamped with another cache generation (a stale entry served again). */
 export function withGen(k: CompiledKey, gen: number): CompiledKey {
-  return new CompiledKey(k.id, k.life, k.grant, k.application, gen, k.account);
+  return Object.freeze(new CompiledKey(k.id, k.life, k.grant, k.application, gen, k.account));
 }
 
 function grantOf(rec: KeyRecord, plans: ReadonlyMap<string, LimitPolicy>, planQuotas: ReadonlyMap<string, QuotaPolicy>): Grant {

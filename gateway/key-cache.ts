@@ -3,7 +3,8 @@ import type { Clock } from '../core/clock.js';
 import { cacheIdOfHex, ownCacheId, type KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
 import { type Store } from '../core/store/store.js';
-import { withGen, type CompiledKey } from './compiled-key.js';
+import { CompiledKey, withGen, type Grant, type KeyLife } from './compiled-key.js';
+import { KeyTable } from './key-table.js';
 import { StoreUnavailableError } from '../core/internal-errors.js';
 
 /** Cached answer for a hash the store does not know, read in cache generation `gen`. */
@@ -54,10 +55,19 @@ interface Read {
  */
 export class KeyCache {
   /**
-   * Keyed by the cache id; the value is the compiled key itself, stamped with its generation
-   * (no wrapper object: at a million keys, every byte of an entry is a megabyte).
+   * Known keys by cache id, in typed arrays (gateway/key-table.ts): a row holds the key id's
+   * bytes, generation and expiry; its value is what the key shares with others (a Tail).
    */
-  readonly #lru: LRUCache<string, CompiledKey>;
+  readonly #table: KeyTable<Tail>;
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
+  /**
+   * The compiled keys last handed out, by row (a direct-mapped cache of RECENT of them): a key
+   * hit again while its object is here costs no allocation. A row's slot is cleared whenever
+   * the row is set again.
+   */
+  readonly #recent: (CompiledKey | undefined)[] = new Array<CompiledKey | undefined>(RECENT).fill(undefined);
+  readonly #recentRow = new Int32Array(RECENT).fill(-1);
   /** Keys the store does not know, by cache id; one shared Missing object per generation. */
   readonly #missing: LRUCache<string, Missing>;
   readonly #reads = new Map<string, Read>();
@@ -76,17 +86,11 @@ export class KeyCache {
     this.#hasher = hasher;
     this.#compile = compile;
     this.#negativeTtlMs = options.negativeTtlMs;
-    this.#lru = new LRUCache<string, CompiledKey>({
-      max: options.max,
-      ttl: options.ttlMs,
-      perf: options.clock,
-      // Read the injected clock on every check: a cached reading would let an entry outlive
-      // its TTL by up to the resolution, and makes the clock un-drivable in tests.
-      ttlResolution: 0,
-      updateAgeOnGet: false,
-      // An expired entry stays until replaced: it is what a store outage serves.
-      noDeleteOnStaleGet: true,
-    });
+    // The injected clock is read on every check (as lru-cache with ttlResolution 0 did); an
+    // expired entry stays until replaced: it is what a store outage serves.
+    this.#table = new KeyTable<Tail>(options.max);
+    this.#clock = options.clock;
+    this.#ttlMs = options.ttlMs;
     this.#missing = new LRUCache<string, Missing>({
       max: options.negativeMax,
       ttl: options.negativeTtlMs,
@@ -101,7 +105,7 @@ export class KeyCache {
         return;
       }
       const id = cacheIdOfHex(hash);
-      this.#lru.delete(id);
+      this.#table.delete(id);
       this.#missing.delete(id);
       const read = this.#reads.get(id);
       if (read !== undefined) {
@@ -134,13 +138,46 @@ export class KeyCache {
 
   /** A fresh entry for a cache id (KeyHasher.cacheId), or undefined when the store must be asked. Never awaits. */
   get(id: string): CacheEntry | undefined {
-    const entry: CacheEntry | undefined = this.#lru.get(id) ?? this.#missing.get(id);
-    if (entry === undefined || entry.gen !== this.#gen) {
+    const table = this.#table;
+    const row = table.find(id);
+    if (row !== -1 && !table.isStale(row, this.#clock.now())) {
+      table.touch(row);
+      if (table.gen(row) !== this.#gen) {
+        this.#misses++;
+        return undefined;
+      }
+      this.#hits++;
+      return this.#entry(row);
+    }
+    const missing = this.#missing.get(id);
+    if (missing === undefined || missing.gen !== this.#gen) {
       this.#misses++;
       return undefined;
     }
     this.#hits++;
+    return missing;
+  }
+
+  /** The compiled key of `row`: the one handed out last, or one made from the row. */
+  #entry(row: number): CompiledKey {
+    const r = row & (RECENT - 1);
+    const recent = this.#recent[r];
+    if (recent !== undefined && this.#recentRow[r] === row) return recent;
+    const table = this.#table;
+    const tail = table.value(row);
+    const id = tail.id ?? table.keyId(row)!;
+    const entry = new CompiledKey(id, tail.life, tail.grant, tail.application, table.gen(row), tail.account ?? id);
+    this.#recent[r] = entry;
+    this.#recentRow[r] = row;
     return entry;
+  }
+
+  /** Keeps `entry` for cache id `id`, stale after `ttl` ms; a get of it returns `entry` itself. */
+  #keep(id: string, entry: CompiledKey, ttl: number): void {
+    const row = this.#table.set(id, tailOf(entry), entry.id, entry.gen, this.#clock.now(), ttl);
+    const r = row & (RECENT - 1);
+    this.#recent[r] = entry;
+    this.#recentRow[r] = row;
   }
 
   /** Reads the key of cache id `id` (KeyHasher.cacheId of `key`) from the store. */
@@ -179,7 +216,7 @@ export class KeyCache {
         const missing = this.#missingOf(gen);
         // Replaces a stale known entry too: an outage must not serve a key the store no longer has.
         if (!read.dropped) {
-          this.#lru.delete(id);
+          this.#table.delete(id);
           this.#missing.set(ownCacheId(id), missing);
         }
         return missing;
@@ -188,16 +225,16 @@ export class KeyCache {
       if (entry.gen !== gen) throw new Error('KeyCache: compile must stamp the generation it is given');
       if (!read.dropped) {
         this.#missing.delete(id);
-        this.#lru.set(ownCacheId(id), entry, brief ? { ttl: this.#negativeTtlMs } : undefined);
+        this.#keep(id, entry, brief ? this.#negativeTtlMs : this.#ttlMs);
       }
       return entry;
     } catch (err) {
-      const stale = this.#lru.peek(id, { allowStale: true });
-      if (stale === undefined) throw new StoreUnavailableError('key store unreachable', { cause: err });
+      const row = this.#table.find(id);
+      if (row === -1) throw new StoreUnavailableError('key store unreachable', { cause: err });
       // Served while the store is away; asked again after negativeTtlMs, or at once when it
       // reconnects (the generation moves on).
-      const entry = withGen(stale, gen);
-      if (!read.dropped) this.#lru.set(ownCacheId(id), entry, { ttl: this.#negativeTtlMs });
+      const entry = withGen(this.#entry(row), gen);
+      if (!read.dropped) this.#keep(id, entry, this.#negativeTtlMs);
       return entry;
     } finally {
       if (this.#reads.get(id) === read) this.#reads.delete(id);
@@ -212,7 +249,7 @@ export class KeyCache {
 
   /** Known keys cached (unknown ones are counted apart, in `negativeSize`). */
   get size(): number {
-    return this.#lru.size;
+    return this.#table.size;
   }
 
   get negativeSize(): number {
@@ -222,4 +259,36 @@ export class KeyCache {
   get stats(): { hits: number; misses: number } {
     return { hits: this.#hits, misses: this.#misses };
   }
+}
+
+/** Compiled keys kept at once as objects (a power of two): see KeyCache.#recent. */
+const RECENT = 256;
+
+/**
+ * What a cached key holds besides its id, generation and expiry (which its table row holds).
+ * Most keys (no times, their own quota account, an id the row holds) share one Tail with
+ * every key of the same Grant and application; the others have one of their own.
+ */
+interface Tail {
+  readonly grant: Grant;
+  readonly application: string | null;
+  readonly life: KeyLife | null;
+  /** Null: the key's own id. */
+  readonly account: string | null;
+  /** Null: the table row holds it. */
+  readonly id: string | null;
+}
+
+/** Tails shared by keys of a Grant, by application (a Grant dies with the keys that hold it). */
+const sharedTails = new WeakMap<Grant, Map<string | null, Tail>>();
+
+function tailOf(k: CompiledKey): Tail {
+  const id = KeyTable.holds(k.id) ? null : k.id;
+  const account = k.account === k.id ? null : k.account;
+  if (k.life !== null || account !== null || id !== null) return { grant: k.grant, application: k.application, life: k.life, account, id };
+  let byApp = sharedTails.get(k.grant);
+  if (byApp === undefined) sharedTails.set(k.grant, (byApp = new Map()));
+  let tail = byApp.get(k.application);
+  if (tail === undefined) byApp.set(k.application, (tail = Object.freeze({ grant: k.grant, application: k.application, life: null, account: null, id: null })));
+  return tail;
 }

@@ -15,14 +15,14 @@ import { keyRecord } from '../../test/lib/records.js';
  * a gateway on the file store holds, built one after the other in one process, each measured
  * as the heap it adds:
  *   - the file store's records (JSON-parsed as its replay does, in its two Maps by id and hash);
- *   - the key cache (gateway/key-cache.ts, filled through KeyCache.load as requests fill it),
- *     and, apart, its parts: lru-cache's arrays preallocated for `max`, the cache ids
- *     the requests computed (its keys), the compiled keys (compileKey, the cache's values), and
- *     what a Set (apis, scopes) and a parsed allowlist would cost each key if they were not
- *     shared between keys that have equal ones;
+ *   - the key cache (gateway/key-cache.ts, filled through KeyCache.load as requests fill it:
+ *     its 64-byte table rows, gateway/key-table.ts, and a pointer a key), and, apart, for
+ *     comparison: an empty KeyCache, what a cache of objects held a key (the cache id as a
+ *     string of its own, the compiled key object), and what a Set (apis, scopes) and a parsed
+ *     allowlist would cost each key if they were not shared between keys that have equal ones;
  *   - a token bucket per key (core/limiter.ts LocalLimiter), as after every key made a request.
  * Keys are like bench/target.ts's: scope `read`, API `bench`, allowlist 127.0.0.0/8. Bytes are
- * V8 heap plus ArrayBuffers; the parts built as an array of N (the indented rows) include that
+ * V8 heap plus ArrayBuffers (the key table's rows are an ArrayBuffer); the parts built as an array of N (the indented rows) include that
  * array's 8 bytes per key.
  *
  *   node --expose-gc --max-old-space-size=8192 --import=tsx bench/scaling/cache-memory.ts [--keys 1000000] [--json]
@@ -90,11 +90,11 @@ const stub = { getKeyByHash: async (h: string) => store.byHash.get(h) ?? null, o
   rows.push({ part: 'key cache, filled (total)', bytes_per_key: (heap() - before) / n, note: 'KeyCache with max = N, every key loaded as a request loads it' });
   keepAlive.push(cache);
 }
-measure('  lru-cache preallocation for max = N (an empty KeyCache)', 'keyList/valList Arrays and next/prev/ttls/starts typed arrays, sized max', () =>
+measure('  an empty KeyCache with max = N', 'its 64-byte rows for max reserved at once: counted here as ArrayBuffer bytes, resident only as rows are written', () =>
   new KeyCache(stub, hasher, (rec, gen) => compileKey(rec, plans, gen), { max: n, ttlMs: 86_400_000, negativeMax: 10_000, negativeTtlMs: 5_000, clock: systemClock }),
 );
-measure('  cache ids (the cache\'s keys)', 'the first 16 digest bytes as a latin1 string of its own, as the cache keeps them', () => keys.map((k) => ownCacheId(hasher.cacheId(k))));
-measure('  compiled keys (compileKey, frozen)', 'the object (id, times, application, generation) and a pointer to its Grant, shared with equal keys', () => records.map((r) => compileKey(r, plans)));
+measure('  cache ids as strings (not kept since gateway/key-table.ts)', 'the first 16 digest bytes as a latin1 string of its own, as lru-cache kept them', () => keys.map((k) => ownCacheId(hasher.cacheId(k))));
+measure('  compiled keys as objects (not kept since gateway/key-table.ts)', 'the object (id, times, application, generation) and a pointer to its Grant, shared with equal keys', () => records.map((r) => compileKey(r, plans)));
 measure('    of which a one-element Set (× 2 per key: apis, scopes)', 'JSSet and its OrderedHashSet table', () => records.map(() => new Set(['read'])));
 measure('    of which the parsed allowlist', 'an array of one [ipaddr.IPv4, bits] tuple, the IPv4 its octets array', () =>
   records.map((r) => {
