@@ -130,8 +130,10 @@ export function unusable(life: KeyLife, now: number): LifeReason | undefined {
  * the keys hold.
  */
 class Shared<T> {
-  readonly #values = new Map<string, T>();
+  #values = new Map<string, T>();
   readonly #max: number;
+  /** Every value this table has handed out as shared (weakly: a value dies with the keys that hold it). */
+  readonly kept = new WeakSet<object>();
 
   constructor(max: number) {
     this.#max = max;
@@ -141,9 +143,17 @@ class Shared<T> {
     let v = this.#values.get(id);
     if (v === undefined) {
       v = make();
-      if (this.#values.size < this.#max) this.#values.set(id, v);
+      if (this.#values.size < this.#max) {
+        this.#values.set(id, v);
+        if (typeof v === 'object' && v !== null) this.kept.add(v);
+      }
     }
     return v;
+  }
+
+  /** Starts again empty: values handed out stay valid; equal ones made later are shared anew. */
+  clear(): void {
+    this.#values = new Map();
   }
 }
 
@@ -155,6 +165,23 @@ const allowlists = new Shared<readonly Cidr[]>(10_000);
 const policies = new Shared<LimitPolicy>(10_000);
 const quotas = new Shared<QuotaPolicy | null>(10_000);
 const NO_QUOTAS: ReadonlyMap<string, QuotaPolicy> = new Map();
+
+/**
+ * Whether `grant` is one the grants table shares between keys; past the table's bound a key's
+ * Grant is its own, and what the key cache builds around it must be too (gateway/key-cache.ts).
+ */
+export function isSharedGrant(grant: Grant): boolean {
+  return grants.kept.has(grant);
+}
+
+/**
+ * Empties the tables of shared parts, for a reload that replaced the plans: the ids of Grants
+ * and policies name the plan objects they were made from, so without it every such reload
+ * would add a full set of parts that no key compiled afterwards can share, until the bound.
+ */
+export function forgetSharedParts(): void {
+  for (const table of [grants, scopeSets, apiSets, allowlists, policies, quotas]) table.clear();
+}
 const identities = new WeakMap<object, number>();
 let identityCount = 0;
 /** A number that stands for `o` itself, for table keys that must tell equal-looking objects apart. */

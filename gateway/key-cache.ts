@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js';
 import { cacheIdOfHex, ownCacheId, type KeyHasher } from '../core/key-hash.js';
 import type { KeyRecord } from '../core/record.js';
 import { type Store } from '../core/store/store.js';
-import { CompiledKey, withGen, type Grant, type KeyLife } from './compiled-key.js';
+import { CompiledKey, isSharedGrant, withGen, type Grant, type KeyLife } from './compiled-key.js';
 import { KeyTable } from './key-table.js';
 import { StoreUnavailableError } from '../core/internal-errors.js';
 
@@ -285,7 +285,9 @@ const sharedTails = new WeakMap<Grant, Map<string | null, Tail>>();
 function tailOf(k: CompiledKey): Tail {
   const id = KeyTable.holds(k.id) ? null : k.id;
   const account = k.account === k.id ? null : k.account;
-  if (k.life !== null || account !== null || id !== null) return { grant: k.grant, application: k.application, life: k.life, account, id };
+  // A key with parts of its own, or whose Grant is its own (past the grants table's bound):
+  // a Tail of its own, not an entry in sharedTails for every such key.
+  if (k.life !== null || account !== null || id !== null || !isSharedGrant(k.grant)) return { grant: k.grant, application: k.application, life: k.life, account, id };
   let byApp = sharedTails.get(k.grant);
   if (byApp === undefined) sharedTails.set(k.grant, (byApp = new Map()));
   let tail = byApp.get(k.application);

@@ -17,6 +17,7 @@ import type { Pool } from 'undici';
 import { createH2Server } from './http2.js';
 import { createPipeline, GatewayResponse, type Pipeline } from './pipeline.js';
 import { buildRuntime, keyCompiler, type Runtime, type UsageSink } from './runtime.js';
+import { forgetSharedParts } from './compiled-key.js';
 
 export interface GatewayDeps {
   store: Store;
@@ -231,7 +232,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           const old = current;
           // A cached key points at its plan's policy (and quota) object: with other plans, every
           // key is compiled again on its next use (gateway/key-cache.ts).
-          if (JSON.stringify(old.rt.config.plans) !== JSON.stringify(next.plans)) prepared.keys.recompile(keyCompiler(prepared.plans, prepared.planQuotas));
+          // The shared parts made from the old plans are forgotten first (gateway/compiled-key.ts).
+          if (JSON.stringify(old.rt.config.plans) !== JSON.stringify(next.plans)) {
+            forgetSharedParts();
+            prepared.keys.recompile(keyCompiler(prepared.plans, prepared.planQuotas));
+          }
           current = open(prepared);
           old.retired = true;
           if (old.inFlight === 0) end(old);

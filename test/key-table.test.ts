@@ -104,3 +104,26 @@ t.test('key ids that do not fit a row are not held', async (t) => {
   t.equal(table.keyId(table.set(id(5, 5), 1, long, 0, 0, 1)), null);
   t.equal(table.keyId(table.set(id(6, 6), 1, 'key_é', 0, 0, 1)), 'key_é');
 });
+
+t.test('past the bound of shared Grants a key keeps its own, and a plan-changing reload starts the sharing again', async (t) => {
+  const { compileKey, forgetSharedParts, isSharedGrant } = await import('../gateway/compiled-key.js');
+  const { compilePolicy } = await import('../core/limiter.js');
+  const { KeyHasher } = await import('../core/key-hash.js');
+  const { keyRecord } = await import('./lib/records.js');
+  const hasher = new KeyHasher(null);
+  forgetSharedParts();
+  // A key without a limit of its own is judged by its plan object: each "reload" below makes
+  // new plan objects, and so new Grants, as runtime.ts does.
+  let last = compileKey(keyRecord('k0', hasher, 0, { scopes: ['a'] }), new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]), 0);
+  t.equal(isSharedGrant(last.grant), true, 'shared while the table has room');
+  for (let r = 0; r < 10_001; r++) {
+    last = compileKey(keyRecord(`k${r}`, hasher, 0, { scopes: ['a'] }), new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]), 0);
+  }
+  t.equal(isSharedGrant(last.grant), false, 'past 10,000 Grants a new one is the key’s own (so the key cache gives it a Tail of its own)');
+  forgetSharedParts();
+  const plans = new Map([['default', compilePolicy('default', { limit: 10, window_seconds: 60, burst: null })]]);
+  const a = compileKey(keyRecord('a', hasher, 0, { scopes: ['a'] }), plans, 0);
+  const b = compileKey(keyRecord('b', hasher, 0, { scopes: ['a'] }), plans, 0);
+  t.equal(isSharedGrant(a.grant), true, 'forgotten on reload: shared again');
+  t.equal(a.grant, b.grant, 'one Grant for two keys alike');
+});
