@@ -101,13 +101,6 @@ export function createForwardStage(rt: Runtime): ForwardStage {
   }
 
   /**
-   * The upstream's answer, as undici's dispatcher reports it (its handler interface, which
-   * `Pool.stream` is itself built on), written straight into the client's response: the head
-   * from undici's raw header buffers as one flat list, each body chunk as it comes (undici
-   * pauses reading while the client's buffers are full and resumes on `drain`), the end. One
-   * object per request, no header object, no async-hooks scope, no listener on the request.
-   */
-  /**
    * Answers 502 for an upstream answer that cannot be passed on (its head refused by Node), or
    * failing that cuts the response: whatever went wrong, the client is not left waiting.
    */
@@ -122,6 +115,13 @@ export function createForwardStage(rt: Runtime): ForwardStage {
     }
   }
 
+  /**
+   * The upstream's answer, as undici's dispatcher reports it (its handler interface, which
+   * `Pool.stream` is itself built on), written straight into the client's response: the head
+   * from undici's raw header buffers as one flat list, each body chunk as it comes (undici
+   * pauses reading while the client's buffers are full and resumes on `drain`), the end. One
+   * object per request, no header object, no async-hooks scope, no listener on the request.
+   */
   class Upstream implements Dispatcher.DispatchHandler {
     readonly ctx: RequestContext;
     resume: (() => void) | null = null;
@@ -174,7 +174,7 @@ export function createForwardStage(rt: Runtime): ForwardStage {
       const res = this.ctx.res!;
       if (this.resume === null || res.destroyed) return true;
       if (res.write(chunk)) return true;
-      res.once('drain', this.resume!);
+      res.once('drain', this.resume);
       return false;
     }
     onComplete(): void {

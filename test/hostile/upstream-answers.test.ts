@@ -22,15 +22,17 @@ const upstream = createServer((sock: Socket) => {
     buf = '';
     if (path.endsWith('/forge')) {
       sock.write(
+        // Names in other cases and twice over: what a client sees is judged case-blind.
         'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n' +
-          'x-request-id: forged-by-upstream\r\n' +
-          'ratelimit-policy: "default";q=999999;w=1\r\n' +
-          'ratelimit: "default";r=999999;t=0\r\n' +
-          'strict-transport-security: max-age=0\r\n' +
+          'X-Request-ID: forged-by-upstream\r\n' +
+          'x-request-id: forged-again\r\n' +
+          'RateLimit-Policy: "default";q=999999;w=1\r\n' +
+          'RATELIMIT: "default";r=999999;t=0\r\n' +
+          'Strict-Transport-Security: max-age=0\r\n' +
           'deprecation: @1767225600\r\n\r\nok',
       );
     } else if (path.endsWith('/conn2')) {
-      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: x-internal-a\r\nconnection: x-internal-b\r\nx-internal-a: a\r\nx-internal-b: b\r\nx-kept: yes\r\n\r\nok');
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nConnection: X-Internal-A\r\nconnection: x-internal-b\r\nx-internal-a: a\r\nX-Internal-B: b\r\nx-kept: yes\r\n\r\nok');
     } else if (path.endsWith('/h2-settings')) {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nok');
     } else if (path.endsWith('/early')) {
