@@ -6,6 +6,13 @@ import { parseCidr } from '../core/ip.js';
 import { parsePasswordHash } from '../core/password.js';
 import { foldName } from '../core/query-name.js';
 
+/**
+ * The most keys `keys.cache.max` may hold: the key cache's table (gateway/key-table.ts) keeps a
+ * 64-byte row a key in one ArrayBuffer made at start-up, and Node's typed arrays stop at 2^32
+ * bytes. Above it the gateway would fail at start with a RangeError.
+ */
+export const MAX_CACHED_KEYS = 2 ** 26;
+
 const port = z.number().int().min(0).max(65535);
 /** A secret given as `${VAR}` may hold only digits; it is still a string. */
 const secret = z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(16, 'must be at least 16 characters'));
@@ -521,7 +528,12 @@ export const configSchema = z.strictObject({
         .default(null),
       cache: z
         .strictObject({
-          max: z.number().int().positive().default(100_000),
+          max: z
+            .number()
+            .int()
+            .positive()
+            .max(MAX_CACHED_KEYS, { error: `must be at most ${MAX_CACHED_KEYS.toLocaleString('en-US')}: the key cache keeps 64 bytes a key in one buffer, and Node's buffers stop at 4 GiB` })
+            .default(100_000),
           ttl_seconds: z.number().positive().default(60),
           negative_ttl_seconds: z.number().positive().default(5),
           /** Unknown keys remembered, at most; kept apart from `max`, so they never evict a known key. */

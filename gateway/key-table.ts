@@ -1,3 +1,5 @@
+import { MAX_CACHED_KEYS } from '../config/schema.js';
+
 /**
  * The key cache's table of known keys (gateway/key-cache.ts): an LRU with a TTL per entry,
  * keyed by 16-byte cache ids (KeyHasher.cacheId, latin1 strings), whose bookkeeping lives in
@@ -51,6 +53,7 @@ export class KeyTable<V> {
 
   constructor(max: number) {
     if (!Number.isInteger(max) || max < 1) throw new Error('KeyTable: max must be a positive integer');
+    if (max > MAX_CACHED_KEYS) throw new Error(`KeyTable: max must be at most ${MAX_CACHED_KEYS} (its rows are one buffer of at most 4 GiB)`);
     this.max = max;
     this.#allocate(max);
   }

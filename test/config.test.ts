@@ -191,6 +191,14 @@ t.test('a value of the wrong type is not reported as missing', async (t) => {
   t.notOk(errors.includes('trusted_proxies: is required'), `trusted_proxies: "all" is present, not missing`);
 });
 
+t.test('keys.cache.max: above what the key table can hold is a config error, not a crash at start', async (t) => {
+  // 2^26 keys of 64 bytes fill a 4 GiB buffer, the most Node makes; one more failed at start-up
+  // with a RangeError from gateway/key-table.ts before this bound.
+  const errors = configErrors(t, () => parseConfig(minimal({ keys: { cache: { max: 2 ** 26 + 1 } } }), 'cache', {}));
+  t.same(errors, [`keys.cache.max: must be at most 67,108,864: the key cache keeps 64 bytes a key in one buffer, and Node's buffers stop at 4 GiB`]);
+  t.equal(parseConfig(minimal({ keys: { cache: { max: 2 ** 26 } } }), 'cache', {}).keys.cache.max, 2 ** 26, 'the bound itself is accepted');
+});
+
 t.test('the result is deeply frozen', async (t) => {
   const c = loadConfig(EXAMPLE, {});
   const unfrozen: string[] = [];

@@ -127,3 +127,8 @@ t.test('past the bound of shared Grants a key keeps its own, and a plan-changing
   t.equal(isSharedGrant(a.grant), true, 'forgotten on reload: shared again');
   t.equal(a.grant, b.grant, 'one Grant for two keys alike');
 });
+
+t.test('a table larger than one 4 GiB buffer of rows is refused by name before anything is allocated', async (t) => {
+  t.throws(() => new KeyTable(2 ** 26 + 1), /KeyTable: max must be at most 67108864/);
+  t.throws(() => new KeyTable(0), /positive integer/);
+});
