@@ -151,6 +151,26 @@ t.test('answers that carry a quota are never cached: every spend reaches Keygate
   t.equal(stack.events.length, before + 3, 'three calls, three verifications');
 });
 
+t.test('a metered answer without quota figures (the quota store failing open) is not cached either', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 10_000, max: 100 }, clock });
+  t.teardown(() => verifier.close());
+  const { key } = await stack.createKey({ quota: { limit: 5, period: 'hour' }, rate_limit: { limit: 100, window_seconds: 60 } });
+  t.match(await verifier.verify({ key }), { valid: true, quota: { remaining: 4 }, metered: true }, 'warm: the key is cached in the gateway');
+  // The store's quota operation fails: the default plan lets the key through uncounted
+  // (on_store_failure: local), so the answer carries no quota but is still metered.
+  const store = stack.store as unknown as { quota: unknown };
+  const real = store.quota;
+  store.quota = () => Promise.reject(new Error('store down'));
+  t.teardown(() => void (store.quota = real));
+  const before = stack.events.length;
+  t.match(await verifier.verify({ key }), { valid: true, quota: null, app_quota: null, metered: true });
+  t.match(await verifier.verify({ key }), { valid: true, quota: null, metered: true });
+  t.equal(stack.events.length, before + 2, 'two calls, two verifications: the first was not cached');
+  store.quota = real;
+  t.match(await verifier.verify({ key }), { valid: true, quota: { remaining: 3 } }, 'back: each call spends again, none served from the cache');
+});
+
 t.test('answers are frozen: one caller cannot change what the next one is given', async (t) => {
   const clock = new ManualClock(1_000_000);
   const verifier = createVerifier({ url, token: TOKEN, cache: { ttlMs: 10_000, max: 100 }, clock });
