@@ -10,6 +10,8 @@ import { within } from '../lib/within.js';
 // forward.ts): copies of the headers the gateway sets, headers its Connection lines name,
 // a header HTTP/2 forbids, and an answer under way when the client's body grows too large.
 
+/** The last request head the upstream read for /proto (what the gateway forwarded). */
+let protoHead = '';
 /** An upstream answering raw bytes chosen by the request's path; /early answers its head and holds. */
 const upstream = createServer((sock: Socket) => {
   let buf = '';
@@ -18,7 +20,8 @@ const upstream = createServer((sock: Socket) => {
     buf += d.toString('latin1');
     const end = buf.indexOf('\r\n\r\n');
     if (end < 0) return;
-    const path = buf.slice(0, end).split(' ')[1]!;
+    const head = buf.slice(0, end);
+    const path = head.split(' ')[1]!;
     buf = '';
     if (path.endsWith('/forge')) {
       sock.write(
@@ -35,6 +38,9 @@ const upstream = createServer((sock: Socket) => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nConnection: X-Internal-A\r\nconnection: x-internal-b\r\nx-internal-a: a\r\nX-Internal-B: b\r\nx-kept: yes\r\n\r\nok');
     } else if (path.endsWith('/h2-settings')) {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nok');
+    } else if (path.endsWith('/proto')) {
+      protoHead = head;
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n__proto__: up-p\r\nConstructor: up-c\r\ntoString: up-t\r\n\r\nok');
     } else if (path.endsWith('/early')) {
       sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n');
     } else {
@@ -79,6 +85,35 @@ t.test("an upstream's copies of the gateway's own headers do not reach the clien
     t.equal(res['strict-transport-security'], 'max-age=31536000', `${name}: the listener's HSTS, not the upstream's max-age=0`);
     t.equal(res['deprecation'], '@1767225600', `${name}: the upstream's own Deprecation passes for a key not being replaced`);
   }
+});
+
+t.test('headers named like Object.prototype members pass as plain headers both ways (names lower-cased through a lookup table)', async (t) => {
+  // HTTP/1.1 from a raw socket: a client library would take `__proto__` as the prototype.
+  const u = new URL(plain);
+  const sock = connect(Number(u.port), u.hostname);
+  sock.on('error', () => {});
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  sock.write(`GET /v1/emails/proto HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n__proto__: cl-p\r\nCONSTRUCTOR: cl-c\r\nhasOwnProperty: cl-h\r\n\r\n`);
+  await within(
+    (async () => {
+      while (!got.endsWith('\r\n\r\nok')) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    5_000,
+    'the answer',
+  );
+  sock.destroy();
+  t.match(got, /^HTTP\/1\.1 200 /);
+  for (const line of ['__proto__: up-p', 'constructor: up-c', 'tostring: up-t']) t.ok(got.toLowerCase().includes(`\r\n${line}\r\n`), `the client gets ${line}`);
+  for (const line of ['__proto__: cl-p', 'constructor: cl-c', 'hasownproperty: cl-h']) t.ok(protoHead.toLowerCase().includes(`\r\n${line}`), `the upstream gets ${line}`);
+  // HTTP/2: the same answer through the HTTP/2 response's flat header list.
+  const session = await h2Session(tls, ca);
+  t.teardown(() => session.close());
+  const h2 = await within(h2Call(session, { ':path': '/v1/emails/proto', ...bearer(testKey), ['__proto__']: 'cl-p', constructor: 'cl-c' }), 5_000, 'the HTTP/2 answer');
+  t.equal(h2.status, 200);
+  t.equal(Object.getOwnPropertyDescriptor(h2.headers, '__proto__')?.value, 'up-p', 'HTTP/2: __proto__ from the upstream');
+  t.equal(Object.getOwnPropertyDescriptor(h2.headers, 'constructor')?.value, 'up-c', 'HTTP/2: constructor from the upstream');
+  t.match(protoHead.toLowerCase(), /\r\nconstructor: cl-c/, 'HTTP/2: the upstream gets the client\'s constructor');
 });
 
 t.test('headers named by each of several Connection lines are dropped', async (t) => {
