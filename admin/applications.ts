@@ -8,7 +8,7 @@ import { appLimitOf, appQuotaOf, isRevoked, type KeyRecord } from '../core/recor
 import { type AppQuery, type Page, type Store } from '../core/store/store.js';
 import type { CreateAppInput, CreditsInput, UpdateAppInput } from './key-input.js';
 import { alignKeys, appState } from './app-keys.js';
-import { audit, event } from './keys.js';
+import { audit, changeBalance, event } from './keys.js';
 import { VersionConflictError } from '../core/internal-errors.js';
 
 const APP_FIELDS = ['name', 'description', 'meta', 'plan', 'rate_limit', 'quota', 'credits', 'suspended_at', 'suspended_reason'] as const satisfies readonly (keyof AppRecord)[];
@@ -147,11 +147,9 @@ export class AppService {
       throw new HttpError('conflict', `Application ${id} has no quota or credits; give it one first (PATCH /v1/applications/${id} with quota or credits).`);
     }
     const now = this.#clock.now();
-    const before = input.set !== undefined ? (await this.#store.quota(app.id, q, 'read', 0, now)).remaining : null;
-    const a = input.set !== undefined ? await this.#store.quota(app.id, q, 'set', input.set, now) : await this.#store.quota(app.id, q, 'add', input.add!, now);
-    const from = before ?? a.remaining - input.add!;
-    await this.#store.commit({ audit: [audit(by, now, 'application.credits_changed', app, { balance: { from, to: a.remaining } }, 'application')] });
-    return { app, remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
+    const { from, to, refills_at } = await changeBalance(this.#store, app.id, q, input, now);
+    await this.#store.commit({ audit: [audit(by, now, 'application.credits_changed', app, { balance: { from, to } }, 'application')] });
+    return { app, remaining: to, refills_at };
   }
 
   async #change(

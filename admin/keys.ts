@@ -416,12 +416,9 @@ export class KeyService {
     if (q === null) {
       throw new HttpError('conflict', `Key ${id} has no quota or credits, nor has its plan; give it one first (PATCH /v1/keys/${id} with quota or credits).`);
     }
-    const account = quotaAccount(rec);
-    const before = input.set !== undefined ? (await this.#store.quota(account, q, 'read', 0, now)).remaining : null;
-    const a = input.set !== undefined ? await this.#store.quota(account, q, 'set', input.set, now) : await this.#store.quota(account, q, 'add', input.add!, now);
-    const from = before ?? a.remaining - input.add!;
-    await this.#commit({}, [audit(by, now, 'key.credits_changed', rec, { balance: { from, to: a.remaining } })], []);
-    return { rec, remaining: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
+    const { from, to, refills_at } = await changeBalance(this.#store, quotaAccount(rec), q, input, now);
+    await this.#commit({}, [audit(by, now, 'key.credits_changed', rec, { balance: { from, to } })], []);
+    return { rec, remaining: to, refills_at };
   }
 
   async #app(id: string, by: { tenant: string | null }, path: string): Promise<AppRecord> {
@@ -505,4 +502,21 @@ export function audit(
 
 export function event(keyId: string, type: KeyEventType, scheduledAt: number | null, at: number, by: Actor, detail: Record<string, unknown> = {}): KeyEvent {
   return { key_id: keyId, type, scheduled_at: scheduledAt, at, actor: by.name, detail };
+}
+
+/**
+ * Sets (`set`) or tops up (`add`) the balance kept under `account` (a key's quota account, or an
+ * application's id) with policy `q`, for `POST …/credits`. The balance is read first, so that the
+ * audit's `from` is what it was, even when a top-up stops at the most a balance holds.
+ */
+export async function changeBalance(
+  store: Store,
+  account: string,
+  q: QuotaPolicy,
+  input: CreditsInput,
+  now: number,
+): Promise<{ from: number; to: number; refills_at: string | null }> {
+  const from = (await store.quota(account, q, 'read', 0, now)).remaining;
+  const a = input.set !== undefined ? await store.quota(account, q, 'set', input.set, now) : await store.quota(account, q, 'add', input.add!, now);
+  return { from, to: a.remaining, refills_at: a.resetAt === null ? null : new Date(a.resetAt).toISOString() };
 }

@@ -358,7 +358,15 @@ t.test('a top-up stops at 10^12 units, the most a balance holds', async (t) => {
   t.equal(first.body.balance.remaining, 1e12, '5 + 10^12 stops at 10^12');
   const again = await s.adminCall('POST', `/v1/applications/${id}/credits`, { add: 1e12 });
   t.equal(again.body.balance.remaining, 1e12);
+  const audit = await s.adminCall('GET', `/v1/audit?application=${id}&action=application.credits_changed`);
+  t.match(
+    audit.body.data,
+    [{ changes: { balance: { from: 1e12, to: 1e12 } } }, { changes: { balance: { from: 5, to: 1e12 } } }],
+    'the audit records the balance as it was before each top-up, not what was added taken from the capped result',
+  );
   const k = await s.createKey({ credits: { remaining: 1e12 } });
   const key = await s.adminCall('POST', `/v1/keys/${k.id}/credits`, { add: 7 });
   t.equal(key.body.balance.remaining, 1e12, "a key's too");
+  const keyAudit = await s.adminCall('GET', `/v1/audit?key_id=${k.id}&action=key.credits_changed`);
+  t.match(keyAudit.body.data, [{ changes: { balance: { from: 1e12, to: 1e12 } } }], "and the key's audit says it was full already");
 });
