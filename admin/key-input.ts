@@ -42,16 +42,18 @@ function planOrRateLimit(o: { plan?: string | null | undefined; rate_limit?: unk
   if (o.plan != null && o.rate_limit != null) ctx.addIssue({ code: 'custom', path: ['rate_limit'], message: PLAN_AND_RATE_LIMIT });
 }
 
-/** A key's (or an application's) balance is spent by one of its quota or its credits, so it may carry only one. */
-const quotaAndCredits = (holder: string) => `give quota or credits, not both: ${holder} has one balance, counted one way`;
-
-function quotaOrCredits(o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void {
-  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: quotaAndCredits('a key') });
+/**
+ * A key's (or an application's, `holder`) balance is spent by one of its quota or its credits,
+ * so it may carry only one: the refinement that says so.
+ */
+function oneBalance(holder: string) {
+  const message = `give quota or credits, not both: ${holder} has one balance, counted one way`;
+  return (o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void => {
+    if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message });
+  };
 }
-
-function appQuotaOrCredits(o: { quota?: unknown; credits?: unknown }, ctx: z.RefinementCtx): void {
-  if (o.quota != null && o.credits != null) ctx.addIssue({ code: 'custom', path: ['credits'], message: quotaAndCredits('an application') });
-}
+const quotaOrCredits = oneBalance('a key');
+const appQuotaOrCredits = oneBalance('an application');
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
