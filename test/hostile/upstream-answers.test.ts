@@ -1,6 +1,7 @@
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { h2Call, h2Session } from '../lib/h2.js';
+import { openRaw } from '../lib/raw-socket.js';
 import { bearer, call, catchAllApi, startStack } from '../lib/stack.js';
 import { createTestPki } from '../lib/tls-certs.js';
 import { tlsCall } from '../lib/tls-client.js';
@@ -89,20 +90,10 @@ t.test("an upstream's copies of the gateway's own headers do not reach the clien
 
 t.test('headers named like Object.prototype members pass as plain headers both ways (names lower-cased through a lookup table)', async (t) => {
   // HTTP/1.1 from a raw socket: a client library would take `__proto__` as the prototype.
-  const u = new URL(plain);
-  const sock = connect(Number(u.port), u.hostname);
-  sock.on('error', () => {});
-  let got = '';
-  sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
-  sock.write(`GET /v1/emails/proto HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n__proto__: cl-p\r\nCONSTRUCTOR: cl-c\r\nhasOwnProperty: cl-h\r\n\r\n`);
-  await within(
-    (async () => {
-      while (!got.endsWith('\r\n\r\nok')) await new Promise((r) => setTimeout(r, 5));
-    })(),
-    5_000,
-    'the answer',
-  );
-  sock.destroy();
+  const raw = await openRaw(plain);
+  t.teardown(() => raw.socket.destroy());
+  raw.write(`GET /v1/emails/proto HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n__proto__: cl-p\r\nCONSTRUCTOR: cl-c\r\nhasOwnProperty: cl-h\r\n\r\n`);
+  const got = await within(raw.until((r) => r.endsWith('\r\n\r\nok')), 5_000, 'the answer');
   t.match(got, /^HTTP\/1\.1 200 /);
   for (const line of ['__proto__: up-p', 'constructor: up-c', 'tostring: up-t']) t.ok(got.toLowerCase().includes(`\r\n${line}\r\n`), `the client gets ${line}`);
   for (const line of ['__proto__: cl-p', 'constructor: cl-c', 'hasownproperty: cl-h']) t.ok(protoHead.toLowerCase().includes(`\r\n${line}`), `the upstream gets ${line}`);
@@ -137,23 +128,13 @@ t.test('HTTP2-Settings from the upstream is dropped, so an HTTP/2 client gets th
 });
 
 t.test('a chunked body that grows too large after the upstream answered cuts the response and frees the slot', async (t) => {
-  const u = new URL(plain);
-  const sock = connect(Number(u.port), u.hostname);
-  sock.on('error', () => {});
-  let got = '';
-  sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
-  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  const raw = await openRaw(plain);
+  t.teardown(() => raw.socket.destroy());
   const piece = `258\r\n${'a'.repeat(600)}\r\n`;
-  sock.write(`POST /v1/emails/early HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ntransfer-encoding: chunked\r\n\r\n${piece}`);
-  await within(
-    (async () => {
-      while (!got.includes('first')) await new Promise((r) => setTimeout(r, 5));
-    })(),
-    5_000,
-    "the upstream's head and first chunk relayed",
-  );
-  sock.write(piece);
-  await within(closed, 5_000, 'the response cut once the body passed max_body_bytes');
+  raw.write(`POST /v1/emails/early HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ntransfer-encoding: chunked\r\n\r\n${piece}`);
+  await within(raw.until((r) => r.includes('first')), 5_000, "the upstream's head and first chunk relayed");
+  raw.write(piece);
+  const got = await within(raw.closed, 5_000, 'the response cut once the body passed max_body_bytes');
   t.match(got, /^HTTP\/1\.1 200 /, 'the status already sent stays');
   t.notMatch(got, /\r\n0\r\n\r\n$/, 'and the response is not ended as if complete');
   t.equal((await call(`${plain}/v1/emails/list`, { headers: bearer(key) })).status, 200, "the key's one concurrent slot is free");
